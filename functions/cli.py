@@ -1,0 +1,131 @@
+"""The `ocm` command: serve the platform locally, and operator tasks."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import orjson
+from pydantic import ValidationError
+
+from shared import bootstrap
+from shared.config import Settings
+from shared.domain.errors import OcmError
+from shared.services import tenants
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    overrides: dict[str, Any] = {}
+    if getattr(args, "data_dir", None):
+        overrides["OCM_DATA_DIR"] = Path(args.data_dir)
+    if getattr(args, "host", None):
+        overrides["OCM_HOST"] = args.host
+    if getattr(args, "port", None):
+        overrides["OCM_PORT"] = args.port
+    return Settings(**overrides)
+
+
+def _print(data: Any, as_json: bool, text: str) -> None:
+    print(orjson.dumps(data).decode() if as_json else text)
+
+
+async def _tenant_create(settings: Settings, name: str, as_json: bool) -> int:
+    deps = bootstrap.build(settings)
+    try:
+        created = await tenants.create_tenant(deps, name)
+    finally:
+        await bootstrap.close(deps)
+    tenant_id = created.tenant["id"]
+    _print(
+        {"tenant_id": tenant_id, "api_key": created.api_key},
+        as_json,
+        f"tenant {tenant_id} created\nAPI key (shown once, keep it safe): {created.api_key}",
+    )
+    return 0
+
+
+async def _tenant_list(settings: Settings, as_json: bool) -> int:
+    deps = bootstrap.build(settings)
+    try:
+        items = await tenants.list_tenants(deps)
+    finally:
+        await bootstrap.close(deps)
+    rows = [{"tenant_id": t["id"], "name": t["name"], "status": t["status"]} for t in items]
+    _print(
+        rows, as_json, "\n".join(f"{r['tenant_id']}  {r['status']:<9} {r['name']}" for r in rows)
+    )
+    return 0
+
+
+async def _serve(settings: Settings) -> int:
+    from function_app import app
+    from functions.http import asgi_app
+    from functions.local_runtime import serve
+
+    os.environ.setdefault("OCM_DATA_DIR", str(settings.OCM_DATA_DIR))
+    deps = bootstrap.build(settings)
+    bootstrap.set_deps(deps)
+    try:
+        await serve(app, asgi_app, deps, host=settings.OCM_HOST, port=settings.OCM_PORT)
+    finally:
+        await bootstrap.close(deps)
+        bootstrap.set_deps(None)
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ocm", description="OCM omni-channel messaging")
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="serve the API and run every trigger locally")
+    serve.add_argument("--host", help="address to bind (default 127.0.0.1, or OCM_HOST)")
+    serve.add_argument("--port", type=int, help="port (default 7071, or OCM_PORT)")
+    serve.add_argument("--data-dir", help="data directory (default ./.ocm, or OCM_DATA_DIR)")
+    tenant = sub.add_parser("tenant", help="manage tenants (operator)")
+    tsub = tenant.add_subparsers(dest="tenant_command", required=True)
+    create = tsub.add_parser("create", help="create a tenant and its first API key")
+    create.add_argument("name")
+    create.add_argument("--json", action="store_true", help="print JSON")
+    create.add_argument("--data-dir")
+    listing = tsub.add_parser("list", help="list tenants")
+    listing.add_argument("--json", action="store_true")
+    listing.add_argument("--data-dir")
+    sub.add_parser("secret-key", help="print a new key for OCM_SECRET_KEY")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = _settings(args)
+    except ValidationError as exc:
+        print(f"ocm: invalid settings:\n{exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(
+        level=settings.OCM_LOG_LEVEL, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        if args.command == "serve":
+            return asyncio.run(_serve(settings))
+        if args.command == "secret-key":
+            from cryptography.fernet import Fernet
+
+            print(Fernet.generate_key().decode())
+            return 0
+        if args.tenant_command == "create":
+            return asyncio.run(_tenant_create(settings, args.name, args.json))
+        return asyncio.run(_tenant_list(settings, args.json))
+    except OcmError as exc:
+        print(f"ocm: {exc.detail}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

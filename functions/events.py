@@ -1,0 +1,20 @@
+"""Events topic: the operators' event log subscription (webhooks and analytics
+add their own subscriptions)."""
+
+from __future__ import annotations
+
+import azure.functions as func
+
+from shared.services import event_log
+
+bp = func.Blueprint()
+
+
+@bp.service_bus_topic_trigger(
+    arg_name="msg",
+    topic_name="%OCM_EVENTS_TOPIC%",
+    subscription_name="%OCM_EVENTS_LOG_SUBSCRIPTION%",
+    connection="ServiceBusConnection",
+)
+async def log_event(msg: func.ServiceBusMessage) -> None:
+    event_log.record(msg.get_body())

@@ -1,0 +1,224 @@
+"""Run the Functions app on one machine: what `ocm serve` does.
+
+uvicorn serves the same FastAPI app the AsgiFunctionApp wraps; every Service Bus
+and timer trigger that ``function_app.app`` declares (found by introspection) runs
+here against the embedded queue, through the same trigger functions Azure calls,
+with real ``azure.functions`` objects. A trigger that returns completes its
+queue message; one that raises abandons it (redelivered, then dead-lettered), as
+in Azure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import logging
+import os
+import re
+import signal
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import azure.functions as func
+from azure.functions.servicebus import ServiceBusMessage
+from azure.functions.timer import TimerRequest
+import uvicorn
+from croniter import croniter
+
+from shared.config import Settings
+from shared.ports import Queue, ReceivedMessage
+from shared.services.deps import Deps
+
+log = logging.getLogger("ocm.runtime")
+
+CONCURRENCY = 16
+"""Messages handled at once per trigger, as host.json's maxConcurrentCalls."""
+IDLE_WAIT = 1.0
+SHUTDOWN_GRACE = 10.0
+_SETTING = re.compile(r"%([A-Za-z0-9_]+)%")
+
+
+def resolve(expression: str, settings: Settings) -> str:
+    """Expand ``%NAME%`` binding expressions from settings, then the environment."""
+
+    def lookup(match: re.Match[str]) -> str:
+        name = match.group(1)
+        value = getattr(settings, name, None) if hasattr(settings, name) else os.environ.get(name)
+        if value is None:
+            raise KeyError(f"binding expression %{name}% names no setting")
+        return str(value)
+
+    return _SETTING.sub(lookup, expression)
+
+
+@dataclass(frozen=True)
+class Trigger:
+    name: str
+    kind: str  # "queue" or "timer"
+    target: str  # queue entity or NCRONTAB schedule
+    function: Callable[..., Any]
+
+
+def discover(app: func.FunctionApp, settings: Settings) -> list[Trigger]:
+    """Every Service Bus and timer trigger the app declares."""
+    triggers = []
+    for fn in app.get_functions():
+        binding = fn.get_trigger()
+        data = binding.get_dict_repr()
+        user_fn = fn.get_user_function()
+        if data["type"] == "serviceBusTrigger":
+            if "topicName" in data:
+                entity = f"{data['topicName']}/subscriptions/{data['subscriptionName']}"
+            else:
+                entity = data["queueName"]
+            triggers.append(
+                Trigger(fn.get_function_name(), "queue", resolve(entity, settings), user_fn)
+            )
+        elif data["type"] == "timerTrigger":
+            schedule = resolve(data["schedule"], settings)
+            triggers.append(Trigger(fn.get_function_name(), "timer", schedule, user_fn))
+    return triggers
+
+
+def to_functions_message(msg: ReceivedMessage) -> ServiceBusMessage:
+    """The object the Functions host would pass (its concrete class, not the ABC)."""
+    return ServiceBusMessage(
+        body=msg.body,
+        message_id=msg.message_id,
+        delivery_count=msg.delivery_count,
+        enqueued_time_utc=msg.enqueued_at,
+        lock_token=msg.lock_token,
+        subject=msg.subject,
+        label=msg.subject,
+        dead_letter_reason=msg.dead_letter_reason,
+        application_properties=dict(msg.application_properties),
+        user_properties=dict(msg.application_properties),
+    )
+
+
+async def _call(function: Callable[..., Any], argument: Any) -> None:
+    result = function(argument)
+    if inspect.isawaitable(result):
+        await result
+
+
+class LocalRuntime:
+    """The triggers of one FunctionApp, run against the embedded queue."""
+
+    def __init__(self, app: func.FunctionApp, deps: Deps) -> None:
+        self.deps = deps
+        self.queue: Queue = deps.queue
+        self.triggers = discover(app, deps.settings)
+        self.stopping = asyncio.Event()
+
+    async def run_consumers(self) -> None:
+        tasks = [
+            asyncio.create_task(
+                self._consume(t) if t.kind == "queue" else self._tick(t), name=t.name
+            )
+            for t in self.triggers
+        ]
+        await self.stopping.wait()
+        # Let handlers in progress finish (their messages complete); then cancel
+        # what is left — its locks expire and the messages are redelivered.
+        _, pending = await asyncio.wait(tasks, timeout=SHUTDOWN_GRACE)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _consume(self, trigger: Trigger) -> None:
+        lock_seconds = self.deps.settings.OCM_QUEUE_LOCK_SECONDS
+        while not self.stopping.is_set():
+            batch = await self.queue.receive(
+                trigger.target, max_messages=CONCURRENCY, lock_seconds=lock_seconds
+            )
+            if not batch:
+                await self._wait(trigger.target)
+                continue
+            if self.stopping.is_set():
+                for msg in batch:
+                    await _settle(self.queue.abandon(trigger.target, msg))
+                return
+            # A batch finishes together: a message accepted meanwhile waits for the
+            # slowest of it, so keep handlers short (they never call out for long).
+            await asyncio.gather(*(self._handle(trigger, m) for m in batch))
+
+    async def _wait(self, entity: str) -> None:
+        waiter: Callable[[str, float], Awaitable[None]] | None = getattr(
+            self.queue, "wait_for_messages", None
+        )
+        wait = waiter(entity, IDLE_WAIT) if waiter is not None else asyncio.sleep(0.05)
+        stop = asyncio.ensure_future(self.stopping.wait())
+        done = asyncio.ensure_future(wait)
+        await asyncio.wait((stop, done), return_when=asyncio.FIRST_COMPLETED)
+        for task in (stop, done):
+            task.cancel()
+
+    async def _handle(self, trigger: Trigger, msg: ReceivedMessage) -> None:
+        try:
+            await _call(trigger.function, to_functions_message(msg))
+        except Exception:
+            log.exception("%s failed on message %s; abandoning", trigger.name, msg.message_id)
+            await _settle(self.queue.abandon(trigger.target, msg))
+        else:
+            await _settle(self.queue.complete(trigger.target, msg))
+
+    async def _tick(self, trigger: Trigger) -> None:
+        schedule = croniter(trigger.target, datetime.now(UTC), second_at_beginning=True)
+        while not self.stopping.is_set():
+            due: datetime = schedule.get_next(datetime)
+            delay = (due - datetime.now(UTC)).total_seconds()
+            if delay > 0:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.stopping.wait(), timeout=delay)
+                if self.stopping.is_set():
+                    return
+            past_due = (datetime.now(UTC) - due).total_seconds() > 5
+            try:
+                await _call(trigger.function, TimerRequest(past_due=past_due))
+            except Exception:
+                log.exception("timer %s failed", trigger.name)
+
+
+async def _settle(action: Awaitable[None]) -> None:
+    try:
+        await action
+    except Exception as exc:  # a lost lock: the message will be redelivered
+        log.warning("could not settle a queue message: %s", exc)
+
+
+async def serve(app: func.FunctionApp, asgi: Any, deps: Deps, *, host: str, port: int) -> None:
+    """Serve HTTP and run every trigger until SIGINT/SIGTERM; then stop cleanly.
+
+    Accepted messages are persisted before the 202, so stopping loses nothing: a
+    message being handled is abandoned or redelivered after its lock expires.
+    """
+    runtime = LocalRuntime(app, deps)
+    config = uvicorn.Config(
+        asgi, host=host, port=port, log_level="warning", lifespan="off", access_log=False
+    )
+    server = uvicorn.Server(config)
+    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+    loop = asyncio.get_running_loop()
+
+    def stop() -> None:
+        server.should_exit = True
+        runtime.stopping.set()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop)
+    consumers = asyncio.create_task(runtime.run_consumers())
+    log.info(
+        "OCM listening on http://%s:%d (triggers: %s)",
+        host,
+        port,
+        ", ".join(t.name for t in runtime.triggers),
+    )
+    try:
+        await server.serve()
+    finally:
+        runtime.stopping.set()
+        await consumers

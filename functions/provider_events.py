@@ -1,0 +1,26 @@
+"""Provider-events queue: delivery receipts and inbound messages."""
+
+from __future__ import annotations
+
+import azure.functions as func
+
+from shared.bootstrap import get_deps
+from shared.services import dead_letters, provider_events
+
+bp = func.Blueprint()
+
+
+@bp.service_bus_queue_trigger(
+    arg_name="msg", queue_name="%OCM_PROVIDER_EVENTS_QUEUE%", connection="ServiceBusConnection"
+)
+async def apply_provider_event(msg: func.ServiceBusMessage) -> None:
+    await provider_events.handle(get_deps(), msg.get_body())
+
+
+@bp.service_bus_queue_trigger(
+    arg_name="msg",
+    queue_name="%OCM_PROVIDER_EVENTS_QUEUE%/$DeadLetterQueue",
+    connection="ServiceBusConnection",
+)
+async def log_dead_provider_event(msg: func.ServiceBusMessage) -> None:
+    await dead_letters.log_dead_provider_event(msg.get_body(), msg.dead_letter_reason)

@@ -1,0 +1,25 @@
+"""Timers: the outbox sweep and housekeeping. Each is safe to run twice."""
+
+from __future__ import annotations
+
+import logging
+
+import azure.functions as func
+
+from shared.bootstrap import get_deps
+from shared.services import housekeeping, outbox
+
+bp = func.Blueprint()
+log = logging.getLogger(__name__)
+
+
+@bp.timer_trigger(arg_name="timer", schedule="%OCM_OUTBOX_SWEEP_SCHEDULE%", use_monitor=False)
+async def outbox_sweep(timer: func.TimerRequest) -> None:
+    if timer.past_due:
+        log.info("outbox sweep is running late")
+    await outbox.sweep(get_deps())
+
+
+@bp.timer_trigger(arg_name="timer", schedule="%OCM_HOUSEKEEPING_SCHEDULE%", use_monitor=False)
+async def housekeeping_sweep(timer: func.TimerRequest) -> None:
+    await housekeeping.run(get_deps())

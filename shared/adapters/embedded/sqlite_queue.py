@@ -1,0 +1,281 @@
+"""Queue on SQLite with Service Bus semantics (peek-lock, dead-letter, schedule, dedup)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sqlite3
+import uuid
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+
+from shared.adapters.embedded.sqlite_db import SqliteDatabase
+from shared.ports import Clock, MessageLockLost, OutgoingMessage, ReceivedMessage
+
+DEAD_LETTER = "/$DeadLetterQueue"
+MAX_DELIVERY_EXCEEDED = "MaxDeliveryCountExceeded"
+
+# visible_at is when a message can next be received: its scheduled time, or the end
+# of its lock while locked (lock_token set and visible_at in the future).
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS queue_messages (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    entity TEXT NOT NULL,
+    message_id TEXT NOT NULL,
+    body BLOB NOT NULL,
+    subject TEXT,
+    properties TEXT NOT NULL,
+    enqueued_at REAL NOT NULL,
+    visible_at REAL NOT NULL,
+    lock_token TEXT,
+    delivery_count INTEGER NOT NULL DEFAULT 0,
+    dead_letter_reason TEXT
+);
+CREATE INDEX IF NOT EXISTS queue_messages_visible ON queue_messages (entity, visible_at, seq);
+CREATE INDEX IF NOT EXISTS queue_messages_lock ON queue_messages (lock_token)
+    WHERE lock_token IS NOT NULL;
+CREATE TABLE IF NOT EXISTS queue_seen (
+    entity TEXT NOT NULL,
+    message_id TEXT NOT NULL,
+    seen_at REAL NOT NULL,
+    PRIMARY KEY (entity, message_id)
+);
+CREATE INDEX IF NOT EXISTS queue_seen_at ON queue_seen (seen_at);
+"""
+
+_SELECT = (
+    "SELECT seq, message_id, body, subject, properties, enqueued_at, delivery_count, "
+    "dead_letter_reason FROM queue_messages"
+)
+_CHUNK = 500  # stays far below SQLite's limit on bound parameters
+
+
+def dead_letter_queue(entity: str) -> str:
+    return entity if entity.endswith(DEAD_LETTER) else entity + DEAD_LETTER
+
+
+def epoch(moment: datetime) -> float:
+    if moment.tzinfo is None:
+        raise ValueError("times must be timezone-aware")
+    return moment.timestamp()
+
+
+class SqliteQueue:
+    """Queues, topics fanned out to subscriptions, and dead-letter sub-queues."""
+
+    def __init__(
+        self,
+        db: SqliteDatabase,
+        clock: Clock,
+        *,
+        topics: Mapping[str, Sequence[str]],
+        max_delivery_count: int = 10,
+        duplicate_window: timedelta = timedelta(minutes=10),
+    ) -> None:
+        self._db = db
+        self._clock = clock
+        self._topics = {topic: tuple(subs) for topic, subs in topics.items()}
+        self._max_delivery_count = max_delivery_count
+        self._window = duplicate_window.total_seconds()
+        self._events: dict[str, asyncio.Event] = {}
+        with db.transaction() as conn:
+            for statement in SCHEMA.split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+
+    async def send(self, entity: str, messages: Sequence[OutgoingMessage]) -> None:
+        now = self._now()
+        targets = self._targets(entity)
+        with self._db.transaction() as conn:
+            fresh = self._deduplicate(conn, entity, messages, now)
+            rows = [
+                (
+                    target,
+                    m.message_id,
+                    m.body,
+                    m.subject,
+                    orjson.dumps(dict(m.application_properties)).decode(),
+                    now,
+                    max(now, epoch(m.scheduled_at)) if m.scheduled_at else now,
+                )
+                for m in fresh
+                for target in targets
+            ]
+            conn.executemany(
+                "INSERT INTO queue_messages (entity, message_id, body, subject, properties, "
+                "enqueued_at, visible_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+        if rows:
+            self._notify(*targets)
+
+    async def receive(
+        self, entity: str, *, max_messages: int = 1, lock_seconds: float = 60.0
+    ) -> list[ReceivedMessage]:
+        if max_messages < 1:
+            raise ValueError("max_messages must be at least 1")
+        now = self._now()
+        received: list[ReceivedMessage] = []
+        with self._db.transaction() as conn:
+            while len(received) < max_messages:
+                rows = conn.execute(
+                    f"{_SELECT} WHERE entity = ? AND visible_at <= ? "
+                    "ORDER BY visible_at, seq LIMIT ?",
+                    (entity, now, max_messages - len(received)),
+                ).fetchall()
+                if not rows:
+                    break
+                for row in rows:
+                    if self._exhausted(entity, row[6]):
+                        self._move_to_dead_letter(conn, row[0], entity, MAX_DELIVERY_EXCEEDED, now)
+                        continue
+                    token = str(uuid.uuid4())
+                    conn.execute(
+                        "UPDATE queue_messages SET lock_token = ?, visible_at = ?, "
+                        "delivery_count = delivery_count + 1 WHERE seq = ?",
+                        (token, now + lock_seconds, row[0]),
+                    )
+                    received.append(_received(row, token))
+        return received
+
+    async def complete(self, entity: str, message: ReceivedMessage) -> None:
+        with self._db.transaction() as conn:
+            seq, _ = self._locked(conn, entity, message)
+            conn.execute("DELETE FROM queue_messages WHERE seq = ?", (seq,))
+
+    async def abandon(self, entity: str, message: ReceivedMessage) -> None:
+        now = self._now()
+        with self._db.transaction() as conn:
+            seq, delivery_count = self._locked(conn, entity, message)
+            if self._exhausted(entity, delivery_count):
+                self._move_to_dead_letter(conn, seq, entity, MAX_DELIVERY_EXCEEDED, now)
+            else:
+                conn.execute(
+                    "UPDATE queue_messages SET lock_token = NULL, visible_at = ? WHERE seq = ?",
+                    (now, seq),
+                )
+        self._notify(entity)
+
+    async def dead_letter(self, entity: str, message: ReceivedMessage, reason: str) -> None:
+        with self._db.transaction() as conn:
+            seq, _ = self._locked(conn, entity, message)
+            self._move_to_dead_letter(conn, seq, entity, reason, self._now())
+
+    # A poll bound the local runtime's consumer loops pass, not a cancellation deadline.
+    async def wait_for_messages(self, entity: str, timeout: float) -> None:  # noqa: ASYNC109
+        """Return when a message may be receivable from ``entity``, at most after ``timeout``."""
+        row = self._db.connection.execute(
+            "SELECT MIN(visible_at) FROM queue_messages WHERE entity = ?", (entity,)
+        ).fetchone()
+        now = self._now()
+        if row[0] is not None:
+            if row[0] <= now:
+                return
+            timeout = min(timeout, row[0] - now)
+        event = self._events.setdefault(entity, asyncio.Event())
+        event.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(event.wait(), max(timeout, 0.0))
+
+    async def counts(self, entity: str) -> dict[str, int]:
+        """How many messages are active, scheduled, locked and dead-lettered."""
+        row = self._db.connection.execute(
+            "SELECT SUM(entity = ?1 AND visible_at <= ?2), "
+            "SUM(entity = ?1 AND visible_at > ?2 AND lock_token IS NULL), "
+            "SUM(entity = ?1 AND visible_at > ?2 AND lock_token IS NOT NULL), "
+            "SUM(entity = ?3) FROM queue_messages WHERE entity IN (?1, ?3)",
+            (entity, self._now(), dead_letter_queue(entity)),
+        ).fetchone()
+        active, scheduled, locked, dead = (int(n or 0) for n in row)
+        if entity.endswith(DEAD_LETTER):
+            dead = 0
+        return {"active": active, "scheduled": scheduled, "locked": locked, "dead_letter": dead}
+
+    def _targets(self, entity: str) -> tuple[str, ...]:
+        """The entities a send to ``entity`` lands in (a topic's subscriptions)."""
+        subs = self._topics.get(entity)
+        return (entity,) if subs is None else tuple(f"{entity}/subscriptions/{s}" for s in subs)
+
+    def _deduplicate(
+        self,
+        conn: sqlite3.Connection,
+        entity: str,
+        messages: Sequence[OutgoingMessage],
+        now: float,
+    ) -> list[OutgoingMessage]:
+        conn.execute("DELETE FROM queue_seen WHERE seen_at <= ?", (now - self._window,))
+        ids = list({m.message_id for m in messages})
+        seen: set[str] = set()
+        for start in range(0, len(ids), _CHUNK):
+            chunk = ids[start : start + _CHUNK]
+            seen.update(
+                row[0]
+                for row in conn.execute(
+                    "SELECT message_id FROM queue_seen WHERE entity = ? "  # noqa: S608
+                    f"AND message_id IN ({', '.join('?' * len(chunk))})",
+                    (entity, *chunk),
+                )
+            )
+        fresh = []
+        for m in messages:
+            if m.message_id not in seen:
+                seen.add(m.message_id)
+                fresh.append(m)
+        conn.executemany(
+            "INSERT OR REPLACE INTO queue_seen VALUES (?, ?, ?)",
+            [(entity, m.message_id, now) for m in fresh],
+        )
+        return fresh
+
+    def _locked(
+        self, conn: sqlite3.Connection, entity: str, message: ReceivedMessage
+    ) -> tuple[int, int]:
+        """(seq, delivery_count) of the message this lock still holds, else MessageLockLost."""
+        row = conn.execute(
+            "SELECT seq, delivery_count FROM queue_messages "
+            "WHERE lock_token = ? AND entity = ? AND visible_at > ?",
+            (message.lock_token, entity, self._now()),
+        ).fetchone()
+        if row is None:
+            raise MessageLockLost(f"the lock on {message.message_id} in {entity} is lost")
+        return row[0], row[1]
+
+    def _exhausted(self, entity: str, delivery_count: int) -> bool:
+        return delivery_count >= self._max_delivery_count and not entity.endswith(DEAD_LETTER)
+
+    def _move_to_dead_letter(
+        self, conn: sqlite3.Connection, seq: int, entity: str, reason: str, now: float
+    ) -> None:
+        target = dead_letter_queue(entity)
+        conn.execute(
+            "UPDATE queue_messages SET entity = ?, lock_token = NULL, visible_at = ?, "
+            "dead_letter_reason = ? WHERE seq = ?",
+            (target, now, reason, seq),
+        )
+        self._notify(target)
+
+    def _notify(self, *entities: str) -> None:
+        for entity in entities:
+            event = self._events.get(entity)
+            if event is not None:
+                event.set()
+
+    def _now(self) -> float:
+        return self._clock.now().timestamp()
+
+
+def _received(row: Sequence[Any], lock_token: str) -> ReceivedMessage:
+    _, message_id, body, subject, properties, enqueued_at, delivery_count, reason = row
+    return ReceivedMessage(
+        message_id=message_id,
+        body=bytes(body),
+        delivery_count=delivery_count + 1,
+        lock_token=lock_token,
+        enqueued_at=datetime.fromtimestamp(enqueued_at, UTC),
+        subject=subject,
+        application_properties=orjson.loads(properties),
+        dead_letter_reason=reason,
+    )

@@ -1,0 +1,401 @@
+"""DocumentStore on SQLite: JSON bodies, per-container expression indexes, keyset pages."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import re
+import sqlite3
+from collections.abc import Mapping, Sequence
+from functools import lru_cache
+from typing import Any
+
+import orjson
+
+from shared.adapters.embedded.documents import apply_changes, decode_cursor, encode_cursor, expiry
+from shared.adapters.embedded.sqlite_db import SqliteDatabase
+from shared.domain.models import Document
+from shared.ports import (
+    SYSTEM,
+    Clock,
+    Conflict,
+    ContainerSpec,
+    Filter,
+    NotFound,
+    Page,
+    PreconditionFailed,
+    Query,
+    Scope,
+)
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS documents (
+    container TEXT NOT NULL,
+    id TEXT NOT NULL,
+    tenant_id TEXT NOT NULL,
+    etag TEXT NOT NULL,
+    expires_at REAL,
+    body TEXT NOT NULL,
+    PRIMARY KEY (container, id)
+);
+CREATE INDEX IF NOT EXISTS documents_tenant ON documents (container, tenant_id, id);
+CREATE INDEX IF NOT EXISTS documents_expiry ON documents (expires_at)
+    WHERE expires_at IS NOT NULL;
+"""
+
+# SQL text is only ever built from constants and names check_name() accepted (the
+# `noqa: S608` below); every value is a bound parameter.
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_COLUMNS = frozenset({"id", "tenant_id"})
+_LIVE = "(expires_at IS NULL OR expires_at > ?)"
+_CHUNK = 500  # ids per IN (…), far below SQLite's limit on bound parameters
+_COMPARISONS = {"lt": "<", "lte": "<=", "gt": ">", "gte": ">="}
+
+# ON CONFLICT … WHERE: an expired document still in the table does not block its id.
+_INSERT = """
+INSERT INTO documents (container, id, tenant_id, etag, expires_at, body)
+VALUES (?, ?, ?, ?, ?, ?)
+ON CONFLICT (container, id) DO UPDATE SET tenant_id = excluded.tenant_id,
+    etag = excluded.etag, expires_at = excluded.expires_at, body = excluded.body
+WHERE documents.expires_at <= ?
+"""
+_UPDATE = "UPDATE documents SET etag = ?, expires_at = ?, body = ? WHERE container = ? AND id = ?"
+_UPSERT = _INSERT.replace(
+    "WHERE documents.expires_at <= ?",
+    "WHERE documents.tenant_id = excluded.tenant_id OR documents.expires_at <= ?",
+)
+
+
+def check_name(name: str) -> str:
+    """Names end up inside SQL text, so only identifiers are accepted."""
+    if not _NAME.fullmatch(name):
+        raise ValueError(f"invalid name {name!r}")
+    return name
+
+
+@lru_cache(maxsize=512)
+def field_sql(field: str) -> str:
+    """The SQL expression of a top-level or dotted field (indexes match it verbatim)."""
+    if field in _COLUMNS:
+        return field
+    for part in field.split("."):
+        check_name(part)
+    return f"json_extract(body, '$.{field}')"
+
+
+def _condition(f: Filter) -> tuple[str, list[Any]]:
+    expr = field_sql(f.field)
+    if f.op == "eq":
+        return (f"{expr} IS NULL", []) if f.value is None else (f"{expr} = ?", [f.value])
+    if f.op == "ne":
+        return (f"{expr} IS NOT NULL", []) if f.value is None else (f"{expr} IS NOT ?", [f.value])
+    if f.op == "in":
+        values = [v for v in f.value if v is not None]
+        parts = [f"{expr} IN ({', '.join('?' * len(values))})"] if values else []
+        if len(values) < len(f.value):
+            parts.append(f"{expr} IS NULL")
+        return f"({' OR '.join(parts) or '0'})", values
+    if f.value is None:
+        raise ValueError(f"{f.op} needs a value")
+    return f"{expr} {_COMPARISONS[f.op]} ?", [f.value]
+
+
+def _after(expr: str, descending: bool, value: Any, doc_id: str) -> list[tuple[str, list[Any]]]:
+    """The rows after a cursor, as branches read in turn, each a range SQLite can seek.
+
+    NULL sorts first, so the rows with no order value form a branch of their own.
+    """
+    if value is None:
+        if descending:
+            return [(f"{expr} IS NULL AND id < ?", [doc_id])]
+        return [(f"{expr} IS NULL AND id > ?", [doc_id]), (f"{expr} IS NOT NULL", [])]
+    if descending:
+        return [
+            (f"{expr} <= ? AND ({expr}, id) < (?, ?)", [value, value, doc_id]),
+            (f"{expr} IS NULL", []),
+        ]
+    return [(f"{expr} >= ? AND ({expr}, id) > (?, ?)", [value, value, doc_id])]
+
+
+def _index_ddl(spec: ContainerSpec) -> list[str]:
+    name = check_name(spec.name)
+    ddl = []
+    for field in spec.indexed:
+        if field not in _COLUMNS:
+            ddl.append(
+                f"CREATE INDEX IF NOT EXISTS ix_{name}__{field.replace('.', '__')} "
+                f"ON documents (tenant_id, {field_sql(field)}, id) WHERE container = '{name}'"
+            )
+    for field in spec.unique:
+        if field not in _COLUMNS:
+            expr = field_sql(field)
+            ddl.append(
+                f"CREATE UNIQUE INDEX IF NOT EXISTS ux_{name}__{field.replace('.', '__')} "
+                f"ON documents (tenant_id, {expr}) "
+                f"WHERE container = '{name}' AND {expr} IS NOT NULL"
+            )
+    return ddl
+
+
+def _load(etag: str, body: str) -> Document:
+    doc: Document = orjson.loads(body)
+    doc["_etag"] = etag
+    return doc
+
+
+class SqliteDocumentStore:
+    """Documents in one ``documents`` table keyed by (container, id)."""
+
+    def __init__(
+        self, db: SqliteDatabase, containers: Sequence[ContainerSpec], clock: Clock
+    ) -> None:
+        self._db = db
+        self._clock = clock
+        self._containers = {spec.name: spec for spec in containers}
+        # A random prefix keeps etags unique across processes sharing the file.
+        self._etag_prefix = os.urandom(6).hex()
+        self._etag_counter = itertools.count(1)
+        with db.transaction() as conn:
+            for statement in SCHEMA.split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+            for spec in containers:
+                for statement in _index_ddl(spec):
+                    conn.execute(statement)
+
+    async def create(self, container: str, doc: Document) -> Document:
+        now = self._now()
+        row = self._row(container, doc, now)
+        with self._db.transaction() as conn:
+            if _written(conn, _INSERT, [(*row, now)]) != 1:
+                raise Conflict(f"{container}/{row[1]} exists")
+        return _load(row[3], row[5])
+
+    async def create_many(self, container: str, docs: Sequence[Document]) -> None:
+        now = self._now()
+        rows = [(*self._row(container, doc, now), now) for doc in docs]
+        with self._db.transaction() as conn:
+            if _written(conn, _INSERT, rows) != len(rows):
+                raise Conflict(f"a document of this batch exists in {container}")
+
+    async def read(self, container: str, scope: Scope, doc_id: str) -> Document | None:
+        self._spec(container)
+        row = self._db.connection.execute(
+            "SELECT tenant_id, etag, body FROM documents WHERE container = ? AND id = ? "
+            "AND (expires_at IS NULL OR expires_at > ?)",
+            (container, doc_id, self._now()),
+        ).fetchone()
+        if row is None or (scope is not SYSTEM and row[0] != scope):
+            return None
+        return _load(row[1], row[2])
+
+    async def replace(self, container: str, doc: Document, *, etag: str | None = None) -> Document:
+        now = self._now()
+        _, doc_id, tenant_id, new_etag, expires_at, body = self._row(container, doc, now)
+        with self._db.transaction() as conn:
+            self._check(conn, container, tenant_id, doc_id, etag, now)
+            _written(
+                conn,
+                _UPDATE,
+                [(new_etag, expires_at, body, container, doc_id)],
+            )
+        return _load(new_etag, body)
+
+    async def upsert(self, container: str, doc: Document) -> Document:
+        now = self._now()
+        row = self._row(container, doc, now)
+        with self._db.transaction() as conn:
+            if _written(conn, _UPSERT, [(*row, now)]) != 1:
+                raise Conflict(f"{container}/{row[1]} belongs to another tenant")
+        return _load(row[3], row[5])
+
+    async def patch(
+        self,
+        container: str,
+        tenant_id: str,
+        doc_id: str,
+        changes: Mapping[str, Any],
+        *,
+        etag: str | None = None,
+    ) -> Document:
+        now = self._now()
+        self._spec(container)
+        with self._db.transaction() as conn:
+            body = self._check(conn, container, tenant_id, doc_id, etag, now)
+            doc: Document = orjson.loads(body)
+            apply_changes(doc, changes)
+            new_etag, body = self._new_etag(), orjson.dumps(doc).decode()
+            _written(
+                conn,
+                _UPDATE,
+                [(new_etag, expiry(doc, now), body, container, doc_id)],
+            )
+        doc["_etag"] = new_etag
+        return doc
+
+    async def patch_many(
+        self,
+        container: str,
+        items: Sequence[tuple[str, str, Mapping[str, Any], str | None]],
+    ) -> int:
+        """Patch each ``(tenant_id, id, changes, etag)`` that still matches; returns how many."""
+        now = self._now()
+        unique = bool(self._spec(container).unique)
+        rows = []
+        with self._db.transaction() as conn:
+            current = _live_rows(conn, container, [item[1] for item in items], now)
+            for tenant_id, doc_id, changes, etag in items:
+                found = current.get(doc_id)
+                if found is None or found[0] != tenant_id or etag not in (None, found[1]):
+                    continue
+                doc: Document = orjson.loads(found[2])
+                apply_changes(doc, changes)
+                row = (self._new_etag(), expiry(doc, now), orjson.dumps(doc).decode())
+                if unique:  # one by one, so a clash skips only its own item
+                    try:
+                        _written(conn, _UPDATE, [(*row, container, doc_id)])
+                    except Conflict:
+                        continue
+                rows.append((*row, container, doc_id))
+                current[doc_id] = (tenant_id, row[0], row[2])
+            if not unique:
+                conn.executemany(_UPDATE, rows)
+        return len(rows)
+
+    async def delete(
+        self, container: str, tenant_id: str, doc_id: str, *, etag: str | None = None
+    ) -> bool:
+        now = self._now()
+        self._spec(container)
+        with self._db.transaction() as conn:
+            try:
+                self._check(conn, container, tenant_id, doc_id, etag, now)
+            except NotFound:
+                return False
+            conn.execute(
+                "DELETE FROM documents WHERE container = ? AND id = ?", (container, doc_id)
+            )
+        return True
+
+    async def query(self, container: str, query: Query) -> Page:
+        if query.limit < 1:
+            raise ValueError("limit must be at least 1")
+        name = check_name(self._spec(container).name)
+        where: list[str] = [f"container = '{name}'", _LIVE]
+        params: list[Any] = [self._now()]
+        if query.scope is not SYSTEM:
+            where.append("tenant_id = ?")
+            params.append(query.scope)
+        for f in query.where:
+            sql, values = _condition(f)
+            where.append(sql)
+            params.extend(values)
+        order = field_sql(query.order_by)
+        branches: list[tuple[str, list[Any]]] = [("1", [])]
+        if query.cursor is not None:
+            value, last_id = decode_cursor(query.cursor, query.order_by)
+            branches = _after(order, query.descending, value, last_id)
+        direction = "DESC" if query.descending else "ASC"
+        rows: list[Any] = []
+        for sql, values in branches:
+            if len(rows) > query.limit:
+                break
+            rows += self._db.connection.execute(
+                f"SELECT id, etag, body, {order} FROM documents "  # noqa: S608
+                f"WHERE {' AND '.join(where)} AND {sql} "
+                f"ORDER BY {order} {direction}, id {direction} LIMIT ?",
+                (*params, *values, query.limit + 1 - len(rows)),
+            ).fetchall()
+        more = len(rows) > query.limit
+        rows = rows[: query.limit]
+        cursor = encode_cursor(query.order_by, rows[-1][3], rows[-1][0]) if more else None
+        return Page([_load(etag, body) for _, etag, body, _ in rows], cursor)
+
+    async def purge_expired(self) -> int:
+        """Delete expired documents (invisible already) and refresh planner statistics,
+        this being the store's periodic upkeep; returns how many were deleted."""
+        with self._db.transaction() as conn:
+            removed: int = conn.execute(
+                "DELETE FROM documents WHERE expires_at <= ?", (self._now(),)
+            ).rowcount
+        self._db.optimize()
+        return removed
+
+    def _check(
+        self,
+        conn: sqlite3.Connection,
+        container: str,
+        tenant_id: str,
+        doc_id: str,
+        etag: str | None,
+        now: float,
+    ) -> str:
+        """The live body of the tenant's document; NotFound or PreconditionFailed."""
+        row = conn.execute(
+            "SELECT etag, body FROM documents WHERE container = ? AND id = ? "
+            "AND tenant_id = ? AND (expires_at IS NULL OR expires_at > ?)",
+            (container, doc_id, tenant_id, now),
+        ).fetchone()
+        if row is None:
+            raise NotFound(f"{container}/{doc_id}")
+        if etag is not None and row[0] != etag:
+            raise PreconditionFailed(f"{container}/{doc_id} has changed")
+        body: str = row[1]
+        return body
+
+    def _row(
+        self, container: str, doc: Document, now: float
+    ) -> tuple[str, str, str, str, float | None, str]:
+        self._spec(container)
+        doc_id, tenant_id = doc.get("id"), doc.get("tenant_id")
+        if not isinstance(doc_id, str) or not isinstance(tenant_id, str):
+            raise ValueError("a document needs a string id and tenant_id")
+        body = doc if "_etag" not in doc else {k: v for k, v in doc.items() if k != "_etag"}
+        return (
+            container,
+            doc_id,
+            tenant_id,
+            self._new_etag(),
+            expiry(body, now),
+            orjson.dumps(body).decode(),
+        )
+
+    def _spec(self, container: str) -> ContainerSpec:
+        try:
+            return self._containers[container]
+        except KeyError:
+            raise ValueError(f"unknown container {container!r}") from None
+
+    def _new_etag(self) -> str:
+        return f"{self._etag_prefix}{next(self._etag_counter):x}"
+
+    def _now(self) -> float:
+        return self._clock.now().timestamp()
+
+
+def _live_rows(
+    conn: sqlite3.Connection, container: str, ids: Sequence[str], now: float
+) -> dict[str, tuple[str, str, str]]:
+    """id → (tenant_id, etag, body) of the live documents among ``ids``."""
+    found: dict[str, tuple[str, str, str]] = {}
+    unique = list(dict.fromkeys(ids))
+    for start in range(0, len(unique), _CHUNK):
+        chunk = unique[start : start + _CHUNK]
+        for doc_id, tenant_id, etag, body in conn.execute(
+            "SELECT id, tenant_id, etag, body FROM documents WHERE container = ? "  # noqa: S608
+            f"AND id IN ({', '.join('?' * len(chunk))}) "
+            "AND (expires_at IS NULL OR expires_at > ?)",
+            (container, *chunk, now),
+        ):
+            found[doc_id] = (tenant_id, etag, body)
+    return found
+
+
+def _written(conn: sqlite3.Connection, sql: str, rows: Sequence[Sequence[Any]]) -> int:
+    """Run a write for every row; a unique-index violation is a Conflict."""
+    try:
+        return conn.executemany(sql, rows).rowcount
+    except sqlite3.IntegrityError as exc:
+        if "UNIQUE" not in str(exc):
+            raise
+        raise Conflict("a unique field already has that value in this tenant") from exc

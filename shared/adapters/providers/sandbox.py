@@ -1,0 +1,81 @@
+"""The sandbox provider: behaves as a real one would, as each message asks.
+
+``options.sandbox`` (see SandboxOptions) chooses success, a permanent failure, a
+transient failure or a throttle (a 429 with Retry-After), optionally only for the
+first ``fail_times`` calls; on success a delivery receipt follows after
+``delay_ms``, through the same provider-events path real callbacks take.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from shared.domain.errors import ProviderError
+from shared.domain.ids import new_id
+from shared.ports import Clock, ProviderEvent, SendRequest, SendResult
+
+
+class SandboxSender:
+    def __init__(self, clock: Clock) -> None:
+        self.clock = clock
+
+    async def send(self, request: SendRequest) -> SendResult:
+        options: dict[str, Any] = (request.message.get("options") or {}).get("sandbox") or {}
+        mode = options.get("send", "success")
+        calls_before = request.attempt - 1 + request.throttles
+        fail_times = options.get("fail_times")
+        if mode != "success" and (fail_times is None or calls_before < fail_times):
+            raise self._error(mode, options)
+        provider_id = new_id("sbx", self.clock.now())
+        delivery = options.get("delivery", "delivered")
+        if delivery == "none":
+            return SendResult(provider_message_id=provider_id)
+        receipt = {
+            "tenant_id": request.tenant_id,
+            "channel_id": request.channel["id"],
+            "event_id": f"{provider_id}:{delivery}",
+            "provider_message_id": provider_id,
+            "message_id": request.message["id"],
+            "status": delivery,
+            "provider_status": delivery,
+        }
+        if delivery == "failed":
+            receipt["error_code"] = options.get("error_code") or "SANDBOX_UNDELIVERED"
+            receipt["error_reason"] = options.get("error_reason") or "Simulated delivery failure"
+        delay = timedelta(milliseconds=options.get("delay_ms", 0))
+        event = ProviderEvent(
+            kind="receipt",
+            payload=receipt,
+            deliver_at=self.clock.now() + delay if delay else None,
+        )
+        return SendResult(provider_message_id=provider_id, followups=(event,))
+
+    @staticmethod
+    def _error(mode: str, options: dict[str, Any]) -> ProviderError:
+        code = options.get("error_code")
+        reason = options.get("error_reason")
+        if mode == "fail":
+            return ProviderError(
+                "permanent",
+                code or "SANDBOX_REJECTED",
+                reason or "Simulated rejection",
+                provider_status="400",
+            )
+        if mode == "throttle":
+            return ProviderError(
+                "throttled",
+                code or "SANDBOX_THROTTLED",
+                reason or "Simulated 429 Too Many Requests",
+                retry_after=options.get("retry_after_ms", 1000) / 1000,
+                provider_status="429",
+            )
+        return ProviderError(
+            "transient",
+            code or "SANDBOX_TRANSIENT",
+            reason or "Simulated 503",
+            provider_status="503",
+        )
+
+    async def close(self) -> None:
+        return None

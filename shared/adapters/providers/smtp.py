@@ -1,0 +1,372 @@
+"""The SMTP provider (email channels), on aiosmtplib.
+
+Connections: one per (channel, host, port, security, username, password hash),
+guarded by a lock and reused across sends; one idle for more than ``idle_seconds``
+is closed rather than reused. A reused connection found dropped (disconnect, or
+421 / no reply) is replaced and the send retried once on the fresh one.
+
+Egress: ``shared.egress.resolve`` checks the host's addresses; we open the TCP
+socket to a checked IP ourselves and hand it to aiosmtplib (``sock=``), with
+``hostname=`` the configured name, which aiosmtplib then uses only as the TLS
+server name (SNI and certificate check) for implicit TLS and STARTTLS alike.
+
+Errors (always a ``ProviderError``; kind, code):
+
+- egress guard refused the destination ........ permanent EGRESS_REFUSED
+- host name does not resolve .................. transient SMTP_DNS_FAILED
+- connection refused, reset or dropped ........ transient SMTP_CONNECTION_FAILED
+- timeout (connect, greeting, reply, TLS) ..... transient SMTP_TIMEOUT
+- bad certificate, TLS failure, no STARTTLS ... permanent SMTP_TLS_FAILED
+- any 4xx reply (421, 450, 451, 452, 454, …) .. transient SMTP_<code>
+- AUTH refused (530, 534, 535, any 5xx) ....... permanent SMTP_AUTH_FAILED
+- any other 5xx reply (550, 552, 554, …) ...... permanent SMTP_<code>, server text
+- recipient refused ........................... by its reply code, as above
+- no/bad address, SMTPUTF8 unsupported ........ permanent SMTP_INVALID_ADDRESS
+- attachment by URL ........................... permanent ATTACHMENT_URL_NOT_SUPPORTED
+- bad base64, content type not text/html ...... permanent INVALID_MESSAGE
+
+The password never appears in an error: reasons come from server replies and
+exception texts, with the password masked should a server echo it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import hashlib
+import html
+import re
+import socket
+import ssl
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.utils import formatdate
+from typing import Any
+
+import aiosmtplib
+
+from shared.domain.errors import ProviderError, ProviderErrorKind
+from shared.egress import EgressRefused, resolve
+from shared.ports import SendRequest, SendResult
+
+_AUTH_CODES = frozenset({530, 534, 535})
+_DROPPED = (421, -1)  # "service not available" / no reply: the connection is gone
+_PoolKey = tuple[str, str, int, str, str, str]
+
+
+@dataclass
+class _Slot:
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    client: aiosmtplib.SMTP | None = None
+    last_used: float = 0.0
+
+    def drop(self) -> None:
+        if self.client is not None:
+            self.client.close()
+            self.client = None
+
+
+class SmtpSender:
+    """Sends email channels' messages through the channel's SMTP server.
+
+    ``tls_context`` verifies servers (default: the system trust store, host name
+    checked); tests pass one trusting their own CA.
+    """
+
+    def __init__(
+        self,
+        *,
+        allow_private_egress: bool,
+        tls_context: ssl.SSLContext | None = None,
+        idle_seconds: float = 60.0,
+    ) -> None:
+        self._allow_private = allow_private_egress
+        self._tls_context = tls_context
+        self._idle_seconds = idle_seconds
+        self._slots: dict[_PoolKey, _Slot] = {}
+
+    async def send(self, request: SendRequest) -> SendResult:
+        settings: Mapping[str, Any] = request.channel.get("settings") or {}
+        username = request.credentials.get("username") or None
+        password = request.credentials.get("password") or ""
+        try:
+            email, mail_from, rcpt_to = build_email(request.message, request.channel)
+        except ProviderError:
+            raise
+        except Exception as exc:
+            raise _invalid(f"the message cannot be built as email: {exc}") from None
+        key: _PoolKey = (
+            str(request.channel.get("id", "")),
+            str(settings.get("host", "")),
+            int(settings.get("port", 587)),
+            str(settings.get("security", "starttls")),
+            username or "",
+            hashlib.sha256(password.encode()).hexdigest(),
+        )
+        self._reap_idle()
+        slot = self._slots.setdefault(key, _Slot())
+        async with slot.lock:
+            try:
+                await self._send_on(slot, settings, username, password, email, mail_from, rcpt_to)
+            except Exception as exc:
+                if slot.client is None or not slot.client.is_connected:
+                    slot.drop()
+                raise _map_error(exc, password) from None
+            except BaseException:  # cancelled mid-conversation: the state is unknown
+                slot.drop()
+                raise
+            finally:
+                slot.last_used = time.monotonic()
+        return SendResult(provider_message_id=str(email["Message-ID"]).strip("<>"))
+
+    async def close(self) -> None:
+        slots, self._slots = list(self._slots.values()), {}
+        for slot in slots:
+            async with slot.lock:
+                if slot.client is not None and slot.client.is_connected:
+                    with contextlib.suppress(Exception):
+                        await asyncio.wait_for(slot.client.quit(), timeout=5)
+                slot.drop()
+
+    async def _send_on(
+        self,
+        slot: _Slot,
+        settings: Mapping[str, Any],
+        username: str | None,
+        password: str,
+        email: EmailMessage,
+        mail_from: str,
+        rcpt_to: str,
+    ) -> None:
+        client = slot.client
+        if client is not None and client.is_connected:
+            if time.monotonic() - slot.last_used > self._idle_seconds:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(client.quit(), timeout=2)
+                slot.drop()
+        else:
+            slot.drop()
+        reused = slot.client is not None
+        for _ in range(2):
+            if slot.client is None:
+                slot.client = await self._connect(settings, username, password)
+            try:
+                await slot.client.send_message(email, sender=mail_from, recipients=[rcpt_to])
+                return
+            except (
+                aiosmtplib.SMTPServerDisconnected,
+                aiosmtplib.SMTPResponseException,
+                aiosmtplib.SMTPRecipientsRefused,
+            ) as exc:
+                if not (reused and _is_dropped(exc)):
+                    raise
+                slot.drop()  # the server dropped the reused connection: once more
+                reused = False
+
+    async def _connect(
+        self, settings: Mapping[str, Any], username: str | None, password: str
+    ) -> aiosmtplib.SMTP:
+        host = str(settings["host"])
+        port = int(settings.get("port", 587))
+        security = str(settings.get("security", "starttls"))
+        timeout = float(settings.get("timeout_seconds", 30.0))
+        ips = await resolve(host, port, allow_private=self._allow_private)
+        async with asyncio.timeout(timeout):
+            sock = await _open_socket(ips, port)
+        client = aiosmtplib.SMTP(
+            hostname=host,  # with sock=: only the TLS server name (SNI, verification)
+            sock=sock,
+            use_tls=security == "ssl",
+            start_tls=security == "starttls",
+            tls_context=self._tls(),
+            local_hostname=settings.get("local_hostname") or None,
+            timeout=timeout,
+            username=username,
+            password=password if username else None,
+        )
+        try:
+            await client.connect()
+        except BaseException:
+            client.close()
+            sock.close()
+            raise
+        return client
+
+    def _tls(self) -> ssl.SSLContext:
+        if self._tls_context is None:  # built once, on first use: it reads the CA store
+            self._tls_context = ssl.create_default_context()
+        return self._tls_context
+
+    def _reap_idle(self) -> None:
+        """Close other channels' idle connections (slots stay: a send may await them)."""
+        now = time.monotonic()
+        for slot in self._slots.values():
+            if slot.client and not slot.lock.locked() and now - slot.last_used > self._idle_seconds:
+                slot.drop()
+
+
+def _is_dropped(exc: Exception) -> bool:
+    if isinstance(exc, aiosmtplib.SMTPServerDisconnected):
+        return True
+    if isinstance(exc, aiosmtplib.SMTPRecipientsRefused):
+        return any(r.code in _DROPPED for r in exc.recipients)
+    return isinstance(exc, aiosmtplib.SMTPResponseException) and exc.code in _DROPPED
+
+
+async def _open_socket(ips: list[str], port: int) -> socket.socket:
+    """A TCP socket connected to the first of ``ips`` (already checked) that accepts."""
+    loop = asyncio.get_running_loop()
+    last: OSError | None = None
+    for ip in ips:
+        sock = socket.socket(socket.AF_INET6 if ":" in ip else socket.AF_INET)
+        sock.setblocking(False)
+        try:
+            await loop.sock_connect(sock, (ip, port))
+        except OSError as exc:
+            sock.close()
+            last = exc
+            continue
+        except BaseException:
+            sock.close()
+            raise
+        return sock
+    raise ConnectionRefusedError(f"could not connect to port {port}: {last}")
+
+
+# -- the message --------------------------------------------------------------
+
+_DROP_BLOCKS = re.compile(r"<(script|style)\b.*?</\1\s*>", re.IGNORECASE | re.DOTALL)
+_BREAKS = re.compile(r"<\s*(br|/p|/div|/li|/tr|/h[1-6])\b[^>]*>", re.IGNORECASE)
+_TAGS = re.compile(r"<[^>]*>")
+
+
+def html_to_text(markup: str) -> str:
+    """A crude plain rendering of HTML, for the text/plain alternative."""
+    text = html.unescape(_TAGS.sub("", _BREAKS.sub("\n", _DROP_BLOCKS.sub("", markup))))
+    lines = [" ".join(line.split()) for line in text.splitlines()]
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip() or " "
+
+
+def _invalid(reason: str, code: str = "INVALID_MESSAGE") -> ProviderError:
+    return ProviderError("permanent", code, reason)
+
+
+def _address(terminal: Mapping[str, Any] | None, role: str) -> tuple[Address, str]:
+    address = str((terminal or {}).get("address") or "")
+    local, at, domain = address.rpartition("@")
+    if not at or not local or not domain:
+        raise _invalid(f"the {role} is not an email address", "SMTP_INVALID_ADDRESS")
+    with contextlib.suppress(UnicodeError):
+        domain = domain.encode("idna").decode("ascii")
+    name = " ".join(str((terminal or {}).get("display_name") or "").split())
+    try:
+        return Address(display_name=name, username=local, domain=domain), f"{local}@{domain}"
+    except Exception:
+        raise _invalid(f"the {role} is not an email address", "SMTP_INVALID_ADDRESS") from None
+
+
+def build_email(
+    message: Mapping[str, Any], channel: Mapping[str, Any]
+) -> tuple[EmailMessage, str, str]:
+    """The MIME message, the envelope sender and the envelope recipient.
+
+    The Message-ID derives from our message id, so every attempt carries the same.
+    """
+    sender, mail_from = _address(message.get("sender") or channel.get("default_sender"), "sender")
+    receiver, rcpt_to = _address(message.get("receiver"), "receiver")
+    content: Mapping[str, Any] = message.get("content") or {}
+    email = EmailMessage()
+    email["From"] = sender
+    email["To"] = receiver
+    email["Subject"] = " ".join(str(message.get("subject") or "").split())
+    email["Date"] = formatdate(usegmt=True)
+    email["Message-ID"] = f"<{message['id']}@ocm>"
+    if content.get("type") == "text":
+        email.set_content(str(content["text"]))
+    elif content.get("type") == "html":
+        email.set_content(str(content.get("text") or html_to_text(str(content["html"]))))
+        email.add_alternative(str(content["html"]), subtype="html")
+    else:
+        raise _invalid(f"content type {content.get('type')!r} cannot be sent by email")
+    for attachment in content.get("attachments") or []:
+        if attachment.get("url") or not attachment.get("content"):
+            raise _invalid(
+                "attachments must carry their content (base64); URLs are not fetched",
+                "ATTACHMENT_URL_NOT_SUPPORTED",
+            )
+        try:
+            data = base64.b64decode("".join(str(attachment["content"]).split()), validate=True)
+        except ValueError:
+            raise _invalid(f"attachment {attachment.get('filename')!r} is not base64") from None
+        maintype, _, subtype = str(attachment.get("content_type") or "").partition("/")
+        email.add_attachment(
+            data,
+            maintype=maintype or "application",
+            subtype=subtype or "octet-stream",
+            filename=str(attachment.get("filename") or "attachment"),
+        )
+    return email, mail_from, rcpt_to
+
+
+# -- errors -------------------------------------------------------------------
+
+
+def _map_error(exc: BaseException, password: str) -> ProviderError:
+    def fail(
+        kind: ProviderErrorKind, code: str, reason: str, status: int | None = None
+    ) -> ProviderError:
+        if password:
+            reason = reason.replace(password, "***")
+        status_text = None if status is None else str(status)
+        return ProviderError(kind, code, reason[:1000], provider_status=status_text)
+
+    if isinstance(exc, ProviderError):
+        return exc
+    if isinstance(exc, EgressRefused):
+        return fail("permanent", "EGRESS_REFUSED", str(exc))
+    if isinstance(exc, aiosmtplib.SMTPRecipientsRefused) and exc.recipients:
+        exc = exc.recipients[0]
+    if isinstance(exc, aiosmtplib.SMTPResponseException):
+        code, text = exc.code, exc.message
+        if 400 <= code < 500:
+            return fail("transient", f"SMTP_{code}", text, code)
+        if isinstance(exc, aiosmtplib.SMTPAuthenticationError) or code in _AUTH_CODES:
+            return fail("permanent", "SMTP_AUTH_FAILED", f"authentication failed: {text}", code)
+        if 500 <= code < 600:
+            return fail("permanent", f"SMTP_{code}", text, code)
+        return fail("transient", "SMTP_PROTOCOL_ERROR", f"unexpected reply {code} {text}", code)
+    tls = _find(exc, ssl.SSLError)
+    if tls is not None and not isinstance(tls, ssl.SSLEOFError | ssl.SSLZeroReturnError):
+        return fail("permanent", "SMTP_TLS_FAILED", f"TLS failed: {tls}")
+    if _find(exc, socket.gaierror) is not None:
+        return fail("transient", "SMTP_DNS_FAILED", f"the host name did not resolve: {exc}")
+    if isinstance(exc, aiosmtplib.SMTPTimeoutError | TimeoutError):
+        return fail("transient", "SMTP_TIMEOUT", str(exc) or "timed out")
+    if isinstance(exc, aiosmtplib.SMTPNotSupported | ValueError):
+        return fail("permanent", "SMTP_INVALID_ADDRESS", str(exc))
+    if isinstance(exc, OSError):  # ConnectionError, SMTPConnectError, disconnects
+        return fail("transient", "SMTP_CONNECTION_FAILED", str(exc) or type(exc).__name__)
+    text = str(exc)
+    if isinstance(exc, aiosmtplib.SMTPException) and "starttls" in text.lower():
+        return fail("permanent", "SMTP_TLS_FAILED", text)
+    if isinstance(exc, aiosmtplib.SMTPException) and "auth" in text.lower():
+        return fail("permanent", "SMTP_AUTH_FAILED", text)
+    return fail("transient", "SMTP_ERROR", text or type(exc).__name__)
+
+
+def _find(exc: BaseException, kind: type[BaseException]) -> BaseException | None:
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, kind):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
+
+
+__all__ = ["SmtpSender", "build_email", "html_to_text"]

@@ -1,0 +1,56 @@
+"""The one FastAPI app: every route under /api, problems for every failure."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+
+from shared.api import errors
+from shared.api.limits import BodySizeLimit
+from shared.api.routers import channels, messages, meta
+from shared.domain.messages import BatchCreate, MessageCreate
+from shared.services.deps import Deps
+
+DESCRIPTION = """One HTTP API for e-mail, SMS, WhatsApp, Telegram, push and chat.
+
+Authenticate with `X-API-Key`. Errors are RFC 9457 `application/problem+json` with a
+stable `code`. Create routes honour `Idempotency-Key` (24 h, per tenant and route).
+"""
+
+
+def create_app(get_deps: Callable[[], Deps]) -> FastAPI:
+    """Build the app; ``get_deps`` is called per request (it builds lazily, once)."""
+    app = FastAPI(
+        title="OCM",
+        version="1.0.0",
+        description=DESCRIPTION,
+        openapi_url="/api/openapi.json",
+        docs_url="/api/docs",
+        redoc_url=None,
+    )
+    app.state.get_deps = get_deps
+    errors.install(app)
+    for router in (meta.router, channels.router, messages.router):
+        app.include_router(router)
+    app.add_middleware(BodySizeLimit)
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    return app
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    if app.openapi_schema:
+        return app.openapi_schema
+    schema = get_openapi(
+        title=app.title, version=app.version, description=app.description, routes=app.routes
+    )
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    for model in (MessageCreate, BatchCreate):
+        definition = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        for name, sub in definition.pop("$defs", {}).items():
+            components.setdefault(name, sub)
+        components[model.__name__] = definition
+    app.openapi_schema = schema
+    return schema

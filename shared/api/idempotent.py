@@ -1,0 +1,49 @@
+"""Run a create route under its ``Idempotency-Key`` (if the client sent one)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from fastapi import Request
+
+from shared.api.responses import JsonResponse, ProblemResponse, problem_body
+from shared.domain.errors import OcmError
+from shared.services import idempotency
+from shared.services.deps import Deps, Principal
+
+Handler = Callable[[], Awaitable[tuple[int, Any]]]
+
+
+async def run(
+    deps: Deps, principal: Principal, request: Request, body: Any, handler: Handler
+) -> JsonResponse:
+    key = request.headers.get("idempotency-key")
+    if key is None:
+        status, content = await handler()
+        return JsonResponse(content, status_code=status)
+    route = f"{request.method} {request.url.path}"
+    state = await idempotency.begin(
+        deps, principal.tenant_id, route, key, idempotency.body_hash(body)
+    )
+    if isinstance(state, idempotency.Replay):
+        cls = ProblemResponse if state.status_code >= 400 else JsonResponse
+        return cls(
+            state.body, status_code=state.status_code, headers={"Idempotent-Replayed": "true"}
+        )
+    try:
+        status, content = await handler()
+    except OcmError as exc:
+        if exc.status >= 500:
+            await idempotency.abandon(deps, state)
+            raise
+        body_out = problem_body(
+            exc.status, exc.code, exc.title, exc.detail, exc.errors, request.url.path
+        )
+        await idempotency.complete(deps, state, exc.status, body_out)
+        raise
+    except BaseException:
+        await idempotency.abandon(deps, state)
+        raise
+    await idempotency.complete(deps, state, status, content)
+    return JsonResponse(content, status_code=status)

@@ -1,0 +1,62 @@
+"""JSON and problem+json responses (RFC 9457), rendered with orjson."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from starlette.responses import Response
+
+from shared.domain.errors import FieldError
+
+PROBLEM_TYPE_BASE = "https://ocm.dev/problems/"
+
+
+class JsonResponse(Response):
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content)
+
+
+class ProblemResponse(JsonResponse):
+    media_type = "application/problem+json"
+
+
+def problem_body(
+    status: int,
+    code: str,
+    title: str,
+    detail: str,
+    errors: list[FieldError] | None = None,
+    instance: str | None = None,
+) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "type": PROBLEM_TYPE_BASE + code.lower().replace("_", "-"),
+        "title": title,
+        "status": status,
+        "code": code,
+        "detail": detail,
+    }
+    if instance:
+        body["instance"] = instance
+    if errors:
+        body["errors"] = [{"field": e.field, "message": e.message} for e in errors]
+    return body
+
+
+def problem(
+    status: int,
+    code: str,
+    title: str,
+    detail: str,
+    *,
+    errors: list[FieldError] | None = None,
+    headers: dict[str, str] | None = None,
+    instance: str | None = None,
+) -> ProblemResponse:
+    return ProblemResponse(
+        problem_body(status, code, title, detail, errors, instance),
+        status_code=status,
+        headers=headers,
+    )

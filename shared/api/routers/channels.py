@@ -1,0 +1,137 @@
+"""/api/v1/channels: the tenant's channels, their credentials, simulated inbound."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Body, Query, Request, Response
+
+from shared.api.deps import Platform, scoped
+from shared.api.idempotent import run as idempotent
+from shared.api.responses import JsonResponse
+from shared.api.schemas import ChannelList, InboundAccepted, problems
+from shared.domain.channels import ChannelCreate, ChannelPublic, ChannelUpdate
+from shared.domain.errors import ValidationFailed
+from shared.domain.messages import InboundCreate
+from shared.services import channels, provider_events
+from shared.services.deps import Principal
+
+router = APIRouter(prefix="/api/v1/channels", tags=["channels"])
+
+
+@router.post(
+    "",
+    status_code=201,
+    summary="Create a channel",
+    responses={201: {"model": ChannelPublic}, **problems(400, 401, 403, 409, 422)},
+)
+async def create_channel(
+    request: Request,
+    data: ChannelCreate,
+    deps: Platform,
+    principal: Annotated[Principal, scoped("create:channel")],
+) -> JsonResponse:
+    async def create() -> tuple[int, object]:
+        return 201, channels.public(await channels.create_channel(deps, principal.tenant_id, data))
+
+    return await idempotent(deps, principal, request, data.model_dump(mode="json"), create)
+
+
+@router.get(
+    "", summary="List channels", responses={200: {"model": ChannelList}, **problems(401, 403)}
+)
+async def list_channels(
+    deps: Platform,
+    principal: Annotated[Principal, scoped("read:channel")],
+    limit: int = Query(50, ge=1, le=200),
+    cursor: str | None = None,
+) -> JsonResponse:
+    page = await channels.list_channels(deps, principal.tenant_id, limit=limit, cursor=cursor)
+    return JsonResponse(
+        {"items": [channels.public(d) for d in page.items], "next_cursor": page.next_cursor}
+    )
+
+
+@router.get(
+    "/{name}",
+    summary="A channel",
+    responses={200: {"model": ChannelPublic}, **problems(401, 403, 404)},
+)
+async def get_channel(
+    name: str, deps: Platform, principal: Annotated[Principal, scoped("read:channel")]
+) -> JsonResponse:
+    return JsonResponse(
+        channels.public(await channels.get_channel(deps, principal.tenant_id, name))
+    )
+
+
+@router.patch(
+    "/{name}",
+    summary="Change a channel's description, settings, default sender or status",
+    responses={200: {"model": ChannelPublic}, **problems(400, 401, 403, 404, 409, 422)},
+)
+async def update_channel(
+    name: str,
+    data: ChannelUpdate,
+    deps: Platform,
+    principal: Annotated[Principal, scoped("update:channel")],
+) -> JsonResponse:
+    doc = await channels.update_channel(deps, principal.tenant_id, name, data)
+    return JsonResponse(channels.public(doc))
+
+
+@router.delete(
+    "/{name}",
+    status_code=204,
+    summary="Delete a channel: new sends stop, pending messages fail with CHANNEL_DELETED",
+    responses=problems(401, 403, 404),
+)
+async def delete_channel(
+    name: str, deps: Platform, principal: Annotated[Principal, scoped("delete:channel")]
+) -> Response:
+    await channels.delete_channel(deps, principal.tenant_id, name)
+    return Response(status_code=204)
+
+
+@router.put(
+    "/{name}/credentials",
+    status_code=204,
+    summary="Set the channel's provider credentials (write-only)",
+    description="Kept in the secret store; never returned or logged. The fields are "
+    "the provider's credential fields (GET /api/v1/channel-types lists them).",
+    responses=problems(400, 401, 403, 404, 422),
+)
+async def put_credentials(
+    name: str,
+    deps: Platform,
+    principal: Annotated[Principal, scoped("update:channel")],
+    credentials: dict[str, str] = Body(..., examples=[{"username": "u", "password": "p"}]),
+) -> Response:
+    await channels.set_credentials(deps, principal.tenant_id, name, credentials)
+    return Response(status_code=204)
+
+
+@router.post(
+    "/{name}/simulate-inbound",
+    status_code=202,
+    summary="Inject an inbound message into a sandbox channel, as a provider would",
+    responses={202: {"model": InboundAccepted}, **problems(400, 401, 403, 404, 409, 422)},
+)
+async def simulate_inbound(
+    request: Request,
+    name: str,
+    data: InboundCreate,
+    deps: Platform,
+    principal: Annotated[Principal, scoped("update:channel")],
+) -> JsonResponse:
+    channel = await channels.get_channel(deps, principal.tenant_id, name)
+    if channel["provider"] != "sandbox":
+        raise ValidationFailed(
+            "Only sandbox channels take simulated inbound messages", code="SIMULATION_NOT_SUPPORTED"
+        )
+
+    async def inject() -> tuple[int, object]:
+        pid = await provider_events.simulate_inbound(deps, channel, data)
+        return 202, {"provider_message_id": pid, "status": "accepted"}
+
+    return await idempotent(deps, principal, request, data.model_dump(mode="json"), inject)

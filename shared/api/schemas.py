@@ -1,0 +1,114 @@
+"""Response schemas, for the OpenAPI document (answers are rendered directly)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from shared.domain.channels import ChannelPublic
+from shared.domain.messages import Terminal
+
+
+class ProblemField(BaseModel):
+    field: str
+    message: str
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details with OCM's stable ``code``."""
+
+    type: str
+    title: str
+    status: int
+    code: str = Field(description="Stable, machine-readable: CHANNEL_NOT_FOUND, …")
+    detail: str
+    instance: str | None = None
+    errors: list[ProblemField] | None = None
+
+
+class TimelineEntry(BaseModel):
+    id: str | None = Field(default=None, description="The event id (absent on ignored entries).")
+    type: str = Field(description="message.queued, message.sent, message.retrying, …")
+    status: str
+    at: str
+    attempt: int | None = None
+    provider_message_id: str | None = None
+    error: dict[str, Any] | None = None
+    next_attempt_at: str | None = None
+
+
+class MessagePublic(BaseModel):
+    id: str
+    direction: str = Field(description="outbound or inbound")
+    status: str = Field(
+        description="scheduled, queued, sending, sent, delivered, read, failed, expired, "
+        "cancelled (outbound); received (inbound)"
+    )
+    channel: str | None
+    channel_id: str
+    receiver: Terminal | None
+    sender: Terminal | None
+    content: dict[str, Any]
+    subject: str | None = None
+    context: dict[str, Any]
+    options: dict[str, Any] | None = None
+    tags: list[str]
+    send_at: str | None = None
+    expires_at: str | None = None
+    attempts: int | None = None
+    max_attempts: int | None = None
+    provider_message_id: str | None
+    error: dict[str, Any] | None = None
+    batch_id: str | None = None
+    events: list[TimelineEntry]
+    created_at: str
+    updated_at: str
+
+
+class MessageList(BaseModel):
+    items: list[MessagePublic]
+    next_cursor: str | None
+
+
+class BatchItem(BaseModel):
+    index: int
+    id: str | None
+    status: str = Field(description="queued, scheduled or rejected")
+    error: dict[str, Any] | None
+
+
+class BatchAccepted(BaseModel):
+    batch_id: str
+    items: list[BatchItem]
+
+
+class ChannelList(BaseModel):
+    items: list[ChannelPublic]
+    next_cursor: str | None
+
+
+class InboundAccepted(BaseModel):
+    provider_message_id: str
+    status: str = "accepted"
+
+
+def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """The documented error answers of a route."""
+    described = {
+        400: "Malformed JSON",
+        401: "Missing or invalid credential",
+        403: "The credential lacks the scope",
+        404: "Not found (also another tenant's resource)",
+        409: "Conflict (name taken, idempotency key reused or in use, state)",
+        413: "Too large (request over 10 MiB, message over 256 KiB, batch over 1000)",
+        422: "Validation failed; `errors` lists the fields",
+    }
+    return {
+        s: {
+            "model": Problem,
+            "description": described[s],
+            "content": {"application/problem+json": {}},
+        }
+        for s in statuses
+    }

@@ -1,0 +1,91 @@
+"""The composition root: picks adapters from settings and builds them once, lazily.
+
+Nothing here runs at import time; the first ``get_deps()`` builds the platform.
+"""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+
+from shared.config import Settings, get_settings
+from shared.containers import CONTAINERS
+from shared.ports import Clock, Sender
+from shared.services.deps import Deps
+
+_lock = threading.Lock()
+_deps: Deps | None = None
+
+
+def build(settings: Settings) -> Deps:
+    """A new platform for these settings (tests build their own)."""
+    if settings.OCM_BACKEND == "azure":
+        raise RuntimeError(
+            "OCM_BACKEND=azure needs the Azure adapters, which are not built yet "
+            "(issue 3); use OCM_BACKEND=embedded"
+        )
+    return _build_embedded(settings)
+
+
+def _build_embedded(settings: Settings) -> Deps:
+    from shared.adapters.embedded.clock import SystemClock
+    from shared.adapters.embedded.secrets import EncryptedSecretStore, load_or_create_key
+    from shared.adapters.embedded.sqlite_db import SqliteDatabase
+    from shared.adapters.embedded.sqlite_queue import SqliteQueue
+    from shared.adapters.embedded.sqlite_store import SqliteDocumentStore
+
+    clock = SystemClock()
+    db = SqliteDatabase(settings.database_path)
+    store = SqliteDocumentStore(db, CONTAINERS, clock)
+    queue = SqliteQueue(
+        db,
+        clock,
+        topics={settings.OCM_EVENTS_TOPIC: [settings.OCM_EVENTS_LOG_SUBSCRIPTION]},
+        max_delivery_count=settings.OCM_QUEUE_MAX_DELIVERY_COUNT,
+        duplicate_window=timedelta(minutes=10),
+    )
+    key = load_or_create_key(settings.OCM_DATA_DIR, settings.OCM_SECRET_KEY)
+    secrets = EncryptedSecretStore(db, key)
+    return Deps(
+        settings=settings,
+        store=store,
+        queue=queue,
+        secrets=secrets,
+        clock=clock,
+        senders=build_senders(settings, clock),
+        closers=[db.close],
+    )
+
+
+def build_senders(settings: Settings, clock: Clock) -> dict[str, Sender]:
+    from shared.adapters.providers.sandbox import SandboxSender
+    from shared.adapters.providers.smtp import SmtpSender
+
+    return {
+        "sandbox": SandboxSender(clock),
+        "smtp": SmtpSender(allow_private_egress=settings.private_egress_allowed),
+    }
+
+
+def get_deps() -> Deps:
+    """The process-wide platform, built on first use."""
+    global _deps
+    if _deps is None:
+        with _lock:
+            if _deps is None:
+                _deps = build(get_settings())
+    return _deps
+
+
+def set_deps(deps: Deps | None) -> None:
+    """Install a platform (the local runtime and tests), or forget it (None)."""
+    global _deps
+    with _lock:
+        _deps = deps
+
+
+async def close(deps: Deps) -> None:
+    for sender in deps.senders.values():
+        await sender.close()
+    for closer in deps.closers:
+        closer()

@@ -1,0 +1,156 @@
+"""The message a client sends: its shape, as pydantic models (the API schema)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+
+TerminalType = Literal["email", "phone", "alphanumeric", "telegram", "device", "topic", "url"]
+ContentType = Literal["text", "html", "media", "template", "push"]
+TERMINAL_TYPES: tuple[TerminalType, ...] = (
+    "email",
+    "phone",
+    "alphanumeric",
+    "telegram",
+    "device",
+    "topic",
+    "url",
+)
+CONTENT_TYPES: tuple[ContentType, ...] = ("text", "html", "media", "template", "push")
+
+MAX_TEXT = 65_536
+MAX_ATTACHMENTS = 10
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Terminal(Strict):
+    """A sender or receiver: an address of a given type."""
+
+    type: TerminalType
+    address: str = Field(min_length=1, max_length=4096)
+    display_name: str | None = Field(default=None, max_length=256)
+
+
+class Attachment(Strict):
+    filename: str = Field(min_length=1, max_length=255)
+    content_type: str = Field(min_length=3, max_length=255, pattern=r"^[\w.+-]+/[\w.+-]+$")
+    content: str | None = Field(default=None, description="Base64 of the file's bytes.")
+    url: str | None = Field(default=None, max_length=2048)
+
+
+class TextContent(Strict):
+    type: Literal["text"]
+    text: str = Field(min_length=1, max_length=MAX_TEXT)
+    attachments: list[Attachment] = Field(default_factory=list, max_length=MAX_ATTACHMENTS)
+
+
+class HtmlContent(Strict):
+    type: Literal["html"]
+    html: str = Field(min_length=1, max_length=200_000)
+    text: str | None = Field(default=None, max_length=MAX_TEXT)
+    attachments: list[Attachment] = Field(default_factory=list, max_length=MAX_ATTACHMENTS)
+
+
+class MediaContent(Strict):
+    type: Literal["media"]
+    url: str = Field(min_length=1, max_length=2048)
+    media_type: str = Field(min_length=3, max_length=255)
+    caption: str | None = Field(default=None, max_length=4096)
+
+
+class TemplateContent(Strict):
+    type: Literal["template"]
+    template: str = Field(min_length=1, max_length=512)
+    language: str | None = Field(default=None, max_length=32)
+    data: dict[str, Any] = Field(default_factory=dict)
+
+
+class PushContent(Strict):
+    type: Literal["push"]
+    title: str | None = Field(default=None, max_length=1024)
+    body: str | None = Field(default=None, max_length=4096)
+    data: dict[str, str] = Field(default_factory=dict)
+
+
+Content = Annotated[
+    TextContent | HtmlContent | MediaContent | TemplateContent | PushContent,
+    Field(discriminator="type"),
+]
+
+
+class SandboxOptions(Strict):
+    """How the sandbox provider should behave for this message."""
+
+    send: Literal["success", "fail", "transient", "throttle"] = "success"
+    fail_times: int | None = Field(
+        default=None,
+        ge=0,
+        le=100,
+        description="With transient/throttle: fail this many calls, then succeed. "
+        "Without it they fail every call.",
+    )
+    delivery: Literal["delivered", "failed", "none"] = "delivered"
+    delay_ms: int = Field(default=0, ge=0, le=3_600_000, description="Delay of the receipt.")
+    error_code: str | None = Field(default=None, max_length=64)
+    error_reason: str | None = Field(default=None, max_length=512)
+    retry_after_ms: int = Field(default=1000, ge=0, le=3_600_000)
+
+
+class MessageOptions(Strict):
+    max_attempts: int | None = Field(default=None, ge=1, le=50)
+    expires_at: AwareDatetime | None = None
+    sandbox: SandboxOptions | None = None
+
+
+class MessageCreate(Strict):
+    """An outbound message as a client submits it."""
+
+    channel: str = Field(min_length=1, max_length=64)
+    receiver: Terminal
+    sender: Terminal | None = None
+    content: Content
+    subject: str | None = Field(default=None, max_length=998)
+    context: dict[str, Any] = Field(default_factory=dict)
+    options: MessageOptions = Field(default_factory=MessageOptions)
+    send_at: AwareDatetime | None = None
+    tags: list[Annotated[str, Field(min_length=1, max_length=64)]] = Field(
+        default_factory=list, max_length=20
+    )
+
+    @field_validator("context")
+    @classmethod
+    def _small_context(cls, value: dict[str, Any]) -> dict[str, Any]:
+        if len(value) > 50:
+            raise ValueError("at most 50 keys")
+        return value
+
+
+class BatchCreate(BaseModel):
+    """A batch: messages are validated one by one, so items are free-form here."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    messages: list[dict[str, Any]] = Field(min_length=1)
+    context: dict[str, Any] = Field(default_factory=dict)
+
+
+class InboundCreate(Strict):
+    """A simulated inbound message, as the sandbox provider would report it."""
+
+    sender: Terminal
+    receiver: Terminal | None = None
+    content: Content
+    subject: str | None = Field(default=None, max_length=998)
+    provider_message_id: str | None = Field(default=None, max_length=256)
+
+
+def to_utc_text(value: datetime) -> str:
+    """RFC 3339 in UTC with a ``Z``; the one time format in documents and answers."""
+    from datetime import UTC
+
+    return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")

@@ -1,0 +1,134 @@
+"""The message document's timeline: status changes and the events they emit.
+
+A status change, its timeline entry and its pending event are made together on
+the document, so one write persists all three (the events' outbox).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from shared.domain.messages import to_utc_text
+from shared.domain.models import Document
+from shared.domain.status import can_move, emits_event
+
+
+def event_id(message_id: str, seq: int) -> str:
+    """Deterministic: the n-th timeline entry of a message always has this id."""
+    return f"evt_{message_id.removeprefix('msg_')}_{seq}"
+
+
+def _append(doc: Document, entry: dict[str, Any], at: datetime) -> str:
+    events: list[dict[str, Any]] = doc.setdefault("events", [])
+    eid = event_id(doc["id"], len(events))
+    events.append({"id": eid, **entry, "at": to_utc_text(at)})
+    pending: list[str] = doc.setdefault("pending_events", [])
+    pending.append(eid)
+    if doc.get("events_at") is None:
+        doc["events_at"] = to_utc_text(at)
+    return eid
+
+
+def _details(
+    attempt: int | None,
+    provider_message_id: str | None,
+    error: dict[str, Any] | None,
+    extra: dict[str, Any] | None,
+) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if attempt is not None:
+        out["attempt"] = attempt
+    if provider_message_id is not None:
+        out["provider_message_id"] = provider_message_id
+    if error is not None:
+        out["error"] = error
+    if extra:
+        out.update(extra)
+    return out
+
+
+def change_status(
+    doc: Document,
+    status: str,
+    at: datetime,
+    *,
+    attempt: int | None = None,
+    provider_message_id: str | None = None,
+    error: dict[str, Any] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> bool:
+    """Move the message to ``status`` if that is forward progress.
+
+    Returns False (and records a non-event timeline entry) when the change would
+    go backwards, e.g. a late ``sent`` after ``delivered``.
+    """
+    details = _details(attempt, provider_message_id, error, extra)
+    if not can_move(doc["status"], status):
+        doc.setdefault("events", []).append(
+            {"type": "status.ignored", "status": status, "at": to_utc_text(at), **details}
+        )
+        return False
+    doc["status"] = status
+    doc["updated_at"] = to_utc_text(at)
+    if status in ("failed",) and error is not None:
+        doc["error"] = error
+    if provider_message_id is not None:
+        doc["provider_message_id"] = provider_message_id
+    if emits_event(status):
+        _append(doc, {"type": f"message.{status}", "status": status, **details}, at)
+    return True
+
+
+def start(doc: Document, status: str, at: datetime, **details: Any) -> None:
+    """The first status of a new message, with its event."""
+    doc["status"] = status
+    doc["events"] = []
+    doc["pending_events"] = []
+    doc["events_at"] = None
+    _append(doc, {"type": f"message.{status}", "status": status, **details}, at)
+
+
+def add_event(doc: Document, event_type: str, at: datetime, **details: Any) -> str:
+    """An event that is not a status change (``message.retrying``)."""
+    doc["updated_at"] = to_utc_text(at)
+    return _append(doc, {"type": event_type, "status": doc["status"], **details}, at)
+
+
+def error_info(code: str, reason: str, *, permanent: bool, **more: Any) -> dict[str, Any]:
+    info: dict[str, Any] = {"code": code, "reason": reason, "permanent": permanent}
+    info.update({k: v for k, v in more.items() if v is not None})
+    return info
+
+
+def event_payload(doc: Document, entry: dict[str, Any]) -> dict[str, Any]:
+    """The published form of one timeline entry (what webhooks will carry)."""
+    data: dict[str, Any] = {
+        "message_id": doc["id"],
+        "tenant_id": doc["tenant_id"],
+        "channel": doc.get("channel"),
+        "channel_id": doc.get("channel_id"),
+        "direction": doc.get("direction"),
+        "status": entry.get("status"),
+        "attempt": entry.get("attempt"),
+        "provider_message_id": entry.get("provider_message_id") or doc.get("provider_message_id"),
+        "error": entry.get("error"),
+        "context": doc.get("context") or {},
+        "tags": doc.get("tags") or [],
+    }
+    if entry["type"] == "message.retrying":
+        data["next_attempt_at"] = entry.get("next_attempt_at")
+    if doc.get("direction") == "inbound":
+        data.update(
+            sender=doc.get("sender"),
+            receiver=doc.get("receiver"),
+            content=doc.get("content"),
+            subject=doc.get("subject"),
+        )
+    return {
+        "id": entry["id"],
+        "type": entry["type"],
+        "timestamp": entry["at"],
+        "tenant_id": doc["tenant_id"],
+        "data": data,
+    }

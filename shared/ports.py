@@ -1,0 +1,304 @@
+"""Ports: the small interfaces the services depend on; adapters implement them.
+
+Every adapter of a port passes the same contract suite (tests/contract/).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal, Protocol
+
+from shared.domain.errors import ProviderError
+from shared.domain.models import Document
+
+# ---------------------------------------------------------------------------
+# Documents
+# ---------------------------------------------------------------------------
+
+
+class SystemScope:
+    """An explicit marker for the few sweeps that read across every tenant."""
+
+    _instance: SystemScope | None = None
+
+    def __new__(cls) -> SystemScope:
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "SYSTEM"
+
+
+SYSTEM = SystemScope()
+Scope = str | SystemScope
+
+
+class StoreError(Exception):
+    """Base class of the document store's expected failures."""
+
+
+class Conflict(StoreError):
+    """A document with that id (or that unique key) already exists."""
+
+
+class PreconditionFailed(StoreError):
+    """The etag given no longer matches the stored document."""
+
+
+class NotFound(StoreError):
+    """The document does not exist (or belongs to another partition)."""
+
+
+class InvalidCursor(StoreError, ValueError):
+    """A pagination cursor that this store did not issue for this query."""
+
+
+class MessageLockLost(Exception):
+    """The peek-lock of a received queue message expired or was settled already."""
+
+
+FilterOp = Literal["eq", "ne", "lt", "lte", "gt", "gte", "in"]
+
+
+@dataclass(frozen=True, slots=True)
+class Filter:
+    """One condition on a top-level or dotted field (``"dispatch.enqueued"``)."""
+
+    field: str
+    op: FilterOp
+    value: Any
+
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    """A query inside one tenant (``scope``) or, for sweeps, across all (``SYSTEM``).
+
+    Results are ordered by ``order_by`` then by ``id`` (same direction), so keyset
+    pagination is stable. ``cursor`` is the opaque ``next_cursor`` of a previous page.
+    """
+
+    scope: Scope
+    where: tuple[Filter, ...] = ()
+    order_by: str = "id"
+    descending: bool = False
+    limit: int = 100
+    cursor: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    items: list[Document]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ContainerSpec:
+    """What a container holds and which fields are queried (adapters index them).
+
+    ``unique`` lists fields unique within a tenant (a missing/None value is not
+    checked), like a Cosmos unique-key policy on a partition.
+    """
+
+    name: str
+    indexed: tuple[str, ...] = ()
+    unique: tuple[str, ...] = ()
+
+
+class DocumentStore(Protocol):
+    """JSON documents in named containers, partitioned by tenant.
+
+    Every document has ``id`` (globally unique) and ``tenant_id``; adapters add
+    ``_etag`` on every read and write. ``ttl`` (seconds) on a document makes it
+    expire, as in Cosmos DB.
+    """
+
+    async def create(self, container: str, doc: Document) -> Document: ...
+
+    async def create_many(self, container: str, docs: Sequence[Document]) -> None:
+        """Create many documents in one go; all-or-nothing where the backend can."""
+        ...
+
+    async def read(self, container: str, scope: Scope, doc_id: str) -> Document | None:
+        """Point read. With a tenant scope, another tenant's document reads as None;
+        ``SYSTEM`` reads by id alone (the Directory, tenants)."""
+        ...
+
+    async def replace(
+        self, container: str, doc: Document, *, etag: str | None = None
+    ) -> Document: ...
+
+    async def upsert(self, container: str, doc: Document) -> Document: ...
+
+    async def patch(
+        self,
+        container: str,
+        tenant_id: str,
+        doc_id: str,
+        changes: Mapping[str, Any],
+        *,
+        etag: str | None = None,
+    ) -> Document:
+        """Set top-level or dotted fields; raises NotFound or PreconditionFailed."""
+        ...
+
+    async def patch_many(
+        self,
+        container: str,
+        items: Sequence[tuple[str, str, Mapping[str, Any], str | None]],
+    ) -> int:
+        """Bulk patch ``(tenant_id, id, changes, etag)`` items, each on its own:
+        an item whose document is missing or whose etag is stale is skipped.
+        Returns how many were applied (not atomic as a whole)."""
+        ...
+
+    async def delete(
+        self, container: str, tenant_id: str, doc_id: str, *, etag: str | None = None
+    ) -> bool: ...
+
+    async def query(self, container: str, query: Query) -> Page: ...
+
+
+# ---------------------------------------------------------------------------
+# Queues
+# ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class OutgoingMessage:
+    """A message to put on a queue or topic.
+
+    ``message_id`` drives duplicate detection: a second message with the same id
+    inside the detection window is dropped silently.
+    """
+
+    message_id: str
+    body: bytes
+    scheduled_at: datetime | None = None
+    subject: str | None = None
+    application_properties: Mapping[str, str | int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ReceivedMessage:
+    message_id: str
+    body: bytes
+    delivery_count: int
+    lock_token: str
+    enqueued_at: datetime
+    subject: str | None = None
+    application_properties: Mapping[str, str | int] = field(default_factory=dict)
+    dead_letter_reason: str | None = None
+
+
+class Queue(Protocol):
+    """Service Bus semantics: at-least-once, peek-lock, delivery count, dead-letter
+    after ``max_delivery_count``, scheduled enqueue, duplicate detection by id.
+
+    Entity names: a queue ``q``, a topic subscription ``topic/subscriptions/sub``,
+    and the dead-letter sub-queue of either ``<entity>/$DeadLetterQueue``.
+    """
+
+    async def send(self, entity: str, messages: Sequence[OutgoingMessage]) -> None: ...
+
+    async def receive(
+        self, entity: str, *, max_messages: int = 1, lock_seconds: float = 60.0
+    ) -> list[ReceivedMessage]: ...
+
+    async def complete(self, entity: str, message: ReceivedMessage) -> None: ...
+
+    async def abandon(self, entity: str, message: ReceivedMessage) -> None: ...
+
+    async def dead_letter(self, entity: str, message: ReceivedMessage, reason: str) -> None: ...
+
+
+# ---------------------------------------------------------------------------
+# Secrets, clock, ids
+# ---------------------------------------------------------------------------
+
+
+class SecretStore(Protocol):
+    async def set(self, name: str, value: str) -> None: ...
+
+    async def get(self, name: str) -> str | None: ...
+
+    async def delete(self, name: str) -> None: ...
+
+
+class Clock(Protocol):
+    def now(self) -> datetime: ...
+
+
+# ---------------------------------------------------------------------------
+# Providers
+# ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SendRequest:
+    """What a provider needs to send one message (one attempt)."""
+
+    tenant_id: str
+    message: Document
+    channel: Document
+    credentials: Mapping[str, str]
+    attempt: int
+    throttles: int
+    idempotency_key: str
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderEvent:
+    """A later event from a provider (delivery receipt or inbound message) to be
+    fed back through the provider-events queue; ``deliver_at`` delays it."""
+
+    kind: Literal["receipt", "inbound"]
+    payload: Mapping[str, Any]
+    deliver_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SendResult:
+    provider_message_id: str | None
+    followups: tuple[ProviderEvent, ...] = ()
+
+
+class Sender(Protocol):
+    """One provider's outbound side.
+
+    ``send`` returns a SendResult or raises ``ProviderError`` (transient,
+    throttled or permanent); it never raises anything else on purpose.
+    """
+
+    async def send(self, request: SendRequest) -> SendResult: ...
+
+    async def close(self) -> None: ...
+
+
+__all__ = [
+    "SYSTEM",
+    "Clock",
+    "Conflict",
+    "ContainerSpec",
+    "DocumentStore",
+    "Filter",
+    "InvalidCursor",
+    "NotFound",
+    "OutgoingMessage",
+    "Page",
+    "PreconditionFailed",
+    "ProviderError",
+    "ProviderEvent",
+    "Query",
+    "Queue",
+    "ReceivedMessage",
+    "Scope",
+    "SecretStore",
+    "SendRequest",
+    "SendResult",
+    "Sender",
+    "StoreError",
+    "SystemScope",
+]

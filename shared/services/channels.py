@@ -1,0 +1,217 @@
+"""Channels: create, read, update, delete, and their write-only credentials."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from shared.containers import CHANNELS, MESSAGES
+from shared.domain.channels import (
+    ChannelCreate,
+    ChannelUpdate,
+    resolve_provider,
+    validate_credentials,
+    validate_settings,
+)
+from shared.domain.errors import ConflictError, FieldError, NotFoundError, ValidationFailed
+from shared.domain.ids import new_id
+from shared.domain.messages import to_utc_text
+from shared.domain.models import Document
+from shared.domain.timeline import change_status, error_info
+from shared.ports import Conflict, Filter, Page, PreconditionFailed, Query
+from shared.services import outbox
+from shared.services.deps import Deps
+from shared.services.pages import list_page
+
+log = logging.getLogger(__name__)
+
+INTERNAL_FIELDS = ("_etag", "tenant_id", "former_name")
+
+
+def credentials_secret_name(channel_id: str) -> str:
+    """Derived from the immutable id, never from the (tenant-chosen) name."""
+    return f"channel-{channel_id.replace('_', '-')}-credentials"
+
+
+def public(doc: Document) -> Document:
+    return {k: v for k, v in doc.items() if k not in INTERNAL_FIELDS}
+
+
+async def create_channel(deps: Deps, tenant_id: str, data: ChannelCreate) -> Document:
+    spec = resolve_provider(data.type, data.provider)
+    settings = validate_settings(spec, data.settings)
+    if data.default_sender is not None:
+        _check_default_sender(spec.sender_types, data.default_sender.type)
+    now = to_utc_text(deps.clock.now())
+    doc: Document = {
+        "id": new_id("ch"),
+        "tenant_id": tenant_id,
+        "name": data.name,
+        "type": spec.type,
+        "provider": spec.provider,
+        "description": data.description,
+        "settings": settings,
+        "default_sender": data.default_sender.model_dump() if data.default_sender else None,
+        "status": data.status,
+        "has_credentials": False,
+        "created_at": now,
+        "updated_at": now,
+    }
+    try:
+        return await deps.store.create(CHANNELS, doc)
+    except Conflict:
+        raise ConflictError(
+            f"A channel named {data.name!r} exists already", code="CHANNEL_NAME_TAKEN"
+        ) from None
+
+
+def _check_default_sender(allowed: tuple[str, ...], kind: str) -> None:
+    if kind not in allowed:
+        raise ValidationFailed(
+            "The default sender's type is not one this channel sends from",
+            errors=[FieldError("default_sender.type", f"one of {', '.join(allowed)}")],
+        )
+
+
+async def find_by_name(deps: Deps, tenant_id: str, name: str) -> Document | None:
+    page = await deps.store.query(
+        CHANNELS, Query(scope=tenant_id, where=(Filter("name", "eq", name.lower()),), limit=1)
+    )
+    return page.items[0] if page.items else None
+
+
+async def get_channel(deps: Deps, tenant_id: str, name: str) -> Document:
+    doc = await find_by_name(deps, tenant_id, name)
+    if doc is None:
+        raise NotFoundError(f"No channel named {name!r}", code="CHANNEL_NOT_FOUND")
+    return doc
+
+
+async def list_channels(deps: Deps, tenant_id: str, *, limit: int, cursor: str | None) -> Page:
+    return await list_page(
+        deps.store,
+        CHANNELS,
+        Query(
+            scope=tenant_id,
+            where=(Filter("status", "ne", "deleted"),),
+            order_by="created_at",
+            limit=limit,
+            cursor=cursor,
+        ),
+    )
+
+
+async def update_channel(deps: Deps, tenant_id: str, name: str, data: ChannelUpdate) -> Document:
+    for _ in range(3):
+        doc = await get_channel(deps, tenant_id, name)
+        spec = resolve_provider(doc["type"], doc["provider"])
+        changes = data.model_dump(exclude_unset=True)
+        if "settings" in changes and changes["settings"] is not None:
+            doc["settings"] = validate_settings(spec, {**doc["settings"], **changes["settings"]})
+        if "default_sender" in changes:
+            sender = data.default_sender
+            if sender is not None:
+                _check_default_sender(spec.sender_types, sender.type)
+            doc["default_sender"] = sender.model_dump() if sender else None
+        for key in ("description", "status"):
+            if key in changes and changes[key] is not None:
+                doc[key] = changes[key]
+        doc["updated_at"] = to_utc_text(deps.clock.now())
+        try:
+            return await deps.store.replace(CHANNELS, doc, etag=doc["_etag"])
+        except PreconditionFailed:
+            continue
+    raise ConflictError("The channel changed while updating; try again", code="CONCURRENT_UPDATE")
+
+
+async def set_credentials(
+    deps: Deps, tenant_id: str, name: str, credentials: dict[str, Any]
+) -> Document:
+    doc = await get_channel(deps, tenant_id, name)
+    spec = resolve_provider(doc["type"], doc["provider"])
+    if not spec.credentials:
+        raise ValidationFailed(
+            f"A {spec.provider} channel takes no credentials", code="CREDENTIALS_NOT_SUPPORTED"
+        )
+    values = validate_credentials(spec, credentials)
+    await deps.secrets.set(credentials_secret_name(doc["id"]), _encode(values))
+    return await deps.store.patch(
+        CHANNELS,
+        tenant_id,
+        doc["id"],
+        {"has_credentials": True, "updated_at": to_utc_text(deps.clock.now())},
+    )
+
+
+async def load_credentials(deps: Deps, channel: Document) -> dict[str, str]:
+    if not channel.get("has_credentials"):
+        return {}
+    raw = await deps.secrets.get(credentials_secret_name(channel["id"]))
+    return _decode(raw) if raw else {}
+
+
+def _encode(values: dict[str, str]) -> str:
+    import orjson
+
+    return orjson.dumps(values).decode()
+
+
+def _decode(raw: str) -> dict[str, str]:
+    import orjson
+
+    data = orjson.loads(raw)
+    return {str(k): str(v) for k, v in data.items()}
+
+
+PENDING_SWEEP_LIMIT = 1000
+
+
+async def delete_channel(deps: Deps, tenant_id: str, name: str) -> int:
+    """Stop new sends at once and fail pending messages with CHANNEL_DELETED.
+
+    The name is freed (kept as ``former_name``); dispatch refuses any message of
+    a deleted channel, so pending messages beyond this sweep fail when due.
+    Returns how many pending messages were failed here.
+    """
+    doc = await get_channel(deps, tenant_id, name)
+    now = deps.clock.now()
+    await deps.store.patch(
+        CHANNELS,
+        tenant_id,
+        doc["id"],
+        {
+            "status": "deleted",
+            "name": None,
+            "former_name": doc["name"],
+            "updated_at": to_utc_text(now),
+        },
+    )
+    await deps.secrets.delete(credentials_secret_name(doc["id"]))
+    return await fail_pending_messages(deps, tenant_id, doc["id"])
+
+
+async def fail_pending_messages(deps: Deps, tenant_id: str, channel_id: str) -> int:
+    page = await deps.store.query(
+        MESSAGES,
+        Query(
+            scope=tenant_id,
+            where=(
+                Filter("channel_id", "eq", channel_id),
+                Filter("status", "in", ["scheduled", "queued"]),
+            ),
+            limit=PENDING_SWEEP_LIMIT,
+        ),
+    )
+    failed = 0
+    for msg in page.items:
+        error = error_info("CHANNEL_DELETED", "The channel was deleted", permanent=True)
+        if not change_status(msg, "failed", deps.clock.now(), error=error):
+            continue
+        msg["outbox_at"] = None
+        try:
+            written = await deps.store.replace(MESSAGES, msg, etag=msg["_etag"])
+        except PreconditionFailed:
+            continue  # dispatch got there first; it will see the channel is deleted
+        await outbox.hand_off(deps, [written])
+        failed += 1
+    return failed

@@ -1,0 +1,55 @@
+"""What the queue gave up on: nothing may stay queued forever."""
+
+from __future__ import annotations
+
+import logging
+
+import orjson
+
+from shared.containers import MESSAGES
+from shared.domain.timeline import change_status, error_info
+from shared.ports import PreconditionFailed
+from shared.services import outbox
+from shared.services.deps import Deps
+from shared.services.dispatch import Job
+
+log = logging.getLogger(__name__)
+
+
+async def fail_dead_lettered(deps: Deps, body: bytes, reason: str | None) -> str:
+    """Mark the message of a dead-lettered dispatch job ``failed`` (DEAD_LETTERED)."""
+    try:
+        job = Job.decode(body)
+    except (orjson.JSONDecodeError, KeyError, TypeError):
+        log.error("unreadable dead-lettered dispatch job dropped")
+        return "unreadable"
+    for _ in range(5):
+        doc = await deps.store.read(MESSAGES, job.tenant_id, job.message_id)
+        if doc is None:
+            return "missing"
+        if doc["status"] not in ("scheduled", "queued", "sending"):
+            return "settled"
+        error = error_info(
+            "DEAD_LETTERED",
+            f"The queue gave up on this message ({reason or 'no reason given'})",
+            permanent=True,
+        )
+        change_status(doc, "failed", deps.clock.now(), attempt=doc.get("attempts"), error=error)
+        doc["outbox_at"] = doc["claim"] = None
+        try:
+            written = await deps.store.replace(MESSAGES, doc, etag=doc["_etag"])
+        except PreconditionFailed:
+            continue
+        await outbox.hand_off(deps, [written])
+        return "failed"
+    raise RuntimeError("could not mark the dead-lettered message failed; will be redelivered")
+
+
+async def log_dead_provider_event(body: bytes, reason: str | None) -> None:
+    """A receipt or inbound message that could not be applied: an operator must look."""
+    try:
+        data = orjson.loads(body)
+        what = f"{data.get('kind')} for channel {data.get('channel_id')}"
+    except orjson.JSONDecodeError:
+        what = "unreadable provider event"
+    log.error("dead-lettered provider event: %s (%s)", what, reason)

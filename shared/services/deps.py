@@ -1,0 +1,36 @@
+"""What the use cases depend on: ports and settings, built by shared.bootstrap."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+from shared.config import Settings
+from shared.ports import Clock, DocumentStore, Queue, SecretStore, Sender
+
+
+@dataclass
+class Deps:
+    settings: Settings
+    store: DocumentStore
+    queue: Queue
+    secrets: SecretStore
+    clock: Clock
+    senders: Mapping[str, Sender]
+    rng: random.Random = field(default_factory=random.Random)
+    closers: list[Callable[[], None]] = field(default_factory=list)
+    """Releases resources (files, connections) when the platform stops."""
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is calling: resolved from a credential, never from the request body."""
+
+    tenant_id: str
+    app_id: str
+    credential_id: str
+    scopes: frozenset[str]
+
+    def has(self, scope: str) -> bool:
+        return "*" in self.scopes or scope in self.scopes

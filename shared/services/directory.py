@@ -1,0 +1,40 @@
+"""The one narrow place for cross-tenant lookups (system scope, by design).
+
+API-key prefix → credential (and its tenant); channel id → channel (for provider
+callbacks). Users by e-mail will join here.
+"""
+
+from __future__ import annotations
+
+from shared.containers import CHANNELS, DIRECTORY
+from shared.domain.models import Document
+from shared.ports import SYSTEM
+from shared.services.deps import Deps
+
+
+def api_key_id(prefix: str) -> str:
+    return f"key_{prefix}"
+
+
+def api_key_entry(
+    prefix: str, tenant_id: str, app_id: str, digest: str, scopes: list[str], now: str
+) -> Document:
+    return {
+        "id": api_key_id(prefix),
+        "tenant_id": tenant_id,
+        "kind": "api_key",
+        "app_id": app_id,
+        "prefix": prefix,
+        "secret_sha256": digest,
+        "scopes": scopes,
+        "status": "active",
+        "created_at": now,
+    }
+
+
+async def find_api_key(deps: Deps, prefix: str) -> Document | None:
+    return await deps.store.read(DIRECTORY, SYSTEM, api_key_id(prefix))
+
+
+async def find_channel(deps: Deps, channel_id: str) -> Document | None:
+    return await deps.store.read(CHANNELS, SYSTEM, channel_id)

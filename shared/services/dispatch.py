@@ -1,0 +1,238 @@
+"""Dispatch: claim a queued message, call its provider once, record the outcome.
+
+A job is a queue message ``{message_id}:{attempt}[:suffix]`` naming the one
+dispatch the message document expects next. Duplicates and stale jobs are
+dropped; a redelivered job that finds its own claim with no outcome recorded
+(a crash mid-send) sends once more — at-least-once towards providers, with a
+stable idempotency key for those that take one.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Literal
+
+import orjson
+
+from shared.containers import CHANNELS, MESSAGES
+from shared.domain.errors import ProviderError
+from shared.domain.messages import to_utc_text
+from shared.domain.models import Document
+from shared.domain.retry import retry_delay
+from shared.domain.status import FINAL
+from shared.domain.timeline import add_event, change_status, error_info
+from shared.ports import PreconditionFailed, SendRequest, SendResult
+from shared.services import outbox, provider_events
+from shared.services.channels import load_credentials
+from shared.services.deps import Deps
+
+log = logging.getLogger(__name__)
+
+Outcome = Literal[
+    "sent", "failed", "retrying", "throttled", "expired", "paused", "dropped", "missing"
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    tenant_id: str
+    message_id: str
+    job: str
+
+    @classmethod
+    def decode(cls, body: bytes) -> Job:
+        data = orjson.loads(body)
+        return cls(tenant_id=data["tenant_id"], message_id=data["message_id"], job=data["job"])
+
+
+def _claim_is_fresh(doc: Document, now: datetime, timeout: float) -> bool:
+    claim = doc.get("claim") or {}
+    at = claim.get("at")
+    return at is not None and now - datetime.fromisoformat(at) < timedelta(seconds=timeout)
+
+
+def _should_send(doc: Document, job: Job, now: datetime, timeout: float) -> bool:
+    """Whether this job may (re)send the message."""
+    status = doc["status"]
+    if status in FINAL or status in ("sent", "delivered"):
+        return False
+    if status == "sending":
+        claim = doc.get("claim") or {}
+        return claim.get("job") == job.job or not _claim_is_fresh(doc, now, timeout)
+    return bool((doc.get("dispatch") or {}).get("job") == job.job)
+
+
+async def dispatch(deps: Deps, job: Job) -> Outcome:
+    """Handle one dispatch job; safe to call any number of times for the same job."""
+    for _ in range(5):
+        doc = await deps.store.read(MESSAGES, job.tenant_id, job.message_id)
+        if doc is None:
+            return "missing"
+        now = deps.clock.now()
+        if not _should_send(doc, job, now, deps.settings.OCM_CLAIM_TIMEOUT_SECONDS):
+            return "dropped"
+        outcome, channel = await _before_send(deps, doc, now)
+        if outcome is None:
+            _claim(doc, job, now)
+        try:
+            written = await deps.store.replace(MESSAGES, doc, etag=doc["_etag"])
+        except PreconditionFailed:
+            continue
+        if outcome is not None:
+            await outbox.hand_off(deps, [written])
+            return outcome
+        assert channel is not None
+        return await _send_and_record(deps, written, channel)
+    log.warning("dispatch of %s gave up after repeated concurrent updates", job.message_id)
+    raise RuntimeError("concurrent updates; the queue will redeliver")
+
+
+async def _before_send(
+    deps: Deps, doc: Document, now: datetime
+) -> tuple[Outcome | None, Document | None]:
+    """Expiry and channel checks; returns an outcome already applied to ``doc``."""
+    expires = doc.get("expires_at")
+    if expires and datetime.fromisoformat(expires) <= now and doc["status"] != "sending":
+        change_status(doc, "expired", now, error=error_info("EXPIRED", "expired", permanent=True))
+        doc["outbox_at"] = None
+        return "expired", None
+    channel = await deps.store.read(CHANNELS, doc["tenant_id"], doc["channel_id"])
+    if channel is None or channel["status"] == "deleted":
+        error = error_info("CHANNEL_DELETED", "The channel was deleted", permanent=True)
+        change_status(doc, "failed", now, error=error)
+        doc["outbox_at"] = doc["claim"] = None
+        return "failed", None
+    if channel["status"] == "paused":
+        _reschedule(
+            doc, "queued", now + timedelta(seconds=deps.settings.OCM_PAUSED_RECHECK_SECONDS), "p"
+        )
+        return "paused", None
+    return None, channel
+
+
+def _claim(doc: Document, job: Job, now: datetime) -> None:
+    attempt = doc["dispatch"]["attempt"]
+    doc["status"] = "sending"
+    doc["claim"] = {"job": job.job, "at": to_utc_text(now)}
+    doc["attempts"] = attempt
+    doc["outbox_at"] = None
+
+
+def _reschedule(doc: Document, status: str, due: datetime, kind: str) -> None:
+    """A new job for the same attempt (throttled or paused): uses no attempt."""
+    attempt = doc["dispatch"]["attempt"]
+    doc["throttles"] = doc.get("throttles", 0) + 1
+    doc["status"] = status
+    doc["claim"] = None
+    doc["attempts"] = attempt - 1
+    outbox.set_job(
+        doc, outbox.job_id(doc["id"], attempt, f"{kind}{doc['throttles']}"), attempt, due
+    )
+
+
+async def _call_provider(
+    deps: Deps, doc: Document, channel: Document
+) -> SendResult | ProviderError:
+    sender = deps.senders.get(channel["provider"])
+    if sender is None:
+        return ProviderError(
+            "permanent", "PROVIDER_UNAVAILABLE", f"No sender for {channel['provider']}"
+        )
+    request = SendRequest(
+        tenant_id=doc["tenant_id"],
+        message=doc,
+        channel=channel,
+        credentials=await load_credentials(deps, channel),
+        attempt=doc["attempts"],
+        throttles=doc.get("throttles", 0),
+        idempotency_key=doc["id"],
+    )
+    try:
+        return await sender.send(request)
+    except ProviderError as err:
+        return err
+    except Exception:
+        log.exception("provider %s raised unexpectedly for %s", channel["provider"], doc["id"])
+        return ProviderError("transient", "PROVIDER_ERROR", "The provider call failed unexpectedly")
+
+
+async def _send_and_record(deps: Deps, claimed: Document, channel: Document) -> Outcome:
+    result = await _call_provider(deps, claimed, channel)
+    doc = claimed
+    for _ in range(5):
+        outcome = _apply_result(deps, doc, result, deps.clock.now())
+        try:
+            written = await deps.store.replace(MESSAGES, doc, etag=doc["_etag"])
+        except PreconditionFailed:
+            # A receipt may overtake the send's own record; apply ours on top.
+            fresh = await deps.store.read(MESSAGES, claimed["tenant_id"], claimed["id"])
+            if fresh is None:
+                return "missing"
+            doc = fresh
+            continue
+        await outbox.hand_off(deps, [written])
+        if isinstance(result, SendResult) and result.followups:
+            await provider_events.enqueue(deps, result.followups)
+        return outcome
+    raise RuntimeError("could not record the send outcome; the queue will redeliver")
+
+
+def _apply_result(
+    deps: Deps, doc: Document, result: SendResult | ProviderError, now: datetime
+) -> Outcome:
+    attempt = doc["attempts"]
+    doc["claim"] = None
+    if doc["status"] != "sending":  # a receipt or another worker moved it on meanwhile
+        if isinstance(result, SendResult):
+            change_status(
+                doc, "sent", now, attempt=attempt, provider_message_id=result.provider_message_id
+            )
+            if doc.get("provider_message_id") is None:
+                doc["provider_message_id"] = result.provider_message_id
+        return "sent" if isinstance(result, SendResult) else "dropped"
+    if isinstance(result, SendResult):
+        change_status(
+            doc, "sent", now, attempt=attempt, provider_message_id=result.provider_message_id
+        )
+        return "sent"
+    error = error_info(
+        result.code,
+        result.reason,
+        permanent=result.kind == "permanent",
+        provider_status=result.provider_status,
+    )
+    settings = deps.settings
+    if result.kind == "throttled" and doc.get("throttles", 0) < settings.OCM_MAX_THROTTLES:
+        wait = (
+            result.retry_after
+            if result.retry_after is not None
+            else settings.OCM_RETRY_BASE_SECONDS
+        )
+        _reschedule(doc, "queued", now + timedelta(seconds=wait), "t")
+        return "throttled"
+    if result.kind == "transient" and attempt < doc["max_attempts"]:
+        delay = retry_delay(
+            attempt,
+            base=settings.OCM_RETRY_BASE_SECONDS,
+            cap=settings.OCM_RETRY_MAX_SECONDS,
+            rng=deps.rng,
+            retry_after=result.retry_after,
+        )
+        due = now + timedelta(seconds=delay)
+        doc["status"] = "queued"
+        outbox.set_job(doc, outbox.job_id(doc["id"], attempt + 1), attempt + 1, due)
+        add_event(
+            doc,
+            "message.retrying",
+            now,
+            attempt=attempt,
+            error=error,
+            next_attempt_at=to_utc_text(due),
+        )
+        return "retrying"
+    if result.kind != "permanent":
+        error["reason"] = f"{result.reason} (gave up after {attempt} attempts)"
+    change_status(doc, "failed", now, attempt=attempt, error=error)
+    return "failed"

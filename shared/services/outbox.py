@@ -1,0 +1,141 @@
+"""The outboxes: dispatch jobs and events are written on the message document
+first, then published; sweeps re-publish whatever a crash left behind.
+
+Both publications use deterministic queue message ids, so a re-publication
+inside the duplicate-detection window is dropped by the queue, and dispatch
+ignores stale jobs after it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+import orjson
+
+from shared.containers import MESSAGES
+from shared.domain.messages import to_utc_text
+from shared.domain.models import Document
+from shared.domain.timeline import event_payload
+from shared.ports import SYSTEM, Filter, OutgoingMessage, Query
+from shared.services.deps import Deps
+
+log = logging.getLogger(__name__)
+
+SWEEP_PAGE = 500
+
+
+def job_id(message_id: str, attempt: int, suffix: str = "") -> str:
+    """The queue message id of one dispatch job: ``{message_id}:{attempt}[:suffix]``."""
+    return f"{message_id}:{attempt}{':' + suffix if suffix else ''}"
+
+
+def set_job(doc: Document, job: str, attempt: int, due: datetime) -> None:
+    """Record the one job dispatch will accept next (written with the document)."""
+    doc["dispatch"] = {"job": job, "attempt": attempt, "due_at": to_utc_text(due)}
+    doc["outbox_at"] = to_utc_text(due)
+
+
+def job_message(doc: Document, now: datetime) -> OutgoingMessage:
+    job = doc["dispatch"]
+    due = datetime.fromisoformat(job["due_at"])
+    body = {"tenant_id": doc["tenant_id"], "message_id": doc["id"], "job": job["job"]}
+    return OutgoingMessage(
+        message_id=job["job"],
+        body=orjson.dumps(body),
+        scheduled_at=due if due > now else None,
+        subject="dispatch",
+    )
+
+
+async def enqueue_jobs(deps: Deps, docs: Sequence[Document]) -> None:
+    if not docs:
+        return
+    now = deps.clock.now()
+    await deps.queue.send(deps.settings.OCM_OUTBOUND_QUEUE, [job_message(d, now) for d in docs])
+
+
+def _event_messages(doc: Document) -> list[OutgoingMessage]:
+    pending = set(doc.get("pending_events") or ())
+    out = []
+    for entry in doc.get("events", ()):
+        if entry.get("id") in pending:
+            out.append(
+                OutgoingMessage(
+                    message_id=entry["id"],
+                    body=orjson.dumps(event_payload(doc, entry)),
+                    subject=entry["type"],
+                    application_properties={"tenant_id": doc["tenant_id"], "type": entry["type"]},
+                )
+            )
+    return out
+
+
+def _has_job(doc: Document) -> bool:
+    return doc.get("outbox_at") is not None and doc["status"] in ("queued", "scheduled")
+
+
+async def hand_off(deps: Deps, docs: Sequence[Document]) -> None:
+    """After documents were written: enqueue their dispatch jobs and publish their
+    pending events, then clear both outboxes where nobody wrote since (etag).
+
+    A newer writer of a document hands off what it found pending itself.
+    """
+    await enqueue_jobs(deps, [d for d in docs if _has_job(d)])
+    events = [m for d in docs for m in _event_messages(d)]
+    if events:
+        await deps.queue.send(deps.settings.OCM_EVENTS_TOPIC, events)
+    clear = {"outbox_at": None, "pending_events": [], "events_at": None}
+    items = [
+        (d["tenant_id"], d["id"], clear, d.get("_etag"))
+        for d in docs
+        if d.get("outbox_at") is not None or d.get("pending_events")
+    ]
+    if items:
+        await deps.store.patch_many(MESSAGES, items)
+
+
+async def sweep(deps: Deps) -> dict[str, int]:
+    """Re-publish dispatch jobs and events left behind (system scope: all tenants).
+
+    A job is re-sent when its due time is older than the grace period; the
+    document's ``outbox_at`` then moves forward so a long queue backlog is not
+    re-sent on every sweep.
+    """
+    now = deps.clock.now()
+    grace = timedelta(seconds=deps.settings.OCM_OUTBOX_GRACE_SECONDS)
+    cutoff = to_utc_text(now - grace)
+    jobs = await deps.store.query(
+        MESSAGES,
+        Query(
+            scope=SYSTEM,
+            where=(Filter("outbox_at", "lte", cutoff),),
+            order_by="outbox_at",
+            limit=SWEEP_PAGE,
+        ),
+    )
+    pending = [d for d in jobs.items if d["status"] in ("queued", "scheduled")]
+    await enqueue_jobs(deps, pending)
+    later = to_utc_text(now + grace * 4)
+    await deps.store.patch_many(
+        MESSAGES,
+        [
+            (d["tenant_id"], d["id"], {"outbox_at": later if d in pending else None}, d["_etag"])
+            for d in jobs.items
+        ],
+    )
+    events = await deps.store.query(
+        MESSAGES,
+        Query(
+            scope=SYSTEM,
+            where=(Filter("events_at", "lte", cutoff),),
+            order_by="events_at",
+            limit=SWEEP_PAGE,
+        ),
+    )
+    await hand_off(deps, events.items)
+    counts = {"jobs": len(pending), "event_documents": len(events.items)}
+    if pending or events.items:
+        log.warning("outbox sweep re-published %s", counts)
+    return counts

@@ -1,0 +1,104 @@
+"""Stopping and restarting the platform loses nothing; e-mail goes out over SMTP."""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections.abc import Iterator
+from email import message_from_bytes
+from email.message import Message
+from pathlib import Path
+
+import pytest
+from aiosmtpd.controller import Controller
+
+from tests.e2e.conftest import Client, Server, free_port, server_env
+from tests.e2e.test_sending import in_seconds
+
+
+def test_stop_and_restart_with_messages_in_flight_loses_nothing(tmp_path: Path) -> None:
+    srv = Server(data_dir=tmp_path, port=free_port(), env=server_env(tmp_path))
+    srv.start()
+    try:
+        client = srv.tenant("restart")
+        client.channel("sandbox")
+        soon = [client.send(send_at=in_seconds(1.5))["id"] for _ in range(20)]
+        slow = [client.send(options={"sandbox": {"delay_ms": 1500}})["id"] for _ in range(20)]
+        batch = client.post(
+            "/api/v1/messages/batch",
+            json={
+                "messages": [
+                    {
+                        "channel": "sandbox",
+                        "receiver": {"type": "phone", "address": "+4791234567"},
+                        "content": {"type": "text", "text": f"n{i}"},
+                    }
+                    for i in range(200)
+                ]
+            },
+        ).json()
+        now = [item["id"] for item in batch["items"]]
+        assert srv.stop(signal.SIGINT) == 0
+        srv.start()
+        for message_id in soon + slow + now:
+            done = client.wait_for(message_id, timeout=30)
+            assert done["status"] == "delivered", done
+            assert done["attempts"] == 1
+            assert [e["type"] for e in done["events"]].count("message.sent") == 1
+    finally:
+        if srv.process and srv.process.poll() is None:
+            srv.stop()
+
+
+class Inbox:
+    def __init__(self) -> None:
+        self.messages: list[tuple[str, list[str], Message]] = []
+
+    async def handle_DATA(self, server: object, session: object, envelope: object) -> str:  # noqa: N802
+        self.messages.append(
+            (envelope.mail_from, list(envelope.rcpt_tos), message_from_bytes(envelope.content))  # type: ignore[attr-defined]
+        )
+        return "250 OK"
+
+
+@pytest.fixture
+def smtp() -> Iterator[tuple[Inbox, int]]:
+    inbox = Inbox()
+    port = free_port()
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    yield inbox, port
+    controller.stop()
+
+
+def test_an_email_goes_out_through_an_smtp_channel(server: Server, smtp: tuple[Inbox, int]) -> None:
+    inbox, port = smtp
+    client: Client = server.tenant("mailer")
+    created = client.post(
+        "/api/v1/channels",
+        json={
+            "name": "email-main",
+            "type": "email",
+            "settings": {"host": "127.0.0.1", "port": port, "security": "none"},
+            "default_sender": {"type": "email", "address": "noreply@acme.example", "display_name": "Acme"},
+        },
+    )
+    assert created.status_code == 201, created.text
+    msg = client.send(
+        channel="email-main",
+        receiver={"type": "email", "address": "bob@example.com"},
+        subject="Sign-in code",
+        content={"type": "html", "html": "<p>Your code is <b>1234</b></p>", "text": "Your code is 1234"},
+    )
+    done = client.wait_for(msg["id"], lambda m: m["status"] in ("sent", "failed"))
+    assert done["status"] == "sent", done
+    deadline = time.monotonic() + 5
+    while not inbox.messages and time.monotonic() < deadline:
+        time.sleep(0.05)
+    mail_from, rcpt, email = inbox.messages[0]
+    assert mail_from == "noreply@acme.example"
+    assert rcpt == ["bob@example.com"]
+    assert email["Subject"] == "Sign-in code"
+    assert email["From"] == "Acme <noreply@acme.example>"
+    assert email.get_content_type() == "multipart/alternative"
+    assert done["provider_message_id"] == email["Message-ID"].strip("<>")

@@ -1,0 +1,44 @@
+"""Services wired to in-memory fakes: no I/O, a clock the test moves."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+import pytest
+
+from shared.adapters.providers.sandbox import SandboxSender
+from shared.config import Settings
+from shared.domain.channels import ChannelCreate
+from shared.services import channels, tenants
+from shared.services.deps import Deps
+from tests.fakes import FakeClock, FakeDocumentStore, FakeQueue, FakeSecretStore
+
+SETTINGS = Settings(OCM_MAX_ATTEMPTS=3, OCM_RETRY_BASE_SECONDS=2, OCM_RETRY_MAX_SECONDS=60)
+
+
+@dataclass
+class World:
+    deps: Deps
+    clock: FakeClock
+    queue: FakeQueue
+    tenant_id: str
+
+
+@pytest.fixture
+async def world() -> World:
+    clock = FakeClock()
+    queue = FakeQueue(clock, topics={SETTINGS.OCM_EVENTS_TOPIC: [SETTINGS.OCM_EVENTS_LOG_SUBSCRIPTION]})
+    deps = Deps(
+        settings=SETTINGS,
+        store=FakeDocumentStore(clock=clock),
+        queue=queue,
+        secrets=FakeSecretStore(),
+        clock=clock,
+        senders={"sandbox": SandboxSender(clock)},
+        rng=random.Random(7),
+    )
+    created = await tenants.create_tenant(deps, "acme")
+    tenant_id = created.tenant["id"]
+    await channels.create_channel(deps, tenant_id, ChannelCreate(name="sandbox", type="sandbox"))
+    return World(deps=deps, clock=clock, queue=queue, tenant_id=tenant_id)
