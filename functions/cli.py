@@ -64,7 +64,7 @@ async def _tenant_list(settings: Settings, as_json: bool) -> int:
 
 
 async def _serve(settings: Settings) -> int:
-    from function_app import app
+    from function_app import app  # the one FunctionApp, with every trigger
     from functions.http import asgi_app
     from functions.local_runtime import serve
 

@@ -7,7 +7,7 @@ import azure.functions as func
 
 from shared.services import event_log
 
-bp = func.Blueprint()
+bp = func.Blueprint()  # type: ignore[no-untyped-call]  # the SDK leaves it unannotated
 
 
 @bp.service_bus_topic_trigger(

@@ -17,15 +17,15 @@ import logging
 import os
 import re
 import signal
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import azure.functions as func
+import uvicorn
+from azure.functions.decorators.function_app import FunctionRegister
 from azure.functions.servicebus import ServiceBusMessage
 from azure.functions.timer import TimerRequest
-import uvicorn
 from croniter import croniter
 
 from shared.config import Settings
@@ -62,24 +62,25 @@ class Trigger:
     function: Callable[..., Any]
 
 
-def discover(app: func.FunctionApp, settings: Settings) -> list[Trigger]:
+def discover(app: FunctionRegister, settings: Settings) -> list[Trigger]:
     """Every Service Bus and timer trigger the app declares."""
     triggers = []
     for fn in app.get_functions():
         binding = fn.get_trigger()
+        if binding is None:
+            continue
         data = binding.get_dict_repr()
         user_fn = fn.get_user_function()
+        name = fn.get_function_name() or user_fn.__name__
         if data["type"] == "serviceBusTrigger":
             if "topicName" in data:
                 entity = f"{data['topicName']}/subscriptions/{data['subscriptionName']}"
             else:
                 entity = data["queueName"]
-            triggers.append(
-                Trigger(fn.get_function_name(), "queue", resolve(entity, settings), user_fn)
-            )
+            triggers.append(Trigger(name, "queue", resolve(entity, settings), user_fn))
         elif data["type"] == "timerTrigger":
             schedule = resolve(data["schedule"], settings)
-            triggers.append(Trigger(fn.get_function_name(), "timer", schedule, user_fn))
+            triggers.append(Trigger(name, "timer", schedule, user_fn))
     return triggers
 
 
@@ -108,7 +109,7 @@ async def _call(function: Callable[..., Any], argument: Any) -> None:
 class LocalRuntime:
     """The triggers of one FunctionApp, run against the embedded queue."""
 
-    def __init__(self, app: func.FunctionApp, deps: Deps) -> None:
+    def __init__(self, app: FunctionRegister, deps: Deps) -> None:
         self.deps = deps
         self.queue: Queue = deps.queue
         self.triggers = discover(app, deps.settings)
@@ -190,7 +191,15 @@ async def _settle(action: Awaitable[None]) -> None:
         log.warning("could not settle a queue message: %s", exc)
 
 
-async def serve(app: func.FunctionApp, asgi: Any, deps: Deps, *, host: str, port: int) -> None:
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal handling: `serve` stops HTTP and triggers together."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+async def serve(app: FunctionRegister, asgi: Any, deps: Deps, *, host: str, port: int) -> None:
     """Serve HTTP and run every trigger until SIGINT/SIGTERM; then stop cleanly.
 
     Accepted messages are persisted before the 202, so stopping loses nothing: a
@@ -200,8 +209,7 @@ async def serve(app: func.FunctionApp, asgi: Any, deps: Deps, *, host: str, port
     config = uvicorn.Config(
         asgi, host=host, port=port, log_level="warning", lifespan="off", access_log=False
     )
-    server = uvicorn.Server(config)
-    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+    server = _Server(config)
     loop = asyncio.get_running_loop()
 
     def stop() -> None:

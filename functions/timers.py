@@ -9,7 +9,7 @@ import azure.functions as func
 from shared.bootstrap import get_deps
 from shared.services import housekeeping, outbox
 
-bp = func.Blueprint()
+bp = func.Blueprint()  # type: ignore[no-untyped-call]  # the SDK leaves it unannotated
 log = logging.getLogger(__name__)
 
 

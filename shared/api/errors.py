@@ -75,7 +75,14 @@ async def on_http_error(request: Request, exc: Exception) -> Response:
     phrase = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Error"
     code = _HTTP_CODES.get(status, "HTTP_ERROR")
     detail = exc.detail if isinstance(exc.detail, str) else phrase
-    return problem(status, code, phrase, detail, headers=exc.headers, instance=request.url.path)
+    return problem(
+        status,
+        code,
+        phrase,
+        detail,
+        headers=dict(exc.headers) if exc.headers else None,
+        instance=request.url.path,
+    )
 
 
 async def on_unexpected(request: Request, exc: Exception) -> Response:

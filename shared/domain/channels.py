@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import re
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -51,7 +52,7 @@ class ProviderSpec:
     provider: str
     type: str
     description: str
-    settings: type[BaseModel]
+    settings: builtins.type[BaseModel]
     credentials: tuple[CredentialField, ...]
     receiver_types: tuple[str, ...]
     sender_types: tuple[str, ...]
@@ -61,7 +62,8 @@ class ProviderSpec:
     attachments: bool
 
     def settings_schema(self) -> dict[str, Any]:
-        return self.settings.model_json_schema()
+        schema: dict[str, Any] = self.settings.model_json_schema()
+        return schema
 
 
 PROVIDERS: dict[str, ProviderSpec] = {
@@ -165,7 +167,8 @@ def validate_settings(spec: ProviderSpec, settings: dict[str, Any]) -> dict[str,
                 for e in exc.errors()
             ],
         ) from None
-    return model.model_dump(mode="json")
+    settings_out: dict[str, Any] = model.model_dump(mode="json")
+    return settings_out
 
 
 def validate_credentials(spec: ProviderSpec, credentials: dict[str, Any]) -> dict[str, str]:

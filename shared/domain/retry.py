@@ -19,6 +19,6 @@ def retry_delay(
     retries spread out yet never come sooner than half the step; a provider's
     ``Retry-After`` is a floor.
     """
-    step = min(cap, base * 2 ** max(0, attempt - 1))
+    step = min(cap, base * 2.0 ** max(0, attempt - 1))
     delay = step / 2 + rng.random() * step / 2
     return max(delay, retry_after or 0.0)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
 import orjson
 
@@ -86,7 +87,7 @@ async def hand_off(deps: Deps, docs: Sequence[Document]) -> None:
     events = [m for d in docs for m in _event_messages(d)]
     if events:
         await deps.queue.send(deps.settings.OCM_EVENTS_TOPIC, events)
-    clear = {"outbox_at": None, "pending_events": [], "events_at": None}
+    clear: dict[str, Any] = {"outbox_at": None, "pending_events": [], "events_at": None}
     items = [
         (d["tenant_id"], d["id"], clear, d.get("_etag"))
         for d in docs

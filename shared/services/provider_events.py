@@ -104,7 +104,7 @@ async def _find_message(deps: Deps, data: dict[str, Any]) -> Document | None:
 
 async def apply_receipt(deps: Deps, data: dict[str, Any]) -> str:
     """A delivery receipt: a status change, never backwards; duplicates ignored."""
-    status = data["status"]
+    status: str = data["status"]
     if status not in RECEIPT_STATUSES:
         log.warning("receipt with unmapped status %r ignored", status)
         return "ignored"

@@ -82,7 +82,13 @@ CASES = [
         "CONTENT_NOT_SUPPORTED",
         "content.type",
     ),
-    ("missing content", {k: v for k, v in VALID.items() if k != "content"}, 422, "VALIDATION_FAILED", "content"),
+    (
+        "missing content",
+        {k: v for k, v in VALID.items() if k != "content"},
+        422,
+        "VALIDATION_FAILED",
+        "content",
+    ),
     ("unknown field", {**VALID, "colour": "red"}, 422, "VALIDATION_FAILED", "colour"),
     (
         "unknown content type",
@@ -105,11 +111,19 @@ CASES = [
         "VALIDATION_FAILED",
         "send_at",
     ),
-    ("a message over 256 KiB", {**VALID, "context": {"pad": "x" * 270_000}}, 413, "MESSAGE_TOO_LARGE", None),
+    (
+        "a message over 256 KiB",
+        {**VALID, "context": {"pad": "x" * 270_000}},
+        413,
+        "MESSAGE_TOO_LARGE",
+        None,
+    ),
 ]
 
 
-@pytest.mark.parametrize(("name", "body", "status", "code", "field"), CASES, ids=[c[0] for c in CASES])
+@pytest.mark.parametrize(
+    ("name", "body", "status", "code", "field"), CASES, ids=[c[0] for c in CASES]
+)
 def test_bad_messages_are_refused_with_a_problem_and_nothing_is_stored(
     bad: Client, name: str, body: object, status: int, code: str, field: str | None
 ) -> None:
@@ -159,11 +173,17 @@ def test_bad_channels_are_refused(bad: Client) -> None:
         "CHANNEL_TYPE_UNKNOWN",
     )
     problem(
-        bad.post("/api/v1/channels", json={"name": "m2", "type": "email", "settings": {"port": 25}}),
+        bad.post(
+            "/api/v1/channels", json={"name": "m2", "type": "email", "settings": {"port": 25}}
+        ),
         422,
         "VALIDATION_FAILED",
     )
-    problem(bad.post("/api/v1/channels", json={"name": "sandbox", "type": "sandbox"}), 409, "CHANNEL_NAME_TAKEN")
+    problem(
+        bad.post("/api/v1/channels", json={"name": "sandbox", "type": "sandbox"}),
+        409,
+        "CHANNEL_NAME_TAKEN",
+    )
     problem(
         bad.request("PUT", "/api/v1/channels/mail/credentials", json={"token": "x"}),
         422,
@@ -177,7 +197,9 @@ def test_bad_channels_are_refused(bad: Client) -> None:
 
 def test_credentials_are_write_only(bad: Client) -> None:
     response = bad.request(
-        "PUT", "/api/v1/channels/mail/credentials", json={"username": "u", "password": "hunter2-secret"}
+        "PUT",
+        "/api/v1/channels/mail/credentials",
+        json={"username": "u", "password": "hunter2-secret"},
     )
     assert response.status_code == 204
     channel = bad.get("/api/v1/channels/mail")

@@ -54,7 +54,7 @@ class Inbox:
     def __init__(self) -> None:
         self.messages: list[tuple[str, list[str], Message]] = []
 
-    async def handle_DATA(self, server: object, session: object, envelope: object) -> str:  # noqa: N802
+    async def handle_DATA(self, server: object, session: object, envelope: object) -> str:
         self.messages.append(
             (envelope.mail_from, list(envelope.rcpt_tos), message_from_bytes(envelope.content))  # type: ignore[attr-defined]
         )
@@ -80,7 +80,11 @@ def test_an_email_goes_out_through_an_smtp_channel(server: Server, smtp: tuple[I
             "name": "email-main",
             "type": "email",
             "settings": {"host": "127.0.0.1", "port": port, "security": "none"},
-            "default_sender": {"type": "email", "address": "noreply@acme.example", "display_name": "Acme"},
+            "default_sender": {
+                "type": "email",
+                "address": "noreply@acme.example",
+                "display_name": "Acme",
+            },
         },
     )
     assert created.status_code == 201, created.text
@@ -88,7 +92,11 @@ def test_an_email_goes_out_through_an_smtp_channel(server: Server, smtp: tuple[I
         channel="email-main",
         receiver={"type": "email", "address": "bob@example.com"},
         subject="Sign-in code",
-        content={"type": "html", "html": "<p>Your code is <b>1234</b></p>", "text": "Your code is 1234"},
+        content={
+            "type": "html",
+            "html": "<p>Your code is <b>1234</b></p>",
+            "text": "Your code is 1234",
+        },
     )
     done = client.wait_for(msg["id"], lambda m: m["status"] in ("sent", "failed"))
     assert done["status"] == "sent", done

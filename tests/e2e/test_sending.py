@@ -61,7 +61,10 @@ def test_a_permanent_failure_fails_at_once_with_the_providers_code(client: Clien
 
 def test_throttling_reschedules_without_using_an_attempt(client: Client) -> None:
     msg = client.send(
-        options={"max_attempts": 1, "sandbox": {"send": "throttle", "fail_times": 3, "retry_after_ms": 100}}
+        options={
+            "max_attempts": 1,
+            "sandbox": {"send": "throttle", "fail_times": 3, "retry_after_ms": 100},
+        }
     )
     done = client.wait_for(msg["id"], lambda m: m["status"] == "delivered")
     assert done["attempts"] == 1
@@ -150,7 +153,10 @@ def test_a_batch_accepts_and_refuses_items_one_by_one(client: Client) -> None:
     bad = {**good, "receiver": {"type": "phone", "address": "12345"}}
     response = client.post(
         "/api/v1/messages/batch",
-        json={"messages": [good, bad, {**good, "context": {}}], "context": {"campaign": "c1", "item": "batch"}},
+        json={
+            "messages": [good, bad, {**good, "context": {}}],
+            "context": {"campaign": "c1", "item": "batch"},
+        },
     )
     assert response.status_code == 202
     body = response.json()
@@ -170,7 +176,8 @@ def test_messages_are_listed_newest_first_with_filters_and_a_cursor(client: Clie
     ids = [client.send(channel="listing")["id"] for _ in range(5)]
     page1 = client.get("/api/v1/messages", params={"channel": "listing", "limit": 3}).json()
     page2 = client.get(
-        "/api/v1/messages", params={"channel": "listing", "limit": 3, "cursor": page1["next_cursor"]}
+        "/api/v1/messages",
+        params={"channel": "listing", "limit": 3, "cursor": page1["next_cursor"]},
     ).json()
     listed = [m["id"] for m in page1["items"] + page2["items"]]
     assert listed == list(reversed(ids))

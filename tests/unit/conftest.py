@@ -28,7 +28,9 @@ class World:
 @pytest.fixture
 async def world() -> World:
     clock = FakeClock()
-    queue = FakeQueue(clock, topics={SETTINGS.OCM_EVENTS_TOPIC: [SETTINGS.OCM_EVENTS_LOG_SUBSCRIPTION]})
+    queue = FakeQueue(
+        clock, topics={SETTINGS.OCM_EVENTS_TOPIC: [SETTINGS.OCM_EVENTS_LOG_SUBSCRIPTION]}
+    )
     deps = Deps(
         settings=SETTINGS,
         store=FakeDocumentStore(clock=clock),

@@ -98,7 +98,9 @@ async def test_a_throttle_reschedules_without_using_an_attempt(world: World) -> 
     msg = await messages.accept_message(
         world.deps,
         world.tenant_id,
-        message(max_attempts=1, sandbox={"send": "throttle", "fail_times": 1, "retry_after_ms": 5000}),
+        message(
+            max_attempts=1, sandbox={"send": "throttle", "fail_times": 1, "retry_after_ms": 5000}
+        ),
     )
     assert await run_job(world) == "throttled"
     doc = await stored(world, msg["id"])

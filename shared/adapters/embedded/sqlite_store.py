@@ -4,23 +4,27 @@ from __future__ import annotations
 
 import itertools
 import os
-import re
 import sqlite3
 from collections.abc import Mapping, Sequence
-from functools import lru_cache
 from typing import Any
 
 import orjson
 
 from shared.adapters.embedded.documents import apply_changes, decode_cursor, encode_cursor, expiry
 from shared.adapters.embedded.sqlite_db import SqliteDatabase
+from shared.adapters.embedded.sqlite_sql import (
+    after_cursor_sql,
+    check_name,
+    condition_sql,
+    field_sql,
+    index_ddl,
+)
 from shared.domain.models import Document
 from shared.ports import (
     SYSTEM,
     Clock,
     Conflict,
     ContainerSpec,
-    Filter,
     NotFound,
     Page,
     PreconditionFailed,
@@ -43,13 +47,10 @@ CREATE INDEX IF NOT EXISTS documents_expiry ON documents (expires_at)
     WHERE expires_at IS NOT NULL;
 """
 
-# SQL text is only ever built from constants and names check_name() accepted (the
-# `noqa: S608` below); every value is a bound parameter.
-_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_COLUMNS = frozenset({"id", "tenant_id"})
+# SQL text is only built from constants and names check_name() accepted (see
+# sqlite_sql), hence the `noqa: S608` below; values are always bound.
 _LIVE = "(expires_at IS NULL OR expires_at > ?)"
 _CHUNK = 500  # ids per IN (…), far below SQLite's limit on bound parameters
-_COMPARISONS = {"lt": "<", "lte": "<=", "gt": ">", "gte": ">="}
 
 # ON CONFLICT … WHERE: an expired document still in the table does not block its id.
 _INSERT = """
@@ -64,77 +65,6 @@ _UPSERT = _INSERT.replace(
     "WHERE documents.expires_at <= ?",
     "WHERE documents.tenant_id = excluded.tenant_id OR documents.expires_at <= ?",
 )
-
-
-def check_name(name: str) -> str:
-    """Names end up inside SQL text, so only identifiers are accepted."""
-    if not _NAME.fullmatch(name):
-        raise ValueError(f"invalid name {name!r}")
-    return name
-
-
-@lru_cache(maxsize=512)
-def field_sql(field: str) -> str:
-    """The SQL expression of a top-level or dotted field (indexes match it verbatim)."""
-    if field in _COLUMNS:
-        return field
-    for part in field.split("."):
-        check_name(part)
-    return f"json_extract(body, '$.{field}')"
-
-
-def _condition(f: Filter) -> tuple[str, list[Any]]:
-    expr = field_sql(f.field)
-    if f.op == "eq":
-        return (f"{expr} IS NULL", []) if f.value is None else (f"{expr} = ?", [f.value])
-    if f.op == "ne":
-        return (f"{expr} IS NOT NULL", []) if f.value is None else (f"{expr} IS NOT ?", [f.value])
-    if f.op == "in":
-        values = [v for v in f.value if v is not None]
-        parts = [f"{expr} IN ({', '.join('?' * len(values))})"] if values else []
-        if len(values) < len(f.value):
-            parts.append(f"{expr} IS NULL")
-        return f"({' OR '.join(parts) or '0'})", values
-    if f.value is None:
-        raise ValueError(f"{f.op} needs a value")
-    return f"{expr} {_COMPARISONS[f.op]} ?", [f.value]
-
-
-def _after(expr: str, descending: bool, value: Any, doc_id: str) -> list[tuple[str, list[Any]]]:
-    """The rows after a cursor, as branches read in turn, each a range SQLite can seek.
-
-    NULL sorts first, so the rows with no order value form a branch of their own.
-    """
-    if value is None:
-        if descending:
-            return [(f"{expr} IS NULL AND id < ?", [doc_id])]
-        return [(f"{expr} IS NULL AND id > ?", [doc_id]), (f"{expr} IS NOT NULL", [])]
-    if descending:
-        return [
-            (f"{expr} <= ? AND ({expr}, id) < (?, ?)", [value, value, doc_id]),
-            (f"{expr} IS NULL", []),
-        ]
-    return [(f"{expr} >= ? AND ({expr}, id) > (?, ?)", [value, value, doc_id])]
-
-
-def _index_ddl(spec: ContainerSpec) -> list[str]:
-    name = check_name(spec.name)
-    ddl = []
-    for field in spec.indexed:
-        if field not in _COLUMNS:
-            ddl.append(
-                f"CREATE INDEX IF NOT EXISTS ix_{name}__{field.replace('.', '__')} "
-                f"ON documents (tenant_id, {field_sql(field)}, id) WHERE container = '{name}'"
-            )
-    for field in spec.unique:
-        if field not in _COLUMNS:
-            expr = field_sql(field)
-            ddl.append(
-                f"CREATE UNIQUE INDEX IF NOT EXISTS ux_{name}__{field.replace('.', '__')} "
-                f"ON documents (tenant_id, {expr}) "
-                f"WHERE container = '{name}' AND {expr} IS NOT NULL"
-            )
-    return ddl
 
 
 def _load(etag: str, body: str) -> Document:
@@ -160,7 +90,7 @@ class SqliteDocumentStore:
                 if statement.strip():
                     conn.execute(statement)
             for spec in containers:
-                for statement in _index_ddl(spec):
+                for statement in index_ddl(spec):
                     conn.execute(statement)
 
     async def create(self, container: str, doc: Document) -> Document:
@@ -287,14 +217,14 @@ class SqliteDocumentStore:
             where.append("tenant_id = ?")
             params.append(query.scope)
         for f in query.where:
-            sql, values = _condition(f)
+            sql, values = condition_sql(f)
             where.append(sql)
             params.extend(values)
         order = field_sql(query.order_by)
         branches: list[tuple[str, list[Any]]] = [("1", [])]
         if query.cursor is not None:
             value, last_id = decode_cursor(query.cursor, query.order_by)
-            branches = _after(order, query.descending, value, last_id)
+            branches = after_cursor_sql(order, query.descending, value, last_id)
         direction = "DESC" if query.descending else "ASC"
         rows: list[Any] = []
         for sql, values in branches:
