@@ -10,6 +10,7 @@ from typing import Any
 import orjson
 
 from shared.domain.models import Document
+from shared.ports import InvalidCursor
 
 _FIXED_KEYS = frozenset({"id", "tenant_id", "_etag"})
 
@@ -47,7 +48,7 @@ def decode_cursor(cursor: str, order_by: str) -> tuple[Any, str]:
     try:
         field, value, doc_id = orjson.loads(base64.urlsafe_b64decode(cursor))
     except (binascii.Error, orjson.JSONDecodeError, TypeError, ValueError) as exc:
-        raise ValueError("invalid cursor") from exc
+        raise InvalidCursor("invalid cursor") from exc
     if field != order_by or not isinstance(doc_id, str):
-        raise ValueError("cursor does not belong to this query")
+        raise InvalidCursor("cursor does not belong to this query")
     return value, doc_id
