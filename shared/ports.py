@@ -99,12 +99,15 @@ class ContainerSpec:
     """What a container holds and which fields are queried (adapters index them).
 
     ``unique`` lists fields unique within a tenant (a missing/None value is not
-    checked), like a Cosmos unique-key policy on a partition.
+    checked), like a Cosmos unique-key policy on a partition. ``swept`` lists
+    fields that system-scope sweeps range over across all tenants; they are
+    usually unset, so adapters index only documents where they are set.
     """
 
     name: str
     indexed: tuple[str, ...] = ()
     unique: tuple[str, ...] = ()
+    swept: tuple[str, ...] = ()
 
 
 class DocumentStore(Protocol):

@@ -179,8 +179,8 @@ async def accept_message(
     msg = parse_message(raw, size=size)
     channel = await _ChannelCache(deps, tenant_id).get(msg.channel)
     doc = build_message(deps, tenant_id, raw, msg, channel, deps.clock.now())
-    written = await deps.store.create(MESSAGES, doc)
-    await outbox.hand_off(deps, [written])
+    await deps.store.create(MESSAGES, doc)
+    await outbox.hand_off(deps, [doc], clear=False)
     return public(doc)
 
 
@@ -220,7 +220,7 @@ async def accept_batch(
         items.append({"index": index, "id": doc["id"], "status": doc["status"], "error": None})
     if docs:
         await deps.store.create_many(MESSAGES, docs)
-        await outbox.hand_off(deps, docs)
+        await outbox.hand_off(deps, docs, clear=False)
     return BatchResult(batch_id=batch_id, items=items)
 
 
@@ -255,7 +255,10 @@ async def list_messages(
     if flt.status:
         where.append(Filter("status", "eq", flt.status))
     if flt.channel:
-        where.append(Filter("channel", "eq", flt.channel.lower()))
+        channel = await channel_service.find_by_name(deps, tenant_id, flt.channel)
+        if channel is None:
+            return Page(items=[], next_cursor=None)
+        where.append(Filter("channel_id", "eq", channel["id"]))
     if flt.direction:
         where.append(Filter("direction", "eq", flt.direction))
     if flt.since:

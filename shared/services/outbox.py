@@ -57,6 +57,16 @@ async def enqueue_jobs(deps: Deps, docs: Sequence[Document]) -> None:
     await deps.queue.send(deps.settings.OCM_OUTBOUND_QUEUE, [job_message(d, now) for d in docs])
 
 
+async def publish_pending(deps: Deps, doc: Document) -> None:
+    """Publish a document's pending events and mark them so in ``doc`` (which the
+    caller then writes): the outbox order, publish before marking."""
+    events = _event_messages(doc)
+    if events:
+        await deps.queue.send(deps.settings.OCM_EVENTS_TOPIC, events)
+    doc["pending_events"] = []
+    doc["events_at"] = None
+
+
 def _event_messages(doc: Document) -> list[OutgoingMessage]:
     pending = set(doc.get("pending_events") or ())
     out = []
@@ -77,24 +87,34 @@ def _has_job(doc: Document) -> bool:
     return doc.get("outbox_at") is not None and doc["status"] in ("queued", "scheduled")
 
 
-async def hand_off(deps: Deps, docs: Sequence[Document]) -> None:
+async def hand_off(deps: Deps, docs: Sequence[Document], *, clear: bool = True) -> None:
     """After documents were written: enqueue their dispatch jobs and publish their
     pending events, then clear both outboxes where nobody wrote since (etag).
 
-    A newer writer of a document hands off what it found pending itself.
+    A newer writer of a document hands off what it found pending itself. With
+    ``clear=False`` (intake) the next write clears them: dispatch's claim, or
+    the sweep after the grace period (its re-publication is then a duplicate
+    the queue drops) — which spares a second write of every new message.
     """
     await enqueue_jobs(deps, [d for d in docs if _has_job(d)])
     events = [m for d in docs for m in _event_messages(d)]
     if events:
         await deps.queue.send(deps.settings.OCM_EVENTS_TOPIC, events)
-    clear: dict[str, Any] = {"outbox_at": None, "pending_events": [], "events_at": None}
+    if not clear:
+        return
+    changes: dict[str, Any] = {"outbox_at": None, "pending_events": [], "events_at": None}
     items = [
-        (d["tenant_id"], d["id"], clear, d.get("_etag"))
+        (d["tenant_id"], d["id"], changes, d.get("_etag"))
         for d in docs
         if d.get("outbox_at") is not None or d.get("pending_events")
     ]
     if items:
         await deps.store.patch_many(MESSAGES, items)
+
+
+def _due(field: str, cutoff: str) -> tuple[Filter, ...]:
+    # "is set" is spelled out so stores can use their partial (set-only) index.
+    return (Filter(field, "ne", None), Filter(field, "lte", cutoff))
 
 
 async def sweep(deps: Deps) -> dict[str, int]:
@@ -111,7 +131,7 @@ async def sweep(deps: Deps) -> dict[str, int]:
         MESSAGES,
         Query(
             scope=SYSTEM,
-            where=(Filter("outbox_at", "lte", cutoff),),
+            where=_due("outbox_at", cutoff),
             order_by="outbox_at",
             limit=SWEEP_PAGE,
         ),
@@ -130,7 +150,7 @@ async def sweep(deps: Deps) -> dict[str, int]:
         MESSAGES,
         Query(
             scope=SYSTEM,
-            where=(Filter("events_at", "lte", cutoff),),
+            where=_due("events_at", cutoff),
             order_by="events_at",
             limit=SWEEP_PAGE,
         ),
