@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import inspect
 import logging
 import os
@@ -23,7 +24,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import uvicorn
-from azure.functions.decorators.function_app import FunctionRegister
+from azure.functions.decorators.function_app import Function, FunctionRegister
 from azure.functions.servicebus import ServiceBusMessage
 from azure.functions.timer import TimerRequest
 from croniter import croniter
@@ -62,10 +63,16 @@ class Trigger:
     function: Callable[..., Any]
 
 
+@functools.cache
+def app_functions(app: FunctionRegister) -> tuple[Function, ...]:
+    """The app's functions (the SDK lets ``get_functions`` run once per app)."""
+    return tuple(app.get_functions())
+
+
 def discover(app: FunctionRegister, settings: Settings) -> list[Trigger]:
     """Every Service Bus and timer trigger the app declares."""
     triggers = []
-    for fn in app.get_functions():
+    for fn in app_functions(app):
         binding = fn.get_trigger()
         if binding is None:
             continue

@@ -1,0 +1,208 @@
+"""The Functions app as Azure runs it: every trigger called with real
+``azure.functions`` objects, the HTTP one through AsgiMiddleware."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import azure.functions as func
+import orjson
+import pytest
+from azure.functions.timer import TimerRequest
+
+import function_app
+from functions.local_runtime import app_functions, discover, to_functions_message
+from shared import bootstrap
+from shared.config import Settings
+from shared.containers import MESSAGES
+from shared.services import channels, messages, outbox, tenants
+from shared.services.deps import Deps
+
+FUNCTIONS = {
+    fn.get_function_name(): fn.get_user_function() for fn in app_functions(function_app.app)
+}
+
+
+class Context(func.Context):
+    """The invocation context the host passes (the SDK leaves it abstract)."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    @property
+    def invocation_id(self) -> str:
+        return "test-invocation"
+
+    @property
+    def thread_local_storage(self) -> type[threading.local]:
+        return threading.local
+
+    @property
+    def function_name(self) -> str:
+        return self._name
+
+    @property
+    def function_directory(self) -> str:
+        return str(Path(function_app.__file__).parent)
+
+    @property
+    def trace_context(self) -> Any:
+        return None
+
+    @property
+    def retry_context(self) -> Any:
+        return None
+
+
+@pytest.fixture
+def deps(tmp_path: Path) -> Iterator[Deps]:
+    settings = Settings(OCM_DATA_DIR=tmp_path, OCM_OUTBOX_GRACE_SECONDS=0)
+    built = bootstrap.build(settings)
+    bootstrap.set_deps(built)
+    yield built
+    bootstrap.set_deps(None)
+    for closer in built.closers:
+        closer()
+
+
+async def http(method: str, path: str, key: str, body: Any = None) -> func.HttpResponse:
+    request = func.HttpRequest(
+        method=method,
+        url=f"http://localhost:7071{path}",
+        headers={"X-API-Key": key, "Content-Type": "application/json"},
+        body=orjson.dumps(body) if body is not None else b"",
+    )
+    response: func.HttpResponse = await FUNCTIONS["http_app_func"](
+        request, Context("http_app_func")
+    )
+    return response
+
+
+async def deliver(deps: Deps, entity: str, function: str) -> int:
+    """Hand every due message of an entity to a trigger, settling as the host does."""
+    handled = 0
+    while batch := await deps.queue.receive(entity, max_messages=10):
+        for received in batch:
+            await FUNCTIONS[function](to_functions_message(received))
+            await deps.queue.complete(entity, received)
+            handled += 1
+    return handled
+
+
+def test_every_queue_topic_and_timer_trigger_is_discovered() -> None:
+    settings = Settings()
+    found = {(t.name, t.kind, t.target) for t in discover(function_app.app, settings)}
+    assert found == {
+        ("dispatch_message", "queue", "ocm-outbound"),
+        ("fail_dead_lettered", "queue", "ocm-outbound/$DeadLetterQueue"),
+        ("apply_provider_event", "queue", "ocm-provider-events"),
+        ("log_dead_provider_event", "queue", "ocm-provider-events/$DeadLetterQueue"),
+        ("log_event", "queue", "ocm-events/subscriptions/ocm-events-log"),
+        ("outbox_sweep", "timer", "*/30 * * * * *"),
+        ("housekeeping_sweep", "timer", "0 */10 * * * *"),
+    }
+
+
+async def test_a_message_travels_through_the_http_queue_and_topic_functions(
+    deps: Deps, caplog: pytest.LogCaptureFixture
+) -> None:
+    tenant = await tenants.create_tenant(deps, "acme")
+    created = await http(
+        "POST", "/api/v1/channels", tenant.api_key, {"name": "sandbox", "type": "sandbox"}
+    )
+    assert created.status_code == 201
+    sent = await http(
+        "POST",
+        "/api/v1/messages",
+        tenant.api_key,
+        {
+            "channel": "sandbox",
+            "receiver": {"type": "email", "address": "bob@example.com"},
+            "content": {"type": "text", "text": "hi"},
+        },
+    )
+    assert sent.status_code == 202
+    message_id = orjson.loads(sent.get_body())["id"]
+    settings = deps.settings
+    assert await deliver(deps, settings.OCM_OUTBOUND_QUEUE, "dispatch_message") == 1
+    assert await deliver(deps, settings.OCM_PROVIDER_EVENTS_QUEUE, "apply_provider_event") == 1
+    shown = await http("GET", f"/api/v1/messages/{message_id}", tenant.api_key)
+    assert orjson.loads(shown.get_body())["status"] == "delivered"
+    with caplog.at_level(logging.INFO, logger="ocm.events"):
+        entity = f"{settings.OCM_EVENTS_TOPIC}/subscriptions/{settings.OCM_EVENTS_LOG_SUBSCRIPTION}"
+        assert await deliver(deps, entity, "log_event") == 3
+    assert [r.getMessage().split()[2] for r in caplog.records if r.name == "ocm.events"] == [
+        "message.queued",
+        "message.sent",
+        "message.delivered",
+    ]
+
+
+async def test_a_problem_comes_back_through_the_http_function(deps: Deps) -> None:
+    response = await http("GET", "/api/v1/messages", "ocm_nope")
+    assert response.status_code == 401
+    assert response.mimetype == "application/problem+json"
+    assert orjson.loads(response.get_body())["code"] == "INVALID_CREDENTIALS"
+
+
+async def _accept(deps: Deps) -> tuple[str, str]:
+    tenant = await tenants.create_tenant(deps, "acme")
+    tenant_id = tenant.tenant["id"]
+    await channels.create_channel(
+        deps, tenant_id, channels.ChannelCreate(name="sandbox", type="sandbox")
+    )
+    body = {
+        "channel": "sandbox",
+        "receiver": {"type": "email", "address": "bob@example.com"},
+        "content": {"type": "text", "text": "hi"},
+    }
+    msg = await messages.accept_message(deps, tenant_id, body)
+    return tenant_id, msg["id"]
+
+
+async def test_the_dead_letter_function_fails_what_the_queue_gave_up_on(deps: Deps) -> None:
+    tenant_id, message_id = await _accept(deps)
+    queue = deps.settings.OCM_OUTBOUND_QUEUE
+    [received] = await deps.queue.receive(queue)
+    await deps.queue.dead_letter(queue, received, "MaxDeliveryCountExceeded")
+    assert await deliver(deps, f"{queue}/$DeadLetterQueue", "fail_dead_lettered") == 1
+    doc = await deps.store.read(MESSAGES, tenant_id, message_id)
+    assert doc is not None
+    assert doc["status"] == "failed"
+    assert doc["error"]["code"] == "DEAD_LETTERED"
+    assert "MaxDeliveryCountExceeded" in doc["error"]["reason"]
+
+
+async def test_the_outbox_timer_re_enqueues_a_job_lost_after_persisting(deps: Deps) -> None:
+    tenant_id, message_id = await _accept(deps)
+    queue = deps.settings.OCM_OUTBOUND_QUEUE
+    [received] = await deps.queue.receive(queue)
+    await deps.queue.complete(queue, received)  # as if the enqueue had never happened
+    doc = await deps.store.read(MESSAGES, tenant_id, message_id)
+    assert doc is not None
+    outbox.set_job(doc, outbox.job_id(message_id, 1, "lost"), 1, deps.clock.now())
+    await deps.store.replace(MESSAGES, doc)
+    await FUNCTIONS["outbox_sweep"](TimerRequest(past_due=True))
+    [again] = await deps.queue.receive(queue)
+    assert again.message_id == f"{message_id}:1:lost"
+    await FUNCTIONS["dispatch_message"](to_functions_message(again))
+    doc = await deps.store.read(MESSAGES, tenant_id, message_id)
+    assert doc is not None and doc["status"] == "sent"
+
+
+async def test_housekeeping_purges_expired_documents_and_is_safe_twice(deps: Deps) -> None:
+    from shared.containers import IDEMPOTENCY
+
+    await deps.store.create(IDEMPOTENCY, {"id": "idem_x", "tenant_id": "tn_x", "ttl": 1})
+    db = deps.store._db  # type: ignore[attr-defined]  # to see rows TTL hides
+    count = "SELECT COUNT(*) FROM documents WHERE id = 'idem_x'"
+    assert db.connection.execute(count).fetchone()[0] == 1
+    await asyncio.sleep(1.1)
+    await FUNCTIONS["housekeeping_sweep"](TimerRequest(past_due=False))
+    await FUNCTIONS["housekeeping_sweep"](TimerRequest(past_due=True))
+    assert db.connection.execute(count).fetchone()[0] == 0
