@@ -1,0 +1,121 @@
+"""(b) Batch intake: POST /api/v1/messages/batch with 1000 messages per request from a
+few concurrent clients, against raw SQLite inserts of the same stored documents."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+
+from bench import profiling
+from bench.plan import Plan
+from bench.servers import BenchError, ocm_server
+from bench.stats import ratio, rounded
+from bench.workload import batch_body, headers, stored_messages
+
+PATH = "/api/v1/messages/batch"
+
+
+@dataclass(frozen=True)
+class Intake:
+    accepted: int
+    rejected: int
+    requests: int
+    seconds: float
+
+    @property
+    def per_s(self) -> float:
+        return self.accepted / self.seconds if self.seconds else 0.0
+
+
+async def post_batches(url: str, api_key: str, plan: Plan, batches: int) -> Intake:
+    """Send up to ``batches`` batches (within ``plan.batch_seconds`` when that is shorter)."""
+    body = batch_body(plan.batch_size)
+    remaining = list(range(batches))
+    counts = {"accepted": 0, "rejected": 0, "requests": 0}
+    started = time.perf_counter()
+    deadline = started + max(plan.batch_seconds, 1.0)
+
+    async def client() -> None:
+        limits = httpx.Limits(max_connections=1)
+        async with httpx.AsyncClient(headers=headers(api_key), timeout=120, limits=limits) as http:
+            while remaining and time.perf_counter() < deadline:
+                remaining.pop()
+                response = await http.post(url + PATH, content=body)
+                if response.status_code != 202:
+                    raise BenchError(f"batch refused: {response.status_code} {response.text}")
+                items = orjson.loads(response.content)["items"]
+                accepted = sum(1 for item in items if item["id"] is not None)
+                counts["accepted"] += accepted
+                counts["rejected"] += len(items) - accepted
+                counts["requests"] += 1
+
+    await asyncio.gather(*(client() for _ in range(plan.batch_clients)))
+    return Intake(seconds=time.perf_counter() - started, **counts)
+
+
+def as_accepted(doc: dict[str, Any]) -> dict[str, Any]:
+    """A stored message trimmed back to what intake wrote (its first timeline entry)."""
+    first = doc["events"][:1]
+    return {
+        **doc,
+        "status": first[0]["status"] if first else "queued",
+        "events": first,
+        "attempts": 0,
+        "provider_message_id": None,
+        "updated_at": doc["created_at"],
+        "pending_events": [e["id"] for e in first],
+        "outbox_at": doc["created_at"],
+        "events_at": doc["created_at"],
+    }
+
+
+def raw_sqlite_rate(docs: list[dict[str, Any]], batch_size: int) -> float:
+    """Documents per second: orjson-encode and executemany each batch into a fresh
+    ``docs(id, body)`` table (WAL, synchronous=NORMAL), one transaction per batch."""
+    with tempfile.TemporaryDirectory(prefix="ocm-bench-raw-") as tmp:
+        conn = sqlite3.connect(Path(tmp) / "raw.sqlite3", isolation_level=None)
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("CREATE TABLE docs (id TEXT PRIMARY KEY, body TEXT NOT NULL)")
+            started = time.perf_counter()
+            for start in range(0, len(docs), batch_size):
+                rows = [(d["id"], orjson.dumps(d).decode()) for d in docs[start : start + batch_size]]
+                conn.execute("BEGIN IMMEDIATE")
+                conn.executemany("INSERT INTO docs (id, body) VALUES (?, ?)", rows)
+                conn.execute("COMMIT")
+            seconds = time.perf_counter() - started
+        finally:
+            conn.close()
+    return len(docs) / seconds if seconds else 0.0
+
+
+def run(plan: Plan) -> dict[str, Any]:
+    with ocm_server(plan.keep_data) as ocm:
+        api_key = ocm.tenant_with_sandbox()
+        # One batch first so that lazy set-up is not timed (its messages are not counted).
+        asyncio.run(post_batches(ocm.url, api_key, plan, 1))
+        with profiling.recording(ocm.pid, plan.profile("batch_intake")):
+            intake = asyncio.run(post_batches(ocm.url, api_key, plan, plan.batches))
+        ocm.check_alive()
+        docs = [as_accepted(d) for d in stored_messages(ocm.database)]
+    raw = raw_sqlite_rate(docs, plan.batch_size)
+    return {
+        "ocm_msgs_per_s": rounded(intake.per_s),
+        "raw_sqlite_msgs_per_s": rounded(raw),
+        "ratio": ratio(intake.per_s, raw),
+        "messages": intake.accepted,
+        "rejected": intake.rejected,
+        "batches": intake.requests,
+        "batch_size": plan.batch_size,
+        "clients": plan.batch_clients,
+        "seconds": rounded(intake.seconds, 2),
+    }
