@@ -88,7 +88,8 @@ def raw_sqlite_rate(docs: list[dict[str, Any]], batch_size: int) -> float:
             conn.execute("CREATE TABLE docs (id TEXT PRIMARY KEY, body TEXT NOT NULL)")
             started = time.perf_counter()
             for start in range(0, len(docs), batch_size):
-                rows = [(d["id"], orjson.dumps(d).decode()) for d in docs[start : start + batch_size]]
+                chunk = docs[start : start + batch_size]
+                rows = [(d["id"], orjson.dumps(d).decode()) for d in chunk]
                 conn.execute("BEGIN IMMEDIATE")
                 conn.executemany("INSERT INTO docs (id, body) VALUES (?, ?)", rows)
                 conn.execute("COMMIT")

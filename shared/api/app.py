@@ -11,6 +11,7 @@ from fastapi.openapi.utils import get_openapi
 from shared.api import errors
 from shared.api.limits import BodySizeLimit
 from shared.api.routers import channels, messages, meta
+from shared.api.schemas import Problem
 from shared.domain.messages import BatchCreate, MessageCreate
 from shared.services.deps import Deps
 
@@ -47,10 +48,25 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
         title=app.title, version=app.version, description=app.description, routes=app.routes
     )
     components = schema.setdefault("components", {}).setdefault("schemas", {})
-    for model in (MessageCreate, BatchCreate):
+    for model in (MessageCreate, BatchCreate, Problem):
         definition = model.model_json_schema(ref_template="#/components/schemas/{model}")
         for name, sub in definition.pop("$defs", {}).items():
             components.setdefault(name, sub)
         components[model.__name__] = definition
+    _answers_are_problems(schema)
     app.openapi_schema = schema
     return schema
+
+
+def _answers_are_problems(schema: dict[str, Any]) -> None:
+    """FastAPI documents its own 422 shape; ours are problem+json, and so is a 500."""
+    problem = {"$ref": "#/components/schemas/Problem"}
+    for operations in schema["paths"].values():
+        for operation in operations.values():
+            responses = operation["responses"]
+            responses["500"] = {"description": "Internal error (a bug on our side; no traceback)"}
+            for status, response in responses.items():
+                if int(status) >= 400:
+                    response["content"] = {"application/problem+json": {"schema": problem}}
+    for name in ("HTTPValidationError", "ValidationError"):
+        schema["components"]["schemas"].pop(name, None)

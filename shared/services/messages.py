@@ -67,8 +67,8 @@ def parse_message(raw: Any, *, size: int | None = None) -> MessageCreate:
     """Validate one message's shape; ``size`` is its JSON size when already known."""
     if not isinstance(raw, dict):
         raise ValidationFailed("A message is a JSON object", errors=[FieldError("body", "object")])
-    if size is None:
-        size = len(orjson.dumps(raw))
+    encoded = _json_size(raw, "body")
+    size = encoded if size is None else size
     if size > MAX_MESSAGE_BYTES:
         raise PayloadTooLarge(
             f"A message may be at most {MAX_MESSAGE_BYTES} bytes of JSON; this one is {size}",
@@ -78,6 +78,19 @@ def parse_message(raw: Any, *, size: int | None = None) -> MessageCreate:
         return MessageCreate.model_validate(raw)
     except ValidationError as exc:
         raise ValidationFailed("The message is not valid", errors=field_errors(exc)) from None
+
+
+MAX_DEPTH_HINT = "JSON nested deeper than 250 levels"
+
+
+def _json_size(value: Any, field: str) -> int:
+    """The JSON size of a value; refuses what cannot be stored (too deeply nested)."""
+    try:
+        return len(orjson.dumps(value))
+    except orjson.JSONEncodeError:
+        raise ValidationFailed(
+            "The JSON is nested too deeply", errors=[FieldError(field, MAX_DEPTH_HINT)]
+        ) from None
 
 
 class _ChannelCache:
@@ -199,6 +212,7 @@ async def accept_batch(
             f"A batch holds at most {MAX_BATCH} messages; this one has {len(messages)}",
             code="BATCH_TOO_LARGE",
         )
+    _json_size(context, "context")
     now = deps.clock.now()
     batch_id = new_id("bat", now)
     channels = _ChannelCache(deps, tenant_id)

@@ -11,7 +11,16 @@ from shared.domain.status import STATUSES, can_move, emits_event
 # Written out from the rules in ARCHITECTURE.md, not from the code: for each
 # current status, every status it may move to.
 ALLOWED: dict[str, set[str]] = {
-    "scheduled": {"queued", "sending", "sent", "delivered", "read", "failed", "expired", "cancelled"},
+    "scheduled": {
+        "queued",
+        "sending",
+        "sent",
+        "delivered",
+        "read",
+        "failed",
+        "expired",
+        "cancelled",
+    },
     "queued": {"sending", "sent", "delivered", "read", "failed", "expired", "cancelled"},
     "sending": {"queued", "sent", "delivered", "read", "failed"},
     "sent": {"delivered", "read", "failed"},

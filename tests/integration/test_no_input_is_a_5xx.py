@@ -1,0 +1,173 @@
+"""Property: whatever a client sends, the answer is never a 5xx, and refused
+requests store nothing. Drives the real app (SQLite backend) in-process."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from shared import bootstrap
+from shared.api.app import create_app
+from shared.config import Settings
+from shared.containers import MESSAGES
+from shared.ports import Query
+from shared.services.deps import Deps
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4)
+    ),
+    max_leaves=20,
+)
+terminal = st.fixed_dictionaries(
+    {
+        "type": st.sampled_from(["email", "phone", "alphanumeric", "url", "telegram", "x"]),
+        "address": st.text(max_size=30) | st.sampled_from(["+4791234567", "bob@example.com"]),
+    }
+)
+content = st.fixed_dictionaries(
+    {"type": st.sampled_from(["text", "html", "media", "push", "template", "?"])},
+    optional={"text": st.text(max_size=10), "html": st.text(max_size=10), "url": st.text()},
+)
+message_like = st.fixed_dictionaries(
+    {},
+    optional={
+        "channel": st.sampled_from(["sandbox", "nope", ""]) | st.text(max_size=5),
+        "receiver": terminal | json_values,
+        "sender": terminal | json_values,
+        "content": content | json_values,
+        "options": st.dictionaries(
+            st.sampled_from(["max_attempts", "expires_at", "sandbox"]), json_values
+        ),
+        "send_at": st.text(max_size=30) | st.sampled_from(["2030-01-01T00:00:00Z", "2030-01-01"]),
+        "context": json_values,
+        "tags": json_values,
+    },
+)
+
+
+@pytest.fixture(scope="module")
+def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TestClient, Deps, str]]:
+    deps = bootstrap.build(Settings(OCM_DATA_DIR=Path(tmp_path_factory.mktemp("fuzz"))))
+    from shared.services import tenants
+
+    with TestClient(create_app(lambda: deps), raise_server_exceptions=False) as client:
+        created = client.portal.call(tenants.create_tenant, deps, "fuzz")  # type: ignore[union-attr]
+        client.headers["X-API-Key"] = created.api_key
+        assert (
+            client.post("/api/v1/channels", json={"name": "sandbox", "type": "sandbox"}).status_code
+            == 201
+        )
+        yield client, deps, created.tenant["id"]
+    for closer in deps.closers:
+        closer()
+
+
+def stored_count(client: TestClient, deps: Deps, tenant_id: str) -> int:
+    page = client.portal.call(deps.store.query, MESSAGES, Query(scope=tenant_id, limit=10_000))  # type: ignore[union-attr]
+    return len(page.items)
+
+
+def assert_answer(response: Any) -> None:
+    assert response.status_code < 500, response.text
+    if response.status_code >= 400:
+        assert response.headers["content-type"] == "application/problem+json"
+        assert isinstance(response.json()["code"], str)
+
+
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(body=message_like | json_values)
+def test_no_message_body_gets_a_5xx(api: tuple[TestClient, Deps, str], body: Any) -> None:
+    client, deps, tenant_id = api
+    before = stored_count(client, deps, tenant_id)
+    response = client.post("/api/v1/messages", content=json.dumps(body))
+    assert_answer(response)
+    if response.status_code != 202:
+        assert stored_count(client, deps, tenant_id) == before
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(items=st.lists(message_like | json_values, max_size=5), context=json_values)
+def test_no_batch_gets_a_5xx(
+    api: tuple[TestClient, Deps, str], items: list[Any], context: Any
+) -> None:
+    client, _, _ = api
+    assert_answer(
+        client.post(
+            "/api/v1/messages/batch", content=json.dumps({"messages": items, "context": context})
+        )
+    )
+
+
+@settings(
+    max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    body=st.fixed_dictionaries(
+        {},
+        optional={
+            "name": st.text(max_size=10),
+            "type": st.sampled_from(["sandbox", "email", "x"]),
+            "settings": json_values,
+            "default_sender": terminal | json_values,
+            "status": json_values,
+        },
+    )
+    | json_values,
+    raw=st.binary(max_size=40),
+)
+def test_no_channel_request_gets_a_5xx(
+    api: tuple[TestClient, Deps, str], body: Any, raw: bytes
+) -> None:
+    client, _, _ = api
+    assert_answer(client.post("/api/v1/channels", content=json.dumps(body)))
+    assert_answer(client.patch("/api/v1/channels/sandbox", content=json.dumps(body)))
+    assert_answer(client.put("/api/v1/channels/sandbox/credentials", content=json.dumps(body)))
+    assert_answer(client.post("/api/v1/messages", content=raw))
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    params=st.dictionaries(
+        st.sampled_from(["status", "channel", "direction", "since", "until", "limit", "cursor"]),
+        st.text(max_size=30),
+    )
+)
+def test_no_list_query_gets_a_5xx(
+    api: tuple[TestClient, Deps, str], params: dict[str, str]
+) -> None:
+    client, _, _ = api
+    assert_answer(client.get("/api/v1/messages", params=params))
+
+
+def test_json_nested_too_deeply_to_store_is_refused(api: tuple[TestClient, Deps, str]) -> None:
+    client, _, _ = api
+    deep = "[" * 400 + "]" * 400
+    body = '{"channel": "sandbox", "receiver": {"type": "email", "address": "a@b.co"}, '
+    body += '"content": {"type": "text", "text": "x"}, "context": {"deep": ' + deep + "}}"
+    single = client.post("/api/v1/messages", content=body)
+    assert single.status_code == 422
+    assert single.json()["errors"][0]["field"] == "body"
+    batch = client.post("/api/v1/messages/batch", content='{"messages": [' + body + "]}")
+    assert batch.status_code == 202
+    assert batch.json()["items"][0]["status"] == "rejected"
+    shared_context = client.post(
+        "/api/v1/messages/batch",
+        content='{"messages": [' + body + '], "context": {"d": ' + deep + "}}",
+    )
+    assert shared_context.status_code == 422
+    assert shared_context.json()["errors"][0]["field"] == "context"

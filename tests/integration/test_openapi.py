@@ -1,0 +1,76 @@
+"""The OpenAPI document describes every route, its scope, schemas and problems."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from openapi_spec_validator import validate
+
+from functions.http import asgi_app
+
+PUBLIC = {("get", "/api/health"), ("get", "/api/v1/channel-types")}
+
+
+@pytest.fixture(scope="module")
+def spec() -> dict[str, Any]:
+    with TestClient(asgi_app) as client:
+        response = client.get("/api/openapi.json")
+    assert response.status_code == 200
+    return dict(response.json())
+
+
+def operations(spec: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
+    return [(method, path, op) for path, ops in spec["paths"].items() for method, op in ops.items()]
+
+
+def test_the_document_is_valid_openapi(spec: dict[str, Any]) -> None:
+    validate(spec)
+
+
+def test_every_route_is_under_api_and_documented(spec: dict[str, Any]) -> None:
+    documented = {(m, p) for m, p, _ in operations(spec)}
+    routes = {
+        (method.lower(), route.path)
+        for route in asgi_app.routes
+        for method in getattr(route, "methods", ()) or ()
+        if method != "HEAD" and route.path.startswith("/api/v1")
+    }
+    assert routes <= documented
+    assert all(p.startswith("/api/") for _, p in documented)
+
+
+def test_every_private_route_declares_its_scope(spec: dict[str, Any]) -> None:
+    for method, path, op in operations(spec):
+        if (method, path) in PUBLIC:
+            continue
+        [requirement] = op["security"]
+        [scopes] = requirement.values()
+        assert len(scopes) == 1 and ":" in scopes[0], (method, path)
+        assert {"401", "403"} <= set(op["responses"]), (method, path)
+
+
+def test_every_error_answer_is_a_problem(spec: dict[str, Any]) -> None:
+    for method, path, op in operations(spec):
+        assert "500" in op["responses"], (method, path)
+        for status, response in op["responses"].items():
+            if int(status) >= 400:
+                assert list(response["content"]) == ["application/problem+json"]
+                schema = response["content"]["application/problem+json"]["schema"]
+                assert schema == {"$ref": "#/components/schemas/Problem"}
+
+
+def test_message_bodies_are_described(spec: dict[str, Any]) -> None:
+    send = spec["paths"]["/api/v1/messages"]["post"]
+    body = send["requestBody"]["content"]["application/json"]["schema"]
+    assert body == {"$ref": "#/components/schemas/MessageCreate"}
+    message = spec["components"]["schemas"]["MessageCreate"]
+    assert {"channel", "receiver", "content"} <= set(message["required"])
+
+
+def test_the_interactive_docs_are_served() -> None:
+    with TestClient(asgi_app) as client:
+        response = client.get("/api/docs")
+    assert response.status_code == 200
+    assert "/api/openapi.json" in response.text

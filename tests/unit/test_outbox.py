@@ -1,0 +1,140 @@
+"""The outbox sweep: jobs and events a crash left on the document reach the queue."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import orjson
+
+from shared.containers import MESSAGES
+from shared.domain.models import Document
+from shared.ports import ReceivedMessage
+from shared.services import channels, messages, outbox
+from tests.unit.conftest import SETTINGS, World
+
+OUTBOUND = SETTINGS.OCM_OUTBOUND_QUEUE
+EVENTS = f"{SETTINGS.OCM_EVENTS_TOPIC}/subscriptions/{SETTINGS.OCM_EVENTS_LOG_SUBSCRIPTION}"
+GRACE = SETTINGS.OCM_OUTBOX_GRACE_SECONDS
+
+
+def raw(**fields: Any) -> dict[str, Any]:
+    return {
+        "channel": "sandbox",
+        "receiver": {"type": "phone", "address": "+4791234567"},
+        "content": {"type": "text", "text": "hi"},
+        **fields,
+    }
+
+
+async def persisted_but_never_handed_off(world: World, **fields: Any) -> Document:
+    """What a crash between the write and the enqueue leaves behind."""
+    body = raw(**fields)
+    msg = messages.parse_message(body)
+    channel = await channels.get_channel(world.deps, world.tenant_id, "sandbox")
+    doc = messages.build_message(world.deps, world.tenant_id, body, msg, channel, world.clock.now())
+    return await world.deps.store.create(MESSAGES, doc)
+
+
+async def drain(world: World, entity: str) -> list[ReceivedMessage]:
+    got = await world.queue.receive(entity, max_messages=100)
+    for m in got:
+        await world.queue.complete(entity, m)
+    return got
+
+
+async def stored(world: World, message_id: str) -> Document:
+    doc = await world.deps.store.read(MESSAGES, world.tenant_id, message_id)
+    assert doc is not None
+    return doc
+
+
+async def test_nothing_is_re_published_within_the_grace_period(world: World) -> None:
+    doc = await persisted_but_never_handed_off(world)
+    world.clock.advance(GRACE - 1)
+    assert await outbox.sweep(world.deps) == {"jobs": 0, "event_documents": 0}
+    assert await world.queue.receive(OUTBOUND) == []
+    assert await world.queue.receive(EVENTS) == []
+    assert (await stored(world, doc["id"]))["pending_events"] == [doc["events"][0]["id"]]
+
+
+async def test_a_job_never_enqueued_is_enqueued_once_older_than_the_grace(world: World) -> None:
+    doc = await persisted_but_never_handed_off(world)
+    world.clock.advance(GRACE + 1)
+    counts = await outbox.sweep(world.deps)
+    assert counts["jobs"] == 1
+    jobs = await drain(world, OUTBOUND)
+    assert [j.message_id for j in jobs] == [f"{doc['id']}:1"]
+    assert orjson.loads(jobs[0].body) == {
+        "tenant_id": world.tenant_id,
+        "message_id": doc["id"],
+        "job": f"{doc['id']}:1",
+    }
+
+
+async def test_pending_events_older_than_the_grace_are_published_and_cleared(
+    world: World,
+) -> None:
+    doc = await persisted_but_never_handed_off(world, context={"order": "A-17"})
+    world.clock.advance(GRACE + 1)
+    assert (await outbox.sweep(world.deps))["event_documents"] == 1
+    events = await drain(world, EVENTS)
+    assert [e.message_id for e in events] == [doc["events"][0]["id"]]
+    body = orjson.loads(events[0].body)
+    assert body["type"] == "message.queued"
+    assert body["data"]["context"] == {"order": "A-17"}
+    after = await stored(world, doc["id"])
+    assert after["pending_events"] == []
+    assert after["events_at"] is None
+
+
+async def test_two_sweeps_in_a_row_publish_each_job_and_event_once(world: World) -> None:
+    doc = await persisted_but_never_handed_off(world)
+    world.clock.advance(GRACE + 1)
+    await outbox.sweep(world.deps)
+    assert await outbox.sweep(world.deps) == {"jobs": 0, "event_documents": 0}
+    assert len(await drain(world, OUTBOUND)) == 1
+    assert len(await drain(world, EVENTS)) == 1
+    assert (await stored(world, doc["id"]))["status"] == "queued"
+
+
+async def test_later_sweeps_do_not_re_publish_once_the_duplicate_window_is_over(
+    world: World,
+) -> None:
+    await persisted_but_never_handed_off(world)
+    world.clock.advance(GRACE + 1)
+    await outbox.sweep(world.deps)
+    for _ in range(40):  # the sweep runs every 30 s; 20 minutes of a queue backlog
+        world.clock.advance(30)
+        await outbox.sweep(world.deps)
+    assert len(await drain(world, OUTBOUND)) == 1
+    assert len(await drain(world, EVENTS)) == 1
+
+
+async def test_a_scheduled_message_is_not_swept_before_its_send_time(world: World) -> None:
+    send_at = world.clock.now() + timedelta(hours=1)
+    doc = await persisted_but_never_handed_off(world, send_at=send_at.isoformat())
+    world.clock.advance(GRACE + 1)
+    assert (await outbox.sweep(world.deps))["jobs"] == 0
+    assert (await stored(world, doc["id"]))["status"] == "scheduled"
+    assert await world.queue.receive(OUTBOUND) == []
+    world.clock.set(send_at + timedelta(seconds=GRACE + 1))
+    await outbox.sweep(world.deps)
+    assert [j.message_id for j in await drain(world, OUTBOUND)] == [f"{doc['id']}:1"]
+
+
+async def test_a_cancelled_message_is_not_enqueued_by_the_sweep(world: World) -> None:
+    doc = await persisted_but_never_handed_off(world)
+    await messages.cancel_message(world.deps, world.tenant_id, doc["id"])
+    await drain(world, EVENTS)
+    world.clock.advance(GRACE + 1)
+    assert await outbox.sweep(world.deps) == {"jobs": 0, "event_documents": 0}
+    assert await world.queue.receive(OUTBOUND) == []
+
+
+async def test_a_message_handed_off_at_intake_is_not_published_twice(world: World) -> None:
+    await messages.accept_message(world.deps, world.tenant_id, raw())
+    world.clock.advance(GRACE + 1)
+    await outbox.sweep(world.deps)  # re-publishes; the queue drops the duplicates
+    assert len(await drain(world, OUTBOUND)) == 1
+    assert len(await drain(world, EVENTS)) == 1
