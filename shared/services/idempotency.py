@@ -39,7 +39,13 @@ class Claim:
 
 def body_hash(body: Any) -> str:
     """Hash of canonical JSON: key order and whitespace do not matter."""
-    return hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
+    try:
+        canonical = orjson.dumps(body, option=orjson.OPT_SORT_KEYS)
+    except orjson.JSONEncodeError:
+        raise ValidationFailed(
+            "The JSON is nested too deeply", errors=[FieldError("body", "too deeply nested")]
+        ) from None
+    return hashlib.sha256(canonical).hexdigest()
 
 
 def _record_id(tenant_id: str, route: str, key: str) -> str:

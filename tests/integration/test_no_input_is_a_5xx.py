@@ -171,3 +171,6 @@ def test_json_nested_too_deeply_to_store_is_refused(api: tuple[TestClient, Deps,
     )
     assert shared_context.status_code == 422
     assert shared_context.json()["errors"][0]["field"] == "context"
+    channel = '{"name": "deep", "type": "sandbox", "settings": {"d": ' + deep + "}}"
+    keyed = client.post("/api/v1/channels", content=channel, headers={"Idempotency-Key": "k"})
+    assert keyed.status_code == 422

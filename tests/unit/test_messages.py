@@ -8,10 +8,16 @@ from typing import Any
 import pytest
 
 from shared.containers import MESSAGES
-from shared.domain.errors import ConflictError, NotFoundError, PayloadTooLarge, ValidationFailed
+from shared.domain.errors import (
+    ConflictError,
+    NotFoundError,
+    OcmError,
+    PayloadTooLarge,
+    ValidationFailed,
+)
 from shared.domain.messages import to_utc_text
 from shared.ports import Filter, Query
-from shared.services import dispatch, messages
+from shared.services import channels, dispatch, messages, provider_events
 from shared.services.messages import MessageFilter
 from tests.unit.conftest import SETTINGS, World
 
@@ -79,9 +85,9 @@ async def test_an_items_context_overrides_the_batchs(world: World) -> None:
     batch = [message(context={"order": "A-17", "step": 2}), message()]
     ctx = {"campaign": "spring", "step": 1}
     result = await messages.accept_batch(world.deps, world.tenant_id, batch, ctx)
-    first, second = (
+    first, second = [
         await messages.get_message(world.deps, world.tenant_id, i["id"]) for i in result.items
-    )
+    ]
     assert first["context"] == {"campaign": "spring", "step": 2, "order": "A-17"}
     assert second["context"] == ctx
     assert first["batch_id"] == second["batch_id"] == result.batch_id
@@ -158,7 +164,15 @@ async def test_a_message_sent_after_it_expires_is_refused(world: World) -> None:
 
 
 async def test_messages_are_listed_by_status_channel_and_direction(world: World) -> None:
-    await world.deps.store.create
+    channel = await channels.get_channel(world.deps, world.tenant_id, "sandbox")
+    inbound = {
+        "tenant_id": world.tenant_id,
+        "channel_id": channel["id"],
+        "provider_message_id": "sbx-in-1",
+        "sender": {"type": "phone", "address": "+4791234567"},
+        "content": {"type": "text", "text": "STOP"},
+    }
+    assert await provider_events.receive_inbound(world.deps, inbound) == "received"
     sent = await messages.accept_message(world.deps, world.tenant_id, message())
     queued = await messages.accept_message(world.deps, world.tenant_id, message())
     received = await world.queue.receive(OUTBOUND, max_messages=10)
@@ -166,10 +180,12 @@ async def test_messages_are_listed_by_status_channel_and_direction(world: World)
     assert await dispatch.dispatch(world.deps, dispatch.Job.decode(job.body)) == "sent"
     assert await listed(world, status="sent") == [sent["id"]]
     assert await listed(world, status="queued") == [queued["id"]]
-    assert sorted(await listed(world, channel="SANDBOX")) == sorted([sent["id"], queued["id"]])
+    assert len(await listed(world, channel="SANDBOX")) == 3
     assert await listed(world, channel="no-such-channel") == []
-    assert len(await listed(world, direction="outbound")) == 2
-    assert await listed(world, direction="inbound") == []
+    assert sorted(await listed(world, direction="outbound")) == sorted([sent["id"], queued["id"]])
+    assert len(await listed(world, direction="inbound")) == 1
+    assert len(await listed(world, channel="sandbox")) == 3
+    assert await listed(world, direction="inbound", status="queued") == []
 
 
 async def test_messages_are_listed_newest_first_within_since_and_until(world: World) -> None:
@@ -203,11 +219,11 @@ async def test_pages_follow_the_cursor_to_the_end(world: World) -> None:
 
 
 async def test_a_cursor_from_elsewhere_is_refused(world: World) -> None:
-    with pytest.raises(Exception) as caught:
+    with pytest.raises(OcmError) as caught:
         await messages.list_messages(
             world.deps, world.tenant_id, MessageFilter(), limit=2, cursor="garbage"
         )
-    assert getattr(caught.value, "code", None) == "INVALID_CURSOR"
+    assert (caught.value.code, caught.value.status) == ("INVALID_CURSOR", 400)
 
 
 async def test_a_queued_message_can_be_cancelled(world: World) -> None:
