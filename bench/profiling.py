@@ -54,32 +54,62 @@ def recording(pid: int, output: Path | None) -> Iterator[None]:
             recorder.wait()
 
 
+# Leaves where a worker thread waits for work: py-spy does not always see them as idle.
+IDLE_LEAVES = frozenset({"Condition.wait (threading.py)", "Queue.get (queue.py)"})
+_OURS = ("shared/", "functions/", "function_app.py")
+_FILE = re.compile(r"\((.+?)\)$")
+
+
 def _frames(stack: str) -> list[str]:
     return [_LINE.sub(")", frame) for frame in stack.split(";")]
 
 
+def _area(frame: str) -> str:
+    """The package (or our own layer) a frame's file belongs to."""
+    match = _FILE.search(frame)
+    path = match.group(1) if match else "?"
+    parts = path.split("/")
+    depth = 3 if path.startswith("shared/adapters/") else 2 if path.startswith(_OURS) else 1
+    return "/".join(parts[:depth]).removesuffix(".py")
+
+
+def _table(title: str, counter: Counter[str], total: int, top: int) -> list[str]:
+    rows = [f"  {100 * n / total:5.1f}%  {name}" for name, n in counter.most_common(top)]
+    return ["", title, *rows]
+
+
 def summarize(path: Path, top: int = 25) -> str:
-    """The functions with the most samples: own (leaf) and inclusive, in % of all."""
+    """Where the busy samples fall: by package, by function (own time), and through our
+    own functions (inclusive time), in % of all busy samples."""
     own: Counter[str] = Counter()
-    inclusive: Counter[str] = Counter()
-    total = 0
+    areas: Counter[str] = Counter()
+    ours: Counter[str] = Counter()
+    total = idle = 0
     for line in path.read_text().splitlines():
         stack, _, count_text = line.rpartition(" ")
         if not stack or not count_text.isdigit():
             continue
-        count = int(count_text)
-        frames = _frames(stack)
+        count, frames = int(count_text), _frames(stack)
+        if frames[-1] in IDLE_LEAVES:
+            idle += count
+            continue
         total += count
         own[frames[-1]] += count
+        areas[_area(frames[-1])] += count
         for frame in set(frames):
-            inclusive[frame] += count
+            if _area(frame).startswith(_OURS):
+                ours[frame] += count
     if not total:
-        return f"{path}: no samples"
-    out = [f"{path}: {total} samples at {RATE}/s (busy time only)", "", "own time:"]
-    out += [f"  {100 * n / total:5.1f}%  {name}" for name, n in own.most_common(top)]
-    out += ["", "inclusive time:"]
-    out += [f"  {100 * n / total:5.1f}%  {name}" for name, n in inclusive.most_common(top)]
-    return "\n".join(out)
+        return f"{path}: no busy samples"
+    head = f"{path}: {total} busy samples at {RATE}/s ({idle} idle worker-thread samples left out)"
+    return "\n".join(
+        [
+            head,
+            *_table("own time by package:", areas, total, top),
+            *_table("own time by function:", own, total, top),
+            *_table("inclusive time of our functions:", ours, total, top),
+        ]
+    )
 
 
 def main() -> None:

@@ -71,7 +71,7 @@ def change_status(
         return False
     doc["status"] = status
     doc["updated_at"] = to_utc_text(at)
-    if status in ("failed",) and error is not None:
+    if status in ("failed", "expired") and error is not None:
         doc["error"] = error
     if provider_message_id is not None:
         doc["provider_message_id"] = provider_message_id

@@ -6,6 +6,7 @@ import logging
 from typing import Any
 
 from shared.containers import CHANNELS, MESSAGES
+from shared.domain.addresses import check_terminal
 from shared.domain.channels import (
     ChannelCreate,
     ChannelUpdate,
@@ -15,7 +16,7 @@ from shared.domain.channels import (
 )
 from shared.domain.errors import ConflictError, FieldError, NotFoundError, ValidationFailed
 from shared.domain.ids import new_id
-from shared.domain.messages import to_utc_text
+from shared.domain.messages import Terminal, to_utc_text
 from shared.domain.models import Document
 from shared.domain.timeline import change_status, error_info
 from shared.ports import Conflict, Filter, Page, PreconditionFailed, Query
@@ -40,8 +41,7 @@ def public(doc: Document) -> Document:
 async def create_channel(deps: Deps, tenant_id: str, data: ChannelCreate) -> Document:
     spec = resolve_provider(data.type, data.provider)
     settings = validate_settings(spec, data.settings)
-    if data.default_sender is not None:
-        _check_default_sender(spec.sender_types, data.default_sender.type)
+    default_sender = _default_sender(spec.sender_types, data.default_sender)
     now = to_utc_text(deps.clock.now())
     doc: Document = {
         "id": new_id("ch"),
@@ -51,7 +51,7 @@ async def create_channel(deps: Deps, tenant_id: str, data: ChannelCreate) -> Doc
         "provider": spec.provider,
         "description": data.description,
         "settings": settings,
-        "default_sender": data.default_sender.model_dump() if data.default_sender else None,
+        "default_sender": default_sender,
         "status": data.status,
         "has_credentials": False,
         "created_at": now,
@@ -65,12 +65,15 @@ async def create_channel(deps: Deps, tenant_id: str, data: ChannelCreate) -> Doc
         ) from None
 
 
-def _check_default_sender(allowed: tuple[str, ...], kind: str) -> None:
-    if kind not in allowed:
-        raise ValidationFailed(
-            "The default sender's type is not one this channel sends from",
-            errors=[FieldError("default_sender.type", f"one of {', '.join(allowed)}")],
-        )
+def _default_sender(allowed: tuple[str, ...], sender: Terminal | None) -> Document | None:
+    """The default sender, normalised, or a validation error (type or address)."""
+    if sender is None:
+        return None
+    errors: list[FieldError] = []
+    checked = check_terminal("default_sender", sender, allowed, errors)
+    if errors:
+        raise ValidationFailed("The default sender is not valid for this channel", errors=errors)
+    return checked.model_dump(exclude_none=True)
 
 
 async def find_by_name(deps: Deps, tenant_id: str, name: str) -> Document | None:
@@ -109,13 +112,11 @@ async def update_channel(deps: Deps, tenant_id: str, name: str, data: ChannelUpd
         if "settings" in changes and changes["settings"] is not None:
             doc["settings"] = validate_settings(spec, {**doc["settings"], **changes["settings"]})
         if "default_sender" in changes:
-            sender = data.default_sender
-            if sender is not None:
-                _check_default_sender(spec.sender_types, sender.type)
-            doc["default_sender"] = sender.model_dump() if sender else None
-        for key in ("description", "status"):
-            if key in changes and changes[key] is not None:
-                doc[key] = changes[key]
+            doc["default_sender"] = _default_sender(spec.sender_types, data.default_sender)
+        if "description" in changes:
+            doc["description"] = data.description
+        if data.status is not None:
+            doc["status"] = data.status
         doc["updated_at"] = to_utc_text(deps.clock.now())
         try:
             return await deps.store.replace(CHANNELS, doc, etag=doc["_etag"])

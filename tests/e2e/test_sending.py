@@ -122,6 +122,7 @@ def test_a_message_that_expires_before_it_can_be_sent_is_expired(client: Client)
         client.request("PATCH", "/api/v1/channels/sandbox", json={"status": "active"})
     done = client.wait_for(msg["id"])
     assert done["status"] == "expired"
+    assert done["error"]["code"] == "EXPIRED"
     assert types(done) == ["message.queued", "message.expired"]
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+import orjson
 import pytest
 
 from shared.containers import MESSAGES
@@ -115,6 +116,22 @@ async def test_a_message_over_256_kib_is_too_large(world: World) -> None:
     result = await messages.accept_batch(world.deps, world.tenant_id, [huge, message()], {})
     assert result.items[0]["error"]["code"] == "MESSAGE_TOO_LARGE"
     assert result.items[1]["status"] == "queued"
+
+
+def sized(size: int) -> dict[str, Any]:
+    """A message whose JSON is exactly ``size`` bytes."""
+    body = message(context={"pad": ""})
+    pad = size - len(orjson.dumps(body))
+    body["context"]["pad"] = "x" * pad
+    assert len(orjson.dumps(body)) == size
+    return body
+
+
+async def test_a_message_of_exactly_256_kib_is_accepted(world: World) -> None:
+    msg = await messages.accept_message(world.deps, world.tenant_id, sized(256 * 1024))
+    assert msg["status"] == "queued"
+    with pytest.raises(PayloadTooLarge):
+        await messages.accept_message(world.deps, world.tenant_id, sized(256 * 1024 + 1))
 
 
 async def test_a_message_to_send_later_is_scheduled_with_its_job_due_then(world: World) -> None:
