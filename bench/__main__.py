@@ -47,6 +47,7 @@ def _runners(results: dict[str, Any]) -> dict[str, Callable[[Plan], dict[str, An
 def machine() -> dict[str, Any]:
     return {
         "cpus": os.cpu_count(),
+        "load_average_1m": round(os.getloadavg()[0], 2),
         "python": platform.python_version(),
         "platform": platform.platform(),
         "sqlite": sqlite3.sqlite_version,
@@ -91,6 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     plan = replace(QUICK if args.quick else FULL, profile_dir=args.profile)
     plan = replace(plan, keep_data=args.keep_data)
     started = time.monotonic()
+    host = machine()
     results: dict[str, Any] = {}
     failed = False
     runners = _runners(results)
@@ -105,8 +107,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"bench: {section} failed: {exc}", file=sys.stderr)
         took = time.monotonic() - section_started
         print(f"bench: {section} done in {took:.0f} s", file=sys.stderr, flush=True)
+    host["load_average_1m_after"] = round(os.getloadavg()[0], 2)
     document = {
-        "machine": machine(),
+        "machine": host,
         "quick": plan.quick,
         "ocm_settings": ocm_settings(),
         **results,

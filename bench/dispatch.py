@@ -19,7 +19,7 @@ import orjson
 from bench import profiling
 from bench.intake import post_batches
 from bench.plan import Plan
-from bench.servers import BenchError, OcmServer, ocm_server
+from bench.servers import BenchError, OcmServer, Tenant, ocm_server
 from bench.stats import percentile, rounded
 from bench.workload import created_at, headers, message, sent_at, stored_messages, wait_settled
 
@@ -27,16 +27,16 @@ PATH = "/api/v1/messages"
 WARM_UP_MESSAGES = 20
 
 
-def _warm_up(ocm: OcmServer, api_key: str) -> set[str]:
+def _warm_up(ocm: OcmServer, tenant: Tenant) -> set[str]:
     """A few single sends, dispatched before timing starts; returns their ids."""
     ids = set()
-    with httpx.Client(headers=headers(api_key), timeout=30) as http:
+    with httpx.Client(headers=headers(tenant.api_key), timeout=30) as http:
         for _ in range(WARM_UP_MESSAGES):
             response = http.post(ocm.url + PATH, content=orjson.dumps(message()))
             if response.status_code != 202:
                 raise BenchError(f"send refused: {response.status_code} {response.text}")
             ids.add(response.json()["id"])
-    if not wait_settled(ocm.database, len(ids), timeout=30):
+    if not wait_settled(ocm.database, tenant.tenant_id, len(ids), timeout=30):
         raise BenchError("the warm-up messages were never dispatched")
     return ids
 
@@ -45,13 +45,14 @@ def throughput(plan: Plan, intake_per_s: float | None) -> dict[str, Any]:
     batches = math.ceil(plan.dispatch_messages / plan.batch_size)
     long_enough = replace(plan, batch_seconds=plan.dispatch_timeout)
     with ocm_server(plan.keep_data) as ocm:
-        api_key = ocm.tenant_with_sandbox()
-        warm = _warm_up(ocm, api_key)
+        tenant = ocm.tenant_with_sandbox()
+        warm = _warm_up(ocm, tenant)
         with profiling.recording(ocm.pid, plan.profile("dispatch")):
             started = time.monotonic()
-            intake = asyncio.run(post_batches(ocm.url, api_key, long_enough, batches))
+            intake = asyncio.run(post_batches(ocm.url, tenant.api_key, long_enough, batches))
             left = max(1.0, plan.dispatch_timeout - (time.monotonic() - started))
-            complete = wait_settled(ocm.database, intake.accepted + len(warm), left)
+            expected = intake.accepted + len(warm)
+            complete = wait_settled(ocm.database, tenant.tenant_id, expected, left)
         ocm.check_alive()
         docs = [d for d in stored_messages(ocm.database) if d["id"] not in warm]
     sent = [t for d in docs if (t := sent_at(d)) is not None]
@@ -105,11 +106,14 @@ async def send_paced(url: str, api_key: str, rate: float, seconds: float) -> Pac
 
 def latency(plan: Plan) -> dict[str, Any]:
     with ocm_server(plan.keep_data) as ocm:
-        api_key = ocm.tenant_with_sandbox()
-        warm = _warm_up(ocm, api_key)
+        tenant = ocm.tenant_with_sandbox()
+        warm = _warm_up(ocm, tenant)
         with profiling.recording(ocm.pid, plan.profile("accept_to_provider")):
-            paced = asyncio.run(send_paced(ocm.url, api_key, plan.paced_rate, plan.paced_seconds))
-            settled = wait_settled(ocm.database, len(paced.ids) + len(warm), plan.paced_timeout)
+            paced = asyncio.run(
+                send_paced(ocm.url, tenant.api_key, plan.paced_rate, plan.paced_seconds)
+            )
+            expected = len(paced.ids) + len(warm)
+            settled = wait_settled(ocm.database, tenant.tenant_id, expected, plan.paced_timeout)
         ocm.check_alive()
         docs = {d["id"]: d for d in stored_messages(ocm.database)}
     delays = []

@@ -18,7 +18,7 @@ from bench import profiling
 from bench.plan import Plan
 from bench.servers import BenchError, ocm_server
 from bench.stats import ratio, rounded
-from bench.workload import batch_body, headers, stored_messages
+from bench.workload import batch_body, headers, stored_messages, wait_settled
 
 PATH = "/api/v1/messages/batch"
 
@@ -101,11 +101,13 @@ def raw_sqlite_rate(docs: list[dict[str, Any]], batch_size: int) -> float:
 
 def run(plan: Plan) -> dict[str, Any]:
     with ocm_server(plan.keep_data) as ocm:
-        api_key = ocm.tenant_with_sandbox()
-        # One batch first so that lazy set-up is not timed (its messages are not counted).
-        asyncio.run(post_batches(ocm.url, api_key, plan, 1))
+        tenant = ocm.tenant_with_sandbox()
+        # One batch first, dispatched before timing starts, so lazy set-up is not timed.
+        warm = asyncio.run(post_batches(ocm.url, tenant.api_key, plan, 1))
+        if not wait_settled(ocm.database, tenant.tenant_id, warm.accepted, timeout=60):
+            raise BenchError("the warm-up batch was never dispatched")
         with profiling.recording(ocm.pid, plan.profile("batch_intake")):
-            intake = asyncio.run(post_batches(ocm.url, api_key, plan, plan.batches))
+            intake = asyncio.run(post_batches(ocm.url, tenant.api_key, plan, plan.batches))
         ocm.check_alive()
         docs = [as_accepted(d) for d in stored_messages(ocm.database)]
     raw = raw_sqlite_rate(docs, plan.batch_size)

@@ -18,6 +18,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import NamedTuple
 
 import httpx
 
@@ -26,6 +27,11 @@ HOST = "127.0.0.1"
 START_TIMEOUT = 30.0
 STOP_TIMEOUT = 20.0
 _OWN_SETTINGS = ("OCM_DATA_DIR", "OCM_HOST", "OCM_PORT")
+
+
+class Tenant(NamedTuple):
+    tenant_id: str
+    api_key: str
 
 
 class BenchError(RuntimeError):
@@ -127,8 +133,8 @@ class OcmServer(Server):
     def database(self) -> Path:
         return self.data_dir / "ocm.sqlite3"
 
-    def tenant_with_sandbox(self, name: str = "bench") -> str:
-        """Create a tenant and its sandbox channel; returns the tenant's API key."""
+    def tenant_with_sandbox(self, name: str = "bench") -> Tenant:
+        """Create a tenant and its sandbox channel."""
         result = subprocess.run(
             [*ocm_command(), "tenant", "create", name, "--json", "--data-dir", str(self.data_dir)],
             cwd=ROOT,
@@ -140,7 +146,8 @@ class OcmServer(Server):
         )
         if result.returncode != 0:
             raise BenchError(f"ocm tenant create failed:\n{result.stderr}")
-        api_key = str(json.loads(result.stdout)["api_key"])
+        created = json.loads(result.stdout)
+        api_key = str(created["api_key"])
         response = httpx.post(
             f"{self.url}/api/v1/channels",
             json={"name": "sandbox", "type": "sandbox"},
@@ -149,7 +156,7 @@ class OcmServer(Server):
         )
         if response.status_code != 201:
             raise BenchError(f"creating the sandbox channel failed: {response.text}")
-        return api_key
+        return Tenant(str(created["tenant_id"]), api_key)
 
 
 @contextmanager

@@ -39,7 +39,7 @@ def run(plan: Plan) -> dict[str, Any]:
     with bare_server() as bare:
         base = _load(tool, bare, "", plan)
     with ocm_server(plan.keep_data) as ocm:
-        api_key = ocm.tenant_with_sandbox()
+        api_key = ocm.tenant_with_sandbox().api_key
         product = _load(tool, ocm, api_key, plan, plan.profile("single_send"))
     return {
         "bare_rps": rounded(base.accepted_per_s),
