@@ -3,22 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 TerminalType = Literal["email", "phone", "alphanumeric", "telegram", "device", "topic", "url"]
 ContentType = Literal["text", "html", "media", "template", "push"]
-TERMINAL_TYPES: tuple[TerminalType, ...] = (
-    "email",
-    "phone",
-    "alphanumeric",
-    "telegram",
-    "device",
-    "topic",
-    "url",
-)
-CONTENT_TYPES: tuple[ContentType, ...] = ("text", "html", "media", "template", "push")
+TERMINAL_TYPES: tuple[TerminalType, ...] = get_args(TerminalType)
+CONTENT_TYPES: tuple[ContentType, ...] = get_args(ContentType)
 
 MAX_TEXT = 65_536
 MAX_ATTACHMENTS = 10

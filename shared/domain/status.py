@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, get_args
 
 Status = Literal[
     "scheduled",
@@ -16,18 +16,7 @@ Status = Literal[
     "cancelled",
     "received",
 ]
-STATUSES: tuple[Status, ...] = (
-    "scheduled",
-    "queued",
-    "sending",
-    "sent",
-    "delivered",
-    "read",
-    "failed",
-    "expired",
-    "cancelled",
-    "received",
-)
+STATUSES: tuple[Status, ...] = get_args(Status)
 
 EventType = Literal[
     "message.scheduled",

@@ -112,9 +112,12 @@ async def hand_off(deps: Deps, docs: Sequence[Document], *, clear: bool = True) 
         await deps.store.patch_many(MESSAGES, items)
 
 
-def _due(field: str, cutoff: str) -> tuple[Filter, ...]:
+async def _overdue(deps: Deps, field: str, cutoff: str) -> list[Document]:
+    """Messages whose ``field`` (an outbox mark) is set and older than ``cutoff``."""
     # "is set" is spelled out so stores can use their partial (set-only) index.
-    return (Filter(field, "ne", None), Filter(field, "lte", cutoff))
+    where = (Filter(field, "ne", None), Filter(field, "lte", cutoff))
+    query = Query(scope=SYSTEM, where=where, order_by=field, limit=SWEEP_PAGE)
+    return (await deps.store.query(MESSAGES, query)).items
 
 
 async def sweep(deps: Deps) -> dict[str, int]:
@@ -127,36 +130,20 @@ async def sweep(deps: Deps) -> dict[str, int]:
     now = deps.clock.now()
     grace = timedelta(seconds=deps.settings.OCM_OUTBOX_GRACE_SECONDS)
     cutoff = to_utc_text(now - grace)
-    jobs = await deps.store.query(
-        MESSAGES,
-        Query(
-            scope=SYSTEM,
-            where=_due("outbox_at", cutoff),
-            order_by="outbox_at",
-            limit=SWEEP_PAGE,
-        ),
-    )
-    pending = [d for d in jobs.items if d["status"] in ("queued", "scheduled")]
+    jobs = await _overdue(deps, "outbox_at", cutoff)
+    pending = [d for d in jobs if d["status"] in ("queued", "scheduled")]
     await enqueue_jobs(deps, pending)
     later = to_utc_text(now + grace * 4)
     await deps.store.patch_many(
         MESSAGES,
         [
-            (d["tenant_id"], d["id"], {"outbox_at": later if d in pending else None}, d["_etag"])
-            for d in jobs.items
+            (d["tenant_id"], d["id"], {"outbox_at": later if _has_job(d) else None}, d["_etag"])
+            for d in jobs
         ],
     )
-    events = await deps.store.query(
-        MESSAGES,
-        Query(
-            scope=SYSTEM,
-            where=_due("events_at", cutoff),
-            order_by="events_at",
-            limit=SWEEP_PAGE,
-        ),
-    )
-    await hand_off(deps, events.items)
-    counts = {"jobs": len(pending), "event_documents": len(events.items)}
-    if pending or events.items:
+    events = await _overdue(deps, "events_at", cutoff)
+    await hand_off(deps, events)
+    counts = {"jobs": len(pending), "event_documents": len(events)}
+    if pending or events:
         log.warning("outbox sweep re-published %s", counts)
     return counts
