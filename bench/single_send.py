@@ -23,7 +23,7 @@ def _load(
     body = orjson.dumps(message())
     url = server.url + PATH
     hdrs = {"X-API-Key": api_key or "ocm_baseline_has-no-key-check"}
-    # The warm-up fills caches, imports lazily built parts and opens the connection pool.
+    # The warm-up lets the server finish its lazy set-up before anything is timed.
     wrk.run(tool, url, body, hdrs, connections=plan.connections, seconds=plan.warmup_seconds)
     server.check_alive()
     with profiling.recording(server.pid, profile):

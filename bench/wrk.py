@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,21 +51,28 @@ class WrkResult:
         return self.accepted / self.seconds if self.seconds else 0.0
 
 
+def _apt_get(*args: str) -> None:
+    subprocess.run(["apt-get", *args], capture_output=True, timeout=600, check=True)
+
+
 def ensure_wrk() -> str:
-    """The path of wrk; installs the Debian package when it is missing."""
+    """The path of wrk; installs the Debian package when it is missing (as root), running
+    `apt-get update` first only if the plain install fails."""
     found = shutil.which("wrk")
     if found:
         return found
+    print("bench: wrk is missing; running `apt-get install -y wrk`", file=sys.stderr)
     try:
-        subprocess.run(
-            ["apt-get", "install", "-y", "wrk"], capture_output=True, timeout=300, check=True
-        )
+        try:
+            _apt_get("install", "-y", "wrk")
+        except subprocess.CalledProcessError:
+            _apt_get("update")
+            _apt_get("install", "-y", "wrk")
     except (OSError, subprocess.SubprocessError) as exc:
-        detail = getattr(exc, "stderr", b"") or b""
+        detail = (getattr(exc, "stderr", None) or b"").decode(errors="replace")[-2000:]
         raise BenchError(
-            "wrk is not installed and `apt-get install -y wrk` failed "
-            f"(it needs root and the Debian package lists; try `apt-get update` first): "
-            f"{exc}\n{detail.decode(errors='replace')[-2000:]}"
+            "wrk is not installed and `apt-get install -y wrk` failed (it needs root and "
+            f"the Debian package registry): {exc}\n{detail}".strip()
         ) from exc
     found = shutil.which("wrk")
     if found is None:

@@ -19,7 +19,8 @@ api_key_header = APIKeyHeader(
 WWW_AUTHENTICATE = {"WWW-Authenticate": 'ApiKey header="X-API-Key"'}
 
 
-def get_deps(request: Request) -> Deps:
+async def get_deps(request: Request) -> Deps:
+    # async on purpose: FastAPI runs a plain ``def`` dependency in a thread pool.
     deps: Deps = request.app.state.get_deps()
     return deps
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Annotated, Any, Literal, get_args
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
@@ -141,8 +142,9 @@ class InboundCreate(Strict):
     provider_message_id: str | None = Field(default=None, max_length=256)
 
 
+@lru_cache(maxsize=256)
 def to_utc_text(value: datetime) -> str:
-    """RFC 3339 in UTC with a ``Z``; the one time format in documents and answers."""
-    from datetime import UTC
+    """RFC 3339 in UTC with a ``Z``; the one time format in documents and answers.
 
+    Cached: one request stamps many fields with the same instant."""
     return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")

@@ -46,9 +46,10 @@ class EncryptedSecretStore:
 
     async def set(self, name: str, value: str) -> None:
         token = self._fernet.encrypt(value.encode())
-        self._db.connection.execute(
-            "INSERT OR REPLACE INTO secrets (name, value) VALUES (?, ?)", (name, token)
-        )
+        async with self._db.write() as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO secrets (name, value) VALUES (?, ?)", (name, token)
+            )
 
     async def get(self, name: str) -> str | None:
         row = self._db.connection.execute(
@@ -62,4 +63,5 @@ class EncryptedSecretStore:
             raise SecretKeyMismatch(f"secret {name!r} does not decrypt with this key") from None
 
     async def delete(self, name: str) -> None:
-        self._db.connection.execute("DELETE FROM secrets WHERE name = ?", (name,))
+        async with self._db.write() as conn:
+            conn.execute("DELETE FROM secrets WHERE name = ?", (name,))

@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 import sqlite3
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 
 MEMORY = ":memory:"
+log = logging.getLogger(__name__)
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
 
 
 class SqliteDatabase:
@@ -23,6 +34,7 @@ class SqliteDatabase:
         self._connection: sqlite3.Connection | None = None
         # Transactions share one connection, so two threads must not interleave them.
         self._lock = threading.RLock()
+        self._group: asyncio.Future[None] | None = None
 
     def connect(self) -> sqlite3.Connection:
         """Open the file (creating its directory) unless it is open already."""
@@ -43,16 +55,64 @@ class SqliteDatabase:
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        """``BEGIN IMMEDIATE`` … ``COMMIT``, rolled back if the block raises."""
+        """A unit of writes, all or nothing.
+
+        Inside a running event loop it joins the loop's current *group* transaction
+        as a savepoint, and the group commits once, after every task ready in this
+        turn of the loop has written: one COMMIT for many concurrent writers.
+        Callers that must not go on before their writes are on disk use ``write()``.
+        Without a running loop it commits at once.
+        """
         conn = self.connect()
         with self._lock:
-            conn.execute("BEGIN IMMEDIATE")
+            loop = _running_loop()
+            if loop is None and self._group is None:
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    yield conn
+                except BaseException:
+                    conn.execute("ROLLBACK")
+                    raise
+                conn.execute("COMMIT")
+                return
+            if self._group is None:
+                assert loop is not None
+                conn.execute("BEGIN IMMEDIATE")
+                self._group = loop.create_future()
+                loop.call_soon(self._commit_group)
+            conn.execute("SAVEPOINT unit")
             try:
                 yield conn
             except BaseException:
-                conn.execute("ROLLBACK")
+                conn.execute("ROLLBACK TO unit")
+                conn.execute("RELEASE unit")
                 raise
-            conn.execute("COMMIT")
+            conn.execute("RELEASE unit")
+
+    @asynccontextmanager
+    async def write(self) -> AsyncIterator[sqlite3.Connection]:
+        """A ``transaction()`` that returns only once its group has committed."""
+        with self.transaction() as conn:
+            yield conn
+            group = self._group
+        if group is not None:
+            await asyncio.shield(group)
+
+    def _commit_group(self) -> None:
+        group, self._group = self._group, None
+        if group is None or self._connection is None:
+            return
+        try:
+            with self._lock:
+                self._connection.execute("COMMIT")
+        except sqlite3.Error as exc:
+            log.error("group commit failed; its writes are rolled back: %s", exc)
+            with contextlib.suppress(sqlite3.Error):
+                self._connection.execute("ROLLBACK")
+            group.set_exception(exc)
+            group.exception()  # retrieved here: every writer of the group sees it too
+        else:
+            group.set_result(None)
 
     def optimize(self) -> None:
         """Refresh stale planner statistics, as SQLite advises for long-lived connections.
@@ -65,6 +125,8 @@ class SqliteDatabase:
                 self._connection.execute("PRAGMA optimize")
 
     def close(self) -> None:
+        if self._group is not None:
+            self._commit_group()
         if self._connection is not None:
             self.optimize()
             self._connection.close()

@@ -50,6 +50,7 @@ _SELECT = (
     "SELECT seq, message_id, body, subject, properties, enqueued_at, delivery_count, "
     "dead_letter_reason FROM queue_messages"
 )
+PRUNE_EVERY = 5.0  # seconds between clean-ups of expired duplicate-detection ids
 _CHUNK = 500  # stays far below SQLite's limit on bound parameters
 
 
@@ -81,6 +82,7 @@ class SqliteQueue:
         self._max_delivery_count = max_delivery_count
         self._window = duplicate_window.total_seconds()
         self._events: dict[str, asyncio.Event] = {}
+        self._pruned_at = 0.0
         with db.transaction() as conn:
             for statement in SCHEMA.split(";"):
                 if statement.strip():
@@ -89,7 +91,7 @@ class SqliteQueue:
     async def send(self, entity: str, messages: Sequence[OutgoingMessage]) -> None:
         now = self._now()
         targets = self._targets(entity)
-        with self._db.transaction() as conn:
+        async with self._db.write() as conn:
             fresh = self._deduplicate(conn, entity, messages, now)
             rows = [
                 (
@@ -119,7 +121,7 @@ class SqliteQueue:
             raise ValueError("max_messages must be at least 1")
         now = self._now()
         received: list[ReceivedMessage] = []
-        with self._db.transaction() as conn:
+        async with self._db.write() as conn:
             while len(received) < max_messages:
                 rows = conn.execute(
                     f"{_SELECT} WHERE entity = ? AND visible_at <= ? "
@@ -142,13 +144,13 @@ class SqliteQueue:
         return received
 
     async def complete(self, entity: str, message: ReceivedMessage) -> None:
-        with self._db.transaction() as conn:
+        async with self._db.write() as conn:
             seq, _ = self._locked(conn, entity, message)
             conn.execute("DELETE FROM queue_messages WHERE seq = ?", (seq,))
 
     async def abandon(self, entity: str, message: ReceivedMessage) -> None:
         now = self._now()
-        with self._db.transaction() as conn:
+        async with self._db.write() as conn:
             seq, delivery_count = self._locked(conn, entity, message)
             if self._exhausted(entity, delivery_count):
                 self._move_to_dead_letter(conn, seq, entity, MAX_DELIVERY_EXCEEDED, now)
@@ -160,7 +162,7 @@ class SqliteQueue:
         self._notify(entity)
 
     async def dead_letter(self, entity: str, message: ReceivedMessage, reason: str) -> None:
-        with self._db.transaction() as conn:
+        async with self._db.write() as conn:
             seq, _ = self._locked(conn, entity, message)
             self._move_to_dead_letter(conn, seq, entity, reason, self._now())
 
@@ -206,7 +208,9 @@ class SqliteQueue:
         messages: Sequence[OutgoingMessage],
         now: float,
     ) -> list[OutgoingMessage]:
-        conn.execute("DELETE FROM queue_seen WHERE seen_at <= ?", (now - self._window,))
+        if now - self._pruned_at >= PRUNE_EVERY:  # not on every send: it costs a scan
+            conn.execute("DELETE FROM queue_seen WHERE seen_at <= ?", (now - self._window,))
+            self._pruned_at = now
         ids = list({m.message_id for m in messages})
         seen: set[str] = set()
         for start in range(0, len(ids), _CHUNK):
@@ -234,8 +238,10 @@ class SqliteQueue:
         self, conn: sqlite3.Connection, entity: str, message: ReceivedMessage
     ) -> tuple[int, int]:
         """(seq, delivery_count) of the message this lock still holds, else MessageLockLost."""
+        # Pinned to the lock index: with many scheduled messages the planner would
+        # otherwise pick the (entity, visible_at) index and scan them all.
         row = conn.execute(
-            "SELECT seq, delivery_count FROM queue_messages "
+            "SELECT seq, delivery_count FROM queue_messages INDEXED BY queue_messages_lock "
             "WHERE lock_token = ? AND entity = ? AND visible_at > ?",
             (message.lock_token, entity, self._now()),
         ).fetchone()
