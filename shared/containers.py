@@ -18,7 +18,8 @@ CONTAINERS: tuple[ContainerSpec, ...] = (
     ContainerSpec(CHANNELS, indexed=("name", "created_at"), unique=("name",)),
     ContainerSpec(
         MESSAGES,
-        indexed=("created_at", "status", "channel_id", "provider_message_id"),
+        indexed=("created_at", "status", "channel_id"),
+        sparse=("provider_message_id",),
         swept=("outbox_at", "events_at"),
     ),
     ContainerSpec(IDEMPOTENCY),

@@ -102,10 +102,13 @@ class ContainerSpec:
     checked), like a Cosmos unique-key policy on a partition. ``swept`` lists
     fields that system-scope sweeps range over across all tenants; they are
     usually unset, so adapters index only documents where they are set.
+    ``sparse`` fields are indexed like ``indexed`` ones but only where set
+    (looked up by value, never listed in order).
     """
 
     name: str
     indexed: tuple[str, ...] = ()
+    sparse: tuple[str, ...] = ()
     unique: tuple[str, ...] = ()
     swept: tuple[str, ...] = ()
 

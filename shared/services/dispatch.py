@@ -75,7 +75,7 @@ async def dispatch(deps: Deps, job: Job) -> Outcome:
             return "dropped"
         outcome, channel = await _before_send(deps, doc, now)
         if outcome is None:
-            await outbox.publish_pending(deps, doc)
+            outbox.mark_published(doc)
             _claim(doc, job, now)
         try:
             written = await deps.store.replace(MESSAGES, doc, etag=doc["_etag"])

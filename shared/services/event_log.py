@@ -1,4 +1,7 @@
-"""The events topic's log subscription: one structured line per event, no content."""
+"""The events topic's log subscription: a debug line per event (ids, no content).
+
+At `OCM_LOG_LEVEL=DEBUG` it traces every event; webhooks and analytics get their
+own subscriptions."""
 
 from __future__ import annotations
 
@@ -16,7 +19,9 @@ def record(body: bytes) -> None:
     except (orjson.JSONDecodeError, AttributeError):
         log.warning("unreadable event on the events topic")
         return
-    log.info(
+    if not log.isEnabledFor(logging.DEBUG):
+        return
+    log.debug(
         "event %s %s message=%s tenant=%s status=%s",
         event.get("id"),
         event.get("type"),

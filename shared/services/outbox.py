@@ -57,14 +57,17 @@ async def enqueue_jobs(deps: Deps, docs: Sequence[Document]) -> None:
     await deps.queue.send(deps.settings.OCM_OUTBOUND_QUEUE, [job_message(d, now) for d in docs])
 
 
-async def publish_pending(deps: Deps, doc: Document) -> None:
-    """Publish a document's pending events and mark them so in ``doc`` (which the
-    caller then writes): the outbox order, publish before marking."""
-    events = _event_messages(doc)
-    if events:
-        await deps.queue.send(deps.settings.OCM_EVENTS_TOPIC, events)
+def mark_published(doc: Document) -> None:
+    """Dispatch holds the document's current job: its pending events went out before
+    the job was handed off (see ``hand_off``), so the claim may clear them."""
     doc["pending_events"] = []
     doc["events_at"] = None
+
+
+async def _publish(deps: Deps, docs: Sequence[Document]) -> None:
+    events = [m for d in docs for m in _event_messages(d)]
+    if events:
+        await deps.queue.send(deps.settings.OCM_EVENTS_TOPIC, events)
 
 
 def _event_messages(doc: Document) -> list[OutgoingMessage]:
@@ -95,11 +98,12 @@ async def hand_off(deps: Deps, docs: Sequence[Document], *, clear: bool = True) 
     ``clear=False`` (intake) the next write clears them: dispatch's claim, or
     the sweep after the grace period (its re-publication is then a duplicate
     the queue drops) — which spares a second write of every new message.
+
+    Events go out before jobs, so a job in the queue proves that the events
+    pending when it was handed off are published (dispatch relies on it).
     """
+    await _publish(deps, docs)
     await enqueue_jobs(deps, [d for d in docs if _has_job(d)])
-    events = [m for d in docs for m in _event_messages(d)]
-    if events:
-        await deps.queue.send(deps.settings.OCM_EVENTS_TOPIC, events)
     if not clear:
         return
     changes: dict[str, Any] = {"outbox_at": None, "pending_events": [], "events_at": None}
@@ -132,6 +136,7 @@ async def sweep(deps: Deps) -> dict[str, int]:
     cutoff = to_utc_text(now - grace)
     jobs = await _overdue(deps, "outbox_at", cutoff)
     pending = [d for d in jobs if d["status"] in ("queued", "scheduled")]
+    await _publish(deps, pending)
     await enqueue_jobs(deps, pending)
     later = to_utc_text(now + grace * 4)
     await deps.store.patch_many(

@@ -133,7 +133,7 @@ async def test_a_message_travels_through_the_http_queue_and_topic_functions(
     assert await deliver(deps, settings.OCM_PROVIDER_EVENTS_QUEUE, "apply_provider_event") == 1
     shown = await http("GET", f"/api/v1/messages/{message_id}", tenant.api_key)
     assert orjson.loads(shown.get_body())["status"] == "delivered"
-    with caplog.at_level(logging.INFO, logger="ocm.events"):
+    with caplog.at_level(logging.DEBUG, logger="ocm.events"):
         entity = f"{settings.OCM_EVENTS_TOPIC}/subscriptions/{settings.OCM_EVENTS_LOG_SUBSCRIPTION}"
         assert await deliver(deps, entity, "log_event") == 3
     assert [r.getMessage().split()[2] for r in caplog.records if r.name == "ocm.events"] == [

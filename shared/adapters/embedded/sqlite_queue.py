@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import sqlite3
 import uuid
 from collections.abc import Mapping, Sequence
@@ -83,6 +84,9 @@ class SqliteQueue:
         self._window = duplicate_window.total_seconds()
         self._events: dict[str, asyncio.Event] = {}
         self._pruned_at = 0.0
+        # Lock tokens need only be unique: a random prefix per process and a counter.
+        self._token_prefix = f"{uuid.uuid4().hex[:12]}-"
+        self._tokens = itertools.count(1)
         with db.transaction() as conn:
             for statement in SCHEMA.split(";"):
                 if statement.strip():
@@ -134,7 +138,7 @@ class SqliteQueue:
                     if self._exhausted(entity, row[6]):
                         self._move_to_dead_letter(conn, row[0], entity, MAX_DELIVERY_EXCEEDED, now)
                         continue
-                    token = str(uuid.uuid4())
+                    token = f"{self._token_prefix}{next(self._tokens)}"
                     conn.execute(
                         "UPDATE queue_messages SET lock_token = ?, visible_at = ?, "
                         "delivery_count = delivery_count + 1 WHERE seq = ?",

@@ -81,6 +81,13 @@ def index_ddl(spec: ContainerSpec) -> list[str]:
                 f"CREATE INDEX IF NOT EXISTS ix_{name}__{field.replace('.', '__')} "
                 f"ON documents (tenant_id, {field_sql(field)}, id) WHERE container = '{name}'"
             )
+    for field in spec.sparse:
+        expr = field_sql(field)
+        ddl.append(
+            f"CREATE INDEX IF NOT EXISTS px_{name}__{field.replace('.', '__')} "
+            f"ON documents (tenant_id, {expr}, id) "
+            f"WHERE container = '{name}' AND {expr} IS NOT NULL"
+        )
     for field in spec.swept:
         expr = field_sql(field)
         ddl.append(
