@@ -34,7 +34,7 @@ def create_app(get_deps: Callable[[], Deps]) -> FastAPI:
     )
     app.state.get_deps = get_deps
     errors.install(app)
-    for router in (meta.router, channels.router, messages.router):
+    for router in (messages.router, channels.router, meta.router):  # hot routes first
         app.include_router(router)
     app.add_middleware(BodySizeLimit)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]

@@ -7,17 +7,16 @@ from typing import Any
 
 from fastapi import Request
 
+from shared.api.deps import Caller
 from shared.api.responses import JsonResponse, ProblemResponse, problem_body
 from shared.domain.errors import OcmError
 from shared.services import idempotency
-from shared.services.deps import Deps, Principal
 
 Handler = Callable[[], Awaitable[tuple[int, Any]]]
 
 
-async def run(
-    deps: Deps, principal: Principal, request: Request, body: Any, handler: Handler
-) -> JsonResponse:
+async def run(caller: Caller, request: Request, body: Any, handler: Handler) -> JsonResponse:
+    deps, principal = caller.deps, caller.principal
     key = request.headers.get("idempotency-key")
     if key is None:
         status, content = await handler()

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, Query, Request, Response
 
-from shared.api.deps import Platform, scoped
+from shared.api.deps import Caller, scoped
 from shared.api.idempotent import run as idempotent
 from shared.api.responses import JsonResponse
 from shared.api.schemas import ChannelList, InboundAccepted, problems
@@ -14,7 +14,6 @@ from shared.domain.channels import ChannelCreate, ChannelPublic, ChannelUpdate
 from shared.domain.errors import ValidationFailed
 from shared.domain.messages import InboundCreate
 from shared.services import channels, provider_events
-from shared.services.deps import Principal
 
 router = APIRouter(prefix="/api/v1/channels", tags=["channels"])
 
@@ -28,25 +27,25 @@ router = APIRouter(prefix="/api/v1/channels", tags=["channels"])
 async def create_channel(
     request: Request,
     data: ChannelCreate,
-    deps: Platform,
-    principal: Annotated[Principal, scoped("create:channel")],
+    caller: Annotated[Caller, scoped("create:channel")],
 ) -> JsonResponse:
     async def create() -> tuple[int, object]:
-        return 201, channels.public(await channels.create_channel(deps, principal.tenant_id, data))
+        return 201, channels.public(
+            await channels.create_channel(caller.deps, caller.tenant_id, data)
+        )
 
-    return await idempotent(deps, principal, request, data.model_dump(mode="json"), create)
+    return await idempotent(caller, request, data.model_dump(mode="json"), create)
 
 
 @router.get(
     "", summary="List channels", responses={200: {"model": ChannelList}, **problems(401, 403)}
 )
 async def list_channels(
-    deps: Platform,
-    principal: Annotated[Principal, scoped("read:channel")],
+    caller: Annotated[Caller, scoped("read:channel")],
     limit: int = Query(50, ge=1, le=200),
     cursor: str | None = None,
 ) -> JsonResponse:
-    page = await channels.list_channels(deps, principal.tenant_id, limit=limit, cursor=cursor)
+    page = await channels.list_channels(caller.deps, caller.tenant_id, limit=limit, cursor=cursor)
     return JsonResponse(
         {"items": [channels.public(d) for d in page.items], "next_cursor": page.next_cursor}
     )
@@ -57,11 +56,9 @@ async def list_channels(
     summary="A channel",
     responses={200: {"model": ChannelPublic}, **problems(401, 403, 404)},
 )
-async def get_channel(
-    name: str, deps: Platform, principal: Annotated[Principal, scoped("read:channel")]
-) -> JsonResponse:
+async def get_channel(name: str, caller: Annotated[Caller, scoped("read:channel")]) -> JsonResponse:
     return JsonResponse(
-        channels.public(await channels.get_channel(deps, principal.tenant_id, name))
+        channels.public(await channels.get_channel(caller.deps, caller.tenant_id, name))
     )
 
 
@@ -73,10 +70,9 @@ async def get_channel(
 async def update_channel(
     name: str,
     data: ChannelUpdate,
-    deps: Platform,
-    principal: Annotated[Principal, scoped("update:channel")],
+    caller: Annotated[Caller, scoped("update:channel")],
 ) -> JsonResponse:
-    doc = await channels.update_channel(deps, principal.tenant_id, name, data)
+    doc = await channels.update_channel(caller.deps, caller.tenant_id, name, data)
     return JsonResponse(channels.public(doc))
 
 
@@ -87,9 +83,9 @@ async def update_channel(
     responses=problems(401, 403, 404),
 )
 async def delete_channel(
-    name: str, deps: Platform, principal: Annotated[Principal, scoped("delete:channel")]
+    name: str, caller: Annotated[Caller, scoped("delete:channel")]
 ) -> Response:
-    await channels.delete_channel(deps, principal.tenant_id, name)
+    await channels.delete_channel(caller.deps, caller.tenant_id, name)
     return Response(status_code=204)
 
 
@@ -103,11 +99,10 @@ async def delete_channel(
 )
 async def put_credentials(
     name: str,
-    deps: Platform,
-    principal: Annotated[Principal, scoped("update:channel")],
+    caller: Annotated[Caller, scoped("update:channel")],
     credentials: dict[str, str] = Body(..., examples=[{"username": "u", "password": "p"}]),
 ) -> Response:
-    await channels.set_credentials(deps, principal.tenant_id, name, credentials)
+    await channels.set_credentials(caller.deps, caller.tenant_id, name, credentials)
     return Response(status_code=204)
 
 
@@ -121,17 +116,16 @@ async def simulate_inbound(
     request: Request,
     name: str,
     data: InboundCreate,
-    deps: Platform,
-    principal: Annotated[Principal, scoped("update:channel")],
+    caller: Annotated[Caller, scoped("update:channel")],
 ) -> JsonResponse:
-    channel = await channels.get_channel(deps, principal.tenant_id, name)
+    channel = await channels.get_channel(caller.deps, caller.tenant_id, name)
     if channel["provider"] != "sandbox":
         raise ValidationFailed(
             "Only sandbox channels take simulated inbound messages", code="SIMULATION_NOT_SUPPORTED"
         )
 
     async def inject() -> tuple[int, object]:
-        pid = await provider_events.simulate_inbound(deps, channel, data)
+        pid = await provider_events.simulate_inbound(caller.deps, channel, data)
         return 202, {"provider_message_id": pid, "status": "accepted"}
 
-    return await idempotent(deps, principal, request, data.model_dump(mode="json"), inject)
+    return await idempotent(caller, request, data.model_dump(mode="json"), inject)

@@ -8,19 +8,18 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query, Request
 
 from shared.api.body import json_body, read_json
-from shared.api.deps import Platform, scoped
+from shared.api.deps import Caller, scoped
 from shared.api.idempotent import run as idempotent
 from shared.api.responses import JsonResponse
 from shared.api.schemas import BatchAccepted, MessageList, MessagePublic, problems
 from shared.domain.errors import FieldError, ValidationFailed
 from shared.domain.status import STATUSES
 from shared.services import messages
-from shared.services.deps import Principal
 
 router = APIRouter(prefix="/api/v1/messages", tags=["messages"])
 
-Sender = Annotated[Principal, scoped("send:message")]
-Reader = Annotated[Principal, scoped("read:message")]
+Sender = Annotated[Caller, scoped("send:message")]
+Reader = Annotated[Caller, scoped("read:message")]
 Status = Literal[STATUSES]  # type: ignore[valid-type]
 
 
@@ -33,13 +32,13 @@ Status = Literal[STATUSES]  # type: ignore[valid-type]
     responses={202: {"model": MessagePublic}, **problems(400, 401, 403, 404, 409, 413, 422)},
     openapi_extra=json_body("MessageCreate", "The message to send."),
 )
-async def send_message(request: Request, deps: Platform, principal: Sender) -> JsonResponse:
+async def send_message(request: Request, caller: Sender) -> JsonResponse:
     body, size = await read_json(request)
 
     async def accept() -> tuple[int, object]:
-        return 202, await messages.accept_message(deps, principal.tenant_id, body, size=size)
+        return 202, await messages.accept_message(caller.deps, caller.tenant_id, body, size=size)
 
-    return await idempotent(deps, principal, request, body, accept)
+    return await idempotent(caller, request, body, accept)
 
 
 @router.post(
@@ -51,7 +50,7 @@ async def send_message(request: Request, deps: Platform, principal: Sender) -> J
     responses={202: {"model": BatchAccepted}, **problems(400, 401, 403, 409, 413, 422)},
     openapi_extra=json_body("BatchCreate", "`{messages: [...], context: {...}}`"),
 )
-async def send_batch(request: Request, deps: Platform, principal: Sender) -> JsonResponse:
+async def send_batch(request: Request, caller: Sender) -> JsonResponse:
     body, _ = await read_json(request)
     if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
         raise ValidationFailed(
@@ -69,10 +68,10 @@ async def send_batch(request: Request, deps: Platform, principal: Sender) -> Jso
         )
 
     async def accept() -> tuple[int, object]:
-        result = await messages.accept_batch(deps, principal.tenant_id, items, context)
+        result = await messages.accept_batch(caller.deps, caller.tenant_id, items, context)
         return 202, {"batch_id": result.batch_id, "items": result.items}
 
-    return await idempotent(deps, principal, request, body, accept)
+    return await idempotent(caller, request, body, accept)
 
 
 @router.get(
@@ -81,8 +80,7 @@ async def send_batch(request: Request, deps: Platform, principal: Sender) -> Jso
     responses={200: {"model": MessageList}, **problems(401, 403, 422)},
 )
 async def list_messages(
-    deps: Platform,
-    principal: Reader,
+    caller: Reader,
     status: Status | None = None,
     channel: str | None = None,
     direction: Literal["outbound", "inbound"] | None = None,
@@ -97,7 +95,9 @@ async def list_messages(
                 "Times need a time zone", errors=[FieldError(name, "add Z or an offset")]
             )
     flt = messages.MessageFilter(status, channel, direction, since, until)
-    page = await messages.list_messages(deps, principal.tenant_id, flt, limit=limit, cursor=cursor)
+    page = await messages.list_messages(
+        caller.deps, caller.tenant_id, flt, limit=limit, cursor=cursor
+    )
     return JsonResponse(
         {"items": [messages.public(d) for d in page.items], "next_cursor": page.next_cursor}
     )
@@ -108,8 +108,8 @@ async def list_messages(
     summary="A message with its status, attempts and event timeline",
     responses={200: {"model": MessagePublic}, **problems(401, 403, 404)},
 )
-async def get_message(message_id: str, deps: Platform, principal: Reader) -> JsonResponse:
-    doc = await messages.get_message(deps, principal.tenant_id, message_id)
+async def get_message(message_id: str, caller: Reader) -> JsonResponse:
+    doc = await messages.get_message(caller.deps, caller.tenant_id, message_id)
     return JsonResponse(messages.public(doc))
 
 
@@ -118,5 +118,5 @@ async def get_message(message_id: str, deps: Platform, principal: Reader) -> Jso
     summary="Cancel a scheduled or queued message",
     responses={200: {"model": MessagePublic}, **problems(401, 403, 404, 409)},
 )
-async def cancel_message(message_id: str, deps: Platform, principal: Sender) -> JsonResponse:
-    return JsonResponse(await messages.cancel_message(deps, principal.tenant_id, message_id))
+async def cancel_message(message_id: str, caller: Sender) -> JsonResponse:
+    return JsonResponse(await messages.cancel_message(caller.deps, caller.tenant_id, message_id))
