@@ -53,6 +53,7 @@ def _build_embedded(settings: Settings) -> Deps:
         secrets=secrets,
         clock=clock,
         senders=build_senders(settings, clock),
+        flush=db.flush,
         closers=[db.close],
     )
 

@@ -9,7 +9,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from shared.api import errors
-from shared.api.limits import BodySizeLimit
+from shared.api.limits import RequestBoundary
 from shared.api.routers import channels, messages, meta
 from shared.api.schemas import Problem
 from shared.domain.messages import BatchCreate, MessageCreate
@@ -36,7 +36,7 @@ def create_app(get_deps: Callable[[], Deps]) -> FastAPI:
     errors.install(app)
     for router in (messages.router, channels.router, meta.router):  # hot routes first
         app.include_router(router)
-    app.add_middleware(BodySizeLimit)
+    app.add_middleware(RequestBoundary, flush=lambda: get_deps().flush())
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 

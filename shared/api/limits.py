@@ -1,6 +1,8 @@
-"""Request size limit (10 MiB), enforced before the body is read in full."""
+"""The request boundary: the 10 MiB size limit, and answers only after durability."""
 
 from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -13,11 +15,23 @@ class _TooLarge(Exception):
     pass
 
 
-class BodySizeLimit:
-    """Refuses a declared or streamed body over the limit with 413 problem+json."""
+class RequestBoundary:
+    """Two rules every HTTP exchange keeps, in one pure ASGI layer:
 
-    def __init__(self, app: ASGIApp, limit: int = MAX_REQUEST_BYTES) -> None:
-        self.app, self.limit = app, limit
+    - a declared or streamed body over ``limit`` is refused with 413 problem+json
+      before it is read in full;
+    - no answer starts before the writes made for it are durable (``flush``): the
+      embedded store commits concurrent writers together, once per turn of the
+      event loop, and a client must never hear 202 for a message not on disk.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        flush: Callable[[], Awaitable[None]],
+        limit: int = MAX_REQUEST_BYTES,
+    ) -> None:
+        self.app, self.flush, self.limit = app, flush, limit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -39,14 +53,15 @@ class BodySizeLimit:
                     raise _TooLarge
             return message
 
-        async def tracking_send(message: Message) -> None:
+        async def durable_send(message: Message) -> None:
             nonlocal started
             if message["type"] == "http.response.start":
+                await self.flush()
                 started = True
             await send(message)
 
         try:
-            await self.app(scope, limited_receive, tracking_send)
+            await self.app(scope, limited_receive, durable_send)
         except _TooLarge:
             if not started:
                 await self._refuse(scope, receive, send)

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 
 from shared.config import Settings
 from shared.ports import Clock, DocumentStore, Queue, SecretStore, Sender
+
+
+async def _nothing_to_flush() -> None:
+    return None
 
 
 @dataclass
@@ -19,6 +23,9 @@ class Deps:
     clock: Clock
     senders: Mapping[str, Sender]
     rng: random.Random = field(default_factory=random.Random)
+    flush: Callable[[], Awaitable[None]] = field(default=_nothing_to_flush)
+    """Awaits durability of every write so far: the embedded store commits writes
+    in groups; Cosmos writes are durable on return, so there it does nothing."""
     closers: list[Callable[[], None]] = field(default_factory=list)
     """Releases resources (files, connections) when the platform stops."""
 

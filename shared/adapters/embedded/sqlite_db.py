@@ -58,8 +58,9 @@ class SqliteDatabase:
         Inside a running event loop it joins the loop's current *group* transaction
         as a savepoint, and the group commits once, after every task ready in this
         turn of the loop has written: one COMMIT for many concurrent writers.
-        Callers that must not go on before their writes are on disk use ``write()``.
-        Without a running loop it commits at once.
+        Groups commit in order, so a later write is never on disk without the
+        earlier ones. Before anything leaves the process (an HTTP answer), await
+        ``flush()``. Without a running loop it commits at once.
         """
         conn = self.connect()
         with self._lock:
@@ -89,10 +90,13 @@ class SqliteDatabase:
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[sqlite3.Connection]:
-        """A ``transaction()`` that returns only once its group has committed."""
+        """``transaction()`` for coroutines (the adapters' write methods)."""
         with self.transaction() as conn:
             yield conn
-            group = self._group
+
+    async def flush(self) -> None:
+        """Return once every write made so far is committed (or raise if it failed)."""
+        group = self._group
         if group is not None:
             await asyncio.shield(group)
 

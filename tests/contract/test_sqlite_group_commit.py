@@ -1,0 +1,75 @@
+"""The embedded database commits concurrent writers together, in order, and
+``flush`` returns only once everything written before it is on disk."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from pathlib import Path
+
+from shared.adapters.embedded.clock import SystemClock
+from shared.adapters.embedded.sqlite_db import SqliteDatabase
+from shared.adapters.embedded.sqlite_store import SqliteDocumentStore
+from shared.containers import CONTAINERS, TENANTS
+
+
+def committed_ids(path: Path) -> set[str]:
+    """What another connection (another process) sees: committed rows only."""
+    with sqlite3.connect(path) as other:
+        return {row[0] for row in other.execute("SELECT id FROM documents")}
+
+
+async def test_writes_are_durable_once_flush_returns(tmp_path: Path) -> None:
+    path = tmp_path / "ocm.sqlite3"
+    db = SqliteDatabase(path)
+    store = SqliteDocumentStore(db, CONTAINERS, SystemClock())
+    await store.create(TENANTS, {"id": "tn_a", "tenant_id": "tn_a"})
+    assert await store.read(TENANTS, "tn_a", "tn_a") is not None  # visible at once here
+    await db.flush()
+    assert "tn_a" in committed_ids(path)
+    db.close()
+
+
+async def test_concurrent_writers_share_one_commit(tmp_path: Path) -> None:
+    path = tmp_path / "ocm.sqlite3"
+    db = SqliteDatabase(path)
+    store = SqliteDocumentStore(db, CONTAINERS, SystemClock())
+    commits = 0
+    original = db._commit_group
+
+    def counting() -> None:
+        nonlocal commits
+        commits += 1
+        original()
+
+    db._commit_group = counting  # type: ignore[method-assign]
+    ids = [f"tn_{i}" for i in range(20)]
+    await asyncio.gather(*(store.create(TENANTS, {"id": i, "tenant_id": i}) for i in ids))
+    await db.flush()
+    assert commits == 1
+    assert set(ids) <= committed_ids(path)
+    db.close()
+
+
+async def test_a_failed_unit_rolls_back_alone(tmp_path: Path) -> None:
+    path = tmp_path / "ocm.sqlite3"
+    db = SqliteDatabase(path)
+    store = SqliteDocumentStore(db, CONTAINERS, SystemClock())
+    await store.create(TENANTS, {"id": "tn_a", "tenant_id": "tn_a"})
+    clash = [{"id": "tn_b", "tenant_id": "tn_b"}, {"id": "tn_a", "tenant_id": "tn_a"}]
+    results = await asyncio.gather(store.create_many(TENANTS, clash), return_exceptions=True)
+    assert results[0].__class__.__name__ == "Conflict"
+    await db.flush()
+    assert committed_ids(path) == {"tn_a"}  # tn_b went with its failed unit only
+    db.close()
+
+
+def test_without_an_event_loop_each_transaction_commits_at_once(tmp_path: Path) -> None:
+    path = tmp_path / "ocm.sqlite3"
+    db = SqliteDatabase(path)
+    with db.transaction() as conn:
+        conn.execute("CREATE TABLE t (x)")
+        conn.execute("INSERT INTO t VALUES (1)")
+    with sqlite3.connect(path) as other:
+        assert other.execute("SELECT x FROM t").fetchall() == [(1,)]
+    db.close()
