@@ -2,19 +2,34 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import os
 import secrets
+import time
 from datetime import datetime
+from functools import lru_cache
 
-from ulid import ULID
+_CROCKFORD = "0123456789abcdefghjkmnpqrstvwxyz"
+# RFC 4648 base32 groups bits exactly as a ULID does; only the alphabet differs.
+_TO_CROCKFORD = bytes.maketrans(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", _CROCKFORD.encode())
 
-PREFIXES = ("msg", "ch", "tn", "app", "key", "evt", "bat", "idem")
+
+@lru_cache(maxsize=1024)
+def _ulid_time(milliseconds: int) -> str:
+    """The 10 characters of a ULID's 48-bit timestamp (cached: a batch shares it)."""
+    return "".join(_CROCKFORD[(milliseconds >> shift) & 31] for shift in range(45, -1, -5))
 
 
 def new_id(prefix: str, at: datetime | None = None) -> str:
-    """``msg_01J…``: a ULID (time-ordered) behind a type prefix."""
-    ulid = ULID.from_datetime(at) if at is not None else ULID()
-    return f"{prefix}_{str(ulid).lower()}"
+    """``msg_01j…``: a ULID (time-ordered, 80 random bits), lower-case, behind a prefix.
+
+    Written out here because it is on the intake path of every message: this
+    costs about a microsecond, a general ULID library ten.
+    """
+    ms = int(at.timestamp() * 1000) if at is not None else time.time_ns() // 1_000_000
+    randomness = base64.b32encode(os.urandom(10)).translate(_TO_CROCKFORD).decode()
+    return f"{prefix}_{_ulid_time(ms)}{randomness}"
 
 
 API_KEY_PREFIX_BYTES = 6
