@@ -149,8 +149,13 @@ class SqliteQueue:
 
     async def complete(self, entity: str, message: ReceivedMessage) -> None:
         async with self._db.write() as conn:
-            seq, _ = self._locked(conn, entity, message)
-            conn.execute("DELETE FROM queue_messages WHERE seq = ?", (seq,))
+            deleted = conn.execute(
+                "DELETE FROM queue_messages INDEXED BY queue_messages_lock "
+                "WHERE lock_token = ? AND entity = ? AND visible_at > ?",
+                (message.lock_token, entity, self._now()),
+            ).rowcount
+        if deleted != 1:
+            raise MessageLockLost(f"the lock on {message.message_id} in {entity} is lost")
 
     async def abandon(self, entity: str, message: ReceivedMessage) -> None:
         now = self._now()

@@ -123,12 +123,16 @@ class SqliteDocumentStore:
         now = self._now()
         _, doc_id, tenant_id, new_etag, expires_at, body = self._row(container, doc, now)
         async with self._db.write() as conn:
-            self._check(conn, container, tenant_id, doc_id, etag, now)
-            _written(
+            # The common case in one statement; only a miss looks at why.
+            updated = _written(
                 conn,
-                _UPDATE,
-                [(new_etag, expires_at, body, container, doc_id)],
+                _UPDATE + " AND tenant_id = ? AND (expires_at IS NULL OR expires_at > ?)"
+                " AND (? IS NULL OR etag = ?)",
+                [(new_etag, expires_at, body, container, doc_id, tenant_id, now, etag, etag)],
             )
+            if updated != 1:
+                self._check(conn, container, tenant_id, doc_id, etag, now)
+                raise PreconditionFailed(f"{container}/{doc_id} has changed")
         return _load(new_etag, body)
 
     async def upsert(self, container: str, doc: Document) -> Document:
