@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 
@@ -13,6 +14,17 @@ from shared.domain.channels import ChannelCreate
 from shared.services import channels, tenants
 from shared.services.deps import Deps
 from tests.fakes import FakeClock, FakeDocumentStore, FakeQueue, FakeSecretStore
+
+
+def sandbox_message(**fields: Any) -> dict[str, Any]:
+    """A valid outbound message on the world's sandbox channel, with ``fields`` over it."""
+    return {
+        "channel": "sandbox",
+        "receiver": {"type": "phone", "address": "+4791234567"},
+        "content": {"type": "text", "text": "hi"},
+        **fields,
+    }
+
 
 SETTINGS = Settings(OCM_MAX_ATTEMPTS=3, OCM_RETRY_BASE_SECONDS=2, OCM_RETRY_MAX_SECONDS=60)
 

@@ -11,18 +11,13 @@ from shared.containers import MESSAGES
 from shared.domain.models import Document
 from shared.ports import ReceivedMessage, SendRequest, SendResult
 from shared.services import dispatch, messages, provider_events
-from tests.unit.conftest import SETTINGS, World
+from tests.unit.conftest import SETTINGS, World, sandbox_message
 
 OUTBOUND = SETTINGS.OCM_OUTBOUND_QUEUE
 
 
 def message(**options: Any) -> dict[str, Any]:
-    return {
-        "channel": "sandbox",
-        "receiver": {"type": "phone", "address": "+4791234567"},
-        "content": {"type": "text", "text": "hi"},
-        "options": options,
-    }
+    return sandbox_message(options=options)
 
 
 async def next_job(world: World) -> ReceivedMessage:

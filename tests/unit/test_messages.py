@@ -20,18 +20,12 @@ from shared.domain.messages import to_utc_text
 from shared.ports import Filter, Query
 from shared.services import channels, dispatch, messages, provider_events
 from shared.services.messages import MessageFilter
-from tests.unit.conftest import SETTINGS, World
+from tests.unit.conftest import SETTINGS, World, sandbox_message
 
 OUTBOUND = SETTINGS.OCM_OUTBOUND_QUEUE
 
 
-def message(**fields: Any) -> dict[str, Any]:
-    return {
-        "channel": "sandbox",
-        "receiver": {"type": "phone", "address": "+4791234567"},
-        "content": {"type": "text", "text": "hi"},
-        **fields,
-    }
+message = sandbox_message
 
 
 async def stored_count(world: World) -> int:

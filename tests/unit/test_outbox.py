@@ -11,20 +11,14 @@ from shared.containers import MESSAGES
 from shared.domain.models import Document
 from shared.ports import ReceivedMessage
 from shared.services import channels, messages, outbox
-from tests.unit.conftest import SETTINGS, World
+from tests.unit.conftest import SETTINGS, World, sandbox_message
 
 OUTBOUND = SETTINGS.OCM_OUTBOUND_QUEUE
 EVENTS = f"{SETTINGS.OCM_EVENTS_TOPIC}/subscriptions/{SETTINGS.OCM_EVENTS_LOG_SUBSCRIPTION}"
 GRACE = SETTINGS.OCM_OUTBOX_GRACE_SECONDS
 
 
-def raw(**fields: Any) -> dict[str, Any]:
-    return {
-        "channel": "sandbox",
-        "receiver": {"type": "phone", "address": "+4791234567"},
-        "content": {"type": "text", "text": "hi"},
-        **fields,
-    }
+raw = sandbox_message
 
 
 async def persisted_but_never_handed_off(world: World, **fields: Any) -> Document:

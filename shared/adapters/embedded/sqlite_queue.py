@@ -23,7 +23,7 @@ MAX_DELIVERY_EXCEEDED = "MaxDeliveryCountExceeded"
 # of its lock while locked (lock_token set and visible_at in the future).
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS queue_messages (
-    seq INTEGER PRIMARY KEY,  -- new rows always take max + 1: FIFO holds, no sequence table to update
+    seq INTEGER PRIMARY KEY,  -- a new row takes max + 1: FIFO without a sequence table
     entity TEXT NOT NULL,
     message_id TEXT NOT NULL,
     body BLOB NOT NULL,
