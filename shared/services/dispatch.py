@@ -122,15 +122,17 @@ def _claim(doc: Document, job: Job, now: datetime) -> None:
 
 
 def _reschedule(doc: Document, status: str, due: datetime, kind: str) -> None:
-    """A new job for the same attempt (throttled or paused): uses no attempt."""
+    """A new job for the same attempt (``t``hrottled or ``p``aused): uses no attempt.
+
+    Throttles count towards OCM_MAX_THROTTLES; holds for a paused channel do not.
+    """
     attempt = doc["dispatch"]["attempt"]
-    doc["throttles"] = doc.get("throttles", 0) + 1
+    counter = "throttles" if kind == "t" else "holds"
+    doc[counter] = doc.get(counter, 0) + 1
     doc["status"] = status
     doc["claim"] = None
     doc["attempts"] = attempt - 1
-    outbox.set_job(
-        doc, outbox.job_id(doc["id"], attempt, f"{kind}{doc['throttles']}"), attempt, due
-    )
+    outbox.set_job(doc, outbox.job_id(doc["id"], attempt, f"{kind}{doc[counter]}"), attempt, due)
 
 
 async def _call_provider(

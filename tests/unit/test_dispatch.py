@@ -179,3 +179,24 @@ async def test_events_reach_the_topic_once_each_with_deterministic_ids(world: Wo
     assert all(b["data"]["message_id"] == msg["id"] for b in bodies)
     doc = await stored(world, msg["id"])
     assert doc["pending_events"] == []
+
+
+async def test_a_paused_channel_holds_messages_without_using_attempts_or_throttles(
+    world: World,
+) -> None:
+    from shared.domain.channels import ChannelUpdate
+    from shared.services import channels
+
+    msg = await messages.accept_message(world.deps, world.tenant_id, message())
+    await channels.update_channel(
+        world.deps, world.tenant_id, "sandbox", ChannelUpdate(status="paused")
+    )
+    for _ in range(SETTINGS.OCM_MAX_THROTTLES + 1):
+        assert await run_job(world) == "paused"
+        world.clock.advance(timedelta(seconds=SETTINGS.OCM_PAUSED_RECHECK_SECONDS))
+    doc = await stored(world, msg["id"])
+    assert (doc["status"], doc["attempts"], doc.get("throttles", 0)) == ("queued", 0, 0)
+    await channels.update_channel(
+        world.deps, world.tenant_id, "sandbox", ChannelUpdate(status="active")
+    )
+    assert await run_job(world) == "sent"
