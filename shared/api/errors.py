@@ -8,6 +8,7 @@ from http import HTTPStatus
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 
 from shared.api.responses import problem
@@ -85,6 +86,14 @@ async def on_http_error(request: Request, exc: Exception) -> Response:
     )
 
 
+async def on_client_gone(request: Request, exc: Exception) -> Response:
+    """The client hung up while sending its body: nothing was done, nobody to answer."""
+    log.debug("client disconnected during %s %s", request.method, request.url.path)
+    return problem(
+        400, "CLIENT_DISCONNECTED", "Client disconnected", "The request body was cut off"
+    )
+
+
 async def on_unexpected(request: Request, exc: Exception) -> Response:
     log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return problem(
@@ -100,4 +109,5 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(OcmError, on_ocm_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)
     app.add_exception_handler(StarletteHTTPException, on_http_error)
+    app.add_exception_handler(ClientDisconnect, on_client_gone)
     app.add_exception_handler(Exception, on_unexpected)

@@ -174,3 +174,42 @@ def test_json_nested_too_deeply_to_store_is_refused(api: tuple[TestClient, Deps,
     channel = '{"name": "deep", "type": "sandbox", "settings": {"d": ' + deep + "}}"
     keyed = client.post("/api/v1/channels", content=channel, headers={"Idempotency-Key": "k"})
     assert keyed.status_code == 422
+
+
+async def test_a_client_that_hangs_up_mid_body_is_not_an_internal_error(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    deps = bootstrap.build(Settings(OCM_DATA_DIR=tmp_path))
+    app = create_app(lambda: deps)
+    from shared.services import tenants
+
+    created = await tenants.create_tenant(deps, "gone")
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/api/v1/messages",
+        "raw_path": b"/api/v1/messages",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"x-api-key", created.api_key.encode())],
+        "client": ("127.0.0.1", 1),
+        "server": ("127.0.0.1", 7071),
+    }
+    parts = [{"type": "http.request", "body": b'{"chan', "more_body": True}]
+
+    async def receive() -> dict[str, Any]:
+        return parts.pop(0) if parts else {"type": "http.disconnect"}
+
+    answers: list[dict[str, Any]] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        answers.append(message)
+
+    await app(scope, receive, send)
+    assert answers[0]["status"] == 400
+    assert not [r for r in caplog.records if r.levelname == "ERROR"]
+    for closer in deps.closers:
+        closer()
