@@ -140,9 +140,14 @@ class LocalRuntime:
     async def _consume(self, trigger: Trigger) -> None:
         lock_seconds = self.deps.settings.OCM_QUEUE_LOCK_SECONDS
         while not self.stopping.is_set():
-            batch = await self.queue.receive(
-                trigger.target, max_messages=CONCURRENCY, lock_seconds=lock_seconds
-            )
+            try:
+                batch = await self.queue.receive(
+                    trigger.target, max_messages=CONCURRENCY, lock_seconds=lock_seconds
+                )
+            except Exception:  # e.g. the file is locked by another process: keep going
+                log.exception("%s could not receive; retrying in %ss", trigger.name, IDLE_WAIT)
+                await asyncio.sleep(IDLE_WAIT)
+                continue
             if not batch:
                 await self._wait(trigger.target)
                 continue

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Annotated, Any, Literal, get_args
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 TerminalType = Literal["email", "phone", "alphanumeric", "telegram", "device", "topic", "url"]
 ContentType = Literal["text", "html", "media", "template", "push"]
@@ -15,6 +15,46 @@ CONTENT_TYPES: tuple[ContentType, ...] = get_args(ContentType)
 
 MAX_TEXT = 65_536
 MAX_ATTACHMENTS = 10
+
+
+MAX_JSON_DEPTH = 32
+"""How deeply free-form JSON (context, template data) may nest: stored documents and
+event payloads nest it further, and JSON encoders stop at a fixed depth."""
+
+
+def json_depth_within(value: Any, limit: int = MAX_JSON_DEPTH) -> bool:
+    """Whether ``value`` nests no deeper than ``limit`` levels of objects and arrays."""
+    level: list[Any] = [value]
+    for _ in range(limit + 1):
+        nested = [
+            child
+            for item in level
+            if isinstance(item, dict | list)
+            for child in (item.values() if isinstance(item, dict) else item)
+            if isinstance(child, dict | list)
+        ]
+        if not nested:
+            return True
+        level = nested
+    return False
+
+
+def _shallow(value: Any) -> Any:
+    if not json_depth_within(value):
+        raise ValueError(f"nests deeper than {MAX_JSON_DEPTH} levels")
+    return value
+
+
+def _utc(value: datetime) -> datetime:
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("is out of range once converted to UTC") from None
+
+
+UtcDatetime = Annotated[AwareDatetime, AfterValidator(_utc)]
+"""A time with a zone, normalised to UTC (and refused if that overflows)."""
+FreeJson = Annotated[dict[str, Any], AfterValidator(_shallow)]
 
 
 class Strict(BaseModel):
@@ -60,7 +100,7 @@ class TemplateContent(Strict):
     type: Literal["template"]
     template: str = Field(min_length=1, max_length=512)
     language: str | None = Field(default=None, max_length=32)
-    data: dict[str, Any] = Field(default_factory=dict)
+    data: FreeJson = Field(default_factory=dict)
 
 
 class PushContent(Strict):
@@ -96,7 +136,7 @@ class SandboxOptions(Strict):
 
 class MessageOptions(Strict):
     max_attempts: int | None = Field(default=None, ge=1, le=50)
-    expires_at: AwareDatetime | None = None
+    expires_at: UtcDatetime | None = None
     sandbox: SandboxOptions | None = None
 
 
@@ -108,9 +148,9 @@ class MessageCreate(Strict):
     sender: Terminal | None = None
     content: Content
     subject: str | None = Field(default=None, max_length=998)
-    context: dict[str, Any] = Field(default_factory=dict)
+    context: FreeJson = Field(default_factory=dict)
     options: MessageOptions = Field(default_factory=MessageOptions)
-    send_at: AwareDatetime | None = None
+    send_at: UtcDatetime | None = None
     tags: list[Annotated[str, Field(min_length=1, max_length=64)]] = Field(
         default_factory=list, max_length=20
     )

@@ -85,6 +85,7 @@ async def dispatch(deps: Deps, job: Job) -> Outcome:
             await outbox.hand_off(deps, [written])
             return outcome
         assert channel is not None
+        await deps.flush()  # the claim is on disk before anything leaves the process
         return await _send_and_record(deps, written, channel)
     log.warning("dispatch of %s gave up after repeated concurrent updates", job.message_id)
     raise RuntimeError("concurrent updates; the queue will redeliver")

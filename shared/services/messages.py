@@ -26,7 +26,13 @@ from shared.domain.errors import (
     ValidationFailed,
 )
 from shared.domain.ids import new_id
-from shared.domain.messages import MessageCreate, Terminal, to_utc_text
+from shared.domain.messages import (
+    MAX_JSON_DEPTH,
+    MessageCreate,
+    Terminal,
+    json_depth_within,
+    to_utc_text,
+)
 from shared.domain.models import Document
 from shared.domain.status import PENDING
 from shared.domain.timeline import change_status, start
@@ -63,12 +69,15 @@ def field_errors(exc: ValidationError, prefix: str = "") -> list[FieldError]:
     ]
 
 
-def parse_message(raw: Any, *, size: int | None = None) -> MessageCreate:
-    """Validate one message's shape; ``size`` is its JSON size when already known."""
+def parse_message(raw: Any, *, size: int | None = None, extra: int = 0) -> MessageCreate:
+    """Validate one message's shape.
+
+    ``size`` is its JSON size when already known; ``extra`` counts what the message
+    will carry besides (a batch's shared context) against the same limit.
+    """
     if not isinstance(raw, dict):
         raise ValidationFailed("A message is a JSON object", errors=[FieldError("body", "object")])
-    encoded = _json_size(raw, "body")
-    size = encoded if size is None else size
+    size = (_json_size(raw, "body") if size is None else size) + extra
     if size > MAX_MESSAGE_BYTES:
         raise PayloadTooLarge(
             f"A message may be at most {MAX_MESSAGE_BYTES} bytes of JSON; this one is {size}",
@@ -80,17 +89,17 @@ def parse_message(raw: Any, *, size: int | None = None) -> MessageCreate:
         raise ValidationFailed("The message is not valid", errors=field_errors(exc)) from None
 
 
-MAX_DEPTH_HINT = "JSON nested deeper than 250 levels"
+def _json_size(value: Any, field: str, depth: int = MAX_JSON_DEPTH + 2) -> int:
+    """The JSON size of a value; refuses what nests too deeply to store and publish.
 
-
-def _json_size(value: Any, field: str) -> int:
-    """The JSON size of a value; refuses what cannot be stored (too deeply nested)."""
-    try:
-        return len(orjson.dumps(value))
-    except orjson.JSONEncodeError:
+    A message body may nest two levels more than its free-form parts (content.data).
+    """
+    if not json_depth_within(value, depth):
         raise ValidationFailed(
-            "The JSON is nested too deeply", errors=[FieldError(field, MAX_DEPTH_HINT)]
-        ) from None
+            "The JSON is nested too deeply",
+            errors=[FieldError(field, f"nests deeper than {MAX_JSON_DEPTH} levels")],
+        )
+    return len(orjson.dumps(value))
 
 
 class _ChannelCache:
@@ -193,7 +202,7 @@ async def accept_message(
     channel = await _ChannelCache(deps, tenant_id).get(msg.channel)
     doc = build_message(deps, tenant_id, raw, msg, channel, deps.clock.now())
     await deps.store.create(MESSAGES, doc)
-    await outbox.hand_off(deps, [doc], clear=False)
+    await outbox.hand_off(deps, [doc], clear=False, best_effort=True)
     return public(doc)
 
 
@@ -212,7 +221,7 @@ async def accept_batch(
             f"A batch holds at most {MAX_BATCH} messages; this one has {len(messages)}",
             code="BATCH_TOO_LARGE",
         )
-    _json_size(context, "context")
+    shared_context = _json_size(context, "context", MAX_JSON_DEPTH)
     now = deps.clock.now()
     batch_id = new_id("bat", now)
     channels = _ChannelCache(deps, tenant_id)
@@ -220,7 +229,7 @@ async def accept_batch(
     docs: list[Document] = []
     for index, raw in enumerate(messages):
         try:
-            msg = parse_message(raw)
+            msg = parse_message(raw, extra=shared_context)
             channel = await channels.get(msg.channel)
             doc = build_message(
                 deps, tenant_id, raw, msg, channel, now, batch_id=batch_id, batch_context=context
@@ -234,7 +243,7 @@ async def accept_batch(
         items.append({"index": index, "id": doc["id"], "status": doc["status"], "error": None})
     if docs:
         await deps.store.create_many(MESSAGES, docs)
-        await outbox.hand_off(deps, docs, clear=False)
+        await outbox.hand_off(deps, docs, clear=False, best_effort=True)
     return BatchResult(batch_id=batch_id, items=items)
 
 

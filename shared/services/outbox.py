@@ -90,7 +90,9 @@ def _has_job(doc: Document) -> bool:
     return doc.get("outbox_at") is not None and doc["status"] in ("queued", "scheduled")
 
 
-async def hand_off(deps: Deps, docs: Sequence[Document], *, clear: bool = True) -> None:
+async def hand_off(
+    deps: Deps, docs: Sequence[Document], *, clear: bool = True, best_effort: bool = False
+) -> None:
     """After documents were written: enqueue their dispatch jobs and publish their
     pending events, then clear both outboxes where nobody wrote since (etag).
 
@@ -101,9 +103,18 @@ async def hand_off(deps: Deps, docs: Sequence[Document], *, clear: bool = True) 
 
     Events go out before jobs, so a job in the queue proves that the events
     pending when it was handed off are published (dispatch relies on it).
+
+    ``best_effort``: the documents are written, so a failure here is the sweep's
+    to mend, not the caller's (a client retrying would create a second message).
     """
-    await _publish(deps, docs)
-    await enqueue_jobs(deps, [d for d in docs if _has_job(d)])
+    try:
+        await _publish(deps, docs)
+        await enqueue_jobs(deps, [d for d in docs if _has_job(d)])
+    except Exception:
+        if not best_effort:
+            raise
+        log.exception("hand-off of %d documents failed; the outbox sweep will retry", len(docs))
+        return
     if not clear:
         return
     changes: dict[str, Any] = {"outbox_at": None, "pending_events": [], "events_at": None}

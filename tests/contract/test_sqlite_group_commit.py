@@ -7,6 +7,8 @@ import asyncio
 import sqlite3
 from pathlib import Path
 
+import pytest
+
 from shared.adapters.embedded.clock import SystemClock
 from shared.adapters.embedded.sqlite_db import SqliteDatabase
 from shared.adapters.embedded.sqlite_store import SqliteDocumentStore
@@ -72,4 +74,23 @@ def test_without_an_event_loop_each_transaction_commits_at_once(tmp_path: Path) 
         conn.execute("INSERT INTO t VALUES (1)")
     with sqlite3.connect(path) as other:
         assert other.execute("SELECT x FROM t").fetchall() == [(1,)]
+    db.close()
+
+
+async def test_a_group_lost_to_a_full_disk_is_reported_and_the_next_write_starts_afresh(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "ocm.sqlite3"
+    db = SqliteDatabase(path)
+    store = SqliteDocumentStore(db, CONTAINERS, SystemClock())
+    pages = db.connection.execute("PRAGMA page_count").fetchone()[0]
+    db.connection.execute(f"PRAGMA max_page_count={pages + 40}")  # a nearly full disk
+    await store.create(TENANTS, {"id": "tn_a", "tenant_id": "tn_a"})
+    with pytest.raises(sqlite3.DatabaseError, match="full"):
+        await store.create(TENANTS, {"id": "tn_b", "tenant_id": "tn_b", "pad": "x" * 400_000})
+    with pytest.raises(sqlite3.DatabaseError):
+        await db.flush()  # tn_a's group is gone: its writer must not hear success
+    await store.create(TENANTS, {"id": "tn_c", "tenant_id": "tn_c"})
+    await db.flush()
+    assert committed_ids(path) == {"tn_c"}
     db.close()

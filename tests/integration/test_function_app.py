@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -206,3 +207,40 @@ async def test_housekeeping_purges_expired_documents_and_is_safe_twice(deps: Dep
     await FUNCTIONS["housekeeping_sweep"](TimerRequest(past_due=False))
     await FUNCTIONS["housekeeping_sweep"](TimerRequest(past_due=True))
     assert db.connection.execute(count).fetchone()[0] == 0
+
+
+class LockedOnce:
+    """The embedded queue, but the first receive finds the file locked."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner, self.failed = inner, False
+
+    async def receive(self, entity: str, **options: Any) -> Any:
+        if not self.failed:
+            self.failed = True
+            raise sqlite3.OperationalError("database is locked")
+        return await self.inner.receive(entity, **options)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+async def test_a_consumer_survives_a_failed_receive(deps: Deps) -> None:
+    from functions.local_runtime import LocalRuntime
+
+    deps.queue = LockedOnce(deps.queue)
+    tenant_id, message_id = await _accept(deps)
+    runtime = LocalRuntime(function_app.app, deps)
+    runtime.triggers = [t for t in runtime.triggers if t.name == "dispatch_message"]
+    consumers = asyncio.create_task(runtime.run_consumers())
+    try:
+        for _ in range(100):
+            doc = await deps.store.read(MESSAGES, tenant_id, message_id)
+            if doc is not None and doc["status"] == "sent":
+                break
+            await asyncio.sleep(0.05)
+        assert deps.queue.failed
+        assert doc is not None and doc["status"] == "sent"
+    finally:
+        runtime.stopping.set()
+        await consumers

@@ -161,7 +161,7 @@ def test_json_nested_too_deeply_to_store_is_refused(api: tuple[TestClient, Deps,
     body += '"content": {"type": "text", "text": "x"}, "context": {"deep": ' + deep + "}}"
     single = client.post("/api/v1/messages", content=body)
     assert single.status_code == 422
-    assert single.json()["errors"][0]["field"] == "body"
+    assert single.json()["errors"][0]["field"] == "context"
     batch = client.post("/api/v1/messages/batch", content='{"messages": [' + body + "]}")
     assert batch.status_code == 202
     assert batch.json()["items"][0]["status"] == "rejected"
@@ -213,3 +213,79 @@ async def test_a_client_that_hangs_up_mid_body_is_not_an_internal_error(
     assert not [r for r in caplog.records if r.levelname == "ERROR"]
     for closer in deps.closers:
         closer()
+
+
+def test_context_and_template_data_nest_at_most_32_levels(
+    api: tuple[TestClient, Deps, str],
+) -> None:
+    client, deps, tenant_id = api
+    before = stored_count(client, deps, tenant_id)
+    ok = {"d": [[[[1]]]]}
+    deep = {"d": json.loads("[" * 40 + "]" * 40)}
+    message = {
+        "channel": "sandbox",
+        "receiver": {"type": "email", "address": "a@b.co"},
+        "content": {"type": "text", "text": "x"},
+    }
+    assert client.post("/api/v1/messages", json={**message, "context": ok}).status_code == 202
+    refused = client.post("/api/v1/messages", json={**message, "context": deep})
+    assert refused.status_code == 422
+    template = {"type": "template", "template": "t", "data": deep}
+    inbound = client.post(
+        "/api/v1/channels/sandbox/simulate-inbound",
+        json={"sender": {"type": "phone", "address": "+4791234567"}, "content": template},
+    )
+    assert inbound.status_code == 422
+    batch = client.post("/api/v1/messages/batch", json={"messages": [message], "context": deep})
+    assert batch.status_code == 422
+    assert stored_count(client, deps, tenant_id) == before + 1
+
+
+def test_a_batch_context_counts_towards_each_messages_size(
+    api: tuple[TestClient, Deps, str],
+) -> None:
+    client, deps, tenant_id = api
+    before = stored_count(client, deps, tenant_id)
+    message = {
+        "channel": "sandbox",
+        "receiver": {"type": "email", "address": "a@b.co"},
+        "content": {"type": "text", "text": "x"},
+    }
+    big = {"pad": "x" * (256 * 1024)}
+    response = client.post(
+        "/api/v1/messages/batch", json={"messages": [message] * 3, "context": big}
+    )
+    assert response.status_code == 202
+    assert {i["error"]["code"] for i in response.json()["items"]} == {"MESSAGE_TOO_LARGE"}
+    assert stored_count(client, deps, tenant_id) == before
+
+
+@pytest.mark.parametrize("moment", ["9999-12-31T23:00:00-05:00", "0001-01-01T00:00:00+05:00"])
+def test_times_that_overflow_in_utc_are_refused(
+    api: tuple[TestClient, Deps, str], moment: str
+) -> None:
+    client, _, _ = api
+    message = {
+        "channel": "sandbox",
+        "receiver": {"type": "email", "address": "a@b.co"},
+        "content": {"type": "text", "text": "x"},
+    }
+    for field in ({"send_at": moment}, {"options": {"expires_at": moment}}):
+        response = client.post("/api/v1/messages", json={**message, **field})
+        assert response.status_code == 422, response.text
+    assert client.get("/api/v1/messages", params={"since": moment}).status_code == 422
+    batch = client.post(
+        "/api/v1/messages/batch", json={"messages": [{**message, "send_at": moment}]}
+    )
+    assert batch.status_code == 202
+    assert batch.json()["items"][0]["status"] == "rejected"
+
+
+@pytest.mark.parametrize("value", [[1], {"a": 1}])
+def test_a_forged_cursor_is_a_400(api: tuple[TestClient, Deps, str], value: Any) -> None:
+    import base64
+
+    client, _, _ = api
+    cursor = base64.urlsafe_b64encode(json.dumps(["created_at", value, "x"]).encode()).decode()
+    for path in ("/api/v1/messages", "/api/v1/channels"):
+        assert client.get(path, params={"cursor": cursor}).status_code == 400

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -9,8 +10,9 @@ import orjson
 
 from shared.containers import MESSAGES
 from shared.domain.models import Document
-from shared.ports import ReceivedMessage
+from shared.ports import OutgoingMessage, ReceivedMessage
 from shared.services import channels, messages, outbox
+from tests.fakes import FakeQueue
 from tests.unit.conftest import SETTINGS, World, sandbox_message
 
 OUTBOUND = SETTINGS.OCM_OUTBOUND_QUEUE
@@ -132,3 +134,29 @@ async def test_a_message_handed_off_at_intake_is_not_published_twice(world: Worl
     await outbox.sweep(world.deps)  # re-publishes; the queue drops the duplicates
     assert len(await drain(world, OUTBOUND)) == 1
     assert len(await drain(world, EVENTS)) == 1
+
+
+class FlakyQueue(FakeQueue):
+    """A queue whose sends fail while ``down`` is set (the broker is unreachable)."""
+
+    down = True
+
+    async def send(self, entity: str, messages: Sequence[OutgoingMessage]) -> None:
+        if self.down:
+            raise ConnectionError("queue unreachable")
+        await super().send(entity, messages)
+
+
+async def test_a_message_written_when_the_queue_is_down_is_accepted_and_swept_later(
+    world: World,
+) -> None:
+    topics = {SETTINGS.OCM_EVENTS_TOPIC: [SETTINGS.OCM_EVENTS_LOG_SUBSCRIPTION]}
+    flaky = FlakyQueue(world.clock, topics=topics)
+    world.deps.queue = flaky
+    accepted = await messages.accept_message(world.deps, world.tenant_id, raw())
+    assert accepted["status"] == "queued"  # the client is not told to retry: it would duplicate
+    flaky.down = False
+    world.clock.advance(timedelta(seconds=GRACE + 1))
+    await outbox.sweep(world.deps)
+    [job] = await flaky.receive(OUTBOUND)
+    assert job.message_id == f"{accepted['id']}:1"

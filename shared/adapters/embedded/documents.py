@@ -49,6 +49,10 @@ def decode_cursor(cursor: str, order_by: str) -> tuple[Any, str]:
         field, value, doc_id = orjson.loads(base64.urlsafe_b64decode(cursor))
     except (binascii.Error, orjson.JSONDecodeError, TypeError, ValueError) as exc:
         raise InvalidCursor("invalid cursor") from exc
-    if field != order_by or not isinstance(doc_id, str):
+    if (
+        field != order_by
+        or not isinstance(doc_id, str)
+        or not isinstance(value, str | int | float | bool | None)
+    ):
         raise InvalidCursor("cursor does not belong to this query")
     return value, doc_id

@@ -40,9 +40,10 @@ class EncryptedSecretStore:
     def __init__(self, db: SqliteDatabase, key: bytes) -> None:
         self._db = db
         self._fernet = Fernet(key)
-        db.connection.execute(
-            "CREATE TABLE IF NOT EXISTS secrets (name TEXT PRIMARY KEY, value BLOB NOT NULL)"
-        )
+        with db.transaction(immediate=True) as conn:
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS secrets (name TEXT PRIMARY KEY, value BLOB NOT NULL)"
+            )
 
     async def set(self, name: str, value: str) -> None:
         token = self._fernet.encrypt(value.encode())

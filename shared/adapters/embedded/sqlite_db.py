@@ -33,6 +33,7 @@ class SqliteDatabase:
         # Transactions share one connection, so two threads must not interleave them.
         self._lock = threading.RLock()
         self._group: asyncio.Future[None] | None = None
+        self._closed: asyncio.Future[None] | None = None
 
     def connect(self) -> sqlite3.Connection:
         """Open the file (creating its directory) unless it is open already."""
@@ -52,7 +53,7 @@ class SqliteDatabase:
         return self.connect()
 
     @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
+    def transaction(self, *, immediate: bool = False) -> Iterator[sqlite3.Connection]:
         """A unit of writes, all or nothing.
 
         Inside a running event loop it joins the loop's current *group* transaction
@@ -60,12 +61,13 @@ class SqliteDatabase:
         turn of the loop has written: one COMMIT for many concurrent writers.
         Groups commit in order, so a later write is never on disk without the
         earlier ones. Before anything leaves the process (an HTTP answer), await
-        ``flush()``. Without a running loop it commits at once.
+        ``flush()``. Without a running loop, or with ``immediate`` (schema set-up)
+        when no group is open, it commits at once.
         """
         conn = self.connect()
         with self._lock:
             loop = _running_loop()
-            if loop is None and self._group is None:
+            if (loop is None or immediate) and self._group is None:
                 conn.execute("BEGIN IMMEDIATE")
                 try:
                     yield conn
@@ -82,7 +84,10 @@ class SqliteDatabase:
             conn.execute("SAVEPOINT unit")
             try:
                 yield conn
-            except BaseException:
+            except BaseException as exc:
+                if not conn.in_transaction:  # SQLite rolled back the whole group itself
+                    self._fail_group(exc)
+                    raise
                 conn.execute("ROLLBACK TO unit")
                 conn.execute("RELEASE unit")
                 raise
@@ -95,8 +100,12 @@ class SqliteDatabase:
             yield conn
 
     async def flush(self) -> None:
-        """Return once every write made so far is committed (or raise if it failed)."""
-        group = self._group
+        """Return once every write made so far is committed, or raise if it was lost.
+
+        The last closed group is awaited too: if it failed, writes made in it are
+        gone even though nothing is open any more.
+        """
+        group = self._group or self._closed
         if group is not None:
             await asyncio.shield(group)
 
@@ -104,17 +113,31 @@ class SqliteDatabase:
         group, self._group = self._group, None
         if group is None or self._connection is None:
             return
+        self._closed = group
         try:
             with self._lock:
                 self._connection.execute("COMMIT")
         except sqlite3.Error as exc:
-            log.error("group commit failed; its writes are rolled back: %s", exc)
             with contextlib.suppress(sqlite3.Error):
                 self._connection.execute("ROLLBACK")
-            group.set_exception(exc)
-            group.exception()  # retrieved here: every writer of the group sees it too
+            self._settle_failed(group, exc)
         else:
             group.set_result(None)
+
+    def _fail_group(self, exc: BaseException) -> None:
+        """The open group's transaction is gone (disk full, I/O error): every unit
+        in it is lost, and the next write starts a new group."""
+        group, self._group = self._group, None
+        if group is not None:
+            self._closed = group
+            self._settle_failed(group, exc)
+
+    @staticmethod
+    def _settle_failed(group: asyncio.Future[None], exc: BaseException) -> None:
+        log.error("a group of writes was rolled back: %s", exc)
+        if not group.done():
+            group.set_exception(exc if isinstance(exc, Exception) else RuntimeError(str(exc)))
+            group.exception()  # retrieved here; every flush() of the group still sees it
 
     def optimize(self) -> None:
         """Refresh stale planner statistics, as SQLite advises for long-lived connections.

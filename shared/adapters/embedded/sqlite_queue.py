@@ -87,7 +87,7 @@ class SqliteQueue:
         # Lock tokens need only be unique: a random prefix per process and a counter.
         self._token_prefix = f"{uuid.uuid4().hex[:12]}-"
         self._tokens = itertools.count(1)
-        with db.transaction() as conn:
+        with db.transaction(immediate=True) as conn:
             for statement in SCHEMA.split(";"):
                 if statement.strip():
                     conn.execute(statement)

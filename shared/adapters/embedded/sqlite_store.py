@@ -85,7 +85,7 @@ class SqliteDocumentStore:
         # A random prefix keeps etags unique across processes sharing the file.
         self._etag_prefix = os.urandom(6).hex()
         self._etag_counter = itertools.count(1)
-        with db.transaction() as conn:
+        with db.transaction(immediate=True) as conn:
             for statement in SCHEMA.split(";"):
                 if statement.strip():
                     conn.execute(statement)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request
@@ -13,6 +12,7 @@ from shared.api.idempotent import run as idempotent
 from shared.api.responses import JsonResponse
 from shared.api.schemas import BatchAccepted, MessageList, MessagePublic, problems
 from shared.domain.errors import FieldError, ValidationFailed
+from shared.domain.messages import UtcDatetime
 from shared.domain.status import STATUSES
 from shared.services import messages
 
@@ -84,16 +84,13 @@ async def list_messages(
     status: Status | None = None,
     channel: str | None = None,
     direction: Literal["outbound", "inbound"] | None = None,
-    since: datetime | None = Query(None, description="Created at or after (RFC 3339)"),
-    until: datetime | None = Query(None, description="Created before (RFC 3339)"),
+    since: Annotated[
+        UtcDatetime | None, Query(description="Created at or after (RFC 3339)")
+    ] = None,
+    until: Annotated[UtcDatetime | None, Query(description="Created before (RFC 3339)")] = None,
     limit: int = Query(50, ge=1, le=200),
     cursor: str | None = None,
 ) -> JsonResponse:
-    for name, value in (("since", since), ("until", until)):
-        if value is not None and value.tzinfo is None:
-            raise ValidationFailed(
-                "Times need a time zone", errors=[FieldError(name, "add Z or an offset")]
-            )
     flt = messages.MessageFilter(status, channel, direction, since, until)
     page = await messages.list_messages(
         caller.deps, caller.tenant_id, flt, limit=limit, cursor=cursor
