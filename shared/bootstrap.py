@@ -10,7 +10,7 @@ from datetime import timedelta
 
 from shared.config import Settings, get_settings
 from shared.containers import CONTAINERS
-from shared.ports import Clock, Sender
+from shared.ports import Clock, Sender, Subscription
 from shared.services.deps import Deps
 
 _lock = threading.Lock()
@@ -40,7 +40,7 @@ def _build_embedded(settings: Settings) -> Deps:
     queue = SqliteQueue(
         db,
         clock,
-        topics={settings.OCM_EVENTS_TOPIC: [settings.OCM_EVENTS_LOG_SUBSCRIPTION]},
+        topics={settings.OCM_EVENTS_TOPIC: [events_log_subscription(settings)]},
         max_delivery_count=settings.OCM_QUEUE_MAX_DELIVERY_COUNT,
         duplicate_window=timedelta(minutes=10),
     )
@@ -56,6 +56,12 @@ def _build_embedded(settings: Settings) -> Deps:
         flush=db.flush,
         closers=[db.close],
     )
+
+
+def events_log_subscription(settings: Settings) -> Subscription:
+    types = settings.events_log_types
+    only = None if types is None else ("type", types)
+    return Subscription(settings.OCM_EVENTS_LOG_SUBSCRIPTION, only=only)
 
 
 def build_senders(settings: Settings, clock: Clock) -> dict[str, Sender]:

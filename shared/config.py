@@ -26,6 +26,11 @@ class Settings(BaseSettings):
     OCM_PROVIDER_EVENTS_QUEUE: str = "ocm-provider-events"
     OCM_EVENTS_TOPIC: str = "ocm-events"
     OCM_EVENTS_LOG_SUBSCRIPTION: str = "ocm-events-log"
+    OCM_EVENTS_LOG_TYPES: str = Field(
+        default="message.failed,message.expired",
+        description="Event types the log subscription receives (comma-separated; * for "
+        "all). In Azure this is the subscription's SQL filter rule.",
+    )
 
     OCM_OUTBOX_SWEEP_SCHEDULE: str = "*/30 * * * * *"
     OCM_HOUSEKEEPING_SCHEDULE: str = "0 */10 * * * *"
@@ -61,6 +66,12 @@ class Settings(BaseSettings):
                     "(generate one with `ocm secret-key`)"
                 )
         return self
+
+    @property
+    def events_log_types(self) -> tuple[str, ...] | None:
+        """The log subscription's event types, or None for every event."""
+        types = tuple(t.strip() for t in self.OCM_EVENTS_LOG_TYPES.split(",") if t.strip())
+        return None if "*" in types else types
 
     @property
     def private_egress_allowed(self) -> bool:

@@ -199,6 +199,33 @@ class ReceivedMessage:
     dead_letter_reason: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class Subscription:
+    """A topic subscription. With ``only``, it keeps the messages whose application
+    property ``only[0]`` is one of ``only[1]`` — a Service Bus SQL filter rule
+    ``<property> IN (...)`` — and the others never reach it."""
+
+    name: str
+    only: tuple[str, tuple[str, ...]] | None = None
+
+    def accepts(self, message: OutgoingMessage) -> bool:
+        if self.only is None:
+            return True
+        field, values = self.only
+        return message.application_properties.get(field) in values
+
+
+def subscribers(
+    topics: Mapping[str, Sequence[Subscription]], entity: str, message: OutgoingMessage
+) -> list[str]:
+    """The entities a message sent to ``entity`` lands in: itself for a queue, the
+    subscriptions that accept it for a topic."""
+    subs = topics.get(entity)
+    if subs is None:
+        return [entity]
+    return [f"{entity}/subscriptions/{s.name}" for s in subs if s.accepts(message)]
+
+
 class Queue(Protocol):
     """Service Bus semantics: at-least-once, peek-lock, delivery count, dead-letter
     after ``max_delivery_count``, scheduled enqueue, duplicate detection by id.
@@ -306,5 +333,6 @@ __all__ = [
     "SendResult",
     "Sender",
     "StoreError",
+    "Subscription",
     "SystemScope",
 ]

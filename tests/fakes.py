@@ -25,6 +25,7 @@ from shared.adapters.embedded.sqlite_queue import (
     MAX_DELIVERY_EXCEEDED,
     dead_letter_queue,
     epoch,
+    subscriptions,
 )
 from shared.containers import CONTAINERS
 from shared.domain.models import Document
@@ -42,6 +43,8 @@ from shared.ports import (
     Query,
     ReceivedMessage,
     Scope,
+    Subscription,
+    subscribers,
 )
 
 
@@ -297,12 +300,12 @@ class FakeQueue:
         self,
         clock: Clock | None = None,
         *,
-        topics: Mapping[str, Sequence[str]] | None = None,
+        topics: Mapping[str, Sequence[str | Subscription]] | None = None,
         max_delivery_count: int = 10,
         duplicate_window: timedelta = timedelta(minutes=10),
     ) -> None:
         self._clock = clock or FakeClock()
-        self._topics = dict(topics or {})
+        self._topics = subscriptions(topics or {})
         self._max_delivery_count = max_delivery_count
         self._window = duplicate_window.total_seconds()
         self._messages: dict[int, _Message] = {}
@@ -312,15 +315,13 @@ class FakeQueue:
 
     async def send(self, entity: str, messages: Sequence[OutgoingMessage]) -> None:
         now = self._now()
-        subs = self._topics.get(entity)
-        targets = [entity] if subs is None else [f"{entity}/subscriptions/{s}" for s in subs]
         for m in messages:
             seen_at = self._seen.get((entity, m.message_id))
             if seen_at is not None and seen_at > now - self._window:
                 continue
             self._seen[(entity, m.message_id)] = now
             visible_at = max(now, epoch(m.scheduled_at)) if m.scheduled_at else now
-            for target in targets:
+            for target in subscribers(self._topics, entity, m):
                 seq = next(self._seq)
                 self._messages[seq] = _Message(seq, target, m, now, visible_at)
                 self._notify(target)

@@ -1,7 +1,9 @@
-"""The events topic's log subscription: a debug line per event (ids, no content).
+"""The events topic's log subscription: a line per event it receives.
 
-At `OCM_LOG_LEVEL=DEBUG` it traces every event; webhooks and analytics get their
-own subscriptions."""
+By default the subscription's rule lets through only what an operator should see
+(`message.failed`, `message.expired`; OCM_EVENTS_LOG_TYPES). Lines carry ids, type,
+status and error code — never content, addresses or provider reasons.
+"""
 
 from __future__ import annotations
 
@@ -19,13 +21,14 @@ def record(body: bytes) -> None:
     except (orjson.JSONDecodeError, AttributeError):
         log.warning("unreadable event on the events topic")
         return
-    if not log.isEnabledFor(logging.DEBUG):
-        return
-    log.debug(
-        "event %s %s message=%s tenant=%s status=%s",
+    error = data.get("error") or {}
+    log.info(
+        "event %s %s message=%s tenant=%s channel=%s status=%s code=%s",
         event.get("id"),
         event.get("type"),
         data.get("message_id"),
         event.get("tenant_id"),
+        data.get("channel_id"),
         data.get("status"),
+        error.get("code"),
     )

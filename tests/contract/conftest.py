@@ -16,7 +16,7 @@ from shared.adapters.embedded.sqlite_db import SqliteDatabase
 from shared.adapters.embedded.sqlite_queue import SqliteQueue
 from shared.adapters.embedded.sqlite_store import SqliteDocumentStore
 from shared.containers import CONTAINERS
-from shared.ports import ContainerSpec, SecretStore
+from shared.ports import ContainerSpec, SecretStore, Subscription
 from tests.fakes import FakeClock, FakeDocumentStore, FakeQueue, FakeSecretStore
 
 SPECS = (
@@ -24,7 +24,9 @@ SPECS = (
     ContainerSpec("people", indexed=("name",), unique=("name", "contact.email")),
     *CONTAINERS,
 )
-TOPICS = {"events": ("log", "hooks")}
+TOPICS = {
+    "events": ("log", "hooks", Subscription("failures", only=("type", ("failed", "expired"))))
+}
 MAX_DELIVERIES = 3
 
 

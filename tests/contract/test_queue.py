@@ -219,6 +219,17 @@ async def test_a_topic_fans_out_to_each_subscription(queue: Queue) -> None:
     }
 
 
+async def test_a_filtered_subscription_keeps_only_what_its_rule_accepts(queue: Queue) -> None:
+    def typed(message_id: str, kind: str) -> OutgoingMessage:
+        return OutgoingMessage(message_id, b"{}", application_properties={"type": kind})
+
+    await queue.send("events", [typed("e1", "sent"), typed("e2", "failed"), message("e3")])
+    got = await queue.receive("events/subscriptions/failures", max_messages=10)
+    assert [m.message_id for m in got] == ["e2"]
+    everything = await queue.receive("events/subscriptions/log", max_messages=10)
+    assert [m.message_id for m in everything] == ["e1", "e2", "e3"]
+
+
 async def test_waiting_returns_at_once_when_a_message_is_ready(queue: Queue) -> None:
     await queue.send("q", [message()])
     started = time.monotonic()

@@ -14,7 +14,14 @@ from typing import Any
 import orjson
 
 from shared.adapters.embedded.sqlite_db import SqliteDatabase
-from shared.ports import Clock, MessageLockLost, OutgoingMessage, ReceivedMessage
+from shared.ports import (
+    Clock,
+    MessageLockLost,
+    OutgoingMessage,
+    ReceivedMessage,
+    Subscription,
+    subscribers,
+)
 
 DEAD_LETTER = "/$DeadLetterQueue"
 MAX_DELIVERY_EXCEEDED = "MaxDeliveryCountExceeded"
@@ -55,6 +62,16 @@ PRUNE_EVERY = 5.0  # seconds between clean-ups of expired duplicate-detection id
 _CHUNK = 500  # stays far below SQLite's limit on bound parameters
 
 
+def subscriptions(
+    topics: Mapping[str, Sequence[str | Subscription]],
+) -> dict[str, tuple[Subscription, ...]]:
+    """Topics with their subscriptions; a plain name is a subscription without a filter."""
+    return {
+        topic: tuple(s if isinstance(s, Subscription) else Subscription(s) for s in subs)
+        for topic, subs in topics.items()
+    }
+
+
 def dead_letter_queue(entity: str) -> str:
     return entity if entity.endswith(DEAD_LETTER) else entity + DEAD_LETTER
 
@@ -73,13 +90,13 @@ class SqliteQueue:
         db: SqliteDatabase,
         clock: Clock,
         *,
-        topics: Mapping[str, Sequence[str]],
+        topics: Mapping[str, Sequence[str | Subscription]],
         max_delivery_count: int = 10,
         duplicate_window: timedelta = timedelta(minutes=10),
     ) -> None:
         self._db = db
         self._clock = clock
-        self._topics = {topic: tuple(subs) for topic, subs in topics.items()}
+        self._topics = subscriptions(topics)
         self._max_delivery_count = max_delivery_count
         self._window = duplicate_window.total_seconds()
         self._events: dict[str, asyncio.Event] = {}
@@ -94,7 +111,6 @@ class SqliteQueue:
 
     async def send(self, entity: str, messages: Sequence[OutgoingMessage]) -> None:
         now = self._now()
-        targets = self._targets(entity)
         async with self._db.write() as conn:
             fresh = self._deduplicate(conn, entity, messages, now)
             rows = [
@@ -108,15 +124,14 @@ class SqliteQueue:
                     max(now, epoch(m.scheduled_at)) if m.scheduled_at else now,
                 )
                 for m in fresh
-                for target in targets
+                for target in subscribers(self._topics, entity, m)
             ]
             conn.executemany(
                 "INSERT INTO queue_messages (entity, message_id, body, subject, properties, "
                 "enqueued_at, visible_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 rows,
             )
-        if rows:
-            self._notify(*targets)
+        self._notify(*{row[0] for row in rows})
 
     async def receive(
         self, entity: str, *, max_messages: int = 1, lock_seconds: float = 60.0
@@ -204,11 +219,6 @@ class SqliteQueue:
         if entity.endswith(DEAD_LETTER):
             dead = 0
         return {"active": active, "scheduled": scheduled, "locked": locked, "dead_letter": dead}
-
-    def _targets(self, entity: str) -> tuple[str, ...]:
-        """The entities a send to ``entity`` lands in (a topic's subscriptions)."""
-        subs = self._topics.get(entity)
-        return (entity,) if subs is None else tuple(f"{entity}/subscriptions/{s}" for s in subs)
 
     def _deduplicate(
         self,
