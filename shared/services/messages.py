@@ -89,17 +89,21 @@ def parse_message(raw: Any, *, size: int | None = None, extra: int = 0) -> Messa
         raise ValidationFailed("The message is not valid", errors=field_errors(exc)) from None
 
 
-def _json_size(value: Any, field: str, depth: int = MAX_JSON_DEPTH + 2) -> int:
-    """The JSON size of a value; refuses what nests too deeply to store and publish.
-
-    A message body may nest two levels more than its free-form parts (content.data).
-    """
-    if not json_depth_within(value, depth):
+def _json_size(value: Any, field: str, depth: int | None = None) -> int:
+    """The JSON size of a value, refusing what nests deeper than ``depth`` (free-form
+    parts: the model's own validators limit those inside a message) or deeper than
+    JSON encoders go."""
+    if depth is not None and not json_depth_within(value, depth):
         raise ValidationFailed(
             "The JSON is nested too deeply",
-            errors=[FieldError(field, f"nests deeper than {MAX_JSON_DEPTH} levels")],
+            errors=[FieldError(field, f"nests deeper than {depth} levels")],
         )
-    return len(orjson.dumps(value))
+    try:
+        return len(orjson.dumps(value))
+    except orjson.JSONEncodeError:
+        raise ValidationFailed(
+            "The JSON is nested too deeply", errors=[FieldError(field, "nests too deeply")]
+        ) from None
 
 
 class _ChannelCache:
