@@ -21,6 +21,19 @@ def _ulid_time(milliseconds: int) -> str:
     return "".join(_CROCKFORD[(milliseconds >> shift) & 31] for shift in range(45, -1, -5))
 
 
+_RANDOMNESS: list[str] = []
+# A forked child must not hand out the ids its parent drew.
+os.register_at_fork(after_in_child=_RANDOMNESS.clear)
+
+
+def _randomness() -> str:
+    """80 random bits as 16 characters; drawn 256 at a time (one system call)."""
+    if not _RANDOMNESS:
+        drawn = base64.b32encode(os.urandom(10 * 256)).translate(_TO_CROCKFORD).decode()
+        _RANDOMNESS.extend(drawn[i : i + 16] for i in range(0, len(drawn), 16))
+    return _RANDOMNESS.pop()
+
+
 def new_id(prefix: str, at: datetime | None = None) -> str:
     """``msg_01j…``: a ULID (time-ordered, 80 random bits), lower-case, behind a prefix.
 
@@ -28,8 +41,7 @@ def new_id(prefix: str, at: datetime | None = None) -> str:
     costs about a microsecond, a general ULID library ten.
     """
     ms = int(at.timestamp() * 1000) if at is not None else time.time_ns() // 1_000_000
-    randomness = base64.b32encode(os.urandom(10)).translate(_TO_CROCKFORD).decode()
-    return f"{prefix}_{_ulid_time(ms)}{randomness}"
+    return f"{prefix}_{_ulid_time(ms)}{_randomness()}"
 
 
 API_KEY_PREFIX_BYTES = 6
