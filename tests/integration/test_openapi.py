@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -9,8 +10,21 @@ from fastapi.testclient import TestClient
 from openapi_spec_validator import validate
 
 from functions.http import asgi_app
+from shared import bootstrap
+from shared.config import Settings
 
 PUBLIC = {("get", "/api/health"), ("get", "/api/v1/channel-types")}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """The app's platform on a temporary data directory, not the working tree's."""
+    deps = bootstrap.build(Settings(OCM_DATA_DIR=tmp_path_factory.mktemp("openapi")))
+    bootstrap.set_deps(deps)
+    yield
+    bootstrap.set_deps(None)
+    for closer in deps.closers:
+        closer()
 
 
 @pytest.fixture(scope="module")
