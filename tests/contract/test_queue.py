@@ -199,6 +199,18 @@ async def test_after_the_window_the_same_id_is_accepted(queue: Queue, clock: Fak
     assert len(await queue.receive("q", max_messages=10)) == 2
 
 
+async def test_an_id_past_the_window_is_fresh_even_before_clean_up(
+    queue: Queue, clock: FakeClock
+) -> None:
+    await queue.send("q", [message("m1")])
+    clock.advance(timedelta(minutes=10, seconds=-1))
+    await queue.send("q", [message("other")])  # the embedded queue cleans up here
+    clock.advance(timedelta(seconds=2))  # m1 is past its window, still on record
+    await queue.send("q", [message("m1"), message("m1")])
+    got = [m.message_id for m in await queue.receive("q", max_messages=10)]
+    assert got == ["m1", "other", "m1"]
+
+
 async def test_the_same_id_on_another_entity_is_not_a_duplicate(queue: Queue) -> None:
     await queue.send("q", [message("m1")])
     await queue.send("r", [message("m1")])

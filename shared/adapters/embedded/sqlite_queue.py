@@ -59,7 +59,10 @@ _SELECT = (
     "dead_letter_reason FROM queue_messages"
 )
 PRUNE_EVERY = 5.0  # seconds between clean-ups of expired duplicate-detection ids
-_CHUNK = 500  # stays far below SQLite's limit on bound parameters
+_CHUNK = 500
+_SEEN_CHUNK = (
+    300  # rows of three parameters per INSERT  # stays far below SQLite's limit on bound parameters
+)
 
 
 def subscriptions(
@@ -230,28 +233,45 @@ class SqliteQueue:
         if now - self._pruned_at >= PRUNE_EVERY:  # not on every send: it costs a scan
             conn.execute("DELETE FROM queue_seen WHERE seen_at <= ?", (now - self._window,))
             self._pruned_at = now
-        ids = list({m.message_id for m in messages})
-        seen: set[str] = set()
-        for start in range(0, len(ids), _CHUNK):
-            chunk = ids[start : start + _CHUNK]
-            seen.update(
+        ids = list(dict.fromkeys(m.message_id for m in messages))
+        new: set[str] = set()
+        for start in range(0, len(ids), _SEEN_CHUNK):
+            chunk = ids[start : start + _SEEN_CHUNK]
+            # One statement in the common case: RETURNING names the ids not seen before.
+            new.update(
                 row[0]
                 for row in conn.execute(
-                    "SELECT message_id FROM queue_seen WHERE entity = ? "  # noqa: S608
-                    f"AND message_id IN ({', '.join('?' * len(chunk))})",
-                    (entity, *chunk),
+                    "INSERT OR IGNORE INTO queue_seen VALUES "  # noqa: S608
+                    f"{', '.join('(?, ?, ?)' for _ in chunk)} RETURNING message_id",
+                    [value for message_id in chunk for value in (entity, message_id, now)],
                 )
             )
+        if len(new) < len(ids):
+            new |= self._renew_expired(conn, entity, [i for i in ids if i not in new], now)
         fresh = []
         for m in messages:
-            if m.message_id not in seen:
-                seen.add(m.message_id)
+            if m.message_id in new:
+                new.discard(m.message_id)  # a repeat inside this call is a duplicate too
                 fresh.append(m)
-        conn.executemany(
-            "INSERT OR REPLACE INTO queue_seen VALUES (?, ?, ?)",
-            [(entity, m.message_id, now) for m in fresh],
-        )
         return fresh
+
+    def _renew_expired(
+        self, conn: sqlite3.Connection, entity: str, ids: Sequence[str], now: float
+    ) -> set[str]:
+        """Ids seen before, but longer ago than the window (not pruned yet): fresh again."""
+        renewed: set[str] = set()
+        for start in range(0, len(ids), _CHUNK):
+            chunk = ids[start : start + _CHUNK]
+            renewed.update(
+                row[0]
+                for row in conn.execute(
+                    "UPDATE queue_seen SET seen_at = ? WHERE entity = ? "  # noqa: S608
+                    f"AND message_id IN ({', '.join('?' * len(chunk))}) AND seen_at <= ? "
+                    "RETURNING message_id",
+                    (now, entity, *chunk, now - self._window),
+                )
+            )
+        return renewed
 
     def _locked(
         self, conn: sqlite3.Connection, entity: str, message: ReceivedMessage
