@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Annotated, Any, Literal, get_args
@@ -74,6 +75,16 @@ class Attachment(Strict):
     content_type: str = Field(min_length=3, max_length=255, pattern=r"^[\w.+-]+/[\w.+-]+$")
     content: str | None = Field(default=None, description="Base64 of the file's bytes.")
     url: str | None = Field(default=None, max_length=2048)
+
+    @field_validator("content")
+    @classmethod
+    def _base64(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                base64.b64decode("".join(value.split()), validate=True)
+            except ValueError:
+                raise ValueError("is not base64") from None
+        return value
 
 
 class TextContent(Strict):

@@ -262,3 +262,14 @@ async def test_another_tenants_message_is_not_found(world: World) -> None:
         MESSAGES, Query(scope="tn_other", where=(Filter("id", "eq", msg["id"]),))
     )
     assert page.items == []
+
+
+async def test_an_attachment_that_is_not_base64_is_refused_at_once(world: World) -> None:
+    content = {
+        "type": "text",
+        "text": "see attached",
+        "attachments": [{"filename": "a.pdf", "content_type": "application/pdf", "content": "%%"}],
+    }
+    with pytest.raises(ValidationFailed) as refused:
+        await messages.accept_message(world.deps, world.tenant_id, message(content=content))
+    assert refused.value.errors[0].field.startswith("content.text.attachments.0.content")
