@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import builtins
-import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -14,7 +13,6 @@ from shared.domain.messages import CONTENT_TYPES, TERMINAL_TYPES, Terminal
 
 ChannelStatus = Literal["active", "paused", "deleted"]
 NAME_PATTERN = r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$"
-_NAME_RE = re.compile(NAME_PATTERN)
 
 
 class SandboxSettings(BaseModel):
@@ -185,7 +183,3 @@ def validate_credentials(spec: ProviderSpec, credentials: dict[str, Any]) -> dic
     if errors:
         raise ValidationFailed("The credentials are not valid", errors=errors)
     return {k: str(v) for k, v in credentials.items()}
-
-
-def is_valid_name(name: str) -> bool:
-    return bool(_NAME_RE.match(name))

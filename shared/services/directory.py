@@ -1,12 +1,12 @@
 """The one narrow place for cross-tenant lookups (system scope, by design).
 
-API-key prefix → credential (and its tenant); channel id → channel (for provider
-callbacks). Users by e-mail will join here.
+API-key prefix → credential (and its tenant). Channel id → channel (for provider
+callbacks) and users by e-mail will join here.
 """
 
 from __future__ import annotations
 
-from shared.containers import CHANNELS, DIRECTORY
+from shared.containers import DIRECTORY
 from shared.domain.models import Document
 from shared.ports import SYSTEM
 from shared.services.deps import Deps
@@ -34,7 +34,3 @@ def api_key_entry(
 
 async def find_api_key(deps: Deps, prefix: str) -> Document | None:
     return await deps.store.read(DIRECTORY, SYSTEM, api_key_id(prefix))
-
-
-async def find_channel(deps: Deps, channel_id: str) -> Document | None:
-    return await deps.store.read(CHANNELS, SYSTEM, channel_id)
