@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import subprocess
 import time
 from collections.abc import Iterator
 from email import message_from_bytes
@@ -110,3 +111,33 @@ def test_an_email_goes_out_through_an_smtp_channel(server: Server, smtp: tuple[I
     assert email["From"] == "Acme <noreply@acme.example>"
     assert email.get_content_type() == "multipart/alternative"
     assert done["provider_message_id"] == email["Message-ID"].strip("<>")
+
+
+def test_serve_takes_its_port_and_data_directory_from_settings_or_flags(tmp_path: Path) -> None:
+    import httpx
+
+    from tests.e2e.conftest import OCM
+
+    port = free_port()
+    env = server_env(tmp_path / "unused", OCM_PORT=str(port))
+    data = tmp_path / "flagged"
+    process = subprocess.Popen(
+        [*OCM, "serve", "--data-dir", str(data)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                assert httpx.get(f"http://127.0.0.1:{port}/api/health").status_code == 200
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline, "ocm serve did not listen on OCM_PORT"
+                time.sleep(0.1)
+        assert (data / "ocm.sqlite3").exists()
+        assert not (tmp_path / "unused").exists()
+    finally:
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=30) == 0
