@@ -243,3 +243,22 @@ async def test_a_consumer_survives_a_failed_receive(deps: Deps) -> None:
     finally:
         runtime.stopping.set()
         await consumers
+
+
+async def test_a_dead_lettered_provider_event_is_logged_for_an_operator(
+    deps: Deps, caplog: pytest.LogCaptureFixture
+) -> None:
+    from shared.ports import ProviderEvent
+    from shared.services import provider_events
+
+    await provider_events.enqueue(
+        deps,
+        [ProviderEvent("receipt", {"channel_id": "ch_x", "event_id": "e1", "status": "sent"})],
+    )
+    queue = deps.settings.OCM_PROVIDER_EVENTS_QUEUE
+    [received] = await deps.queue.receive(queue)
+    await deps.queue.dead_letter(queue, received, "MaxDeliveryCountExceeded")
+    with caplog.at_level(logging.ERROR):
+        assert await deliver(deps, f"{queue}/$DeadLetterQueue", "log_dead_provider_event") == 1
+    [line] = [r.getMessage() for r in caplog.records if "dead-lettered" in r.getMessage()]
+    assert "receipt for channel ch_x" in line and "MaxDeliveryCountExceeded" in line
