@@ -10,7 +10,9 @@ import pytest
 
 from shared.adapters.providers.sandbox import SandboxSender
 from shared.config import Settings
+from shared.containers import MESSAGES
 from shared.domain.channels import ChannelCreate
+from shared.domain.models import Document
 from shared.services import channels, tenants
 from shared.services.deps import Deps
 from tests.fakes import FakeClock, FakeDocumentStore, FakeQueue, FakeSecretStore
@@ -56,3 +58,10 @@ async def world() -> World:
     tenant_id = created.tenant["id"]
     await channels.create_channel(deps, tenant_id, ChannelCreate(name="sandbox", type="sandbox"))
     return World(deps=deps, clock=clock, queue=queue, tenant_id=tenant_id)
+
+
+async def stored(world: World, message_id: str) -> Document:
+    """The world's tenant's message document, which must exist."""
+    doc = await world.deps.store.read(MESSAGES, world.tenant_id, message_id)
+    assert doc is not None
+    return doc

@@ -8,10 +8,9 @@ from typing import Any
 import orjson
 
 from shared.containers import MESSAGES
-from shared.domain.models import Document
 from shared.ports import ReceivedMessage, SendRequest, SendResult
 from shared.services import dispatch, messages, provider_events
-from tests.unit.conftest import SETTINGS, World, sandbox_message
+from tests.unit.conftest import SETTINGS, World, sandbox_message, stored
 
 OUTBOUND = SETTINGS.OCM_OUTBOUND_QUEUE
 
@@ -31,12 +30,6 @@ async def run_job(world: World) -> str:
     outcome = await dispatch.dispatch(world.deps, dispatch.Job.decode(received.body))
     await world.queue.complete(OUTBOUND, received)
     return outcome
-
-
-async def stored(world: World, message_id: str) -> Document:
-    doc = await world.deps.store.read(MESSAGES, world.tenant_id, message_id)
-    assert doc is not None
-    return doc
 
 
 class CountingSender:

@@ -13,7 +13,7 @@ from shared.domain.models import Document
 from shared.ports import OutgoingMessage, ReceivedMessage
 from shared.services import channels, messages, outbox
 from tests.fakes import FakeQueue
-from tests.unit.conftest import SETTINGS, World, sandbox_message
+from tests.unit.conftest import SETTINGS, World, sandbox_message, stored
 
 OUTBOUND = SETTINGS.OCM_OUTBOUND_QUEUE
 EVENTS = f"{SETTINGS.OCM_EVENTS_TOPIC}/subscriptions/{SETTINGS.OCM_EVENTS_LOG_SUBSCRIPTION}"
@@ -37,12 +37,6 @@ async def drain(world: World, entity: str) -> list[ReceivedMessage]:
     for m in got:
         await world.queue.complete(entity, m)
     return got
-
-
-async def stored(world: World, message_id: str) -> Document:
-    doc = await world.deps.store.read(MESSAGES, world.tenant_id, message_id)
-    assert doc is not None
-    return doc
 
 
 async def test_nothing_is_re_published_within_the_grace_period(world: World) -> None:

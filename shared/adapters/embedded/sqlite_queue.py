@@ -7,7 +7,7 @@ import contextlib
 import itertools
 import sqlite3
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -234,18 +234,17 @@ class SqliteQueue:
             conn.execute("DELETE FROM queue_seen WHERE seen_at <= ?", (now - self._window,))
             self._pruned_at = now
         ids = list(dict.fromkeys(m.message_id for m in messages))
-        new: set[str] = set()
-        for start in range(0, len(ids), _SEEN_CHUNK):
-            chunk = ids[start : start + _SEEN_CHUNK]
-            # One statement in the common case: RETURNING names the ids not seen before.
-            new.update(
-                row[0]
-                for row in conn.execute(
-                    "INSERT OR IGNORE INTO queue_seen VALUES "  # noqa: S608
-                    f"{', '.join('(?, ?, ?)' for _ in chunk)} RETURNING message_id",
-                    [value for message_id in chunk for value in (entity, message_id, now)],
-                )
-            )
+        # One statement in the common case: RETURNING names the ids not seen before.
+        new = _returned(
+            conn,
+            ids,
+            _SEEN_CHUNK,
+            lambda chunk: (
+                "INSERT OR IGNORE INTO queue_seen VALUES "  # noqa: S608
+                f"{', '.join('(?, ?, ?)' for _ in chunk)} RETURNING message_id",
+                [value for message_id in chunk for value in (entity, message_id, now)],
+            ),
+        )
         if len(new) < len(ids):
             new |= self._renew_expired(conn, entity, [i for i in ids if i not in new], now)
         fresh = []
@@ -259,19 +258,17 @@ class SqliteQueue:
         self, conn: sqlite3.Connection, entity: str, ids: Sequence[str], now: float
     ) -> set[str]:
         """Ids seen before, but longer ago than the window (not pruned yet): fresh again."""
-        renewed: set[str] = set()
-        for start in range(0, len(ids), _CHUNK):
-            chunk = ids[start : start + _CHUNK]
-            renewed.update(
-                row[0]
-                for row in conn.execute(
-                    "UPDATE queue_seen SET seen_at = ? WHERE entity = ? "  # noqa: S608
-                    f"AND message_id IN ({', '.join('?' * len(chunk))}) AND seen_at <= ? "
-                    "RETURNING message_id",
-                    (now, entity, *chunk, now - self._window),
-                )
-            )
-        return renewed
+        return _returned(
+            conn,
+            ids,
+            _CHUNK,
+            lambda chunk: (
+                "UPDATE queue_seen SET seen_at = ? WHERE entity = ? "  # noqa: S608
+                f"AND message_id IN ({', '.join('?' * len(chunk))}) AND seen_at <= ? "
+                "RETURNING message_id",
+                (now, entity, *chunk, now - self._window),
+            ),
+        )
 
     def _locked(
         self, conn: sqlite3.Connection, entity: str, message: ReceivedMessage
@@ -310,6 +307,21 @@ class SqliteQueue:
 
     def _now(self) -> float:
         return self._clock.now().timestamp()
+
+
+def _returned(
+    conn: sqlite3.Connection,
+    ids: Sequence[str],
+    size: int,
+    statement: Callable[[Sequence[str]], tuple[str, Sequence[Any]]],
+) -> set[str]:
+    """Run a ``… RETURNING message_id`` statement over ``ids`` in chunks of ``size``
+    (bound parameters are limited); the ids it returned."""
+    returned: set[str] = set()
+    for start in range(0, len(ids), size):
+        sql, params = statement(ids[start : start + size])
+        returned.update(row[0] for row in conn.execute(sql, params))
+    return returned
 
 
 def _received(row: Sequence[Any], lock_token: str) -> ReceivedMessage:
