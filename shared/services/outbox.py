@@ -135,31 +135,31 @@ async def _overdue(deps: Deps, field: str, cutoff: str) -> list[Document]:
     return (await deps.store.query(MESSAGES, query)).items
 
 
-async def sweep(deps: Deps) -> dict[str, int]:
-    """Re-publish dispatch jobs and events left behind (system scope: all tenants).
+SWEEP_PAGES = 20
+"""Pages per sweep at most (10 000 documents per field): a large backlog left by an
+outage drains over a few sweeps without one sweep running unbounded."""
 
-    A job is re-sent when its due time is older than the grace period; the
-    document's ``outbox_at`` then moves forward so a long queue backlog is not
-    re-sent on every sweep.
+
+async def sweep(deps: Deps) -> dict[str, int]:
+    """Hand off again what a crash left between a write and its hand-off (system
+    scope: all tenants): jobs due, and events pending, for longer than the grace.
+
+    Once is enough: a hand-off that returned is durable in the queue, and one
+    repeated inside the duplicate-detection window is dropped there.
     """
-    now = deps.clock.now()
-    grace = timedelta(seconds=deps.settings.OCM_OUTBOX_GRACE_SECONDS)
-    cutoff = to_utc_text(now - grace)
-    jobs = await _overdue(deps, "outbox_at", cutoff)
-    pending = [d for d in jobs if d["status"] in ("queued", "scheduled")]
-    await _publish(deps, pending)
-    await enqueue_jobs(deps, pending)
-    later = to_utc_text(now + grace * 4)
-    await deps.store.patch_many(
-        MESSAGES,
-        [
-            (d["tenant_id"], d["id"], {"outbox_at": later if _has_job(d) else None}, d["_etag"])
-            for d in jobs
-        ],
+    cutoff = to_utc_text(
+        deps.clock.now() - timedelta(seconds=deps.settings.OCM_OUTBOX_GRACE_SECONDS)
     )
-    events = await _overdue(deps, "events_at", cutoff)
-    await hand_off(deps, events)
-    counts = {"jobs": len(pending), "event_documents": len(events)}
-    if pending or events:
+    counts = {"jobs": 0, "event_documents": 0}
+    for field in ("outbox_at", "events_at"):
+        for _ in range(SWEEP_PAGES):
+            docs = await _overdue(deps, field, cutoff)
+            await hand_off(deps, docs)
+            if field == "outbox_at":  # a job handed off early with its events is not due
+                counts["jobs"] += sum(1 for d in docs if _has_job(d))
+            counts["event_documents"] += sum(1 for d in docs if d.get("pending_events"))
+            if len(docs) < SWEEP_PAGE:
+                break
+    if any(counts.values()):
         log.warning("outbox sweep re-published %s", counts)
     return counts
