@@ -157,9 +157,10 @@ async def test_a_message_written_when_the_queue_is_down_is_accepted_and_swept_la
 
 
 async def test_one_sweep_drains_a_backlog_larger_than_a_page(world: World) -> None:
-    for _ in range(outbox.SWEEP_PAGE * 2 + 7):
+    backlog = outbox.SWEEP_PAGE * 2 + 7
+    for _ in range(backlog):
         await persisted_but_never_handed_off(world)
     world.clock.advance(GRACE + 1)
     counts = await outbox.sweep(world.deps)
-    assert counts == {"jobs": 1007, "event_documents": 1007}
-    assert (await world.queue.counts(OUTBOUND))["active"] == 1007
+    assert counts == {"jobs": backlog, "event_documents": backlog}
+    assert (await world.queue.counts(OUTBOUND))["active"] == backlog
