@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -68,7 +67,6 @@ async def _serve(settings: Settings) -> int:
     from functions.http import asgi_app
     from functions.local_runtime import serve
 
-    os.environ.setdefault("OCM_DATA_DIR", str(settings.OCM_DATA_DIR))
     deps = bootstrap.build(settings)
     bootstrap.set_deps(deps)
     try:

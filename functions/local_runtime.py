@@ -48,7 +48,7 @@ def resolve(expression: str, settings: Settings) -> str:
 
     def lookup(match: re.Match[str]) -> str:
         name = match.group(1)
-        value = getattr(settings, name, None) if hasattr(settings, name) else os.environ.get(name)
+        value = getattr(settings, name, os.environ.get(name))
         if value is None:
             raise KeyError(f"binding expression %{name}% names no setting")
         return str(value)

@@ -107,9 +107,7 @@ async def _before_send(
         doc["outbox_at"] = doc["claim"] = None
         return "failed", None
     if channel["status"] == "paused":
-        _reschedule(
-            doc, "queued", now + timedelta(seconds=deps.settings.OCM_PAUSED_RECHECK_SECONDS), "p"
-        )
+        _reschedule(doc, now + timedelta(seconds=deps.settings.OCM_PAUSED_RECHECK_SECONDS), "p")
         return "paused", None
     return None, channel
 
@@ -122,7 +120,7 @@ def _claim(doc: Document, job: Job, now: datetime) -> None:
     doc["outbox_at"] = None
 
 
-def _reschedule(doc: Document, status: str, due: datetime, kind: str) -> None:
+def _reschedule(doc: Document, due: datetime, kind: str) -> None:
     """A new job for the same attempt (``t``hrottled or ``p``aused): uses no attempt.
 
     Throttles count towards OCM_MAX_THROTTLES; holds for a paused channel do not.
@@ -130,7 +128,7 @@ def _reschedule(doc: Document, status: str, due: datetime, kind: str) -> None:
     attempt = doc["dispatch"]["attempt"]
     counter = "throttles" if kind == "t" else "holds"
     doc[counter] = doc.get(counter, 0) + 1
-    doc["status"] = status
+    doc["status"] = "queued"
     doc["claim"] = None
     doc["attempts"] = attempt - 1
     outbox.set_job(doc, outbox.job_id(doc["id"], attempt, f"{kind}{doc[counter]}"), attempt, due)
@@ -214,7 +212,7 @@ def _apply_result(
             if result.retry_after is not None
             else settings.OCM_RETRY_BASE_SECONDS
         )
-        _reschedule(doc, "queued", now + timedelta(seconds=wait), "t")
+        _reschedule(doc, now + timedelta(seconds=wait), "t")
         return "throttled"
     if result.kind == "transient" and attempt < doc["max_attempts"]:
         delay = retry_delay(

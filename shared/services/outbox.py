@@ -18,6 +18,7 @@ import orjson
 from shared.containers import MESSAGES
 from shared.domain.messages import to_utc_text
 from shared.domain.models import Document
+from shared.domain.status import PENDING
 from shared.domain.timeline import event_payload
 from shared.ports import SYSTEM, Filter, OutgoingMessage, Query
 from shared.services.deps import Deps
@@ -87,7 +88,7 @@ def _event_messages(doc: Document) -> list[OutgoingMessage]:
 
 
 def _has_job(doc: Document) -> bool:
-    return doc.get("outbox_at") is not None and doc["status"] in ("queued", "scheduled")
+    return doc.get("outbox_at") is not None and doc["status"] in PENDING
 
 
 async def hand_off(

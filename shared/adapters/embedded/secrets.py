@@ -47,7 +47,7 @@ class EncryptedSecretStore:
 
     async def set(self, name: str, value: str) -> None:
         token = self._fernet.encrypt(value.encode())
-        async with self._db.write() as conn:
+        with self._db.transaction() as conn:
             conn.execute(
                 "INSERT OR REPLACE INTO secrets (name, value) VALUES (?, ?)", (name, token)
             )
@@ -64,5 +64,5 @@ class EncryptedSecretStore:
             raise SecretKeyMismatch(f"secret {name!r} does not decrypt with this key") from None
 
     async def delete(self, name: str) -> None:
-        async with self._db.write() as conn:
+        with self._db.transaction() as conn:
             conn.execute("DELETE FROM secrets WHERE name = ?", (name,))

@@ -7,8 +7,8 @@ import contextlib
 import logging
 import sqlite3
 import threading
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 MEMORY = ":memory:"
@@ -92,12 +92,6 @@ class SqliteDatabase:
                 conn.execute("RELEASE unit")
                 raise
             conn.execute("RELEASE unit")
-
-    @asynccontextmanager
-    async def write(self) -> AsyncIterator[sqlite3.Connection]:
-        """``transaction()`` for coroutines (the adapters' write methods)."""
-        with self.transaction() as conn:
-            yield conn
 
     async def flush(self) -> None:
         """Return once every write made so far is committed, or raise if it was lost.

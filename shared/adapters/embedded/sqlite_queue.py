@@ -114,7 +114,7 @@ class SqliteQueue:
 
     async def send(self, entity: str, messages: Sequence[OutgoingMessage]) -> None:
         now = self._now()
-        async with self._db.write() as conn:
+        with self._db.transaction() as conn:
             fresh = self._deduplicate(conn, entity, messages, now)
             rows = [
                 (
@@ -143,7 +143,7 @@ class SqliteQueue:
             raise ValueError("max_messages must be at least 1")
         now = self._now()
         received: list[ReceivedMessage] = []
-        async with self._db.write() as conn:
+        with self._db.transaction() as conn:
             while len(received) < max_messages:
                 rows = conn.execute(
                     f"{_SELECT} WHERE entity = ? AND visible_at <= ? "
@@ -166,7 +166,7 @@ class SqliteQueue:
         return received
 
     async def complete(self, entity: str, message: ReceivedMessage) -> None:
-        async with self._db.write() as conn:
+        with self._db.transaction() as conn:
             deleted = conn.execute(
                 "DELETE FROM queue_messages INDEXED BY queue_messages_lock "
                 "WHERE lock_token = ? AND entity = ? AND visible_at > ?",
@@ -177,7 +177,7 @@ class SqliteQueue:
 
     async def abandon(self, entity: str, message: ReceivedMessage) -> None:
         now = self._now()
-        async with self._db.write() as conn:
+        with self._db.transaction() as conn:
             seq, delivery_count = self._locked(conn, entity, message)
             if self._exhausted(entity, delivery_count):
                 self._move_to_dead_letter(conn, seq, entity, MAX_DELIVERY_EXCEEDED, now)
@@ -189,7 +189,7 @@ class SqliteQueue:
         self._notify(entity)
 
     async def dead_letter(self, entity: str, message: ReceivedMessage, reason: str) -> None:
-        async with self._db.write() as conn:
+        with self._db.transaction() as conn:
             seq, _ = self._locked(conn, entity, message)
             self._move_to_dead_letter(conn, seq, entity, reason, self._now())
 

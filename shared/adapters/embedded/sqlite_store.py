@@ -96,7 +96,7 @@ class SqliteDocumentStore:
     async def create(self, container: str, doc: Document) -> Document:
         now = self._now()
         row = self._row(container, doc, now)
-        async with self._db.write() as conn:
+        with self._db.transaction() as conn:
             if _written(conn, _INSERT, [(*row, now)]) != 1:
                 raise Conflict(f"{container}/{row[1]} exists")
         return _load(row[3], row[5])
@@ -104,7 +104,7 @@ class SqliteDocumentStore:
     async def create_many(self, container: str, docs: Sequence[Document]) -> None:
         now = self._now()
         rows = [(*self._row(container, doc, now), now) for doc in docs]
-        async with self._db.write() as conn:
+        with self._db.transaction() as conn:
             if _written(conn, _INSERT, rows) != len(rows):
                 raise Conflict(f"a document of this batch exists in {container}")
 
@@ -122,7 +122,7 @@ class SqliteDocumentStore:
     async def replace(self, container: str, doc: Document, *, etag: str | None = None) -> Document:
         now = self._now()
         _, doc_id, tenant_id, new_etag, expires_at, body = self._row(container, doc, now)
-        async with self._db.write() as conn:
+        with self._db.transaction() as conn:
             # The common case in one statement; only a miss looks at why.
             updated = _written(
                 conn,
@@ -138,7 +138,7 @@ class SqliteDocumentStore:
     async def upsert(self, container: str, doc: Document) -> Document:
         now = self._now()
         row = self._row(container, doc, now)
-        async with self._db.write() as conn:
+        with self._db.transaction() as conn:
             if _written(conn, _UPSERT, [(*row, now)]) != 1:
                 raise Conflict(f"{container}/{row[1]} belongs to another tenant")
         return _load(row[3], row[5])
@@ -154,7 +154,7 @@ class SqliteDocumentStore:
     ) -> Document:
         now = self._now()
         self._spec(container)
-        async with self._db.write() as conn:
+        with self._db.transaction() as conn:
             body = self._check(conn, container, tenant_id, doc_id, etag, now)
             doc: Document = orjson.loads(body)
             apply_changes(doc, changes)
@@ -176,7 +176,7 @@ class SqliteDocumentStore:
         now = self._now()
         unique = bool(self._spec(container).unique)
         rows = []
-        async with self._db.write() as conn:
+        with self._db.transaction() as conn:
             current = _live_rows(conn, container, [item[1] for item in items], now)
             for tenant_id, doc_id, changes, etag in items:
                 found = current.get(doc_id)
@@ -201,7 +201,7 @@ class SqliteDocumentStore:
     ) -> bool:
         now = self._now()
         self._spec(container)
-        async with self._db.write() as conn:
+        with self._db.transaction() as conn:
             try:
                 self._check(conn, container, tenant_id, doc_id, etag, now)
             except NotFound:
@@ -248,7 +248,7 @@ class SqliteDocumentStore:
     async def purge_expired(self) -> int:
         """Delete expired documents (invisible already) and refresh planner statistics,
         this being the store's periodic upkeep; returns how many were deleted."""
-        async with self._db.write() as conn:
+        with self._db.transaction() as conn:
             removed: int = conn.execute(
                 "DELETE FROM documents WHERE expires_at <= ?", (self._now(),)
             ).rowcount
