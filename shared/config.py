@@ -9,6 +9,11 @@ from typing import Literal
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+LOCAL_ONLY = {"deploy": False}
+"""Marks settings that a deployment to Azure does not set (the embedded backend's,
+or local stand-ins for managed identity); every other setting is an app setting
+of the Function App in infra/ (tests/infra checks both sides)."""
+
 PLACEHOLDERS = frozenset({"", "changeme", "change-me", "placeholder", "secret", "dev"})
 
 
@@ -17,9 +22,9 @@ class Settings(BaseSettings):
 
     OCM_ENV: Literal["development", "production"] = "development"
     OCM_BACKEND: Literal["embedded", "azure"] = "embedded"
-    OCM_DATA_DIR: Path = Path(".ocm")
-    OCM_HOST: str = "127.0.0.1"
-    OCM_PORT: int = Field(default=7071, ge=1, le=65535)
+    OCM_DATA_DIR: Path = Field(default=Path(".ocm"), json_schema_extra=LOCAL_ONLY)
+    OCM_HOST: str = Field(default="127.0.0.1", json_schema_extra=LOCAL_ONLY)
+    OCM_PORT: int = Field(default=7071, ge=1, le=65535, json_schema_extra=LOCAL_ONLY)
     OCM_LOG_LEVEL: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     OCM_OUTBOUND_QUEUE: str = "ocm-outbound"
@@ -53,6 +58,40 @@ class Settings(BaseSettings):
         default=None,
         description="Fernet key of the embedded secret store; generated into the data "
         "directory when unset (development).",
+        json_schema_extra=LOCAL_ONLY,
+    )
+
+    # --- azure backend (identity-based: DefaultAzureCredential) -----------------
+    OCM_COSMOS_ENDPOINT: str | None = Field(
+        default=None,
+        description="Cosmos DB account endpoint, https://<account>.documents.azure.com:443/",
+    )
+    OCM_COSMOS_DATABASE: str = Field(default="ocm", pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,254}$")
+    OCM_COSMOS_KEY: str | None = Field(
+        default=None,
+        description="Account key, for the Cosmos DB emulator or a local test server only; "
+        "in Azure the Function App's identity is used.",
+        json_schema_extra=LOCAL_ONLY,
+    )
+    OCM_KEY_VAULT_URL: str | None = Field(
+        default=None, description="Key Vault URI, https://<vault>.vault.azure.net/"
+    )
+    OCM_SECRET_CACHE_SECONDS: float = Field(
+        default=60.0, ge=0, description="How long secrets read from Key Vault are cached."
+    )
+    ServiceBusConnection__fullyQualifiedNamespace: str | None = Field(
+        default=None,
+        description="Service Bus namespace host, <namespace>.servicebus.windows.net "
+        "(the identity-based connection the Functions host reads too).",
+    )
+    ServiceBusConnection: str | None = Field(
+        default=None,
+        description="A Service Bus connection string instead of the identity-based "
+        "connection (the Service Bus emulator, a live test namespace).",
+        json_schema_extra=LOCAL_ONLY,
+    )
+    APPLICATIONINSIGHTS_CONNECTION_STRING: str | None = Field(
+        default=None, description="Sends traces, logs and metrics to Application Insights."
     )
     OCM_ALLOW_PRIVATE_EGRESS: bool = False
 
@@ -65,7 +104,42 @@ class Settings(BaseSettings):
                     "OCM_SECRET_KEY must be set to a real Fernet key in production "
                     "(generate one with `ocm secret-key`)"
                 )
+        if self.OCM_BACKEND == "azure":
+            problems = self._azure_problems()
+            if problems:
+                raise ValueError("OCM_BACKEND=azure is not configured: " + "; ".join(problems))
         return self
+
+    def _azure_problems(self) -> list[str]:
+        problems = []
+        if not _https_url(self.OCM_COSMOS_ENDPOINT, plain_ok=self.OCM_ENV != "production"):
+            problems.append(
+                "OCM_COSMOS_ENDPOINT must be the Cosmos DB endpoint, like "
+                "https://<account>.documents.azure.com:443/"
+                + ("" if self.OCM_ENV == "production" else " (or http:// for a local server)")
+            )
+        if not _https_url(self.OCM_KEY_VAULT_URL, plain_ok=False):
+            problems.append(
+                "OCM_KEY_VAULT_URL must be the Key Vault URI, like https://<vault>.vault.azure.net/"
+            )
+        namespace = (self.ServiceBusConnection__fullyQualifiedNamespace or "").strip()
+        if not namespace and not (self.ServiceBusConnection or "").strip():
+            problems.append(
+                "ServiceBusConnection__fullyQualifiedNamespace must name the Service Bus "
+                "namespace, like <namespace>.servicebus.windows.net "
+                "(or ServiceBusConnection hold a connection string)"
+            )
+        elif namespace and ("/" in namespace or "." not in namespace):
+            problems.append(
+                "ServiceBusConnection__fullyQualifiedNamespace is a host name, like "
+                "<namespace>.servicebus.windows.net, not a URL"
+            )
+        if self.OCM_ENV == "production" and self.OCM_COSMOS_KEY:
+            problems.append(
+                "OCM_COSMOS_KEY is for local servers; in production the Function App's "
+                "identity reaches Cosmos DB (unset it)"
+            )
+        return problems
 
     @property
     def events_log_types(self) -> tuple[str, ...] | None:
@@ -80,6 +154,14 @@ class Settings(BaseSettings):
     @property
     def database_path(self) -> Path:
         return self.OCM_DATA_DIR / "ocm.sqlite3"
+
+
+def _https_url(value: str | None, *, plain_ok: bool = True) -> bool:
+    """An absolute URL with a host; http is allowed only where ``plain_ok``."""
+    text = (value or "").strip()
+    schemes = ("https://", "http://") if plain_ok else ("https://",)
+    scheme = next((s for s in schemes if text.lower().startswith(s)), None)
+    return scheme is not None and len(text) > len(scheme) and text[len(scheme)] not in "/:"
 
 
 @lru_cache(maxsize=1)

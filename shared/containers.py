@@ -11,16 +11,24 @@ CHANNELS = "channels"
 MESSAGES = "messages"
 IDEMPOTENCY = "idempotency"
 
+# Partition keys (Cosmos DB; see ContainerSpec): a tenant's own small sets share
+# its partition; what grows without bound (messages, idempotency records) is keyed
+# by tenant then id, so no tenant is ever capped by a logical partition's 20 GB;
+# the Directory is read by id alone on every request, so it is keyed by id.
 CONTAINERS: tuple[ContainerSpec, ...] = (
-    ContainerSpec(TENANTS, indexed=("name",)),
-    ContainerSpec(APPS, indexed=("created_at",)),
-    ContainerSpec(DIRECTORY, indexed=("kind",)),
-    ContainerSpec(CHANNELS, indexed=("name", "created_at"), unique=("name",)),
+    ContainerSpec(TENANTS, indexed=("name",), ordered=("created_at",)),
+    ContainerSpec(APPS, indexed=("created_at",), ordered=("created_at",)),
+    ContainerSpec(DIRECTORY, indexed=("kind",), partition_key=("id",)),
+    ContainerSpec(
+        CHANNELS, indexed=("name", "created_at"), unique=("name",), ordered=("created_at",)
+    ),
     ContainerSpec(
         MESSAGES,
         indexed=("created_at", "status", "channel_id"),
         sparse=("provider_message_id",),
         swept=("outbox_at", "events_at"),
+        ordered=("created_at", "outbox_at", "events_at"),
+        partition_key=("tenant_id", "id"),
     ),
-    ContainerSpec(IDEMPOTENCY),
+    ContainerSpec(IDEMPOTENCY, partition_key=("tenant_id", "id")),
 )

@@ -104,6 +104,17 @@ class ContainerSpec:
     usually unset, so adapters index only documents where they are set.
     ``sparse`` fields are indexed like ``indexed`` ones but only where set
     (looked up by value, never listed in order).
+
+    ``ordered`` lists the fields queries order by (besides ``id``); stores that
+    need an index per ordering (Cosmos DB's composite indexes) build one each and
+    refuse other orderings.
+
+    ``partition_key`` names the document fields a partitioned store (Cosmos DB)
+    keys the container by, outermost first: ``("tenant_id",)`` keeps a tenant's
+    documents in one logical partition (small containers that need per-tenant
+    unique fields); ``("tenant_id", "id")`` is a hierarchical key that never caps
+    a tenant at one partition's size while a point read still needs only the
+    tenant and the id; ``("id",)`` serves lookups by id alone (the Directory).
     """
 
     name: str
@@ -111,6 +122,14 @@ class ContainerSpec:
     sparse: tuple[str, ...] = ()
     unique: tuple[str, ...] = ()
     swept: tuple[str, ...] = ()
+    ordered: tuple[str, ...] = ()
+    partition_key: tuple[str, ...] = ("tenant_id",)
+
+    def __post_init__(self) -> None:
+        if not self.partition_key or any(f not in ("tenant_id", "id") for f in self.partition_key):
+            raise ValueError("a partition key is made of tenant_id and/or id")
+        if self.unique and self.partition_key != ("tenant_id",):
+            raise ValueError("unique fields need the tenant as the whole partition key")
 
 
 class DocumentStore(Protocol):
