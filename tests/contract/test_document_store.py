@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from shared.adapters.azure.cosmos import CosmosDocumentStore
 from shared.adapters.embedded.sqlite_db import SqliteDatabase
 from shared.adapters.embedded.sqlite_store import SqliteDocumentStore
 from shared.ports import (
@@ -20,7 +21,7 @@ from shared.ports import (
 from tests.contract.conftest import SPECS
 from tests.fakes import FakeClock, FakeDocumentStore
 
-Store = FakeDocumentStore | SqliteDocumentStore
+Store = FakeDocumentStore | SqliteDocumentStore | CosmosDocumentStore
 PRAGMAS = ("journal_mode", "synchronous", "busy_timeout")
 
 
@@ -42,6 +43,7 @@ async def test_a_created_document_reads_back_with_an_etag(store: Store) -> None:
     assert read == created == note("n1", text="hi", meta={"group": "g"}, _etag=created["_etag"])
 
 
+@pytest.mark.needs("global_ids")
 async def test_creating_an_existing_id_is_a_conflict_even_in_another_tenant(store: Store) -> None:
     await store.create("notes", note("n1"))
     with pytest.raises(Conflict):
@@ -117,6 +119,7 @@ async def test_upsert_creates_then_replaces_unconditionally(store: Store) -> Non
     assert (await store.read("notes", "tn_a", "n1"))["v"] == 2  # type: ignore[index]
 
 
+@pytest.mark.needs("global_ids")
 async def test_upserting_another_tenants_id_is_a_conflict(store: Store) -> None:
     await store.create("notes", note("n1", tenant="tn_b"))
     with pytest.raises(Conflict):
@@ -272,7 +275,10 @@ async def test_create_many_writes_every_document(store: Store) -> None:
     [
         [note("n1"), note("n2"), note("n0")],
         [note("n1"), note("n2"), note("n1")],
-        [note("n1"), note("p", tenant="tn_b"), note("n0", tenant="tn_b")],
+        pytest.param(
+            [note("n1"), note("p", tenant="tn_b"), note("n0", tenant="tn_b")],
+            marks=pytest.mark.needs("global_ids"),
+        ),
     ],
     ids=["existing id", "id twice in batch", "existing id in another tenant"],
 )
@@ -293,6 +299,7 @@ async def test_create_many_is_all_or_nothing_on_a_unique_clash(store: Store) -> 
 # --- TTL -------------------------------------------------------------------------------
 
 
+@pytest.mark.needs("clock")
 async def test_a_document_expires_ttl_seconds_after_its_last_write(
     store: Store, clock: FakeClock
 ) -> None:
@@ -308,6 +315,7 @@ async def test_a_document_expires_ttl_seconds_after_its_last_write(
     assert await store.read("notes", SYSTEM, "n2") is None
 
 
+@pytest.mark.needs("clock")
 async def test_expired_documents_are_invisible_to_every_operation(
     store: Store, clock: FakeClock
 ) -> None:
@@ -324,6 +332,7 @@ async def test_expired_documents_are_invisible_to_every_operation(
     assert await store.patch_many("notes", [("tn_a", "n1", {"v": 1}, None)]) == 0
 
 
+@pytest.mark.needs("clock")
 async def test_an_expired_id_can_be_created_again(store: Store, clock: FakeClock) -> None:
     await store.create("notes", note("n1", ttl=5))
     clock.advance(5)
@@ -334,6 +343,7 @@ async def test_an_expired_id_can_be_created_again(store: Store, clock: FakeClock
     assert (await store.read("notes", "tn_a", "n2"))["v"] == 3  # type: ignore[index]
 
 
+@pytest.mark.needs("clock")
 async def test_purge_removes_only_expired_documents(store: Store, clock: FakeClock) -> None:
     await store.create("notes", note("n1", ttl=5))
     await store.create("notes", note("n2", ttl=50))
@@ -507,3 +517,32 @@ async def test_an_in_memory_database_holds_documents(clock: FakeClock) -> None:
     await store.create("notes", note("n1"))
     assert await store.read("notes", "tn_a", "n1") is not None
     db.close()
+
+
+# --- every partition key layout (ContainerSpec.partition_key) ------------------------
+
+
+@pytest.mark.parametrize("container", ["notes", "entries", "records"])
+async def test_each_partition_layout_keeps_tenants_apart(store: Store, container: str) -> None:
+    """notes: by tenant; entries: by id alone; records: by tenant then id."""
+    created = await store.create(container, note("d1", rank=1, kind="k"))
+    assert await store.read(container, "tn_a", "d1") == created
+    assert await store.read(container, SYSTEM, "d1") == created
+    assert await store.read(container, "tn_b", "d1") is None
+    with pytest.raises(NotFound):
+        await store.replace(container, note("d1", tenant="tn_b", rank=9))
+    with pytest.raises(NotFound):
+        await store.patch(container, "tn_b", "d1", {"rank": 9})
+    assert await store.delete(container, "tn_b", "d1") is False
+    assert await store.patch_many(container, [("tn_b", "d1", {"rank": 9}, None)]) == 0
+    assert (await store.query(container, Query(scope="tn_b"))).items == []
+
+    patched = await store.patch(container, "tn_a", "d1", {"rank": 2}, etag=created["_etag"])
+    with pytest.raises(PreconditionFailed):
+        await store.patch(container, "tn_a", "d1", {"rank": 3}, etag=created["_etag"])
+    replaced = await store.replace(container, {**patched, "rank": 3}, etag=patched["_etag"])
+    assert (await store.read(container, "tn_a", "d1")) == replaced
+    assert ids((await store.query(container, Query(scope="tn_a"))).items) == ["d1"]
+    assert ids((await store.query(container, Query(scope=SYSTEM))).items) == ["d1"]
+    assert await store.delete(container, "tn_a", "d1") is True
+    assert await store.read(container, SYSTEM, "d1") is None
