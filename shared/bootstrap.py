@@ -8,6 +8,7 @@ from __future__ import annotations
 import threading
 from datetime import timedelta
 
+from shared import telemetry
 from shared.config import Settings, get_settings
 from shared.containers import CONTAINERS
 from shared.ports import Clock, Sender, Subscription
@@ -19,11 +20,9 @@ _deps: Deps | None = None
 
 def build(settings: Settings) -> Deps:
     """A new platform for these settings (tests build their own)."""
+    telemetry.configure(settings)
     if settings.OCM_BACKEND == "azure":
-        raise RuntimeError(
-            "OCM_BACKEND=azure needs the Azure adapters, which are not built yet "
-            "(issue 3); use OCM_BACKEND=embedded"
-        )
+        return _build_azure(settings)
     return _build_embedded(settings)
 
 
@@ -55,6 +54,51 @@ def _build_embedded(settings: Settings) -> Deps:
         senders=build_senders(settings, clock),
         flush=db.flush,
         closers=[db.close],
+    )
+
+
+def _build_azure(settings: Settings) -> Deps:
+    """Cosmos DB, Service Bus and Key Vault, reached by the app's identity.
+
+    Nothing connects here: the SDK clients open their connections on first use,
+    inside the event loop of the function that uses them.
+    """
+    from azure.identity.aio import DefaultAzureCredential
+
+    from shared.adapters.azure.cosmos import CosmosDocumentStore, build_cosmos_client
+    from shared.adapters.azure.keyvault import KeyVaultSecretStore, build_secret_client
+    from shared.adapters.azure.servicebus import ServiceBusQueue, build_service_bus_client
+    from shared.adapters.embedded.clock import SystemClock
+
+    assert settings.OCM_COSMOS_ENDPOINT and settings.OCM_KEY_VAULT_URL  # validated
+    credential = DefaultAzureCredential()
+    cosmos = build_cosmos_client(
+        settings.OCM_COSMOS_ENDPOINT, settings.OCM_COSMOS_KEY or credential
+    )
+    store = CosmosDocumentStore(
+        cosmos.get_database_client(settings.OCM_COSMOS_DATABASE), CONTAINERS
+    )
+    queue = ServiceBusQueue(
+        build_service_bus_client(
+            settings.ServiceBusConnection__fullyQualifiedNamespace,
+            settings.ServiceBusConnection,
+            credential,
+        ),
+        topics=[settings.OCM_EVENTS_TOPIC],
+    )
+    secrets = KeyVaultSecretStore(
+        build_secret_client(settings.OCM_KEY_VAULT_URL, credential),
+        ttl_seconds=settings.OCM_SECRET_CACHE_SECONDS,
+    )
+    clock = SystemClock()
+    return Deps(
+        settings=settings,
+        store=store,
+        queue=queue,
+        secrets=secrets,
+        clock=clock,
+        senders=build_senders(settings, clock),
+        async_closers=[queue.close, secrets.close, cosmos.close, credential.close],
     )
 
 
@@ -96,3 +140,5 @@ async def close(deps: Deps) -> None:
         await sender.close()
     for closer in deps.closers:
         closer()
+    for async_closer in deps.async_closers:
+        await async_closer()

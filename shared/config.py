@@ -7,9 +7,10 @@ from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, model_validator
+from pydantic.config import JsonDict
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-LOCAL_ONLY = {"deploy": False}
+LOCAL_ONLY: JsonDict = {"deploy": False}
 """Marks settings that a deployment to Azure does not set (the embedded backend's,
 or local stand-ins for managed identity); every other setting is an app setting
 of the Function App in infra/ (tests/infra checks both sides)."""

@@ -28,6 +28,8 @@ class Deps:
     in groups; Cosmos writes are durable on return, so there it does nothing."""
     closers: list[Callable[[], None]] = field(default_factory=list)
     """Releases resources (files, connections) when the platform stops."""
+    async_closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    """The same for clients that close asynchronously (the Azure SDKs), in order."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,6 +16,7 @@ from typing import Literal
 
 import orjson
 
+from shared import telemetry
 from shared.containers import CHANNELS, MESSAGES
 from shared.domain.errors import ProviderError
 from shared.domain.messages import to_utc_text
@@ -40,11 +41,18 @@ class Job:
     tenant_id: str
     message_id: str
     job: str
+    traceparent: str | None = None
 
     @classmethod
     def decode(cls, body: bytes) -> Job:
         data = orjson.loads(body)
-        return cls(tenant_id=data["tenant_id"], message_id=data["message_id"], job=data["job"])
+        trace = data.get("traceparent")
+        return cls(
+            tenant_id=data["tenant_id"],
+            message_id=data["message_id"],
+            job=data["job"],
+            traceparent=trace if isinstance(trace, str) else None,
+        )
 
 
 def _claim_is_fresh(doc: Document, now: datetime, timeout: float) -> bool:
@@ -66,6 +74,13 @@ def _should_send(doc: Document, job: Job, now: datetime, timeout: float) -> bool
 
 async def dispatch(deps: Deps, job: Job) -> Outcome:
     """Handle one dispatch job; safe to call any number of times for the same job."""
+    with telemetry.span(
+        "dispatch", job.traceparent, message_id=job.message_id, tenant_id=job.tenant_id
+    ):
+        return await _dispatch(deps, job)
+
+
+async def _dispatch(deps: Deps, job: Job) -> Outcome:
     for _ in range(5):
         doc = await deps.store.read(MESSAGES, job.tenant_id, job.message_id)
         if doc is None:
@@ -152,7 +167,13 @@ async def _call_provider(
         idempotency_key=doc["id"],
     )
     try:
-        return await sender.send(request)
+        with telemetry.span(
+            "provider.send",
+            provider=channel["provider"],
+            message_id=doc["id"],
+            attempt=doc["attempts"],
+        ):
+            return await sender.send(request)
     except ProviderError as err:
         return err
     except Exception:

@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 from pydantic import ValidationError
 
+from shared import telemetry
 from shared.containers import MESSAGES
 from shared.domain.addresses import check_message_for_channel
 from shared.domain.channels import resolve_provider
@@ -54,6 +55,7 @@ INTERNAL_FIELDS = frozenset(
         "pending_events",
         "claim",
         "receipt_ids",
+        "traceparent",
     }
 )
 
@@ -194,6 +196,9 @@ def build_message(
         "created_at": stamp,
         "updated_at": stamp,
     }
+    trace = telemetry.traceparent()
+    if trace is not None:
+        doc["traceparent"] = trace
     start(doc, "scheduled" if due > now else "queued", now)
     outbox.set_job(doc, outbox.job_id(msg_id, 1), 1, due)
     return doc
@@ -202,11 +207,13 @@ def build_message(
 async def accept_message(
     deps: Deps, tenant_id: str, raw: Any, *, size: int | None = None
 ) -> Document:
-    msg = parse_message(raw, size=size)
-    channel = await _ChannelCache(deps, tenant_id).get(msg.channel)
-    doc = build_message(deps, tenant_id, raw, msg, channel, deps.clock.now())
-    await deps.store.create(MESSAGES, doc)
-    await outbox.hand_off(deps, [doc], clear=False, best_effort=True)
+    with telemetry.span("accept", tenant_id=tenant_id) as span:
+        msg = parse_message(raw, size=size)
+        channel = await _ChannelCache(deps, tenant_id).get(msg.channel)
+        doc = build_message(deps, tenant_id, raw, msg, channel, deps.clock.now())
+        span.set_attribute("ocm.message_id", doc["id"])
+        await deps.store.create(MESSAGES, doc)
+        await outbox.hand_off(deps, [doc], clear=False, best_effort=True)
     return public(doc)
 
 
@@ -228,6 +235,21 @@ async def accept_batch(
     shared_context = _json_size(context, "context", MAX_JSON_DEPTH)
     now = deps.clock.now()
     batch_id = new_id("bat", now)
+    with telemetry.span("accept_batch", tenant_id=tenant_id, batch_id=batch_id):
+        return await _accept_batch(
+            deps, tenant_id, messages, context, shared_context, now, batch_id
+        )
+
+
+async def _accept_batch(
+    deps: Deps,
+    tenant_id: str,
+    messages: list[Any],
+    context: dict[str, Any],
+    shared_context: int,
+    now: datetime,
+    batch_id: str,
+) -> BatchResult:
     channels = _ChannelCache(deps, tenant_id)
     items: list[dict[str, Any]] = []
     docs: list[Document] = []

@@ -43,6 +43,8 @@ def job_message(doc: Document, now: datetime) -> OutgoingMessage:
     job = doc["dispatch"]
     due = datetime.fromisoformat(job["due_at"])
     body = {"tenant_id": doc["tenant_id"], "message_id": doc["id"], "job": job["job"]}
+    if "traceparent" in doc:
+        body["traceparent"] = doc["traceparent"]
     return OutgoingMessage(
         message_id=job["job"],
         body=orjson.dumps(body),

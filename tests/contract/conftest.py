@@ -14,16 +14,16 @@ from typing import Any
 import pytest
 from cryptography.fernet import Fernet
 
-from shared.adapters.embedded.secrets import EncryptedSecretStore
-from shared.adapters.embedded.sqlite_db import SqliteDatabase
-from shared.adapters.embedded.sqlite_queue import SqliteQueue
-from shared.adapters.embedded.sqlite_store import SqliteDocumentStore
 from shared.adapters.azure.cosmos import (
     CosmosDocumentStore,
     build_cosmos_client,
     create_containers,
 )
 from shared.adapters.azure.cosmos_layout import CosmosContainer
+from shared.adapters.embedded.secrets import EncryptedSecretStore
+from shared.adapters.embedded.sqlite_db import SqliteDatabase
+from shared.adapters.embedded.sqlite_queue import SqliteQueue
+from shared.adapters.embedded.sqlite_store import SqliteDocumentStore
 from shared.containers import CONTAINERS
 from shared.ports import ContainerSpec, SecretStore, Subscription
 from tests.fakes import FakeClock, FakeDocumentStore, FakeQueue, FakeSecretStore

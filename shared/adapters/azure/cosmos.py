@@ -22,6 +22,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from azure.core import MatchConditions
+from azure.core.credentials_async import AsyncTokenCredential
 from azure.cosmos import PartitionKey
 from azure.cosmos.aio import ContainerProxy, CosmosClient, DatabaseProxy
 from azure.cosmos.exceptions import CosmosHttpResponseError
@@ -71,17 +72,10 @@ class CosmosMeter:
         return record
 
 
-def build_cosmos_client(endpoint: str, key: str | None = None) -> CosmosClient:
-    """A client by the managed identity (DefaultAzureCredential), or by key for a
-    local server or emulator; a plain-http endpoint (a local server) turns
+def build_cosmos_client(endpoint: str, credential: str | AsyncTokenCredential) -> CosmosClient:
+    """A client by identity (``DefaultAzureCredential`` in Azure), or by account key
+    for a local server or emulator. A plain-http endpoint (a local server) turns
     endpoint discovery off, since it has no regional endpoints."""
-    credential: Any
-    if key:
-        credential = key
-    else:
-        from azure.identity.aio import DefaultAzureCredential
-
-        credential = DefaultAzureCredential()
     options: dict[str, Any] = {}
     if endpoint.lower().startswith("http://"):
         options["enable_endpoint_discovery"] = False

@@ -1,0 +1,65 @@
+"""Traces: API → queue → dispatch → provider, correlated by message id.
+
+Spans go through the OpenTelemetry API, which does nothing until an SDK is set
+up; ``configure`` sets up Azure Monitor when APPLICATIONINSIGHTS_CONNECTION_STRING
+is set. A message's trace context (W3C ``traceparent``) is stored on the message
+when it is accepted and carried in its dispatch jobs, so the dispatch span — in
+another function invocation, maybe on another instance — joins the request's
+trace. Every span carries ``ocm.message_id`` (and ``ocm.tenant_id``).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from opentelemetry import propagate, trace
+
+from shared.config import Settings
+
+log = logging.getLogger(__name__)
+tracer = trace.get_tracer("ocm")
+_configured = False
+_lock = threading.Lock()
+
+
+def configure(settings: Settings) -> bool:
+    """Send traces, logs and metrics to Application Insights when its connection
+    string is set (once per process); returns whether telemetry is on."""
+    global _configured
+    connection = (settings.APPLICATIONINSIGHTS_CONNECTION_STRING or "").strip()
+    if not connection:
+        return False
+    with _lock:
+        if not _configured:
+            from azure.monitor.opentelemetry import configure_azure_monitor
+
+            configure_azure_monitor(connection_string=connection, logger_name="shared")
+            _configured = True
+            log.info("telemetry goes to Application Insights")
+    return True
+
+
+def traceparent() -> str | None:
+    """The current trace context as a W3C traceparent, or None when not tracing."""
+    if not trace.get_current_span().get_span_context().is_valid:
+        return None
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier)
+    return carrier.get("traceparent")
+
+
+@contextmanager
+def span(name: str, parent: str | None = None, **attributes: Any) -> Iterator[trace.Span]:
+    """A span named ``ocm.<name>``, child of ``parent`` (a traceparent) if given,
+    else of the current span; attribute names get the ``ocm.`` prefix."""
+    context = propagate.extract({"traceparent": parent}) if parent else None
+    with tracer.start_as_current_span(
+        f"ocm.{name}",
+        context=context,
+        attributes={f"ocm.{k}": v for k, v in attributes.items() if v is not None},
+    ) as current:
+        yield current

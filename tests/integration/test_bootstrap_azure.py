@@ -1,0 +1,116 @@
+"""OCM_BACKEND=azure: the composition root picks the Azure adapters, builds nothing
+at import time, connects on first use, and says clearly what is missing."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from shared import bootstrap
+from shared.adapters.azure.cosmos import CosmosDocumentStore, build_cosmos_client, create_containers
+from shared.adapters.azure.keyvault import KeyVaultSecretStore
+from shared.adapters.azure.servicebus import ServiceBusQueue
+from shared.config import Settings
+from shared.containers import CONTAINERS
+from shared.services import tenants
+from tests.support import cosmos
+from tests.support.cosmos import CosmosServer
+
+ROOT = Path(__file__).resolve().parents[2]
+AZURE = {
+    "OCM_BACKEND": "azure",
+    "OCM_KEY_VAULT_URL": "https://ocm-kv.vault.azure.net/",
+    "ServiceBusConnection__fullyQualifiedNamespace": "ocm-sb.servicebus.windows.net",
+}
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[CosmosServer]:
+    with cosmos.running() as running:
+        yield running
+
+
+async def test_the_azure_backend_runs_on_cosmos_service_bus_and_key_vault(
+    server: CosmosServer,
+) -> None:
+    async with build_cosmos_client(server.endpoint, server.key) as client:
+        database = await client.create_database_if_not_exists("bootstrap")
+        await create_containers(database, CONTAINERS)
+    settings = Settings(
+        **AZURE,
+        OCM_COSMOS_ENDPOINT=server.endpoint,
+        OCM_COSMOS_KEY=server.key,
+        OCM_COSMOS_DATABASE="bootstrap",
+    )
+    deps = bootstrap.build(settings)
+    try:
+        assert isinstance(deps.store, CosmosDocumentStore)
+        assert isinstance(deps.queue, ServiceBusQueue)
+        assert isinstance(deps.secrets, KeyVaultSecretStore)
+        # The store is live: a tenant goes to Cosmos and its key authenticates.
+        created = await tenants.create_tenant(deps, "acme")
+        principal = await tenants.authenticate_api_key(deps, created.api_key)
+        assert principal.tenant_id == created.tenant["id"]
+    finally:
+        await bootstrap.close(deps)
+
+
+@pytest.mark.parametrize(
+    ("missing", "named"),
+    [
+        ("OCM_COSMOS_ENDPOINT", "OCM_COSMOS_ENDPOINT must be the Cosmos DB endpoint"),
+        ("OCM_KEY_VAULT_URL", "OCM_KEY_VAULT_URL must be the Key Vault URI"),
+        (
+            "ServiceBusConnection__fullyQualifiedNamespace",
+            "ServiceBusConnection__fullyQualifiedNamespace must name the Service Bus namespace",
+        ),
+    ],
+)
+def test_a_missing_setting_is_named_with_what_it_should_look_like(missing: str, named: str) -> None:
+    values = {**AZURE, "OCM_COSMOS_ENDPOINT": "https://ocm.documents.azure.com:443/"}
+    del values[missing]
+    with pytest.raises(ValidationError) as refused:
+        Settings(**values)  # type: ignore[arg-type]
+    assert named in str(refused.value)
+    assert sum(s in str(refused.value) for s in AZURE) <= 2  # only what is wrong is named
+
+
+@pytest.mark.parametrize(
+    ("setting", "value"),
+    [
+        ("OCM_COSMOS_ENDPOINT", "http://ocm.documents.azure.com/"),
+        ("OCM_KEY_VAULT_URL", "ocm-kv.vault.azure.net"),
+        ("ServiceBusConnection__fullyQualifiedNamespace", "sb://ocm-sb.servicebus.windows.net/"),
+        ("OCM_COSMOS_KEY", "a-key"),
+    ],
+)
+def test_production_refuses_plain_http_urls_and_keys(setting: str, value: str) -> None:
+    values = {
+        **AZURE,
+        "OCM_ENV": "production",
+        "OCM_COSMOS_ENDPOINT": "https://ocm.documents.azure.com:443/",
+        setting: value,
+    }
+    with pytest.raises(ValidationError) as refused:
+        Settings(**values)  # type: ignore[arg-type]
+    assert setting in str(refused.value)
+    assert "a-key" not in str(refused.value).split("input_value")[0]
+
+
+def test_importing_the_app_builds_nothing_and_loads_no_azure_sdk() -> None:
+    script = (
+        "import sys, function_app\n"
+        "from shared import bootstrap\n"
+        "assert bootstrap._deps is None\n"
+        "print(*sorted(m for m in sys.modules if m.startswith(('azure.cosmos', "
+        "'azure.servicebus', 'azure.keyvault', 'azure.identity', 'azure.monitor'))))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == ""
