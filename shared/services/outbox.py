@@ -15,6 +15,7 @@ from typing import Any
 
 import orjson
 
+from shared import telemetry
 from shared.containers import MESSAGES
 from shared.domain.messages import to_utc_text
 from shared.domain.models import Document
@@ -57,7 +58,10 @@ async def enqueue_jobs(deps: Deps, docs: Sequence[Document]) -> None:
     if not docs:
         return
     now = deps.clock.now()
-    await deps.queue.send(deps.settings.OCM_OUTBOUND_QUEUE, [job_message(d, now) for d in docs])
+    queue = deps.settings.OCM_OUTBOUND_QUEUE
+    message_id = docs[0]["id"] if len(docs) == 1 else None
+    with telemetry.span("enqueue", queue=queue, jobs=len(docs), message_id=message_id):
+        await deps.queue.send(queue, [job_message(d, now) for d in docs])
 
 
 def mark_published(doc: Document) -> None:

@@ -101,3 +101,10 @@ def test_the_package_leaves_out_tests_infra_and_the_venv() -> None:
     assert {"tests", "infra", ".venv", "local.settings.json", "bench"} <= ignored
     for needed in ("function_app.py", "functions", "shared", "host.json", "requirements.txt"):
         assert needed not in ignored
+
+
+def test_the_readme_explains_every_sample_setting() -> None:
+    readme = (ROOT / "README.md").read_text()
+    table = readme[readme.index("## Settings") :]
+    explained = set(re.findall(r"`([A-Za-z][A-Za-z0-9_]*)`", table))
+    assert set(SAMPLE) - explained == set()

@@ -47,9 +47,11 @@ async def test_dispatch_joins_the_trace_of_the_request_that_accepted_the_message
     by_name = {s.name: s for s in spans.get_finished_spans()}
     accept, run, send = by_name["ocm.accept"], by_name["ocm.dispatch"], by_name["ocm.provider.send"]
     assert {accept.context.trace_id, run.context.trace_id, send.context.trace_id} == {request_trace}
+    enqueue = by_name["ocm.enqueue"]
+    assert enqueue.parent is not None and enqueue.parent.span_id == accept.context.span_id
     assert run.parent is not None and run.parent.span_id == accept.context.span_id
     assert send.parent is not None and send.parent.span_id == run.context.span_id
-    for span in (accept, run, send):
+    for span in (accept, enqueue, run, send):
         assert span.attributes is not None
         assert span.attributes["ocm.message_id"] == doc["id"]
     assert send.attributes is not None and send.attributes["ocm.provider"] == "sandbox"
