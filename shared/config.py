@@ -87,8 +87,9 @@ class Settings(BaseSettings):
     )
     ServiceBusConnection: str | None = Field(
         default=None,
-        description="A Service Bus connection string instead of the identity-based "
-        "connection (the Service Bus emulator, a live test namespace).",
+        description="A Service Bus connection string, used only when "
+        "ServiceBusConnection__fullyQualifiedNamespace is unset (the Service Bus "
+        "emulator, a live test namespace).",
         json_schema_extra=LOCAL_ONLY,
     )
     APPLICATIONINSIGHTS_CONNECTION_STRING: str | None = Field(

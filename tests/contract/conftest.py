@@ -20,12 +20,14 @@ from shared.adapters.azure.cosmos import (
     create_containers,
 )
 from shared.adapters.azure.cosmos_layout import CosmosContainer
+from shared.adapters.azure.keyvault import KeyVaultSecretStore
 from shared.adapters.embedded.secrets import EncryptedSecretStore
 from shared.adapters.embedded.sqlite_db import SqliteDatabase
 from shared.adapters.embedded.sqlite_queue import SqliteQueue
 from shared.adapters.embedded.sqlite_store import SqliteDocumentStore
 from shared.containers import CONTAINERS
 from shared.ports import ContainerSpec, SecretStore, Subscription
+from tests.azure_fakes import FakeSecretClient
 from tests.fakes import FakeClock, FakeDocumentStore, FakeQueue, FakeSecretStore
 from tests.support import cosmos
 from tests.support.cosmos import CosmosServer
@@ -124,8 +126,12 @@ def queue(request: pytest.FixtureRequest, clock: FakeClock) -> FakeQueue | Sqlit
     )
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+@pytest.fixture(params=["memory", "sqlite", "keyvault"])
 def secrets(request: pytest.FixtureRequest) -> SecretStore:
     if request.param == "memory":
         return FakeSecretStore()
+    if request.param == "keyvault":
+        # Key Vault itself is not available here: its client is faked at the SDK
+        # boundary (tests/azure_fakes.py), answering with the SDK's own models.
+        return KeyVaultSecretStore(FakeSecretClient(), ttl_seconds=60)  # type: ignore[arg-type]
     return EncryptedSecretStore(request.getfixturevalue("database"), Fernet.generate_key())

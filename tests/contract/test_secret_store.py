@@ -20,8 +20,8 @@ PLAINTEXT = "s3cr3t-value-that-must-not-hit-the-disk"
 
 
 async def test_a_secret_reads_back(secrets: SecretStore) -> None:
-    await secrets.set("tn_a--smtp-password", PLAINTEXT)
-    assert await secrets.get("tn_a--smtp-password") == PLAINTEXT
+    await secrets.set("tn-a--smtp-password", PLAINTEXT)
+    assert await secrets.get("tn-a--smtp-password") == PLAINTEXT
 
 
 async def test_a_missing_secret_reads_as_none(secrets: SecretStore) -> None:
