@@ -43,9 +43,14 @@ def configure(settings: Settings) -> bool:
     return True
 
 
+def enabled() -> bool:
+    """Whether an OpenTelemetry SDK is set up (by ``configure`` or a host/test)."""
+    return not isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider)
+
+
 def traceparent() -> str | None:
     """The current trace context as a W3C traceparent, or None when not tracing."""
-    if not trace.get_current_span().get_span_context().is_valid:
+    if not enabled() or not trace.get_current_span().get_span_context().is_valid:
         return None
     carrier: dict[str, str] = {}
     propagate.inject(carrier)
@@ -55,7 +60,11 @@ def traceparent() -> str | None:
 @contextmanager
 def span(name: str, parent: str | None = None, **attributes: Any) -> Iterator[trace.Span]:
     """A span named ``ocm.<name>``, child of ``parent`` (a traceparent) if given,
-    else of the current span; attribute names get the ``ocm.`` prefix."""
+    else of the current span; attribute names get the ``ocm.`` prefix. Without an
+    SDK it costs nothing (the intake path calls it for every message)."""
+    if not enabled():
+        yield trace.INVALID_SPAN
+        return
     context = propagate.extract({"traceparent": parent}) if parent else None
     with tracer.start_as_current_span(
         f"ocm.{name}",
