@@ -159,6 +159,7 @@ def build_message(
     *,
     batch_id: str | None = None,
     batch_context: dict[str, Any] | None = None,
+    traceparent: str | None = None,
 ) -> Document:
     """A new outbound message document with its first status and dispatch job."""
     spec = resolve_provider(channel["type"], channel["provider"])
@@ -196,9 +197,8 @@ def build_message(
         "created_at": stamp,
         "updated_at": stamp,
     }
-    trace = telemetry.traceparent()
-    if trace is not None:
-        doc["traceparent"] = trace
+    if traceparent is not None:
+        doc["traceparent"] = traceparent
     start(doc, "scheduled" if due > now else "queued", now)
     outbox.set_job(doc, outbox.job_id(msg_id, 1), 1, due)
     return doc
@@ -210,7 +210,15 @@ async def accept_message(
     with telemetry.span("accept", tenant_id=tenant_id) as span:
         msg = parse_message(raw, size=size)
         channel = await _ChannelCache(deps, tenant_id).get(msg.channel)
-        doc = build_message(deps, tenant_id, raw, msg, channel, deps.clock.now())
+        doc = build_message(
+            deps,
+            tenant_id,
+            raw,
+            msg,
+            channel,
+            deps.clock.now(),
+            traceparent=telemetry.traceparent(),
+        )
         span.set_attribute("ocm.message_id", doc["id"])
         await deps.store.create(MESSAGES, doc)
         await outbox.hand_off(deps, [doc], clear=False, best_effort=True)
@@ -253,12 +261,21 @@ async def _accept_batch(
     channels = _ChannelCache(deps, tenant_id)
     items: list[dict[str, Any]] = []
     docs: list[Document] = []
+    trace = telemetry.traceparent()
     for index, raw in enumerate(messages):
         try:
             msg = parse_message(raw, extra=shared_context)
             channel = await channels.get(msg.channel)
             doc = build_message(
-                deps, tenant_id, raw, msg, channel, now, batch_id=batch_id, batch_context=context
+                deps,
+                tenant_id,
+                raw,
+                msg,
+                channel,
+                now,
+                batch_id=batch_id,
+                batch_context=context,
+                traceparent=trace,
             )
         except OcmError as exc:
             items.append(
