@@ -13,6 +13,7 @@ from shared.config import Settings, get_settings
 from shared.containers import CONTAINERS
 from shared.ports import Clock, Sender, Subscription
 from shared.services.deps import Deps
+from shared.services.lookups import LookupCache
 
 _lock = threading.Lock()
 _deps: Deps | None = None
@@ -53,6 +54,7 @@ def _build_embedded(settings: Settings) -> Deps:
         clock=clock,
         senders=build_senders(settings, clock),
         flush=db.flush,
+        lookups=LookupCache(settings.OCM_LOOKUP_CACHE_SECONDS),
         closers=[db.close],
     )
 
@@ -98,6 +100,7 @@ def _build_azure(settings: Settings) -> Deps:
         secrets=secrets,
         clock=clock,
         senders=build_senders(settings, clock),
+        lookups=LookupCache(settings.OCM_LOOKUP_CACHE_SECONDS),
         async_closers=[queue.close, secrets.close, cosmos.close, credential.close],
     )
 

@@ -54,6 +54,12 @@ class Settings(BaseSettings):
     OCM_OUTBOX_GRACE_SECONDS: float = Field(
         default=30.0, ge=0, description="Age after which the outbox sweep re-publishes."
     )
+    OCM_LOOKUP_CACHE_SECONDS: float = Field(
+        default=5.0,
+        ge=0,
+        description="How long an instance caches API-key entries and channels for "
+        "sending (0: never); its own changes apply at once.",
+    )
     OCM_IDEMPOTENCY_TTL_SECONDS: int = Field(default=86_400, ge=60)
     OCM_SECRET_KEY: str | None = Field(
         default=None,

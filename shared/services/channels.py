@@ -83,6 +83,21 @@ async def find_by_name(deps: Deps, tenant_id: str, name: str) -> Document | None
     return page.items[0] if page.items else None
 
 
+async def find_for_sending(deps: Deps, tenant_id: str, name: str) -> Document | None:
+    """The channel a new message names (cached briefly; management reads are fresh)."""
+    key = name.lower()
+    return await deps.lookups.get(
+        (CHANNELS, tenant_id, key), lambda: find_by_name(deps, tenant_id, key)
+    )
+
+
+def forget(deps: Deps, doc: Document) -> None:
+    """Drop a channel from the lookup cache after any write to it."""
+    for name in (doc.get("name"), doc.get("former_name")):
+        if name:
+            deps.lookups.forget((CHANNELS, doc["tenant_id"], str(name).lower()))
+
+
 async def get_channel(deps: Deps, tenant_id: str, name: str) -> Document:
     doc = await find_by_name(deps, tenant_id, name)
     if doc is None:
@@ -119,9 +134,11 @@ async def update_channel(deps: Deps, tenant_id: str, name: str, data: ChannelUpd
             doc["status"] = data.status
         doc["updated_at"] = to_utc_text(deps.clock.now())
         try:
-            return await deps.store.replace(CHANNELS, doc, etag=doc["_etag"])
+            written = await deps.store.replace(CHANNELS, doc, etag=doc["_etag"])
         except PreconditionFailed:
             continue
+        forget(deps, written)
+        return written
     raise ConflictError("The channel changed while updating; try again", code="CONCURRENT_UPDATE")
 
 
@@ -136,12 +153,14 @@ async def set_credentials(
         )
     values = validate_credentials(spec, credentials)
     await deps.secrets.set(credentials_secret_name(doc["id"]), _encode(values))
-    return await deps.store.patch(
+    written = await deps.store.patch(
         CHANNELS,
         tenant_id,
         doc["id"],
         {"has_credentials": True, "updated_at": to_utc_text(deps.clock.now())},
     )
+    forget(deps, written)
+    return written
 
 
 async def load_credentials(deps: Deps, channel: Document) -> dict[str, str]:
@@ -187,6 +206,7 @@ async def delete_channel(deps: Deps, tenant_id: str, name: str) -> int:
             "updated_at": to_utc_text(now),
         },
     )
+    forget(deps, doc)
     await deps.secrets.delete(credentials_secret_name(doc["id"]))
     return await fail_pending_messages(deps, tenant_id, doc["id"])
 

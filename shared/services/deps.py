@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from shared.config import Settings
 from shared.ports import Clock, DocumentStore, Queue, SecretStore, Sender
+from shared.services.lookups import LookupCache
 
 
 async def _nothing_to_flush() -> None:
@@ -26,6 +27,8 @@ class Deps:
     flush: Callable[[], Awaitable[None]] = field(default=_nothing_to_flush)
     """Awaits durability of every write so far: the embedded store commits writes
     in groups; Cosmos writes are durable on return, so there it does nothing."""
+    lookups: LookupCache = field(default_factory=LookupCache)
+    """API keys and channels by name, cached briefly (see shared.services.lookups)."""
     closers: list[Callable[[], None]] = field(default_factory=list)
     """Releases resources (files, connections) when the platform stops."""
     async_closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)

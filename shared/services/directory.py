@@ -33,4 +33,13 @@ def api_key_entry(
 
 
 async def find_api_key(deps: Deps, prefix: str) -> Document | None:
-    return await deps.store.read(DIRECTORY, SYSTEM, api_key_id(prefix))
+    """The key's entry (cached briefly: every request authenticates; whoever changes
+    an entry calls ``forget_api_key``)."""
+    key_id = api_key_id(prefix)
+    return await deps.lookups.get(
+        (DIRECTORY, key_id), lambda: deps.store.read(DIRECTORY, SYSTEM, key_id)
+    )
+
+
+def forget_api_key(deps: Deps, prefix: str) -> None:
+    deps.lookups.forget((DIRECTORY, api_key_id(prefix)))

@@ -118,7 +118,7 @@ class _ChannelCache:
     async def get(self, name: str) -> Document:
         key = name.lower()
         if key not in self.cache:
-            self.cache[key] = await channel_service.find_by_name(self.deps, self.tenant_id, key)
+            self.cache[key] = await channel_service.find_for_sending(self.deps, self.tenant_id, key)
         doc = self.cache[key]
         if doc is None or doc["status"] == "deleted":
             raise NotFoundError(f"No channel named {name!r}", code="CHANNEL_NOT_FOUND")

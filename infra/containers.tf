@@ -1,0 +1,97 @@
+# The Cosmos DB containers, exactly as the code lays them out:
+# shared/containers.py declares them and shared/adapters/azure/cosmos_layout.py
+# derives partition keys, unique keys and indexing from that declaration.
+# tests/infra compares this map with the layout; change one side alone and it fails.
+#
+# Partition keys start with the tenant; what grows without bound is keyed by
+# (tenant_id, id), a hierarchical key (MultiHash, version 2), so no tenant is
+# capped by one logical partition's 20 GB. `default_ttl = -1` turns TTL on with
+# no default: a document's own `ttl` decides. Only what is queried is indexed.
+
+locals {
+  cosmos_excluded_paths = ["/*", "/\"_etag\"/?"]
+
+  cosmos_containers = {
+    tenants = {
+      partition_key_paths = ["/tenant_id"]
+      partition_key_kind  = "Hash"
+      unique_key_paths    = []
+      indexing_mode       = "consistent"
+      included_paths      = ["/tenant_id/?", "/id/?", "/name/?", "/created_at/?"]
+      excluded_paths      = local.cosmos_excluded_paths
+      composite_indexes = [
+        [{ path = "/created_at", order = "Ascending" }, { path = "/id", order = "Ascending" }],
+      ]
+      default_ttl = -1
+    }
+
+    apps = {
+      partition_key_paths = ["/tenant_id"]
+      partition_key_kind  = "Hash"
+      unique_key_paths    = []
+      indexing_mode       = "consistent"
+      included_paths      = ["/tenant_id/?", "/id/?", "/created_at/?"]
+      excluded_paths      = local.cosmos_excluded_paths
+      composite_indexes = [
+        [{ path = "/created_at", order = "Ascending" }, { path = "/id", order = "Ascending" }],
+      ]
+      default_ttl = -1
+    }
+
+    # Read by id alone on every request (API-key prefix, channel id, email).
+    directory = {
+      partition_key_paths = ["/id"]
+      partition_key_kind  = "Hash"
+      unique_key_paths    = []
+      indexing_mode       = "consistent"
+      included_paths      = ["/tenant_id/?", "/id/?", "/kind/?"]
+      excluded_paths      = local.cosmos_excluded_paths
+      composite_indexes   = []
+      default_ttl         = -1
+    }
+
+    channels = {
+      partition_key_paths = ["/tenant_id"]
+      partition_key_kind  = "Hash"
+      unique_key_paths    = ["/uq__name"]
+      indexing_mode       = "consistent"
+      included_paths      = ["/tenant_id/?", "/id/?", "/name/?", "/created_at/?"]
+      excluded_paths      = local.cosmos_excluded_paths
+      composite_indexes = [
+        [{ path = "/created_at", order = "Ascending" }, { path = "/id", order = "Ascending" }],
+      ]
+      default_ttl = -1
+    }
+
+    messages = {
+      partition_key_paths   = ["/tenant_id", "/id"]
+      partition_key_kind    = "MultiHash"
+      partition_key_version = 2
+      unique_key_paths      = []
+      indexing_mode         = "consistent"
+      included_paths = [
+        "/tenant_id/?", "/id/?", "/created_at/?", "/status/?", "/channel_id/?",
+        "/outbox_at/?", "/events_at/?", "/provider_message_id/?",
+      ]
+      excluded_paths = local.cosmos_excluded_paths
+      composite_indexes = [
+        [{ path = "/created_at", order = "Ascending" }, { path = "/id", order = "Ascending" }],
+        [{ path = "/outbox_at", order = "Ascending" }, { path = "/id", order = "Ascending" }],
+        [{ path = "/events_at", order = "Ascending" }, { path = "/id", order = "Ascending" }],
+      ]
+      default_ttl = -1
+    }
+
+    idempotency = {
+      partition_key_paths   = ["/tenant_id", "/id"]
+      partition_key_kind    = "MultiHash"
+      partition_key_version = 2
+      unique_key_paths      = []
+      indexing_mode         = "consistent"
+      included_paths        = ["/tenant_id/?", "/id/?"]
+      excluded_paths        = local.cosmos_excluded_paths
+      composite_indexes     = []
+      default_ttl           = -1
+    }
+  }
+}

@@ -1,0 +1,104 @@
+# NoSQL API, one region, session consistency; keys disabled: the app reaches
+# the data plane with its identity and a Cosmos DB data role (../../roles.tf).
+resource "azurerm_cosmosdb_account" "this" {
+  #checkov:skip=CKV_AZURE_99:The Flex app reaches Cosmos DB over the public endpoint (no VNet integration here); requests need an Entra ID token with a data role, keys are disabled.
+  #checkov:skip=CKV_AZURE_101:Same reason as CKV_AZURE_99.
+  #checkov:skip=CKV_AZURE_100:Microsoft-managed keys encrypt at rest; a customer-managed key would add a Key Vault key to rotate for no gain here.
+  name                = var.name
+  location            = var.location
+  resource_group_name = var.resource_group_name
+  offer_type          = "Standard"
+  kind                = "GlobalDocumentDB"
+
+  local_authentication_disabled = true
+  # Keys cannot change containers or throughput either; Terraform uses ARM.
+  access_key_metadata_writes_enabled = false
+  minimal_tls_version                = "Tls12"
+  public_network_access_enabled      = true
+
+  consistency_policy {
+    consistency_level = "Session"
+  }
+
+  geo_location {
+    location          = var.location
+    failover_priority = 0
+  }
+
+  dynamic "capabilities" {
+    for_each = var.throughput_mode == "serverless" ? ["EnableServerless"] : []
+    content {
+      name = capabilities.value
+    }
+  }
+
+  tags = var.tags
+}
+
+# In autoscale mode the database's RU/s are shared by its containers, so one
+# budget covers the small ones (tenants, apps, channels) and the busy ones alike.
+resource "azurerm_cosmosdb_sql_database" "this" {
+  name                = var.database_name
+  resource_group_name = var.resource_group_name
+  account_name        = azurerm_cosmosdb_account.this.name
+
+  dynamic "autoscale_settings" {
+    for_each = var.throughput_mode == "autoscale" ? [var.autoscale_max_throughput] : []
+    content {
+      max_throughput = autoscale_settings.value
+    }
+  }
+}
+
+resource "azurerm_cosmosdb_sql_container" "this" {
+  for_each = var.containers
+
+  name                  = each.key
+  resource_group_name   = var.resource_group_name
+  account_name          = azurerm_cosmosdb_account.this.name
+  database_name         = azurerm_cosmosdb_sql_database.this.name
+  partition_key_paths   = each.value.partition_key_paths
+  partition_key_kind    = each.value.partition_key_kind
+  partition_key_version = each.value.partition_key_version
+  default_ttl           = each.value.default_ttl
+
+  # One unique key per path, as the code declares them: each field is unique on
+  # its own within a logical partition, not as a compound.
+  dynamic "unique_key" {
+    for_each = each.value.unique_key_paths
+    content {
+      paths = [unique_key.value]
+    }
+  }
+
+  indexing_policy {
+    indexing_mode = each.value.indexing_mode
+
+    dynamic "included_path" {
+      for_each = each.value.included_paths
+      content {
+        path = included_path.value
+      }
+    }
+
+    dynamic "excluded_path" {
+      for_each = each.value.excluded_paths
+      content {
+        path = excluded_path.value
+      }
+    }
+
+    dynamic "composite_index" {
+      for_each = each.value.composite_indexes
+      content {
+        dynamic "index" {
+          for_each = composite_index.value
+          content {
+            path  = index.value.path
+            order = index.value.order
+          }
+        }
+      }
+    }
+  }
+}

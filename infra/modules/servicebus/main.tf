@@ -1,0 +1,74 @@
+# Standard tier: topics and duplicate detection, and no keys (local auth off):
+# senders and receivers authenticate with Entra ID and a data role.
+resource "azurerm_servicebus_namespace" "this" {
+  #checkov:skip=CKV_AZURE_199:Double encryption needs the Premium tier; Standard encrypts at rest with Microsoft-managed keys.
+  #checkov:skip=CKV_AZURE_201:Customer-managed keys need the Premium tier.
+  #checkov:skip=CKV_AZURE_202:A namespace identity only serves to reach a customer-managed key (Premium); the app's own identity is what authenticates.
+  #checkov:skip=CKV_AZURE_204:Private endpoints need the Premium tier; the public endpoint accepts Entra ID tokens only (local auth is off).
+  name                          = var.name
+  location                      = var.location
+  resource_group_name           = var.resource_group_name
+  sku                           = "Standard"
+  local_auth_enabled            = false
+  minimum_tls_version           = "1.2"
+  public_network_access_enabled = true
+  tags                          = var.tags
+}
+
+# Duplicate detection drops a message whose id was seen within the window: the
+# outbox sweep may publish a job or an event twice, and each carries a
+# deterministic id. Dead-lettering on expiry: nothing sets a default TTL (the
+# app expires messages itself), but a sender-set TTL must not lose a message.
+resource "azurerm_servicebus_queue" "this" {
+  for_each = var.queues
+
+  name                                    = each.value.name
+  namespace_id                            = azurerm_servicebus_namespace.this.id
+  lock_duration                           = each.value.lock_duration
+  max_delivery_count                      = var.max_delivery_count
+  requires_duplicate_detection            = true
+  duplicate_detection_history_time_window = var.duplicate_detection_history_time_window
+  dead_lettering_on_message_expiration    = true
+  batched_operations_enabled              = true
+  partitioning_enabled                    = false
+}
+
+resource "azurerm_servicebus_topic" "this" {
+  for_each = var.topics
+
+  name                                    = each.value.name
+  namespace_id                            = azurerm_servicebus_namespace.this.id
+  requires_duplicate_detection            = true
+  duplicate_detection_history_time_window = var.duplicate_detection_history_time_window
+  batched_operations_enabled              = true
+  partitioning_enabled                    = false
+}
+
+resource "azurerm_servicebus_subscription" "this" {
+  for_each = var.subscriptions
+
+  name                                      = each.value.name
+  topic_id                                  = azurerm_servicebus_topic.this[each.value.topic].id
+  lock_duration                             = each.value.lock_duration
+  max_delivery_count                        = var.max_delivery_count
+  dead_lettering_on_message_expiration      = true
+  dead_lettering_on_filter_evaluation_error = true
+  batched_operations_enabled                = true
+}
+
+# The subscription receives only the listed event types. The outbox publishes
+# each event with the application (user) property `type`. In Service Bus SQL
+# filter syntax a bare name is a user-scope property (`user.` is the default
+# scope; `sys.` would mean a broker property), but a regular identifier may not
+# be a reserved keyword and the reserved list is unpublished, so the name is
+# written as a delimited identifier, `[type]`, which is valid whatever it is.
+# Creating a rule through ARM removes the subscription's `$Default` (1=1) rule, so
+# only a subscription just created passes every event, for the seconds until then.
+resource "azurerm_servicebus_subscription_rule" "event_types" {
+  for_each = var.subscriptions
+
+  name            = "event-types"
+  subscription_id = azurerm_servicebus_subscription.this[each.key].id
+  filter_type     = "SqlFilter"
+  sql_filter      = contains(each.value.event_types, "*") ? "1=1" : "[type] IN (${join(", ", formatlist("'%s'", each.value.event_types))})"
+}

@@ -1,0 +1,54 @@
+variable "name" {
+  description = "Namespace name (globally unique)."
+  type        = string
+}
+
+variable "location" {
+  description = "Azure region."
+  type        = string
+}
+
+variable "resource_group_name" {
+  description = "Resource group."
+  type        = string
+}
+
+variable "tags" {
+  description = "Tags."
+  type        = map(string)
+}
+
+variable "max_delivery_count" {
+  description = "Deliveries of a message before it is dead-lettered, for every queue and subscription."
+  type        = number
+}
+
+variable "duplicate_detection_history_time_window" {
+  description = "How long a message id is remembered by duplicate detection (ISO 8601 duration)."
+  type        = string
+}
+
+variable "queues" {
+  description = "Queues by role: the entity name and its peek-lock duration (ISO 8601)."
+  type = map(object({
+    name          = string
+    lock_duration = string
+  }))
+}
+
+variable "topics" {
+  description = "Topics by role."
+  type = map(object({
+    name = string
+  }))
+}
+
+variable "subscriptions" {
+  description = "Subscriptions by role: the topic's role, the entity name, its lock duration, and the event types it receives ([\"*\"] for all)."
+  type = map(object({
+    topic         = string
+    name          = string
+    lock_duration = string
+    event_types   = list(string)
+  }))
+}
