@@ -40,6 +40,10 @@ CONCURRENCY = 16
 """Messages handled at once per trigger, as host.json's maxConcurrentCalls."""
 IDLE_WAIT = 1.0
 SHUTDOWN_GRACE = 10.0
+HTTP_FIRST_MAX_WAIT = 0.05
+"""How long a queue consumer lets HTTP requests go first (see _defer)."""
+HTTP_QUIET = 0.002
+"""No request for this long, and none in progress: HTTP is not busy."""
 _SETTING = re.compile(r"%([A-Za-z0-9_]+)%")
 
 
@@ -122,6 +126,47 @@ class LocalRuntime:
         self.queue: Queue = deps.queue
         self.triggers = discover(app, deps.settings)
         self.stopping = asyncio.Event()
+        self.http_in_flight = 0
+        self._http_last = 0.0  # loop time a request last started or ended
+
+    def counting(self, asgi: Any) -> Any:
+        """``asgi`` wrapped to count the HTTP requests in progress (see _defer)."""
+
+        async def app(scope: Any, receive: Any, send: Any) -> None:
+            if scope["type"] != "http":
+                return await asgi(scope, receive, send)  # type: ignore[no-any-return]
+            loop = asyncio.get_running_loop()
+            self.http_in_flight += 1
+            self._http_last = loop.time()
+            try:
+                await asgi(scope, receive, send)
+            finally:
+                self.http_in_flight -= 1
+                self._http_last = loop.time()
+
+        return app
+
+    async def _defer(self) -> None:
+        """Let HTTP requests go first, for at most HTTP_FIRST_MAX_WAIT.
+
+        One process serves the API and runs every consumer, so under a burst of
+        sends, dispatching what was accepted competes with accepting more; in Azure
+        they run on separate instances. Here answers come first: a consumer waits
+        (holding no message) while a request is in progress or one came within
+        HTTP_QUIET (a flood has momentary gaps), then takes its batch anyway. So
+        dispatch slows under a flood but never stops (at least CONCURRENCY messages
+        per HTTP_FIRST_MAX_WAIT per trigger), and at a steady pace, with requests
+        some milliseconds apart, it waits a few milliseconds at most.
+        """
+        loop = asyncio.get_running_loop()
+        until = loop.time() + HTTP_FIRST_MAX_WAIT
+        while not self.stopping.is_set():
+            now = loop.time()
+            quiet_in = self._http_last + HTTP_QUIET - now
+            if now >= until or (not self.http_in_flight and quiet_in <= 0):
+                return
+            # Polls a rate, which no event signals.
+            await asyncio.sleep(min(max(quiet_in, HTTP_QUIET / 2), until - now))
 
     async def run_consumers(self) -> None:
         tasks = [
@@ -141,6 +186,7 @@ class LocalRuntime:
     async def _consume(self, trigger: Trigger) -> None:
         lock_seconds = self.deps.settings.OCM_QUEUE_LOCK_SECONDS
         while not self.stopping.is_set():
+            await self._defer()
             try:
                 batch = await self.queue.receive(
                     trigger.target, max_messages=CONCURRENCY, lock_seconds=lock_seconds
@@ -234,7 +280,12 @@ async def serve(app: FunctionRegister, asgi: Any, deps: Deps, *, host: str, port
     runtime = LocalRuntime(app, deps)
     _tune_garbage_collection()
     config = uvicorn.Config(
-        asgi, host=host, port=port, log_level="warning", lifespan="off", access_log=False
+        runtime.counting(asgi),
+        host=host,
+        port=port,
+        log_level="warning",
+        lifespan="off",
+        access_log=False,
     )
     server = _Server(config)
     loop = asyncio.get_running_loop()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -43,9 +44,24 @@ def configure(settings: Settings) -> bool:
     return True
 
 
+_sdk_seen = False
+_checked_at = -1.0
+
+
 def enabled() -> bool:
-    """Whether an OpenTelemetry SDK is set up (by ``configure`` or a host/test)."""
-    return not isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider)
+    """Whether an OpenTelemetry SDK is set up (by ``configure``, a host or a test).
+
+    Asking OpenTelemetry reads the environment each time, too slow for the intake
+    path; an SDK once set stays set, and its absence is re-checked once a second.
+    """
+    global _sdk_seen, _checked_at
+    if _sdk_seen:
+        return True
+    now = time.monotonic()
+    if now - _checked_at >= 1.0:
+        _checked_at = now
+        _sdk_seen = not isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider)
+    return _sdk_seen
 
 
 def traceparent() -> str | None:

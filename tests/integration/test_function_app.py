@@ -262,3 +262,41 @@ async def test_a_dead_lettered_provider_event_is_logged_for_an_operator(
         assert await deliver(deps, f"{queue}/$DeadLetterQueue", "log_dead_provider_event") == 1
     [line] = [r.getMessage() for r in caplog.records if "dead-lettered" in r.getMessage()]
     assert "receipt for channel ch_x" in line and "MaxDeliveryCountExceeded" in line
+
+
+async def test_http_goes_first_but_dispatch_never_stops(deps: Deps) -> None:
+    """Under a burst of requests a consumer waits (at most HTTP_FIRST_MAX_WAIT per
+    batch); when HTTP is quiet it does not wait at all."""
+    from functions import local_runtime
+    from functions.local_runtime import LocalRuntime
+
+    runtime = LocalRuntime(function_app.app, deps)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    await runtime._defer()
+    assert loop.time() - started < 0.01  # no HTTP: no wait
+
+    gate = asyncio.Event()
+
+    async def slow_app(scope: Any, receive: Any, send: Any) -> None:
+        await gate.wait()
+
+    counted = runtime.counting(slow_app)
+    request = asyncio.create_task(counted({"type": "http"}, None, None))
+    await asyncio.sleep(0)
+    assert runtime.http_in_flight == 1
+    started = loop.time()
+    await runtime._defer()  # a request in progress: waits, but only so long
+    waited = loop.time() - started
+    assert (
+        local_runtime.HTTP_FIRST_MAX_WAIT * 0.9 <= waited < local_runtime.HTTP_FIRST_MAX_WAIT + 0.05
+    )
+
+    gate.set()
+    await request
+    assert runtime.http_in_flight == 0
+    started = loop.time()
+    await runtime._defer()  # the request just ended: waits for a short quiet spell only
+    assert loop.time() - started < local_runtime.HTTP_QUIET + 0.02
+    await counted({"type": "lifespan"}, None, None)  # only HTTP is counted
+    assert runtime.http_in_flight == 0
