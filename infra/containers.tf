@@ -5,7 +5,8 @@
 #
 # Partition keys start with the tenant; what grows without bound is keyed by
 # (tenant_id, id), a hierarchical key (MultiHash, version 2), so no tenant is
-# capped by one logical partition's 20 GB. `default_ttl = -1` turns TTL on with
+# capped by one logical partition's 20 GB. Every key is version 2 (large
+# partition key values hashed in full). `default_ttl = -1` turns TTL on with
 # no default: a document's own `ttl` decides. Only what is queried is indexed.
 
 locals {
@@ -13,12 +14,13 @@ locals {
 
   cosmos_containers = {
     tenants = {
-      partition_key_paths = ["/tenant_id"]
-      partition_key_kind  = "Hash"
-      unique_key_paths    = []
-      indexing_mode       = "consistent"
-      included_paths      = ["/tenant_id/?", "/id/?", "/name/?", "/created_at/?"]
-      excluded_paths      = local.cosmos_excluded_paths
+      partition_key_paths   = ["/tenant_id"]
+      partition_key_kind    = "Hash"
+      partition_key_version = 2
+      unique_key_paths      = []
+      indexing_mode         = "consistent"
+      included_paths        = ["/tenant_id/?", "/id/?", "/name/?", "/created_at/?"]
+      excluded_paths        = local.cosmos_excluded_paths
       composite_indexes = [
         [{ path = "/created_at", order = "Ascending" }, { path = "/id", order = "Ascending" }],
       ]
@@ -26,12 +28,13 @@ locals {
     }
 
     apps = {
-      partition_key_paths = ["/tenant_id"]
-      partition_key_kind  = "Hash"
-      unique_key_paths    = []
-      indexing_mode       = "consistent"
-      included_paths      = ["/tenant_id/?", "/id/?", "/created_at/?"]
-      excluded_paths      = local.cosmos_excluded_paths
+      partition_key_paths   = ["/tenant_id"]
+      partition_key_kind    = "Hash"
+      partition_key_version = 2
+      unique_key_paths      = []
+      indexing_mode         = "consistent"
+      included_paths        = ["/tenant_id/?", "/id/?", "/created_at/?"]
+      excluded_paths        = local.cosmos_excluded_paths
       composite_indexes = [
         [{ path = "/created_at", order = "Ascending" }, { path = "/id", order = "Ascending" }],
       ]
@@ -40,23 +43,25 @@ locals {
 
     # Read by id alone on every request (API-key prefix, channel id, email).
     directory = {
-      partition_key_paths = ["/id"]
-      partition_key_kind  = "Hash"
-      unique_key_paths    = []
-      indexing_mode       = "consistent"
-      included_paths      = ["/tenant_id/?", "/id/?", "/kind/?"]
-      excluded_paths      = local.cosmos_excluded_paths
-      composite_indexes   = []
-      default_ttl         = -1
+      partition_key_paths   = ["/id"]
+      partition_key_kind    = "Hash"
+      partition_key_version = 2
+      unique_key_paths      = []
+      indexing_mode         = "consistent"
+      included_paths        = ["/tenant_id/?", "/id/?", "/kind/?"]
+      excluded_paths        = local.cosmos_excluded_paths
+      composite_indexes     = []
+      default_ttl           = -1
     }
 
     channels = {
-      partition_key_paths = ["/tenant_id"]
-      partition_key_kind  = "Hash"
-      unique_key_paths    = ["/uq__name"]
-      indexing_mode       = "consistent"
-      included_paths      = ["/tenant_id/?", "/id/?", "/name/?", "/created_at/?"]
-      excluded_paths      = local.cosmos_excluded_paths
+      partition_key_paths   = ["/tenant_id"]
+      partition_key_kind    = "Hash"
+      partition_key_version = 2
+      unique_key_paths      = ["/uq__name"]
+      indexing_mode         = "consistent"
+      included_paths        = ["/tenant_id/?", "/id/?", "/name/?", "/status/?", "/created_at/?"]
+      excluded_paths        = local.cosmos_excluded_paths
       composite_indexes = [
         [{ path = "/created_at", order = "Ascending" }, { path = "/id", order = "Ascending" }],
       ]
@@ -71,7 +76,7 @@ locals {
       indexing_mode         = "consistent"
       included_paths = [
         "/tenant_id/?", "/id/?", "/created_at/?", "/status/?", "/channel_id/?",
-        "/outbox_at/?", "/events_at/?", "/provider_message_id/?",
+        "/direction/?", "/outbox_at/?", "/events_at/?", "/provider_message_id/?",
       ]
       excluded_paths = local.cosmos_excluded_paths
       composite_indexes = [

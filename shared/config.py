@@ -19,7 +19,11 @@ PLACEHOLDERS = frozenset({"", "changeme", "change-me", "placeholder", "secret", 
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(case_sensitive=True, extra="ignore")
+    # Errors name the setting and what it should look like, never its value: some
+    # hold connection strings or keys, and start-up errors reach the host's logs.
+    model_config = SettingsConfigDict(
+        case_sensitive=True, extra="ignore", hide_input_in_errors=True
+    )
 
     OCM_ENV: Literal["development", "production"] = "development"
     OCM_BACKEND: Literal["embedded", "azure"] = "embedded"

@@ -20,11 +20,14 @@ CONTAINERS: tuple[ContainerSpec, ...] = (
     ContainerSpec(APPS, indexed=("created_at",), ordered=("created_at",)),
     ContainerSpec(DIRECTORY, indexed=("kind",), partition_key=("id",)),
     ContainerSpec(
-        CHANNELS, indexed=("name", "created_at"), unique=("name",), ordered=("created_at",)
+        CHANNELS,
+        indexed=("name", "status", "created_at"),
+        unique=("name",),
+        ordered=("created_at",),
     ),
     ContainerSpec(
         MESSAGES,
-        indexed=("created_at", "status", "channel_id"),
+        indexed=("created_at", "status", "channel_id", "direction"),
         sparse=("provider_message_id",),
         swept=("outbox_at", "events_at"),
         ordered=("created_at", "outbox_at", "events_at"),

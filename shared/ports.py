@@ -125,6 +125,30 @@ class ContainerSpec:
     ordered: tuple[str, ...] = ()
     partition_key: tuple[str, ...] = ("tenant_id",)
 
+    @property
+    def queryable(self) -> frozenset[str]:
+        """The fields a query may filter or order on: what some index serves."""
+        return frozenset(
+            (
+                "id",
+                "tenant_id",
+                *self.indexed,
+                *self.sparse,
+                *self.swept,
+                *self.unique,
+                *self.ordered,
+            )
+        )
+
+    def check_query(self, query: Query) -> None:
+        """Refuse a query no index serves (Cosmos DB would scan every document of
+        the partition for it); every store applies the same rule."""
+        unserved = sorted({f.field for f in query.where} - self.queryable)
+        if unserved:
+            raise ValueError(f"{self.name} has no index for {', '.join(unserved)}")
+        if query.order_by != "id" and query.order_by not in self.ordered:
+            raise ValueError(f"{self.name} is not indexed for ordering by {query.order_by!r}")
+
     def __post_init__(self) -> None:
         if not self.partition_key or any(f not in ("tenant_id", "id") for f in self.partition_key):
             raise ValueError("a partition key is made of tenant_id and/or id")

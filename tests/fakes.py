@@ -193,6 +193,8 @@ class FakeDocumentStore:
             raise ValueError("limit must be at least 1")
         if any(f.op in _ORDER and f.value is None for f in query.where):
             raise ValueError("a comparison needs a value")
+        self._table(container)
+        self._specs[container].check_query(query)
         docs = [
             doc
             for doc in self._documents(container)

@@ -34,7 +34,9 @@ from tests.support.cosmos import CosmosServer
 
 SPECS = (
     ContainerSpec(
-        "notes", indexed=("created_at", "rank", "meta.group"), ordered=("created_at", "rank")
+        "notes",
+        indexed=("created_at", "rank", "meta.group", "flag", "v", "odd"),
+        ordered=("created_at", "rank"),
     ),
     ContainerSpec("people", indexed=("name",), unique=("name", "contact.email")),
     ContainerSpec("entries", indexed=("kind",), partition_key=("id",)),

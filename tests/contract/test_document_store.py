@@ -546,3 +546,15 @@ async def test_each_partition_layout_keeps_tenants_apart(store: Store, container
     assert ids((await store.query(container, Query(scope=SYSTEM))).items) == ["d1"]
     assert await store.delete(container, "tn_a", "d1") is True
     assert await store.read(container, SYSTEM, "d1") is None
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        Query(scope="tn_a", where=(Filter("unindexed", "eq", 1),)),
+        Query(scope="tn_a", order_by="meta.group"),  # indexed, but no ordering declared
+    ],
+)
+async def test_a_query_no_index_serves_is_refused(store: Store, query: Query) -> None:
+    with pytest.raises(ValueError, match="index"):
+        await store.query("notes", query)

@@ -106,10 +106,12 @@ def _policy(shape: CosmosContainer) -> dict[str, Any]:
 
 
 def _partition_key(shape: CosmosContainer) -> PartitionKey:
-    paths = list(shape.partition_key_paths)
-    if len(paths) > 1:
-        return PartitionKey(path=paths, kind="MultiHash", version=2)
-    return PartitionKey(path=paths[0], kind="Hash", version=2)
+    """The layout's partition key definition, as the SDK takes it."""
+    definition = shape.partition_key()
+    paths = definition["paths"]
+    if definition["kind"] == "MultiHash":
+        return PartitionKey(path=paths, kind="MultiHash", version=definition["version"])
+    return PartitionKey(path=paths[0], kind="Hash", version=definition["version"])
 
 
 class _Container:
@@ -310,8 +312,7 @@ class CosmosDocumentStore:
         if query.limit < 1:
             raise ValueError("limit must be at least 1")
         c = self._container(container)
-        if query.order_by != "id" and query.order_by not in c.shape.ordered_fields:
-            raise ValueError(f"{container} is not indexed for ordering by {query.order_by!r}")
+        c.spec.check_query(query)
         params: dict[str, Any] = {}
         where: list[str] = []
         partition: Any = None

@@ -41,13 +41,11 @@ class CosmosContainer:
 
     def partition_key(self) -> dict[str, Any]:
         """The ``partition_key`` definition as azure-cosmos takes it."""
-        definition: dict[str, Any] = {
+        return {
             "paths": list(self.partition_key_paths),
             "kind": self.partition_key_kind,
+            "version": 2,  # hashes long key values in full; required by MultiHash
         }
-        if self.partition_key_kind == "MultiHash":
-            definition["version"] = 2
-        return definition
 
     def unique_key_policy(self) -> dict[str, Any]:
         return {"uniqueKeys": [{"paths": [p]} for p in self.unique_key_paths]}

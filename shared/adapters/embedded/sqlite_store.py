@@ -214,7 +214,9 @@ class SqliteDocumentStore:
     async def query(self, container: str, query: Query) -> Page:
         if query.limit < 1:
             raise ValueError("limit must be at least 1")
-        name = check_name(self._spec(container).name)
+        spec = self._spec(container)
+        spec.check_query(query)
+        name = check_name(spec.name)
         where: list[str] = [f"container = '{name}'", _LIVE]
         params: list[Any] = [self._now()]
         if query.scope is not SYSTEM:
