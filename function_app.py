@@ -4,6 +4,12 @@ import azure.functions as func
 
 from functions import dispatch, events, provider_events, timers
 from functions.http import asgi_app
+from shared.config import Settings
+
+# Settings are checked when the host loads the app, so a missing or malformed one
+# stops it at start-up with a message naming it (never its value), instead of failing
+# every invocation later. Reading them opens nothing and builds no client.
+Settings()
 
 app = func.AsgiFunctionApp(app=asgi_app, http_auth_level=func.AuthLevel.ANONYMOUS)
 for blueprint in (dispatch.bp, provider_events.bp, events.bp, timers.bp):

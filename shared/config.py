@@ -97,9 +97,9 @@ class Settings(BaseSettings):
     )
     ServiceBusConnection: str | None = Field(
         default=None,
-        description="A Service Bus connection string, used only when "
-        "ServiceBusConnection__fullyQualifiedNamespace is unset (the Service Bus "
-        "emulator, a live test namespace).",
+        description="A Service Bus connection string (the Service Bus emulator, a live "
+        "test namespace); when set it wins over the namespace, for the Functions host "
+        "and OCM alike.",
         json_schema_extra=LOCAL_ONLY,
     )
     APPLICATIONINSIGHTS_CONNECTION_STRING: str | None = Field(
@@ -135,17 +135,18 @@ class Settings(BaseSettings):
                 "OCM_KEY_VAULT_URL must be the Key Vault URI, like https://<vault>.vault.azure.net/"
             )
         namespace = (self.ServiceBusConnection__fullyQualifiedNamespace or "").strip()
-        if not namespace and not (self.ServiceBusConnection or "").strip():
-            problems.append(
-                "ServiceBusConnection__fullyQualifiedNamespace must name the Service Bus "
-                "namespace, like <namespace>.servicebus.windows.net "
-                "(or ServiceBusConnection hold a connection string)"
-            )
-        elif namespace and ("/" in namespace or "." not in namespace):
-            problems.append(
-                "ServiceBusConnection__fullyQualifiedNamespace is a host name, like "
-                "<namespace>.servicebus.windows.net, not a URL"
-            )
+        if not (self.ServiceBusConnection or "").strip():  # a connection string wins
+            if not namespace:
+                problems.append(
+                    "ServiceBusConnection__fullyQualifiedNamespace must name the Service Bus "
+                    "namespace, like <namespace>.servicebus.windows.net "
+                    "(or ServiceBusConnection hold a connection string)"
+                )
+            elif "." not in namespace or any(c in namespace for c in "/<> "):
+                problems.append(
+                    "ServiceBusConnection__fullyQualifiedNamespace must be a host name, like "
+                    "<namespace>.servicebus.windows.net (not a URL or a placeholder)"
+                )
         if self.OCM_ENV == "production" and self.OCM_COSMOS_KEY:
             problems.append(
                 "OCM_COSMOS_KEY is for local servers; in production the Function App's "

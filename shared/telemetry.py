@@ -38,7 +38,10 @@ def configure(settings: Settings) -> bool:
         if not _configured:
             from azure.monitor.opentelemetry import configure_azure_monitor
 
-            configure_azure_monitor(connection_string=connection, logger_name="shared")
+            # Every logger of ours (shared.*, functions.*, ocm.*) goes out, and the
+            # Azure SDKs' own only from WARNING up (they log each HTTP call at INFO).
+            logging.getLogger("azure").setLevel(logging.WARNING)
+            configure_azure_monitor(connection_string=connection, logger_name="")
             _configured = True
             log.info("telemetry goes to Application Insights")
     return True

@@ -129,3 +129,22 @@ def test_importing_the_app_builds_nothing_and_loads_no_azure_sdk() -> None:
         [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, check=True
     )
     assert out.stdout.strip() == ""
+
+
+def test_the_host_refuses_to_load_an_app_with_a_missing_setting() -> None:
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "OCM_BACKEND": "azure",
+        "OCM_COSMOS_ENDPOINT": "https://ocm.documents.azure.com:443/",
+        "ServiceBusConnection__fullyQualifiedNamespace": "ocm-sb.servicebus.windows.net",
+    }
+    loaded = subprocess.run(
+        [sys.executable, "-c", "import function_app"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    assert loaded.returncode != 0
+    assert "OCM_KEY_VAULT_URL must be the Key Vault URI" in loaded.stderr

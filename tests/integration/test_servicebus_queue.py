@@ -384,12 +384,15 @@ async def test_a_namespace_makes_an_identity_based_client() -> None:
     await built.close()
 
 
-async def test_a_connection_string_makes_a_client_when_no_namespace_is_given() -> None:
+@pytest.mark.parametrize("namespace", [None, "ocm.servicebus.windows.net"])
+async def test_a_connection_string_wins_as_it_does_for_the_functions_host(
+    namespace: str | None,
+) -> None:
     key = "a2V5"  # never used: nothing connects until a link is opened
     built = build_service_bus_client(
-        None,
+        namespace,
         f"Endpoint=sb://dev.servicebus.windows.net/;SharedAccessKeyName=k;SharedAccessKey={key}",
-        None,
+        FakeCredential(),  # type: ignore[arg-type]
     )
     assert built.fully_qualified_namespace == "dev.servicebus.windows.net"
     await built.close()

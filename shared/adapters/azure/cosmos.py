@@ -184,32 +184,60 @@ class CosmosDocumentStore:
     async def replace(self, container: str, doc: Document, *, etag: str | None = None) -> Document:
         c = self._container(container)
         body = self._body(c, doc)
-        if c.by_id_alone:
-            etag = await self._owned_etag(c, body["tenant_id"], body["id"], etag)
+        if not c.by_id_alone:
+            return await self._replace(c, body, etag)
+        # Keyed by id alone, another tenant's document sits in the same partition:
+        # replace only the version this tenant's read found (retried if it moved on
+        # meanwhile, unless the caller asked for a version of its own).
+        for _ in range(5):
+            owned = await self._owned_etag(c, body["tenant_id"], body["id"], etag)
+            try:
+                return await self._replace(c, body, owned)
+            except PreconditionFailed:
+                if etag is not None:
+                    raise
+        raise PreconditionFailed(f"{container}/{body['id']} keeps changing")
+
+    async def upsert(self, container: str, doc: Document) -> Document:
+        c = self._container(container)
+        body = self._body(c, doc)
+        if not c.by_id_alone:
+            upserted = await _call(
+                c.client.upsert_item(body, response_hook=self.meter.hook("upsert", container))
+            )
+            return _load(upserted)
+        # Keyed by id alone: create, or replace the version this tenant owns, so a
+        # write racing another tenant's create cannot overwrite it.
+        for _ in range(5):
+            current = await self._read(c, body["id"], body["id"])
+            if current is not None and current["tenant_id"] != body["tenant_id"]:
+                raise Conflict(f"{container}/{body['id']} belongs to another tenant")
+            try:
+                if current is None:
+                    created = await _call(
+                        c.client.create_item(
+                            body, response_hook=self.meter.hook("create", container)
+                        )
+                    )
+                    return _load(created)
+                return await self._replace(c, body, current["_etag"])
+            except (Conflict, PreconditionFailed, NotFound):
+                continue  # someone wrote in between: look again
+        raise PreconditionFailed(f"{container}/{body['id']} keeps changing")
+
+    async def _replace(self, c: _Container, body: Document, etag: str | None) -> Document:
         try:
             replaced = await _call(
                 c.client.replace_item(
                     body["id"],
                     body,
                     **_condition(etag),
-                    response_hook=self.meter.hook("replace", container),
+                    response_hook=self.meter.hook("replace", c.spec.name),
                 )
             )
         except NotFound:
-            raise NotFound(f"{container}/{body['id']}") from None
+            raise NotFound(f"{c.spec.name}/{body['id']}") from None
         return _load(replaced)
-
-    async def upsert(self, container: str, doc: Document) -> Document:
-        c = self._container(container)
-        body = self._body(c, doc)
-        if c.by_id_alone:
-            current = await self._read(c, body["id"], c.key(body["tenant_id"], body["id"]))
-            if current is not None and current["tenant_id"] != body["tenant_id"]:
-                raise Conflict(f"{container}/{body['id']} belongs to another tenant")
-        upserted = await _call(
-            c.client.upsert_item(body, response_hook=self.meter.hook("upsert", container))
-        )
-        return _load(upserted)
 
     async def patch(
         self,
@@ -409,7 +437,7 @@ class CosmosDocumentStore:
                 raise PreconditionFailed(f"{c.spec.name}/{doc_id} has changed")
             apply_changes(current, changes)
             try:
-                return await self.replace(c.spec.name, current, etag=current["_etag"])
+                return await self._replace(c, self._body(c, current), current["_etag"])
             except PreconditionFailed:
                 if etag is not None:
                     raise

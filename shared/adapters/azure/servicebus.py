@@ -58,14 +58,16 @@ def build_service_bus_client(
     connection_string: str | None,
     credential: AsyncTokenCredential | None,
 ) -> ServiceBusClient:
-    """Identity-based when a namespace is given (as in Azure), else from a connection
-    string (the live test suite, a developer's own namespace)."""
+    """From a connection string when one is set (the emulator, a live test
+    namespace), else identity-based on the namespace — the order the Functions host
+    follows for the same ``ServiceBusConnection`` settings, so the triggers and the
+    publisher always reach the same namespace."""
+    if connection_string:
+        return ServiceBusClient.from_connection_string(connection_string)
     if fully_qualified_namespace:
         if credential is None:
             raise ValueError("an identity-based Service Bus connection needs a credential")
         return ServiceBusClient(fully_qualified_namespace, credential)
-    if connection_string:
-        return ServiceBusClient.from_connection_string(connection_string)
     raise ValueError("Service Bus needs a fully qualified namespace or a connection string")
 
 
