@@ -14,11 +14,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 import tempfile
 import time
+import uuid
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -79,11 +82,26 @@ class MeteredQueue:
         await self._inner.wait_for_messages(entity, timeout)
 
 
+@contextmanager
+def cosmos_account() -> Iterator[tuple[str, str, bool]]:
+    """(endpoint, key, real): a real account when OCM_TEST_COSMOS_ENDPOINT and
+    OCM_TEST_COSMOS_KEY are set (its request charges are real), else the local server."""
+    endpoint = os.environ.get("OCM_TEST_COSMOS_ENDPOINT", "")
+    key = os.environ.get("OCM_TEST_COSMOS_KEY", "")
+    if endpoint and key:
+        yield endpoint, key, True
+        return
+    with cosmos.running() as server:
+        yield server.endpoint, server.key, False
+
+
 async def run(messages: int, batch: bool) -> dict[str, Any]:
     settings = Settings(OCM_DATA_DIR=Path(tempfile.mkdtemp(prefix="ocm-cost-")))
-    with cosmos.running() as server:
-        async with build_cosmos_client(server.endpoint, server.key) as client:
-            database = await client.create_database_if_not_exists("cost")
+    with cosmos_account() as (endpoint, key, real):
+        async with build_cosmos_client(endpoint, key) as client:
+            database = await client.create_database_if_not_exists(
+                f"ocm-cost-{uuid.uuid4().hex[:8]}"
+            )
             await create_containers(database, CONTAINERS)
             clock = SystemClock()
             db = SqliteDatabase(settings.database_path)
@@ -108,10 +126,18 @@ async def run(messages: int, batch: bool) -> dict[str, Any]:
             )
             bootstrap.set_deps(deps)
             try:
-                return await _measure(deps, store, queue, messages, batch)
+                result = await _measure(deps, store, queue, messages, batch)
             finally:
                 bootstrap.set_deps(None)
                 db.close()
+                await client.delete_database(database.id)
+            result["cosmos"] = "account" if real else "local server (request charges not real)"
+            if real:
+                result["request_units_per_message"] = _per(store.meter.request_units, messages)
+                result["request_units_total_per_message"] = round(
+                    sum(store.meter.request_units.values()) / messages, 2
+                )
+            return result
 
 
 async def _measure(
@@ -185,7 +211,7 @@ async def _until_delivered(deps: Deps, tenant_id: str, count: int) -> None:
     raise RuntimeError(f"not every one of {count} messages was delivered in time")
 
 
-def _per(counter: Counter[str], count: int) -> dict[str, float]:
+def _per(counter: Mapping[str, float], count: int) -> dict[str, float]:
     return {k: round(v / count, 3) for k, v in sorted(counter.items())}
 
 

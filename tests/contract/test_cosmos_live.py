@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from shared.adapters.azure.cosmos import CosmosDocumentStore, build_cosmos_client, create_containers
-from shared.ports import SYSTEM, Conflict, Query
+from shared.ports import SYSTEM, Conflict, NotFound, PreconditionFailed, Query
 from tests.contract.conftest import SPECS
 
 ENDPOINT = os.environ.get("OCM_TEST_COSMOS_ENDPOINT", "")
@@ -68,3 +68,28 @@ async def test_a_document_expires_by_its_ttl(live: CosmosDocumentStore) -> None:
     await asyncio.sleep(3)
     assert await live.read("notes", "tn_a", "n1") is None
     assert [d["id"] for d in (await live.query("notes", Query(scope=SYSTEM))).items] == ["n2"]
+
+
+async def test_missing_unique_values_never_clash_but_equal_ones_do(
+    live: CosmosDocumentStore,
+) -> None:
+    await live.create("people", {"id": "p1", "tenant_id": "tn_a"})
+    await live.create("people", {"id": "p2", "tenant_id": "tn_a", "name": None})
+    await live.create("people", {"id": "p3", "tenant_id": "tn_a", "name": "ann"})
+    await live.create("people", {"id": "p4", "tenant_id": "tn_b", "name": "ann"})
+    with pytest.raises(Conflict):
+        await live.create("people", {"id": "p5", "tenant_id": "tn_a", "name": "ann"})
+    await live.patch("people", "tn_a", "p3", {"name": None})
+    await live.create("people", {"id": "p5", "tenant_id": "tn_a", "name": "ann"})
+
+
+async def test_a_patch_under_a_hierarchical_key_honours_the_etag(
+    live: CosmosDocumentStore,
+) -> None:
+    created = await live.create("records", {"id": "r1", "tenant_id": "tn_a", "rank": 1})
+    patched = await live.patch("records", "tn_a", "r1", {"rank": 2}, etag=created["_etag"])
+    assert patched["rank"] == 2
+    with pytest.raises(PreconditionFailed):
+        await live.patch("records", "tn_a", "r1", {"rank": 3}, etag=created["_etag"])
+    with pytest.raises(NotFound):
+        await live.patch("records", "tn_b", "r1", {"rank": 3})
