@@ -53,6 +53,10 @@ class MeteredQueue:
         self._inner = inner
         self.operations: Counter[str] = Counter()
 
+    def reaches_anyone(self, entity: str, application_properties: Mapping[str, str | int]) -> bool:
+        # Service Bus cannot tell: the events are sent and billed, its rules drop them.
+        return True
+
     async def send(self, entity: str, messages: Sequence[OutgoingMessage]) -> None:
         self.operations[f"send:{entity}"] += len(messages)
         await self._inner.send(entity, messages)

@@ -76,7 +76,7 @@ locals {
       indexing_mode         = "consistent"
       included_paths = [
         "/tenant_id/?", "/id/?", "/created_at/?", "/status/?", "/channel_id/?",
-        "/direction/?", "/outbox_at/?", "/events_at/?", "/provider_message_id/?",
+        "/outbox_at/?", "/events_at/?", "/provider_message_id/?",
       ]
       excluded_paths = local.cosmos_excluded_paths
       composite_indexes = [

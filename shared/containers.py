@@ -27,7 +27,7 @@ CONTAINERS: tuple[ContainerSpec, ...] = (
     ),
     ContainerSpec(
         MESSAGES,
-        indexed=("created_at", "status", "channel_id", "direction"),
+        indexed=("created_at", "status", "channel_id"),
         sparse=("provider_message_id",),
         swept=("outbox_at", "events_at"),
         ordered=("created_at", "outbox_at", "events_at"),

@@ -279,6 +279,12 @@ class Queue(Protocol):
 
     async def send(self, entity: str, messages: Sequence[OutgoingMessage]) -> None: ...
 
+    def reaches_anyone(self, entity: str, application_properties: Mapping[str, str | int]) -> bool:
+        """Whether a message with these properties sent to ``entity`` would land in any
+        queue or subscription, so a sender may skip building one nobody receives.
+        True when the adapter cannot tell (Service Bus: its broker applies the rules)."""
+        ...
+
     async def receive(
         self, entity: str, *, max_messages: int = 1, lock_seconds: float = 60.0
     ) -> list[ReceivedMessage]: ...

@@ -315,6 +315,10 @@ class FakeQueue:
         self._seq = itertools.count(1)
         self._events: dict[str, asyncio.Event] = {}
 
+    def reaches_anyone(self, entity: str, application_properties: Mapping[str, str | int]) -> bool:
+        probe = OutgoingMessage("", b"", application_properties=application_properties)
+        return bool(subscribers(self._topics, entity, probe))
+
     async def send(self, entity: str, messages: Sequence[OutgoingMessage]) -> None:
         now = self._now()
         for m in messages:

@@ -9,7 +9,7 @@ ignores stale jobs after it.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -72,16 +72,29 @@ def mark_published(doc: Document) -> None:
 
 
 async def _publish(deps: Deps, docs: Sequence[Document]) -> None:
-    events = [m for d in docs for m in _event_messages(d)]
+    topic = deps.settings.OCM_EVENTS_TOPIC
+    reaches: dict[tuple[str, str], bool] = {}
+
+    def wanted(tenant_id: str, event_type: str) -> bool:
+        """Whether a subscriber takes it (asked once per tenant and type)."""
+        key = (tenant_id, event_type)
+        if key not in reaches:
+            properties = {"tenant_id": tenant_id, "type": event_type}
+            reaches[key] = deps.queue.reaches_anyone(topic, properties)
+        return reaches[key]
+
+    events = [m for d in docs for m in _event_messages(d, wanted)]
     if events:
-        await deps.queue.send(deps.settings.OCM_EVENTS_TOPIC, events)
+        await deps.queue.send(topic, events)
 
 
-def _event_messages(doc: Document) -> list[OutgoingMessage]:
+def _event_messages(doc: Document, wanted: Callable[[str, str], bool]) -> list[OutgoingMessage]:
+    """The document's pending events that someone receives (the rest would be
+    dropped by the topic: building them is wasted work on the intake path)."""
     pending = set(doc.get("pending_events") or ())
     out = []
     for entry in doc.get("events", ()):
-        if entry.get("id") in pending:
+        if entry.get("id") in pending and wanted(doc["tenant_id"], entry["type"]):
             out.append(
                 OutgoingMessage(
                     message_id=entry["id"],

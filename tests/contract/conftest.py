@@ -46,7 +46,8 @@ SPECS = (
     *CONTAINERS,
 )
 TOPICS = {
-    "events": ("log", "hooks", Subscription("failures", only=("type", ("failed", "expired"))))
+    "events": ("log", "hooks", Subscription("failures", only=("type", ("failed", "expired")))),
+    "alerts": (Subscription("pager", only=("type", ("failed",))),),
 }
 MAX_DELIVERIES = 3
 

@@ -242,6 +242,25 @@ async def test_a_filtered_subscription_keeps_only_what_its_rule_accepts(queue: Q
     assert [m.message_id for m in everything] == ["e1", "e2", "e3"]
 
 
+async def test_a_message_no_subscription_accepts_is_dropped_and_the_queue_says_so(
+    queue: Queue,
+) -> None:
+    def typed(message_id: str, kind: str) -> OutgoingMessage:
+        return OutgoingMessage(message_id, b"{}", application_properties={"type": kind})
+
+    assert queue.reaches_anyone("alerts", {"type": "failed"})
+    assert not queue.reaches_anyone("alerts", {"type": "sent"})
+    assert queue.reaches_anyone("events", {"type": "sent"})
+    assert queue.reaches_anyone("q", {})  # a queue always receives
+    await queue.send("alerts", [typed("a1", "sent"), typed("a2", "failed")])
+    got = await queue.receive("alerts/subscriptions/pager", max_messages=10)
+    assert [m.message_id for m in got] == ["a2"]
+    # As in Service Bus, the topic's duplicate detection saw a1 even though nobody
+    # took it: the same id again is dropped, whatever its type now.
+    await queue.send("alerts", [typed("a1", "failed")])
+    assert await queue.receive("alerts/subscriptions/pager") == []
+
+
 async def test_waiting_returns_at_once_when_a_message_is_ready(queue: Queue) -> None:
     await queue.send("q", [message()])
     started = time.monotonic()

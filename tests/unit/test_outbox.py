@@ -10,8 +10,8 @@ import orjson
 
 from shared.containers import MESSAGES
 from shared.domain.models import Document
-from shared.ports import OutgoingMessage, ReceivedMessage
-from shared.services import channels, messages, outbox
+from shared.ports import OutgoingMessage, ReceivedMessage, Subscription
+from shared.services import channels, dispatch, messages, outbox
 from tests.fakes import FakeQueue
 from tests.unit.conftest import SETTINGS, World, sandbox_message, stored
 
@@ -164,3 +164,30 @@ async def test_one_sweep_drains_a_backlog_larger_than_a_page(world: World) -> No
     counts = await outbox.sweep(world.deps)
     assert counts == {"jobs": backlog, "event_documents": backlog}
     assert (await world.queue.counts(OUTBOUND))["active"] == backlog
+
+
+async def test_events_no_subscription_takes_are_not_even_built(world: World) -> None:
+    """With only a failures subscription on the topic, message.queued and
+    message.sent go nowhere, so they are not sent; message.failed is."""
+    topic = SETTINGS.OCM_EVENTS_TOPIC
+    sent: list[str | None] = []
+
+    class Recording(FakeQueue):
+        async def send(self, entity: str, messages: Sequence[OutgoingMessage]) -> None:
+            sent.extend(m.subject for m in messages if entity == topic)
+            await super().send(entity, messages)
+
+    only_failures = Subscription("failures", only=("type", ("message.failed",)))
+    world.deps.queue = queue = Recording(world.clock, topics={topic: [only_failures]})
+    ok = await messages.accept_message(world.deps, world.tenant_id, sandbox_message())
+    bad = await messages.accept_message(
+        world.deps, world.tenant_id, sandbox_message(options={"sandbox": {"send": "fail"}})
+    )
+    for _ in range(2):
+        received = (await queue.receive(SETTINGS.OCM_OUTBOUND_QUEUE))[0]
+        await dispatch.dispatch(world.deps, dispatch.Job.decode(received.body))
+        await queue.complete(SETTINGS.OCM_OUTBOUND_QUEUE, received)
+    assert sent == ["message.failed"]
+    got = await queue.receive(f"{topic}/subscriptions/failures", max_messages=5)
+    assert [orjson.loads(m.body)["data"]["message_id"] for m in got] == [bad["id"]]
+    assert ok["id"] != bad["id"]

@@ -145,6 +145,10 @@ class ServiceBusQueue:
         self._held: dict[str, tuple[str, ServiceBusReceivedMessage]] = {}
         self.operations: Counter[str] = Counter()
 
+    def reaches_anyone(self, entity: str, application_properties: Mapping[str, str | int]) -> bool:
+        """Always True: subscriptions and their rules live in the namespace."""
+        return True
+
     async def send(self, entity: str, messages: Sequence[OutgoingMessage]) -> None:
         """Send in as few batches as the entity's size limit allows; a message too
         large for any batch raises ValueError before anything is sent."""

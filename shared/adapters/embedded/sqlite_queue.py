@@ -112,14 +112,12 @@ class SqliteQueue:
                 if statement.strip():
                     conn.execute(statement)
 
+    def reaches_anyone(self, entity: str, application_properties: Mapping[str, str | int]) -> bool:
+        probe = OutgoingMessage("", b"", application_properties=application_properties)
+        return bool(subscribers(self._topics, entity, probe))
+
     async def send(self, entity: str, messages: Sequence[OutgoingMessage]) -> None:
         now = self._now()
-        if entity in self._topics:
-            # What no subscription accepts is dropped, as Service Bus drops it, before
-            # it costs a duplicate-detection row (a repeat would be dropped alike).
-            messages = [m for m in messages if subscribers(self._topics, entity, m)]
-            if not messages:
-                return
         with self._db.transaction() as conn:
             fresh = self._deduplicate(conn, entity, messages, now)
             rows = [
