@@ -200,6 +200,7 @@ def build_message(
     if traceparent is not None:
         doc["traceparent"] = traceparent
     start(doc, "scheduled" if due > now else "queued", now)
+    outbox.forget_unreceived_events(deps, doc)
     outbox.set_job(doc, outbox.job_id(msg_id, 1), 1, due)
     return doc
 

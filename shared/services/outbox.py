@@ -40,6 +40,26 @@ def set_job(doc: Document, job: str, attempt: int, due: datetime) -> None:
     doc["outbox_at"] = to_utc_text(due)
 
 
+def forget_unreceived_events(deps: Deps, doc: Document) -> None:
+    """Drop the pending events of a new document that no subscriber would receive
+    (an events topic with only a failures log, say), so it is written without an
+    events outbox mark — one index entry and one later clear fewer per message."""
+    pending = doc.get("pending_events")
+    if not pending:
+        return
+    types = {e["id"]: e["type"] for e in doc.get("events", ())}
+    topic = deps.settings.OCM_EVENTS_TOPIC
+    kept = [
+        eid
+        for eid in pending
+        if deps.queue.reaches_anyone(topic, {"tenant_id": doc["tenant_id"], "type": types[eid]})
+    ]
+    if len(kept) < len(pending):
+        doc["pending_events"] = kept
+        if not kept:
+            doc["events_at"] = None
+
+
 def job_message(doc: Document, now: datetime) -> OutgoingMessage:
     job = doc["dispatch"]
     due = datetime.fromisoformat(job["due_at"])

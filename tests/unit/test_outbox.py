@@ -191,3 +191,20 @@ async def test_events_no_subscription_takes_are_not_even_built(world: World) -> 
     got = await queue.receive(f"{topic}/subscriptions/failures", max_messages=5)
     assert [orjson.loads(m.body)["data"]["message_id"] for m in got] == [bad["id"]]
     assert ok["id"] != bad["id"]
+
+
+async def test_a_new_message_carries_no_events_outbox_when_nobody_takes_its_event(
+    world: World,
+) -> None:
+    topic = SETTINGS.OCM_EVENTS_TOPIC
+    only_failures = Subscription("failures", only=("type", ("message.failed",)))
+    world.deps.queue = FakeQueue(world.clock, topics={topic: [only_failures]})
+    quiet = await messages.accept_message(world.deps, world.tenant_id, sandbox_message())
+    doc = await stored(world, quiet["id"])
+    assert doc["pending_events"] == [] and doc["events_at"] is None
+    assert [e["type"] for e in doc["events"]] == ["message.queued"]  # the timeline keeps it
+
+    world.deps.queue = FakeQueue(world.clock, topics={topic: ["everything"]})
+    heard = await messages.accept_message(world.deps, world.tenant_id, sandbox_message())
+    doc = await stored(world, heard["id"])
+    assert len(doc["pending_events"]) == 1 and doc["events_at"] is not None
