@@ -66,6 +66,27 @@ async def test_a_failed_unit_rolls_back_alone(tmp_path: Path) -> None:
     db.close()
 
 
+async def test_a_failed_single_write_leaves_the_rest_of_its_group(tmp_path: Path) -> None:
+    """Single-statement writes skip their savepoint: SQLite undoes a failed
+    statement by itself, and the group's other writes commit."""
+    path = tmp_path / "ocm.sqlite3"
+    db = SqliteDatabase(path)
+    store = SqliteDocumentStore(db, CONTAINERS, SystemClock())
+    await store.create(TENANTS, {"id": "tn_a", "tenant_id": "tn_a"})
+    await db.flush()
+    results = await asyncio.gather(
+        store.create(TENANTS, {"id": "tn_b", "tenant_id": "tn_b"}),
+        store.create(TENANTS, {"id": "tn_a", "tenant_id": "tn_a", "again": True}),
+        store.create(TENANTS, {"id": "tn_c", "tenant_id": "tn_c"}),
+        return_exceptions=True,
+    )
+    assert [r.__class__.__name__ for r in results] == ["dict", "Conflict", "dict"]
+    await db.flush()
+    assert committed_ids(path) == {"tn_a", "tn_b", "tn_c"}
+    assert "again" not in (await store.read(TENANTS, "tn_a", "tn_a") or {})
+    db.close()
+
+
 def test_without_an_event_loop_each_transaction_commits_at_once(tmp_path: Path) -> None:
     path = tmp_path / "ocm.sqlite3"
     db = SqliteDatabase(path)

@@ -53,7 +53,9 @@ class SqliteDatabase:
         return self.connect()
 
     @contextmanager
-    def transaction(self, *, immediate: bool = False) -> Iterator[sqlite3.Connection]:
+    def transaction(
+        self, *, immediate: bool = False, one_write: bool = False
+    ) -> Iterator[sqlite3.Connection]:
         """A unit of writes, all or nothing.
 
         Inside a running event loop it joins the loop's current *group* transaction
@@ -63,6 +65,9 @@ class SqliteDatabase:
         earlier ones. Before anything leaves the process (an HTTP answer), await
         ``flush()``. Without a running loop, or with ``immediate`` (schema set-up)
         when no group is open, it commits at once.
+
+        ``one_write``: the unit writes with one statement (reads aside), which SQLite
+        applies whole or not at all by itself, so it needs no savepoint of its own.
         """
         conn = self.connect()
         with self._lock:
@@ -81,6 +86,14 @@ class SqliteDatabase:
                 conn.execute("BEGIN IMMEDIATE")
                 self._group = loop.create_future()
                 loop.call_soon(self._commit_group)
+            if one_write:
+                try:
+                    yield conn
+                except BaseException as exc:
+                    if not conn.in_transaction:
+                        self._fail_group(exc)
+                    raise
+                return
             conn.execute("SAVEPOINT unit")
             try:
                 yield conn

@@ -170,7 +170,7 @@ class SqliteQueue:
         return received
 
     async def complete(self, entity: str, message: ReceivedMessage) -> None:
-        with self._db.transaction() as conn:
+        with self._db.transaction(one_write=True) as conn:
             deleted = conn.execute(
                 "DELETE FROM queue_messages INDEXED BY queue_messages_lock "
                 "WHERE lock_token = ? AND entity = ? AND visible_at > ?",

@@ -96,7 +96,7 @@ class SqliteDocumentStore:
     async def create(self, container: str, doc: Document) -> Document:
         now = self._now()
         row = self._row(container, doc, now)
-        with self._db.transaction() as conn:
+        with self._db.transaction(one_write=True) as conn:
             if _written(conn, _INSERT, [(*row, now)]) != 1:
                 raise Conflict(f"{container}/{row[1]} exists")
         return _load(row[3], row[5])
@@ -122,7 +122,7 @@ class SqliteDocumentStore:
     async def replace(self, container: str, doc: Document, *, etag: str | None = None) -> Document:
         now = self._now()
         _, doc_id, tenant_id, new_etag, expires_at, body = self._row(container, doc, now)
-        with self._db.transaction() as conn:
+        with self._db.transaction(one_write=True) as conn:
             # The common case in one statement; only a miss looks at why.
             updated = _written(
                 conn,
@@ -138,7 +138,7 @@ class SqliteDocumentStore:
     async def upsert(self, container: str, doc: Document) -> Document:
         now = self._now()
         row = self._row(container, doc, now)
-        with self._db.transaction() as conn:
+        with self._db.transaction(one_write=True) as conn:
             if _written(conn, _UPSERT, [(*row, now)]) != 1:
                 raise Conflict(f"{container}/{row[1]} belongs to another tenant")
         return _load(row[3], row[5])
@@ -154,7 +154,7 @@ class SqliteDocumentStore:
     ) -> Document:
         now = self._now()
         self._spec(container)
-        with self._db.transaction() as conn:
+        with self._db.transaction(one_write=True) as conn:
             body = self._check(conn, container, tenant_id, doc_id, etag, now)
             doc: Document = orjson.loads(body)
             apply_changes(doc, changes)
@@ -201,7 +201,7 @@ class SqliteDocumentStore:
     ) -> bool:
         now = self._now()
         self._spec(container)
-        with self._db.transaction() as conn:
+        with self._db.transaction(one_write=True) as conn:
             try:
                 self._check(conn, container, tenant_id, doc_id, etag, now)
             except NotFound:
