@@ -11,13 +11,15 @@ class Plan:
     quick: bool = False
     profile_dir: Path | None = None
     keep_data: bool = False
-    # (a) single sends: wrk against the bare app, then against OCM
+    # (a) single sends: rounds of wrk against the bare app, OCM, OCM intake only
     connections: int = 32
     warmup_seconds: float = 2.0
-    load_seconds: float = 10.0
-    # (b) batch intake
+    load_seconds: float = 5.0
+    rounds: int = 3
+    # (b) batch intake (the median of a few repeats)
     batch_size: int = 1000
     batches: int = 20
+    batch_repeats: int = 3
     batch_clients: int = 3
     batch_seconds: float = 10.0
     # (c) dispatch throughput, then accept-to-provider latency at a fixed rate
@@ -38,7 +40,9 @@ QUICK = replace(
     quick=True,
     warmup_seconds=1.0,
     load_seconds=2.0,
+    rounds=1,
     batches=3,
+    batch_repeats=1,
     batch_seconds=3.0,
     dispatch_messages=2_000,
     dispatch_timeout=30.0,

@@ -40,7 +40,7 @@ CONCURRENCY = 16
 """Messages handled at once per trigger, as host.json's maxConcurrentCalls."""
 IDLE_WAIT = 1.0
 SHUTDOWN_GRACE = 10.0
-HTTP_FIRST_MAX_WAIT = 0.05
+HTTP_FIRST_MAX_WAIT = 0.2
 """How long a queue consumer lets HTTP requests go first (see _defer)."""
 HTTP_QUIET = 0.002
 """No request for this long, and none in progress: HTTP is not busy."""
