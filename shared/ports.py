@@ -252,10 +252,25 @@ class Subscription:
     only: tuple[str, tuple[str, ...]] | None = None
 
     def accepts(self, message: OutgoingMessage) -> bool:
+        return self.takes(message.application_properties)
+
+    def takes(self, application_properties: Mapping[str, str | int]) -> bool:
+        """Whether a message with these application properties passes the rule."""
         if self.only is None:
             return True
         field, values = self.only
-        return message.application_properties.get(field) in values
+        return application_properties.get(field) in values
+
+
+def reaches_anyone(
+    topics: Mapping[str, Sequence[Subscription]],
+    entity: str,
+    application_properties: Mapping[str, str | int],
+) -> bool:
+    """Whether a message sent to ``entity`` lands anywhere: a queue always, a topic
+    if one of its subscriptions takes it."""
+    subs = topics.get(entity)
+    return subs is None or any(s.takes(application_properties) for s in subs)
 
 
 def subscribers(

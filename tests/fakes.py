@@ -44,6 +44,7 @@ from shared.ports import (
     ReceivedMessage,
     Scope,
     Subscription,
+    reaches_anyone,
     subscribers,
 )
 
@@ -316,8 +317,7 @@ class FakeQueue:
         self._events: dict[str, asyncio.Event] = {}
 
     def reaches_anyone(self, entity: str, application_properties: Mapping[str, str | int]) -> bool:
-        probe = OutgoingMessage("", b"", application_properties=application_properties)
-        return bool(subscribers(self._topics, entity, probe))
+        return reaches_anyone(self._topics, entity, application_properties)
 
     async def send(self, entity: str, messages: Sequence[OutgoingMessage]) -> None:
         now = self._now()
