@@ -20,6 +20,7 @@ from shared.ports import (
     OutgoingMessage,
     ReceivedMessage,
     Subscription,
+    reaches_anyone,
     subscribers,
 )
 
@@ -113,8 +114,7 @@ class SqliteQueue:
                     conn.execute(statement)
 
     def reaches_anyone(self, entity: str, application_properties: Mapping[str, str | int]) -> bool:
-        probe = OutgoingMessage("", b"", application_properties=application_properties)
-        return bool(subscribers(self._topics, entity, probe))
+        return reaches_anyone(self._topics, entity, application_properties)
 
     async def send(self, entity: str, messages: Sequence[OutgoingMessage]) -> None:
         now = self._now()
