@@ -62,6 +62,21 @@ async def _tenant_list(settings: Settings, as_json: bool) -> int:
     return 0
 
 
+async def _tenant_status(settings: Settings, tenant_id: str, status: str, as_json: bool) -> int:
+    deps = bootstrap.build(settings)
+    try:
+        doc = await tenants.set_status(deps, tenant_id, status)
+    finally:
+        await bootstrap.close(deps)
+    _print(
+        {"tenant_id": doc["id"], "status": doc["status"]},
+        as_json,
+        f"tenant {doc['id']} is {doc['status']} (a running server sees it within "
+        f"{settings.OCM_LOOKUP_CACHE_SECONDS:g} s)",
+    )
+    return 0
+
+
 async def _serve(settings: Settings) -> int:
     from function_app import app  # the one FunctionApp, with every trigger
     from functions.http import asgi_app
@@ -93,6 +108,14 @@ def _parser() -> argparse.ArgumentParser:
     listing = tsub.add_parser("list", help="list tenants")
     listing.add_argument("--json", action="store_true")
     listing.add_argument("--data-dir")
+    for verb, help_text in (
+        ("suspend", "suspend a tenant: its credentials get 403 TENANT_SUSPENDED"),
+        ("resume", "make a suspended tenant active again"),
+    ):
+        command = tsub.add_parser(verb, help=help_text)
+        command.add_argument("tenant_id")
+        command.add_argument("--json", action="store_true", help="print JSON")
+        command.add_argument("--data-dir")
     sub.add_parser("secret-key", help="print a new key for OCM_SECRET_KEY")
     return parser
 
@@ -117,6 +140,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if args.tenant_command == "create":
             return asyncio.run(_tenant_create(settings, args.name, args.json))
+        if args.tenant_command in ("suspend", "resume"):
+            status = "suspended" if args.tenant_command == "suspend" else "active"
+            return asyncio.run(_tenant_status(settings, args.tenant_id, status, args.json))
         return asyncio.run(_tenant_list(settings, args.json))
     except OcmError as exc:
         print(f"ocm: {exc.detail}", file=sys.stderr)

@@ -33,7 +33,7 @@ locals {
       partition_key_version = 2
       unique_key_paths      = []
       indexing_mode         = "consistent"
-      included_paths        = ["/tenant_id/?", "/id/?", "/created_at/?"]
+      included_paths        = ["/tenant_id/?", "/id/?", "/created_at/?", "/status/?"]
       excluded_paths        = local.cosmos_excluded_paths
       composite_indexes = [
         [{ path = "/created_at", order = "Ascending" }, { path = "/id", order = "Ascending" }],

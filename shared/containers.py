@@ -17,7 +17,7 @@ IDEMPOTENCY = "idempotency"
 # the Directory is read by id alone on every request, so it is keyed by id.
 CONTAINERS: tuple[ContainerSpec, ...] = (
     ContainerSpec(TENANTS, indexed=("name",), ordered=("created_at",)),
-    ContainerSpec(APPS, indexed=("created_at",), ordered=("created_at",)),
+    ContainerSpec(APPS, indexed=("created_at", "status"), ordered=("created_at",)),
     ContainerSpec(DIRECTORY, indexed=("kind",), partition_key=("id",)),
     ContainerSpec(
         CHANNELS,

@@ -112,3 +112,35 @@ def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
         }
         for s in statuses
     }
+
+
+class AppKeyInfo(BaseModel):
+    prefix: str = Field(description="The key's public prefix (`ocm_<prefix>_…`).")
+    created_at: str
+
+
+class AppKeys(BaseModel):
+    primary: AppKeyInfo | None
+    secondary: AppKeyInfo | None
+
+
+class AppPublic(BaseModel):
+    id: str
+    name: str
+    description: str | None
+    scopes: list[str]
+    status: str = Field(description="active or disabled")
+    keys: AppKeys
+    created_at: str
+    updated_at: str
+
+
+class AppWithKey(BaseModel):
+    app: AppPublic
+    api_key: str = Field(description="The new key, shown this once: OCM keeps only a hash.")
+    slot: str = Field(description="primary or secondary")
+
+
+class AppList(BaseModel):
+    items: list[AppPublic]
+    next_cursor: str | None

@@ -5,17 +5,15 @@ from __future__ import annotations
 import hmac
 from dataclasses import dataclass
 
-from shared.containers import APPS, DIRECTORY, TENANTS
-from shared.domain.errors import Unauthorized, ValidationFailed
-from shared.domain.ids import hash_secret, new_api_key, new_id, split_api_key
+from shared.containers import TENANTS
+from shared.domain import scopes
+from shared.domain.errors import Forbidden, NotFoundError, Unauthorized, ValidationFailed
+from shared.domain.ids import hash_secret, new_id, split_api_key
 from shared.domain.messages import to_utc_text
 from shared.domain.models import Document
 from shared.ports import SYSTEM, Query
-from shared.services import directory
+from shared.services import apps, directory
 from shared.services.deps import Deps, Principal
-
-ALL_SCOPES = frozenset({"*"})
-"""Until roles and scopes land (issue 4), the bootstrap key carries every scope."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,7 +23,8 @@ class NewTenant:
 
 
 async def create_tenant(deps: Deps, name: str) -> NewTenant:
-    """A tenant, its first client application and that app's API key (shown once)."""
+    """A tenant and its first client application, holding every scope, with its
+    primary API key (shown once). The app is an ordinary one: its key rotates."""
     name = name.strip()
     if not 1 <= len(name) <= 128:
         raise ValidationFailed("A tenant name has 1 to 128 characters")
@@ -39,20 +38,35 @@ async def create_tenant(deps: Deps, name: str) -> NewTenant:
         "created_at": now,
         "updated_at": now,
     }
-    app_id = new_id("app")
-    key, prefix, digest = new_api_key()
-    app = {
-        "id": app_id,
-        "tenant_id": tenant_id,
-        "name": "bootstrap",
-        "scopes": sorted(ALL_SCOPES),
-        "created_at": now,
-    }
-    entry = directory.api_key_entry(prefix, tenant_id, app_id, digest, sorted(ALL_SCOPES), now)
     await deps.store.create(TENANTS, tenant)
-    await deps.store.create(APPS, app)
-    await deps.store.create(DIRECTORY, entry)
+    operator = Principal(tenant_id, app_id="", credential_id="", scopes=scopes.ALL)
+    bootstrap = apps.AppCreate(name="bootstrap", scopes=sorted(scopes.ALL))
+    _, key = await apps.create_app(deps, operator, bootstrap)
     return NewTenant(tenant=tenant, api_key=key)
+
+
+async def get_tenant(deps: Deps, tenant_id: str) -> Document:
+    doc = await deps.store.read(TENANTS, tenant_id, tenant_id)
+    if doc is None:
+        raise NotFoundError(f"No tenant {tenant_id!r}", code="TENANT_NOT_FOUND")
+    return doc
+
+
+async def set_status(deps: Deps, tenant_id: str, status: str) -> Document:
+    """Suspend or resume a tenant (operator). A suspended tenant's credentials get 403
+    TENANT_SUSPENDED: at once on this instance, within OCM_LOOKUP_CACHE_SECONDS on
+    others (and in a running `ocm serve`, when the CLI changes it)."""
+    if status not in ("active", "suspended"):
+        raise ValidationFailed("A tenant is active or suspended")
+    await get_tenant(deps, tenant_id)
+    doc = await deps.store.patch(
+        TENANTS,
+        tenant_id,
+        tenant_id,
+        {"status": status, "updated_at": to_utc_text(deps.clock.now())},
+    )
+    deps.lookups.forget((TENANTS, tenant_id))
+    return doc
 
 
 async def list_tenants(deps: Deps) -> list[Document]:
@@ -72,6 +86,14 @@ async def authenticate_api_key(deps: Deps, key: str) -> Principal:
         raise Unauthorized("The API key is not valid", code="INVALID_CREDENTIALS")
     if not hmac.compare_digest(entry["secret_sha256"], hash_secret(secret)):
         raise Unauthorized("The API key is not valid", code="INVALID_CREDENTIALS")
+    tenant_id = entry["tenant_id"]
+    tenant = await deps.lookups.get(
+        (TENANTS, tenant_id), lambda: deps.store.read(TENANTS, tenant_id, tenant_id)
+    )
+    if tenant is None:
+        raise Unauthorized("The API key is not valid", code="INVALID_CREDENTIALS")
+    if tenant.get("status") == "suspended":
+        raise Forbidden("This tenant is suspended", code="TENANT_SUSPENDED")
     return Principal(
         tenant_id=entry["tenant_id"],
         app_id=entry["app_id"],

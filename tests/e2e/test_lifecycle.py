@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import time
@@ -13,7 +14,7 @@ from pathlib import Path
 import pytest
 from aiosmtpd.controller import Controller
 
-from tests.e2e.conftest import Client, Server, free_port, server_env
+from tests.e2e.conftest import Client, Server, free_port, ocm, server_env
 from tests.e2e.test_sending import in_seconds
 
 
@@ -141,3 +142,30 @@ def test_serve_takes_its_port_and_data_directory_from_settings_or_flags(tmp_path
     finally:
         process.send_signal(signal.SIGINT)
         assert process.wait(timeout=30) == 0
+
+
+def test_an_operator_suspends_and_resumes_a_tenant_from_the_cli(server: Server) -> None:
+    """The CLI writes to the data directory a running server reads: the server sees
+    the change once its lookup cache lapses (OCM_LOOKUP_CACHE_SECONDS: 5 s by default,
+    1 s for these servers)."""
+    acme = server.tenant("suspendable")
+    assert acme.get("/api/v1/channels").status_code == 200
+    done = ocm("tenant", "suspend", acme.tenant_id, "--json", env=server.env)
+    assert done.returncode == 0, done.stderr
+    assert '"suspended"' in done.stdout
+    deadline = time.monotonic() + 10
+    while (answer := acme.get("/api/v1/channels")).status_code == 200:
+        assert time.monotonic() < deadline, "the suspension never reached the server"
+        time.sleep(0.25)
+    assert answer.status_code == 403 and answer.json()["code"] == "TENANT_SUSPENDED"
+    listed = ocm("tenant", "list", "--json", env=server.env)
+    assert {"tenant_id": acme.tenant_id, "name": "suspendable", "status": "suspended"} in (
+        json.loads(listed.stdout)
+    )
+    assert ocm("tenant", "resume", acme.tenant_id, env=server.env).returncode == 0
+    deadline = time.monotonic() + 10
+    while acme.get("/api/v1/channels").status_code != 200:
+        assert time.monotonic() < deadline, "the resumption never reached the server"
+        time.sleep(0.25)
+    unknown = ocm("tenant", "suspend", "tn_nobody", env=server.env)
+    assert unknown.returncode == 1 and "No tenant" in unknown.stderr

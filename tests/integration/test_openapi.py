@@ -88,3 +88,25 @@ def test_the_interactive_docs_are_served() -> None:
         response = client.get("/api/docs")
     assert response.status_code == 200
     assert "/api/openapi.json" in response.text
+
+
+def test_every_declared_scope_is_in_the_one_table_and_the_table_is_documented(
+    spec: dict[str, Any],
+) -> None:
+    import re
+    from pathlib import Path
+
+    from shared.domain.scopes import SCOPES
+
+    declared = {
+        scope
+        for _, _, op in operations(spec)
+        for requirement in op.get("security", [])
+        for scopes in requirement.values()
+        for scope in scopes
+    }
+    assert declared <= set(SCOPES), declared - set(SCOPES)
+    assert set(SCOPES) <= declared, set(SCOPES) - declared  # no scope that guards nothing
+    security_md = (Path(__file__).resolve().parents[2] / "docs" / "security.md").read_text()
+    documented = set(re.findall(r"^\| `([a-z]+:[a-z]+)` \|", security_md, re.MULTILINE))
+    assert documented == set(SCOPES)

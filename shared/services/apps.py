@@ -1,0 +1,242 @@
+"""Client applications: unlimited per tenant, each with granted scopes and two API
+keys (primary and secondary) rotated independently.
+
+A key is ``ocm_<public prefix>_<secret>``, shown once; the Directory holds one entry
+per key (``key_<prefix>``: tenant, app, slot, scopes, SHA-256 of the secret), which is
+what authentication reads. An app's scopes live on the app and are copied onto its
+key entries, so a request needs one lookup; whoever changes them updates both.
+Revoking a key deletes its entry: this instance forgets it at once, other instances
+within ``OCM_LOOKUP_CACHE_SECONDS``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from shared.containers import APPS, DIRECTORY
+from shared.domain import scopes as scope_table
+from shared.domain.errors import (
+    ConflictError,
+    FieldError,
+    Forbidden,
+    NotFoundError,
+    ValidationFailed,
+)
+from shared.domain.ids import new_api_key, new_id
+from shared.domain.messages import to_utc_text
+from shared.domain.models import Document
+from shared.ports import Filter, Page, PreconditionFailed, Query
+from shared.services import directory
+from shared.services.deps import Deps, Principal
+from shared.services.pages import list_page
+
+Slot = Literal["primary", "secondary"]
+SLOTS: tuple[Slot, ...] = ("primary", "secondary")
+PUBLIC_FIELDS = (
+    "id",
+    "name",
+    "description",
+    "scopes",
+    "status",
+    "keys",
+    "created_at",
+    "updated_at",
+)
+
+
+def _known_scopes(value: list[str] | None) -> list[str] | None:
+    if value is None:
+        return None
+    bad = scope_table.unknown(value)
+    if bad:
+        raise ValueError(f"unknown scopes: {', '.join(bad)}")
+    return sorted(set(value))
+
+
+class AppCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=128)
+    description: str | None = Field(default=None, max_length=1024)
+    scopes: list[str] = Field(
+        min_length=1, max_length=len(scope_table.SCOPES), description="Granted scopes."
+    )
+
+    _known = field_validator("scopes")(_known_scopes)
+
+
+class AppUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(default=None, min_length=1, max_length=128)
+    description: str | None = Field(default=None, max_length=1024)
+    scopes: list[str] | None = Field(default=None, min_length=1)
+    status: Literal["active", "disabled"] | None = None
+
+    _known = field_validator("scopes")(_known_scopes)
+
+
+def public(app: Document) -> Document:
+    return {k: app.get(k) for k in PUBLIC_FIELDS}
+
+
+def _check_grant(principal: Principal, wanted: list[str]) -> None:
+    """A credential grants at most its own scopes: no app can mint a stronger one."""
+    beyond = sorted(s for s in wanted if not principal.has(s))
+    if beyond:
+        raise Forbidden(
+            f"This credential cannot grant {', '.join(beyond)}", code="SCOPE_NOT_GRANTABLE"
+        )
+
+
+async def create_app(deps: Deps, principal: Principal, data: AppCreate) -> tuple[Document, str]:
+    """A new app and its primary key (returned once, never stored)."""
+    _check_grant(principal, data.scopes)
+    now = to_utc_text(deps.clock.now())
+    app: Document = {
+        "id": new_id("app"),
+        "tenant_id": principal.tenant_id,
+        "name": data.name,
+        "description": data.description,
+        "scopes": data.scopes,
+        "status": "active",
+        "keys": {"primary": None, "secondary": None},
+        "created_at": now,
+        "updated_at": now,
+    }
+    key, entry = _new_key(app, "primary", now)
+    app["keys"]["primary"] = _key_info(entry)
+    await deps.store.create(DIRECTORY, entry)
+    await deps.store.create(APPS, app)
+    return app, key
+
+
+async def list_apps(deps: Deps, tenant_id: str, *, limit: int, cursor: str | None) -> Page:
+    query = Query(
+        scope=tenant_id,
+        where=(Filter("status", "ne", "deleted"),),
+        order_by="created_at",
+        limit=limit,
+        cursor=cursor,
+    )
+    return await list_page(deps.store, APPS, query)
+
+
+async def get_app(deps: Deps, tenant_id: str, app_id: str) -> Document:
+    app = await deps.store.read(APPS, tenant_id, app_id)
+    if app is None or app.get("status") == "deleted":
+        raise NotFoundError(f"No application {app_id!r}", code="APP_NOT_FOUND")
+    return app
+
+
+async def update_app(deps: Deps, principal: Principal, app_id: str, data: AppUpdate) -> Document:
+    if data.scopes is not None:
+        _check_grant(principal, data.scopes)
+    changes: dict[str, Any] = data.model_dump(exclude_unset=True)
+    if not changes:
+        raise ValidationFailed("Nothing to change", errors=[FieldError("body", "empty")])
+    for _ in range(3):
+        app = await get_app(deps, principal.tenant_id, app_id)
+        changes["updated_at"] = to_utc_text(deps.clock.now())
+        try:
+            app = await deps.store.patch(
+                APPS, principal.tenant_id, app_id, changes, etag=app["_etag"]
+            )
+        except PreconditionFailed:
+            continue
+        await _sync_keys(deps, app)
+        return app
+    raise ConflictError(
+        "The application changed while updating; try again", code="CONCURRENT_UPDATE"
+    )
+
+
+async def delete_app(deps: Deps, tenant_id: str, app_id: str) -> None:
+    """Revoke both keys, then mark the app deleted (its id is never reused)."""
+    app = await get_app(deps, tenant_id, app_id)
+    for slot in SLOTS:
+        await _revoke(deps, app, slot)
+    await deps.store.patch(
+        APPS,
+        tenant_id,
+        app_id,
+        {
+            "status": "deleted",
+            "keys": {"primary": None, "secondary": None},
+            "updated_at": to_utc_text(deps.clock.now()),
+        },
+    )
+
+
+async def rotate_key(deps: Deps, tenant_id: str, app_id: str, slot: Slot) -> tuple[Document, str]:
+    """A new key in ``slot``; the key it replaces stops working (the other slot's key
+    keeps working, so clients move from one to the other without a gap)."""
+    app = await get_app(deps, tenant_id, app_id)
+    now = to_utc_text(deps.clock.now())
+    key, entry = _new_key(app, slot, now)
+    await deps.store.create(DIRECTORY, entry)
+    old = (app.get("keys") or {}).get(slot)
+    app = await deps.store.patch(
+        APPS, tenant_id, app_id, {f"keys.{slot}": _key_info(entry), "updated_at": now}
+    )
+    if old:
+        await _delete_entry(deps, tenant_id, old["prefix"])
+    return app, key
+
+
+async def revoke_key(deps: Deps, tenant_id: str, app_id: str, slot: Slot) -> Document:
+    app = await get_app(deps, tenant_id, app_id)
+    if not (app.get("keys") or {}).get(slot):
+        raise NotFoundError(f"The {slot} key of {app_id!r} is not set", code="KEY_NOT_FOUND")
+    await _revoke(deps, app, slot)
+    return await deps.store.patch(
+        APPS,
+        tenant_id,
+        app_id,
+        {f"keys.{slot}": None, "updated_at": to_utc_text(deps.clock.now())},
+    )
+
+
+# --- internals ----------------------------------------------------------------------
+
+
+def _new_key(app: Document, slot: Slot, now: str) -> tuple[str, Document]:
+    key, prefix, digest = new_api_key()
+    entry = directory.api_key_entry(
+        prefix, app["tenant_id"], app["id"], digest, list(app["scopes"]), now
+    )
+    entry["slot"] = slot
+    entry["status"] = app.get("status", "active")
+    return key, entry
+
+
+def _key_info(entry: Document) -> Document:
+    """What the app shows of a key: its public prefix and age, never the secret."""
+    return {"prefix": entry["prefix"], "created_at": entry["created_at"]}
+
+
+async def _revoke(deps: Deps, app: Document, slot: Slot) -> None:
+    info = (app.get("keys") or {}).get(slot)
+    if info:
+        await _delete_entry(deps, app["tenant_id"], info["prefix"])
+
+
+async def _delete_entry(deps: Deps, tenant_id: str, prefix: str) -> None:
+    await deps.store.delete(DIRECTORY, tenant_id, directory.api_key_id(prefix))
+    directory.forget_api_key(deps, prefix)
+
+
+async def _sync_keys(deps: Deps, app: Document) -> None:
+    """Copy the app's scopes and status onto its key entries (what requests read)."""
+    for info in (app.get("keys") or {}).values():
+        if not info:
+            continue
+        await deps.store.patch(
+            DIRECTORY,
+            app["tenant_id"],
+            directory.api_key_id(info["prefix"]),
+            {"scopes": list(app["scopes"]), "status": app["status"]},
+        )
+        directory.forget_api_key(deps, info["prefix"])
