@@ -1,0 +1,142 @@
+"""Isolation you can prove: walking the route table from the OpenAPI document, tenant
+B's credentials (holding every scope) get 404 on every read, update and delete of each
+resource tenant A owns, list endpoints never show it, and A's resources are intact
+afterwards. A route the table below does not know fails the test, so a new route
+must say how it is reached; one that does not scope by tenant fails it too."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from shared import bootstrap
+from shared.api.app import create_app
+from shared.config import Settings
+from shared.services import tenants
+from shared.services.deps import Deps
+
+PUBLIC = {("get", "/api/health"), ("get", "/api/v1/channel-types")}
+# What each create route needs (the resources A makes), and a valid body for every
+# route that takes one, so B's calls fail for the right reason: not found.
+BODIES: dict[tuple[str, str], Any] = {
+    ("post", "/api/v1/messages"): {
+        "channel": "a-channel",
+        "receiver": {"type": "phone", "address": "+4791234567"},
+        "content": {"type": "text", "text": "hi"},
+        "send_at": "2099-01-01T00:00:00Z",
+    },
+    ("post", "/api/v1/messages/batch"): {"messages": [{"channel": "a-channel"}]},
+    ("post", "/api/v1/messages/{message_id}/cancel"): None,
+    ("post", "/api/v1/channels"): {"name": "b-channel", "type": "sandbox"},
+    ("patch", "/api/v1/channels/{name}"): {"description": "taken over"},
+    ("put", "/api/v1/channels/{name}/credentials"): {"username": "u", "password": "p"},
+    ("post", "/api/v1/channels/{name}/simulate-inbound"): {
+        "sender": {"type": "phone", "address": "+4791234567"},
+        "content": {"type": "text", "text": "hi"},
+    },
+    ("post", "/api/v1/apps"): {"name": "b-app", "scopes": ["read:message"]},
+    ("patch", "/api/v1/apps/{app_id}"): {"name": "taken over"},
+    ("post", "/api/v1/apps/{app_id}/keys/{slot}"): None,
+}
+# Routes that create (B may call them: they make B's own resources, never A's).
+CREATES = {
+    ("post", "/api/v1/messages"),
+    ("post", "/api/v1/messages/batch"),
+    ("post", "/api/v1/channels"),
+    ("post", "/api/v1/apps"),
+}
+
+
+@pytest.fixture
+def deps(tmp_path: Path) -> Iterator[Deps]:
+    built = bootstrap.build(Settings(OCM_DATA_DIR=tmp_path))
+    yield built
+    for closer in built.closers:
+        closer()
+
+
+@pytest.fixture
+async def api(deps: Deps) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(lambda: deps)
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://ocm"
+    ) as client:
+        yield client
+
+
+async def call(
+    api: httpx.AsyncClient, key: str, method: str, path: str, body: Any = None
+) -> httpx.Response:
+    return await api.request(
+        method, path, json=body, headers={"X-API-Key": key, "Content-Type": "application/json"}
+    )
+
+
+async def test_tenant_b_never_reaches_tenant_a(api: httpx.AsyncClient, deps: Deps) -> None:
+    a = (await tenants.create_tenant(deps, "a")).api_key
+    b = (await tenants.create_tenant(deps, "b")).api_key
+    # A's resources, one of each kind.
+    channel = (
+        await call(api, a, "POST", "/api/v1/channels", {"name": "a-channel", "type": "sandbox"})
+    ).json()
+    await call(api, b, "POST", "/api/v1/channels", {"name": "b-channel", "type": "sandbox"})
+    message = (
+        await call(api, a, "POST", "/api/v1/messages", BODIES[("post", "/api/v1/messages")])
+    ).json()
+    app = (
+        await call(api, a, "POST", "/api/v1/apps", {"name": "a-app", "scopes": ["read:message"]})
+    ).json()["app"]
+    values = {
+        "name": channel["name"],
+        "message_id": message["id"],
+        "app_id": app["id"],
+        "slot": "primary",
+    }
+    a_ids = {channel["id"], message["id"], app["id"], app["keys"]["primary"]["prefix"]}
+
+    spec = (await api.get("/api/openapi.json")).json()
+    checked = 0
+    for path, operations in spec["paths"].items():
+        for method, op in operations.items():
+            if (method, path) in PUBLIC:
+                assert not op.get("security"), (method, path)
+                continue
+            assert op.get("security"), f"{method} {path} declares no scope"
+            params = re.findall(r"{(\w+)}", path)
+            if not params:
+                if method == "get":  # a list: never shows A's resources
+                    answer = await call(api, b, "GET", path)
+                    assert answer.status_code == 200, (path, answer.text)
+                    assert not any(i in answer.text for i in a_ids), (path, answer.text)
+                else:
+                    assert (method, path) in CREATES, f"{method} {path}: add it to the table"
+                checked += 1
+                continue
+            assert all(p in values for p in params), f"{method} {path}: add its parameters"
+            assert method == "get" or method == "delete" or (method, path) in BODIES, (
+                f"{method} {path}: add a valid body to the table"
+            )
+            concrete = path.format(**values)
+            answer = await call(api, b, method.upper(), concrete, BODIES.get((method, path)))
+            assert answer.status_code == 404, (method, concrete, answer.status_code, answer.text)
+            assert answer.headers["content-type"].startswith("application/problem+json")
+            checked += 1
+    assert checked >= 19
+
+    # A's resources are untouched, and A reaches each of them.
+    for path in (
+        f"/api/v1/channels/{channel['name']}",
+        f"/api/v1/messages/{message['id']}",
+        f"/api/v1/apps/{app['id']}",
+    ):
+        answer = await call(api, a, "GET", path)
+        assert answer.status_code == 200, (path, answer.text)
+        assert "taken over" not in answer.text
+    assert (await call(api, a, "GET", f"/api/v1/messages/{message['id']}")).json()[
+        "status"
+    ] == "scheduled"
