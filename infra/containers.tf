@@ -98,5 +98,20 @@ locals {
       composite_indexes     = []
       default_ttl           = -1
     }
+
+    # Every management action of a tenant, kept OCM_AUDIT_RETENTION_DAYS (per-item ttl).
+    audit = {
+      partition_key_paths   = ["/tenant_id", "/id"]
+      partition_key_kind    = "MultiHash"
+      partition_key_version = 2
+      unique_key_paths      = []
+      indexing_mode         = "consistent"
+      included_paths        = ["/tenant_id/?", "/id/?", "/at/?", "/action/?"]
+      excluded_paths        = local.cosmos_excluded_paths
+      composite_indexes = [
+        [{ path = "/at", order = "Ascending" }, { path = "/id", order = "Ascending" }],
+      ]
+      default_ttl = -1
+    }
   }
 }

@@ -62,6 +62,7 @@ locals {
     OCM_OUTBOX_GRACE_SECONDS     = 30
     OCM_LOOKUP_CACHE_SECONDS     = 5
     OCM_IDEMPOTENCY_TTL_SECONDS  = 86400
+    OCM_AUDIT_RETENTION_DAYS     = 400
     OCM_ALLOW_PRIVATE_EGRESS     = false
 
     OCM_COSMOS_ENDPOINT      = module.cosmos.endpoint

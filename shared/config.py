@@ -64,6 +64,9 @@ class Settings(BaseSettings):
         description="How long an instance caches API-key entries and channels for "
         "sending (0: never); its own changes apply at once.",
     )
+    OCM_AUDIT_RETENTION_DAYS: int = Field(
+        default=400, ge=1, description="How long audit records are kept."
+    )
     OCM_IDEMPOTENCY_TTL_SECONDS: int = Field(default=86_400, ge=60)
     OCM_SECRET_KEY: str | None = Field(
         default=None,

@@ -10,6 +10,7 @@ DIRECTORY = "directory"
 CHANNELS = "channels"
 MESSAGES = "messages"
 IDEMPOTENCY = "idempotency"
+AUDIT = "audit"
 
 # Partition keys (Cosmos DB; see ContainerSpec): a tenant's own small sets share
 # its partition; what grows without bound (messages, idempotency records) is keyed
@@ -34,4 +35,8 @@ CONTAINERS: tuple[ContainerSpec, ...] = (
         partition_key=("tenant_id", "id"),
     ),
     ContainerSpec(IDEMPOTENCY, partition_key=("tenant_id", "id")),
+    # Grows with every management action, for as long as it is kept.
+    ContainerSpec(
+        AUDIT, indexed=("at", "action"), ordered=("at",), partition_key=("tenant_id", "id")
+    ),
 )

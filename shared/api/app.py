@@ -10,7 +10,7 @@ from fastapi.openapi.utils import get_openapi
 
 from shared.api import errors
 from shared.api.limits import RequestBoundary
-from shared.api.routers import apps, channels, messages, meta
+from shared.api.routers import apps, audit, channels, messages, meta
 from shared.api.schemas import Problem
 from shared.domain.messages import BatchCreate, MessageCreate
 from shared.services.deps import Deps
@@ -34,7 +34,7 @@ def create_app(get_deps: Callable[[], Deps]) -> FastAPI:
     )
     app.state.get_deps = get_deps
     errors.install(app)
-    for router in (messages.router, channels.router, apps.router, meta.router):  # hot first
+    for router in (messages.router, channels.router, apps.router, audit.router, meta.router):
         app.include_router(router)
     app.add_middleware(RequestBoundary, flush=lambda: get_deps().flush())
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request, Security
 from fastapi.security import APIKeyHeader, SecurityScopes
@@ -30,10 +30,18 @@ class Caller:
 
     deps: Deps
     principal: Principal
+    address: str | None = None
+    """Where the request came from (the first X-Forwarded-For hop behind a proxy)."""
 
     @property
     def tenant_id(self) -> str:
         return self.principal.tenant_id
+
+    async def audit(self, action: str, **target: Any) -> None:
+        """Record a management action this caller performed (after it succeeded)."""
+        from shared.services import audit
+
+        await audit.record(self.deps, self.principal, action, target, self.address)
 
 
 class ApiKeyAuth(APIKeyHeader):
@@ -65,7 +73,7 @@ class ApiKeyAuth(APIKeyHeader):
             raise Forbidden(
                 f"This credential lacks the scope {', '.join(missing)}", code="SCOPE_MISSING"
             )
-        return Caller(deps, principal)
+        return Caller(deps, principal, _address(request))
 
 
 api_key_auth = ApiKeyAuth(
@@ -79,3 +87,13 @@ api_key_auth = ApiKeyAuth(
 def scoped(*scopes: str) -> object:
     """``Security(...)`` requiring these scopes; declared next to each route."""
     return Security(api_key_auth, scopes=list(scopes))
+
+
+def _address(request: Request) -> str | None:
+    """The client's address: behind Azure's front end (or any proxy) the first hop
+    of X-Forwarded-For, else the connection's peer. Recorded, never trusted for
+    access decisions."""
+    forwarded = request.headers.get("x-forwarded-for")
+    if forwarded:
+        return forwarded.split(",", 1)[0].strip()[:64] or None
+    return request.client.host if request.client else None

@@ -144,3 +144,17 @@ class AppWithKey(BaseModel):
 class AppList(BaseModel):
     items: list[AppPublic]
     next_cursor: str | None
+
+
+class AuditRecord(BaseModel):
+    id: str
+    at: str
+    action: str = Field(description="channel.create, app.key.rotate, tenant.suspend, …")
+    actor: dict[str, Any] = Field(description="`app_id` and `credential` (the key's id) used")
+    target: dict[str, Any] = Field(description="What was acted on: type, id, name, fields")
+    address: str | None = Field(description="The client's address")
+
+
+class AuditList(BaseModel):
+    items: list[AuditRecord]
+    next_cursor: str | None

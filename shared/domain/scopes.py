@@ -14,6 +14,7 @@ SCOPES: dict[str, str] = {
     "read:app": "read and list client applications",
     "update:app": "change applications, rotate and revoke their keys",
     "delete:app": "delete applications",
+    "read:audit": "read the tenant's audit log",
 }
 
 ALL: frozenset[str] = frozenset(SCOPES)

@@ -12,7 +12,7 @@ from shared.domain.ids import hash_secret, new_id, split_api_key
 from shared.domain.messages import to_utc_text
 from shared.domain.models import Document
 from shared.ports import SYSTEM, Query
-from shared.services import apps, directory
+from shared.services import apps, audit, directory
 from shared.services.deps import Deps, Principal
 
 
@@ -66,6 +66,8 @@ async def set_status(deps: Deps, tenant_id: str, status: str) -> Document:
         {"status": status, "updated_at": to_utc_text(deps.clock.now())},
     )
     deps.lookups.forget((TENANTS, tenant_id))
+    action = "tenant.suspend" if status == "suspended" else "tenant.resume"
+    await audit.operator_record(deps, tenant_id, action, {"type": "tenant", "id": tenant_id})
     return doc
 
 

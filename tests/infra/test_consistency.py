@@ -119,7 +119,7 @@ def drop_composite_index(d: Deployment) -> None:
 
 
 def add_container(d: Deployment) -> None:
-    d.containers["audit"] = copy.deepcopy(d.containers[APPS])
+    d.containers["reports"] = copy.deepcopy(d.containers[APPS])
 
 
 @pytest.mark.parametrize(
@@ -138,7 +138,7 @@ def add_container(d: Deployment) -> None:
         (filter_other_events, "service bus", "not OCM_EVENTS_LOG_TYPES"),
         (change_partition_key, "containers", f"{MESSAGES!r}: partition key paths"),
         (drop_composite_index, "containers", f"{MESSAGES!r}: composite indexes"),
-        (add_container, "containers", "'audit' is in Terraform but not in shared/containers.py"),
+        (add_container, "containers", "'reports' is in Terraform but not in shared/containers.py"),
     ],
     ids=lambda value: getattr(value, "__name__", None),
 )

@@ -21,8 +21,10 @@ def test_ids_sort_by_creation_time_and_never_repeat() -> None:
     start = datetime(2026, 1, 1, tzinfo=UTC)
     ids = [new_id("msg", start + timedelta(milliseconds=i)) for i in range(0, 5000, 7)]
     assert ids == sorted(ids)
-    same_moment = {new_id("msg", start) for _ in range(10_000)}
-    assert len(same_moment) == 10_000
+    same_moment = [new_id("msg", start) for _ in range(10_000)]
+    assert len(set(same_moment)) == 10_000
+    assert same_moment == sorted(same_moment)  # made in one millisecond: in order
+    assert all(ULID.from_str(i.removeprefix("msg_").upper()).datetime == start for i in same_moment)
 
 
 def test_an_api_key_splits_into_its_public_prefix_and_secret() -> None:

@@ -30,6 +30,7 @@ async def create_app(
 ) -> JsonResponse:
     async def create() -> tuple[int, object]:
         app, key = await apps.create_app(caller.deps, caller.principal, data)
+        await caller.audit("app.create", type="app", id=app["id"], scopes=app["scopes"])
         return 201, {"app": apps.public(app), "api_key": key, "slot": "primary"}
 
     return await idempotent(caller, request, data.model_dump(mode="json"), create)
@@ -70,9 +71,10 @@ async def get_app(app_id: str, caller: Annotated[Caller, scoped("read:app")]) ->
 async def update_app(
     app_id: str, data: apps.AppUpdate, caller: Annotated[Caller, scoped("update:app")]
 ) -> JsonResponse:
-    return JsonResponse(
-        apps.public(await apps.update_app(caller.deps, caller.principal, app_id, data))
-    )
+    app = await apps.update_app(caller.deps, caller.principal, app_id, data)
+    changed = sorted(data.model_dump(exclude_unset=True))
+    await caller.audit("app.update", type="app", id=app_id, fields=changed, scopes=app["scopes"])
+    return JsonResponse(apps.public(app))
 
 
 @router.delete(
@@ -83,6 +85,7 @@ async def update_app(
 )
 async def delete_app(app_id: str, caller: Annotated[Caller, scoped("delete:app")]) -> Response:
     await apps.delete_app(caller.deps, caller.tenant_id, app_id)
+    await caller.audit("app.delete", type="app", id=app_id)
     return Response(status_code=204)
 
 
@@ -98,6 +101,8 @@ async def rotate_key(
     app_id: str, slot: apps.Slot, caller: Annotated[Caller, scoped("update:app")]
 ) -> JsonResponse:
     app, key = await apps.rotate_key(caller.deps, caller.tenant_id, app_id, slot)
+    prefix = app["keys"][slot]["prefix"]
+    await caller.audit("app.key.rotate", type="app", id=app_id, slot=slot, key_prefix=prefix)
     return JsonResponse({"app": apps.public(app), "api_key": key, "slot": slot}, status_code=201)
 
 
@@ -109,6 +114,6 @@ async def rotate_key(
 async def revoke_key(
     app_id: str, slot: apps.Slot, caller: Annotated[Caller, scoped("update:app")]
 ) -> JsonResponse:
-    return JsonResponse(
-        apps.public(await apps.revoke_key(caller.deps, caller.tenant_id, app_id, slot))
-    )
+    app = await apps.revoke_key(caller.deps, caller.tenant_id, app_id, slot)
+    await caller.audit("app.key.revoke", type="app", id=app_id, slot=slot)
+    return JsonResponse(apps.public(app))

@@ -30,9 +30,9 @@ async def create_channel(
     caller: Annotated[Caller, scoped("create:channel")],
 ) -> JsonResponse:
     async def create() -> tuple[int, object]:
-        return 201, channels.public(
-            await channels.create_channel(caller.deps, caller.tenant_id, data)
-        )
+        doc = await channels.create_channel(caller.deps, caller.tenant_id, data)
+        await caller.audit("channel.create", type="channel", id=doc["id"], name=doc["name"])
+        return 201, channels.public(doc)
 
     return await idempotent(caller, request, data.model_dump(mode="json"), create)
 
@@ -73,6 +73,10 @@ async def update_channel(
     caller: Annotated[Caller, scoped("update:channel")],
 ) -> JsonResponse:
     doc = await channels.update_channel(caller.deps, caller.tenant_id, name, data)
+    changed = sorted(data.model_dump(exclude_unset=True))
+    await caller.audit(
+        "channel.update", type="channel", id=doc["id"], name=doc["name"], fields=changed
+    )
     return JsonResponse(channels.public(doc))
 
 
@@ -85,7 +89,9 @@ async def update_channel(
 async def delete_channel(
     name: str, caller: Annotated[Caller, scoped("delete:channel")]
 ) -> Response:
+    doc = await channels.get_channel(caller.deps, caller.tenant_id, name)
     await channels.delete_channel(caller.deps, caller.tenant_id, name)
+    await caller.audit("channel.delete", type="channel", id=doc["id"], name=doc["name"])
     return Response(status_code=204)
 
 
@@ -102,7 +108,15 @@ async def put_credentials(
     caller: Annotated[Caller, scoped("update:channel")],
     credentials: dict[str, str] = Body(..., examples=[{"username": "u", "password": "p"}]),
 ) -> Response:
-    await channels.set_credentials(caller.deps, caller.tenant_id, name, credentials)
+    doc = await channels.set_credentials(caller.deps, caller.tenant_id, name, credentials)
+    # The field names, never their values.
+    await caller.audit(
+        "channel.credentials.set",
+        type="channel",
+        id=doc["id"],
+        name=doc["name"],
+        fields=sorted(credentials),
+    )
     return Response(status_code=204)
 
 
