@@ -10,7 +10,7 @@ from fastapi.openapi.utils import get_openapi
 
 from shared.api import errors
 from shared.api.limits import RequestBoundary
-from shared.api.routers import apps, audit, channels, messages, meta
+from shared.api.routers import apps, audit, channels, messages, meta, oauth
 from shared.api.schemas import Problem
 from shared.domain.messages import BatchCreate, MessageCreate
 from shared.services.deps import Deps
@@ -34,7 +34,8 @@ def create_app(get_deps: Callable[[], Deps]) -> FastAPI:
     )
     app.state.get_deps = get_deps
     errors.install(app)
-    for router in (messages.router, channels.router, apps.router, audit.router, meta.router):
+    routers = (messages.router, channels.router, apps.router, audit.router, oauth.router)
+    for router in (*routers, meta.router):
         app.include_router(router)
     app.add_middleware(RequestBoundary, flush=lambda: get_deps().flush())
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
@@ -54,18 +55,50 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
             components.setdefault(name, sub)
         components[model.__name__] = definition
     _answers_are_problems(schema)
+    _oauth2_too(schema)
     app.openapi_schema = schema
     return schema
+
+
+TOKEN_PATH = "/api/v1/oauth/token"  # noqa: S105 (a path, not a secret)
+
+
+def _oauth2_too(schema: dict[str, Any]) -> None:
+    """Every route that takes an API key takes a bearer token from the token endpoint
+    too, with the same scope: document both, as alternatives."""
+    from shared.domain.scopes import SCOPES
+
+    schema["components"].setdefault("securitySchemes", {})["OAuth2"] = {
+        "type": "oauth2",
+        "description": "Client credentials (RFC 6749 §4.4): a JWT signed with ES256, whose "
+        "keys are at /api/.well-known/jwks.json.",
+        "flows": {"clientCredentials": {"tokenUrl": TOKEN_PATH, "scopes": SCOPES}},
+    }
+    for operations in schema["paths"].values():
+        for operation in operations.values():
+            for requirement in list(operation.get("security", [])):
+                if "ApiKey" in requirement:
+                    operation["security"].append({"OAuth2": requirement["ApiKey"]})
+    token = schema["paths"][TOKEN_PATH]["post"]
+    oauth_error = {
+        "type": "object",
+        "required": ["error"],
+        "properties": {"error": {"type": "string"}, "error_description": {"type": "string"}},
+    }
+    for status in ("400", "401"):
+        token["responses"][status]["content"] = {"application/json": {"schema": oauth_error}}
 
 
 def _answers_are_problems(schema: dict[str, Any]) -> None:
     """FastAPI documents its own 422 shape; ours are problem+json, and so is a 500."""
     problem = {"$ref": "#/components/schemas/Problem"}
-    for operations in schema["paths"].values():
+    for path, operations in schema["paths"].items():
         for operation in operations.values():
             responses = operation["responses"]
             responses["500"] = {"description": "Internal error (a bug on our side; no traceback)"}
             for status, response in responses.items():
+                if path == TOKEN_PATH and status in ("400", "401"):
+                    continue  # RFC 6749 §5.2 errors (set by _oauth2_too)
                 if int(status) >= 400:
                     response["content"] = {"application/problem+json": {"schema": problem}}
     for name in ("HTTPValidationError", "ValidationError"):

@@ -9,10 +9,11 @@ from fastapi import Depends, Request, Security
 from fastapi.security import APIKeyHeader, SecurityScopes
 
 from shared.domain.errors import Forbidden, Unauthorized
-from shared.services import tenants
+from shared.services import oauth, tenants
 from shared.services.deps import Deps, Principal
 
-WWW_AUTHENTICATE = {"WWW-Authenticate": 'ApiKey header="X-API-Key"'}
+WWW_AUTHENTICATE = {"WWW-Authenticate": 'ApiKey header="X-API-Key", Bearer realm="ocm"'}
+BEARER_INVALID = {"WWW-Authenticate": 'Bearer realm="ocm", error="invalid_token"'}
 
 
 async def get_deps(request: Request) -> Deps:
@@ -57,17 +58,14 @@ class ApiKeyAuth(APIKeyHeader):
     ) -> Caller:
         deps: Deps = request.app.state.get_deps()
         api_key = request.headers.get("x-api-key")
-        if not api_key:
-            raise Unauthorized(
-                "Send an API key in the X-API-Key header",
-                code="CREDENTIALS_MISSING",
-                headers=WWW_AUTHENTICATE,
-            )
-        try:
-            principal = await tenants.authenticate_api_key(deps, api_key)
-        except Unauthorized as exc:
-            exc.headers = {**exc.headers, **WWW_AUTHENTICATE}
-            raise
+        if api_key:
+            try:
+                principal = await tenants.authenticate_api_key(deps, api_key)
+            except Unauthorized as exc:
+                exc.headers = {**exc.headers, **WWW_AUTHENTICATE}
+                raise
+        else:
+            principal = await _bearer(deps, request.headers.get("authorization"))
         missing = [s for s in security_scopes.scopes if not principal.has(s)]
         if missing:
             raise Forbidden(
@@ -97,3 +95,20 @@ def _address(request: Request) -> str | None:
     if forwarded:
         return forwarded.split(",", 1)[0].strip()[:64] or None
     return request.client.host if request.client else None
+
+
+async def _bearer(deps: Deps, authorization: str | None) -> Principal:
+    """``Authorization: Bearer <JWT>`` from POST /api/v1/oauth/token."""
+    scheme, _, token = (authorization or "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized(
+            "Send an API key in X-API-Key or an access token as Authorization: Bearer",
+            code="CREDENTIALS_MISSING",
+            headers=WWW_AUTHENTICATE,
+        )
+    try:
+        return await oauth.authenticate_token(deps, token.strip())
+    except oauth.InvalidToken:
+        raise Unauthorized(
+            "The access token is not valid", code="INVALID_CREDENTIALS", headers=BEARER_INVALID
+        ) from None

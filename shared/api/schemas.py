@@ -131,6 +131,9 @@ class AppPublic(BaseModel):
     scopes: list[str]
     status: str = Field(description="active or disabled")
     keys: AppKeys
+    client: dict[str, Any] | None = Field(
+        default=None, description="`{created_at}` of the OAuth2 client secret, if issued"
+    )
     created_at: str
     updated_at: str
 
@@ -139,6 +142,12 @@ class AppWithKey(BaseModel):
     app: AppPublic
     api_key: str = Field(description="The new key, shown this once: OCM keeps only a hash.")
     slot: str = Field(description="primary or secondary")
+
+
+class ClientSecretIssued(BaseModel):
+    app: AppPublic
+    client_id: str = Field(description="The application's id")
+    client_secret: str = Field(description="Shown this once: OCM keeps only a hash.")
 
 
 class AppList(BaseModel):

@@ -41,6 +41,7 @@ PUBLIC_FIELDS = (
     "scopes",
     "status",
     "keys",
+    "client",
     "created_at",
     "updated_at",
 )
@@ -155,9 +156,12 @@ async def update_app(deps: Deps, principal: Principal, app_id: str, data: AppUpd
 
 async def delete_app(deps: Deps, tenant_id: str, app_id: str) -> None:
     """Revoke both keys, then mark the app deleted (its id is never reused)."""
+    from shared.services import oauth
+
     app = await get_app(deps, tenant_id, app_id)
     for slot in SLOTS:
         await _revoke(deps, app, slot)
+    await oauth.revoke_client_secret(deps, app)
     await deps.store.patch(
         APPS,
         tenant_id,
@@ -165,6 +169,7 @@ async def delete_app(deps: Deps, tenant_id: str, app_id: str) -> None:
         {
             "status": "deleted",
             "keys": {"primary": None, "secondary": None},
+            "client": None,
             "updated_at": to_utc_text(deps.clock.now()),
         },
     )
@@ -229,7 +234,19 @@ async def _delete_entry(deps: Deps, tenant_id: str, prefix: str) -> None:
 
 
 async def _sync_keys(deps: Deps, app: Document) -> None:
-    """Copy the app's scopes and status onto its key entries (what requests read)."""
+    """Copy the app's scopes and status onto its key entries and its client secret's
+    entry (what requests read)."""
+    from shared.services import oauth
+
+    client_id = oauth.client_entry_id(app["id"])
+    if app.get("client"):
+        await deps.store.patch(
+            DIRECTORY,
+            app["tenant_id"],
+            client_id,
+            {"scopes": list(app["scopes"]), "status": app["status"]},
+        )
+        deps.lookups.forget((DIRECTORY, client_id))
     for info in (app.get("keys") or {}).values():
         if not info:
             continue
@@ -240,3 +257,28 @@ async def _sync_keys(deps: Deps, app: Document) -> None:
             {"scopes": list(app["scopes"]), "status": app["status"]},
         )
         directory.forget_api_key(deps, info["prefix"])
+
+
+async def issue_client_secret(deps: Deps, tenant_id: str, app_id: str) -> tuple[Document, str]:
+    """A new OAuth2 client secret for the app (its client id is the app id); the one
+    it replaces stops working. Shown once."""
+    from shared.services import oauth
+
+    app = await get_app(deps, tenant_id, app_id)
+    secret = await oauth.issue_client_secret(deps, app)
+    now = to_utc_text(deps.clock.now())
+    app = await deps.store.patch(
+        APPS, tenant_id, app_id, {"client": {"created_at": now}, "updated_at": now}
+    )
+    return app, secret
+
+
+async def revoke_client_secret(deps: Deps, tenant_id: str, app_id: str) -> Document:
+    from shared.services import oauth
+
+    app = await get_app(deps, tenant_id, app_id)
+    if not await oauth.revoke_client_secret(deps, app):
+        raise NotFoundError(f"{app_id!r} has no client secret", code="CLIENT_SECRET_NOT_FOUND")
+    return await deps.store.patch(
+        APPS, tenant_id, app_id, {"client": None, "updated_at": to_utc_text(deps.clock.now())}
+    )

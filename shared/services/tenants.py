@@ -71,6 +71,18 @@ async def set_status(deps: Deps, tenant_id: str, status: str) -> Document:
     return doc
 
 
+async def is_suspended(deps: Deps, tenant_id: str) -> bool:
+    """Whether the tenant is suspended (or gone); cached like other lookups."""
+    tenant = await deps.lookups.get(
+        (TENANTS, tenant_id), lambda: deps.store.read(TENANTS, tenant_id, tenant_id)
+    )
+    return tenant is None or tenant.get("status") == "suspended"
+
+
+def suspended() -> Forbidden:
+    return Forbidden("This tenant is suspended", code="TENANT_SUSPENDED")
+
+
 async def list_tenants(deps: Deps) -> list[Document]:
     """Operator view (system scope): every tenant."""
     page = await deps.store.query(TENANTS, Query(scope=SYSTEM, order_by="created_at", limit=1000))
@@ -88,14 +100,8 @@ async def authenticate_api_key(deps: Deps, key: str) -> Principal:
         raise Unauthorized("The API key is not valid", code="INVALID_CREDENTIALS")
     if not hmac.compare_digest(entry["secret_sha256"], hash_secret(secret)):
         raise Unauthorized("The API key is not valid", code="INVALID_CREDENTIALS")
-    tenant_id = entry["tenant_id"]
-    tenant = await deps.lookups.get(
-        (TENANTS, tenant_id), lambda: deps.store.read(TENANTS, tenant_id, tenant_id)
-    )
-    if tenant is None:
-        raise Unauthorized("The API key is not valid", code="INVALID_CREDENTIALS")
-    if tenant.get("status") == "suspended":
-        raise Forbidden("This tenant is suspended", code="TENANT_SUSPENDED")
+    if await is_suspended(deps, entry["tenant_id"]):
+        raise suspended()
     return Principal(
         tenant_id=entry["tenant_id"],
         app_id=entry["app_id"],

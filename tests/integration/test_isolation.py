@@ -20,7 +20,12 @@ from shared.config import Settings
 from shared.services import tenants
 from shared.services.deps import Deps
 
-PUBLIC = {("get", "/api/health"), ("get", "/api/v1/channel-types")}
+PUBLIC = {
+    ("get", "/api/health"),
+    ("get", "/api/v1/channel-types"),
+    ("post", "/api/v1/oauth/token"),
+    ("get", "/api/.well-known/jwks.json"),
+}
 # What each create route needs (the resources A makes), and a valid body for every
 # route that takes one, so B's calls fail for the right reason: not found.
 BODIES: dict[tuple[str, str], Any] = {
@@ -42,6 +47,7 @@ BODIES: dict[tuple[str, str], Any] = {
     ("post", "/api/v1/apps"): {"name": "b-app", "scopes": ["read:message"]},
     ("patch", "/api/v1/apps/{app_id}"): {"name": "taken over"},
     ("post", "/api/v1/apps/{app_id}/keys/{slot}"): None,
+    ("post", "/api/v1/apps/{app_id}/client-secret"): None,
 }
 # Routes that create (B may call them: they make B's own resources, never A's).
 CREATES = {

@@ -13,7 +13,12 @@ from functions.http import asgi_app
 from shared import bootstrap
 from shared.config import Settings
 
-PUBLIC = {("get", "/api/health"), ("get", "/api/v1/channel-types")}
+PUBLIC = {
+    ("get", "/api/health"),
+    ("get", "/api/v1/channel-types"),
+    ("post", "/api/v1/oauth/token"),  # authenticates the client itself (RFC 6749)
+    ("get", "/api/.well-known/jwks.json"),
+}
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -59,9 +64,11 @@ def test_every_private_route_declares_its_scope(spec: dict[str, Any]) -> None:
     for method, path, op in operations(spec):
         if (method, path) in PUBLIC:
             continue
-        [requirement] = op["security"]
-        [scopes] = requirement.values()
-        assert len(scopes) == 1 and ":" in scopes[0], (method, path)
+        api_key, oauth2 = op["security"]  # alternatives: an API key or a bearer token
+        assert set(api_key) == {"ApiKey"} and set(oauth2) == {"OAuth2"}, (method, path)
+        assert api_key["ApiKey"] == oauth2["OAuth2"], (method, path)
+        [scope] = api_key["ApiKey"]
+        assert ":" in scope, (method, path)
         assert {"401", "403"} <= set(op["responses"]), (method, path)
 
 
@@ -69,7 +76,9 @@ def test_every_error_answer_is_a_problem(spec: dict[str, Any]) -> None:
     for method, path, op in operations(spec):
         assert "500" in op["responses"], (method, path)
         for status, response in op["responses"].items():
-            if int(status) >= 400:
+            if path == "/api/v1/oauth/token" and status in ("400", "401"):
+                assert list(response["content"]) == ["application/json"]  # RFC 6749 §5.2
+            elif int(status) >= 400:
                 assert list(response["content"]) == ["application/problem+json"]
                 schema = response["content"]["application/problem+json"]["schema"]
                 assert schema == {"$ref": "#/components/schemas/Problem"}

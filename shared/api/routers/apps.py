@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query, Request, Response
 from shared.api.deps import Caller, scoped
 from shared.api.idempotent import run as idempotent
 from shared.api.responses import JsonResponse
-from shared.api.schemas import AppList, AppPublic, AppWithKey, problems
+from shared.api.schemas import AppList, AppPublic, AppWithKey, ClientSecretIssued, problems
 from shared.services import apps
 
 router = APIRouter(prefix="/api/v1/apps", tags=["apps"])
@@ -116,4 +116,34 @@ async def revoke_key(
 ) -> JsonResponse:
     app = await apps.revoke_key(caller.deps, caller.tenant_id, app_id, slot)
     await caller.audit("app.key.revoke", type="app", id=app_id, slot=slot)
+    return JsonResponse(apps.public(app))
+
+
+@router.post(
+    "/{app_id}/client-secret",
+    status_code=201,
+    summary="Issue the application's OAuth2 client secret, replacing any",
+    description="The client id is the application's id. Exchange both for an access "
+    "token at `POST /api/v1/oauth/token`. The secret is in this answer only.",
+    responses={201: {"model": ClientSecretIssued}, **problems(401, 403, 404)},
+)
+async def issue_client_secret(
+    app_id: str, caller: Annotated[Caller, scoped("update:app")]
+) -> JsonResponse:
+    app, secret = await apps.issue_client_secret(caller.deps, caller.tenant_id, app_id)
+    await caller.audit("app.client_secret.issue", type="app", id=app_id)
+    body = {"app": apps.public(app), "client_id": app_id, "client_secret": secret}
+    return JsonResponse(body, status_code=201)
+
+
+@router.delete(
+    "/{app_id}/client-secret",
+    summary="Revoke the application's client secret (its tokens stop working too)",
+    responses={200: {"model": AppPublic}, **problems(401, 403, 404)},
+)
+async def revoke_client_secret(
+    app_id: str, caller: Annotated[Caller, scoped("update:app")]
+) -> JsonResponse:
+    app = await apps.revoke_client_secret(caller.deps, caller.tenant_id, app_id)
+    await caller.audit("app.client_secret.revoke", type="app", id=app_id)
     return JsonResponse(apps.public(app))
