@@ -1,0 +1,122 @@
+"""Hygiene through a whole run of `ocm serve` at DEBUG: no API key, client secret,
+access token or provider credential ever reaches the log or an error answer; CORS is
+closed by default."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from tests.e2e.conftest import Server, free_port, server_env
+
+
+@pytest.fixture(scope="module")
+def loud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    data_dir = tmp_path_factory.mktemp("ocm-loud")
+    srv = Server(
+        data_dir=data_dir,
+        port=free_port(),
+        env=server_env(data_dir, OCM_LOG_LEVEL="DEBUG"),
+    )
+    srv.start()
+    yield srv
+    if srv.process and srv.process.poll() is None:
+        srv.stop()
+
+
+def test_no_secret_reaches_the_log_or_an_error_answer(loud: Server) -> None:
+    acme = loud.tenant("hygiene")
+    secrets = [acme.api_key]
+    answers: list[str] = []
+
+    def call(method: str, path: str, key: str | None = None, **kwargs: object) -> httpx.Response:
+        headers = {"X-API-Key": key or acme.api_key}
+        with httpx.Client(base_url=loud.url, timeout=30) as http:
+            answer = http.request(method, path, headers=headers, **kwargs)  # type: ignore[arg-type]
+        if answer.status_code >= 400:
+            answers.append(answer.text)
+        return answer
+
+    call("POST", "/api/v1/channels", json={"name": "sandbox", "type": "sandbox"})
+    password = "s3cr3t-smtp-password-for-hygiene"
+    call(
+        "POST",
+        "/api/v1/channels",
+        json={
+            "name": "mail",
+            "type": "email",
+            "provider": "smtp",
+            "settings": {"host": "127.0.0.1", "port": 1, "security": "none"},
+        },
+    )
+    call("PUT", "/api/v1/channels/mail/credentials", json={"username": "u", "password": password})
+    secrets.append(password)
+    app = call("POST", "/api/v1/apps", json={"name": "crm", "scopes": ["send:message"]}).json()
+    secrets.append(app["api_key"])
+    rotated = call("POST", f"/api/v1/apps/{app['app']['id']}/keys/secondary").json()
+    secrets.append(rotated["api_key"])
+    client = call("POST", f"/api/v1/apps/{app['app']['id']}/client-secret").json()
+    secrets.append(client["client_secret"])
+    with httpx.Client(base_url=loud.url, timeout=30) as http:
+        token = http.post(
+            "/api/v1/oauth/token",
+            data={
+                "grant_type": "client_credentials",
+                "client_id": client["client_id"],
+                "client_secret": client["client_secret"],
+            },
+        ).json()["access_token"]
+        secrets.append(token)
+        answers.append(
+            http.get("/api/v1/messages", headers={"Authorization": f"Bearer {token}"}).text
+        )
+        wrong = http.post(
+            "/api/v1/oauth/token",
+            data={
+                "grant_type": "client_credentials",
+                "client_id": client["client_id"],
+                "client_secret": "ocs_" + "x" * 43,
+            },
+        )
+        answers.append(wrong.text)
+    # Failures that log: a send through the unreachable SMTP server, bad keys.
+    sent = call(
+        "POST",
+        "/api/v1/messages",
+        json={
+            "channel": "mail",
+            "receiver": {"type": "email", "address": "bob@example.com"},
+            "sender": {"type": "email", "address": "noreply@example.com"},
+            "subject": "s",
+            "content": {"type": "text", "text": "t"},
+            "options": {"max_attempts": 1},
+        },
+    ).json()
+    assert "id" in sent, sent.get("errors")
+    acme.wait_for(sent["id"])
+    call("GET", "/api/v1/channels", key=acme.api_key[:-3] + "zzz")
+    call("GET", "/api/v1/channels", key="ocm_000000000000_" + "y" * 43)
+    call("POST", "/api/v1/messages", content=b'{"channel": "sandbox", "x": ' + password.encode())
+
+    log = loud.log()
+    assert "DEBUG" in log  # it did log at DEBUG
+    assert len(answers) >= 4  # the error answers checked below
+    for secret in secrets:
+        hidden = secret.split("_", 2)[-1]  # a key's secret part, on its own too
+        assert secret not in log and hidden not in log, "a secret reached the log"
+        for answer in answers:
+            assert secret not in answer and hidden not in answer, "a secret in an error"
+
+
+def test_cors_is_closed_by_default(loud: Server) -> None:
+    with httpx.Client(base_url=loud.url, timeout=10) as http:
+        preflight = http.options(
+            "/api/v1/messages",
+            headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "POST"},
+        )
+        simple = http.get("/api/health", headers={"Origin": "https://evil.example"})
+    for answer in (preflight, simple):
+        assert "access-control-allow-origin" not in answer.headers
+        assert "access-control-allow-credentials" not in answer.headers
