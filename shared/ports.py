@@ -209,6 +209,16 @@ class DocumentStore(Protocol):
 
     async def query(self, container: str, query: Query) -> Page: ...
 
+    async def increment(
+        self, container: str, tenant_id: str, doc_id: str, field: str, by: int, *, ttl: int
+    ) -> int:
+        """Atomically add ``by`` to the top-level integer ``field`` of the document,
+        creating it (with that ``ttl``) if missing; returns the new value. Counters
+        shared by every instance (rate limits, quotas) use it; they are keyed by their
+        window, so the ttl only cleans up (it runs from creation on SQLite, from the
+        last add on Cosmos DB)."""
+        ...
+
 
 # ---------------------------------------------------------------------------
 # Queues

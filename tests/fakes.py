@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import itertools
 import operator
 import uuid
@@ -216,6 +217,22 @@ class FakeDocumentStore:
         last = page[-1] if page else {}
         cursor = encode_cursor(query.order_by, _get(last, query.order_by), last.get("id", ""))
         return Page(page, cursor if more else None)
+
+    async def increment(
+        self, container: str, tenant_id: str, doc_id: str, field: str, by: int, *, ttl: int
+    ) -> int:
+        stored = self._live(container, doc_id)
+        if stored is None:
+            doc: Document = {"id": doc_id, "tenant_id": tenant_id, field: by, "ttl": ttl}
+            return int(self._write(container, doc)[field])
+        if stored.tenant_id != tenant_id:
+            raise Conflict(f"{container}/{doc_id} belongs to another tenant")
+        doc = orjson.loads(stored.body)
+        doc[field] = int(doc.get(field) or 0) + by
+        written = self._write(container, doc)
+        table = self._table(container)  # an increment keeps the counter's expiry
+        table[doc_id] = dataclasses.replace(table[doc_id], expires_at=stored.expires_at)
+        return int(written[field])
 
     async def purge_expired(self) -> int:
         now = self._clock.now().timestamp()

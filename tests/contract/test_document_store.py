@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -558,3 +559,23 @@ async def test_each_partition_layout_keeps_tenants_apart(store: Store, container
 async def test_a_query_no_index_serves_is_refused(store: Store, query: Query) -> None:
     with pytest.raises(ValueError, match="index"):
         await store.query("notes", query)
+
+
+# --- counters --------------------------------------------------------------------------
+
+
+async def test_increment_creates_then_adds_atomically(store: Store) -> None:
+    assert await store.increment("records", "tn_a", "c1", "n", 3, ttl=60) == 3
+    results = await asyncio.gather(
+        *(store.increment("records", "tn_a", "c1", "n", 1, ttl=60) for _ in range(20))
+    )
+    assert sorted(results) == list(range(4, 24))  # every add seen exactly once
+    assert (await store.read("records", "tn_a", "c1"))["n"] == 23  # type: ignore[index]
+    assert await store.increment("records", "tn_b", "c2", "n", 1, ttl=60) == 1
+
+
+@pytest.mark.needs("clock")
+async def test_an_expired_counter_starts_again(store: Store, clock: FakeClock) -> None:
+    await store.increment("records", "tn_a", "c1", "n", 5, ttl=10)
+    clock.advance(10)  # the ttl has passed (since creation, and since the last add)
+    assert await store.increment("records", "tn_a", "c1", "n", 1, ttl=10) == 1

@@ -378,6 +378,38 @@ class CosmosDocumentStore:
             cursor = encode_cursor(query.order_by, _value(last, query.order_by), last["id"])
         return Page(found, cursor)
 
+    async def increment(
+        self, container: str, tenant_id: str, doc_id: str, field: str, by: int, *, ttl: int
+    ) -> int:
+        """Cosmos's atomic ``incr`` patch; a missing counter is created, and a create
+        that loses a race to another instance's becomes an increment."""
+        c = self._container(container)
+        if c.by_id_alone:
+            raise ValueError("counters live in containers keyed by tenant")
+        key = c.key(tenant_id, doc_id)
+        for _ in range(3):
+            try:
+                patched = await _call(
+                    c.client.patch_item(
+                        doc_id,
+                        key,
+                        [{"op": "incr", "path": f"/{field}", "value": by}],
+                        response_hook=self.meter.hook("increment", container),
+                    )
+                )
+                return int(patched[field])
+            except NotFound:
+                pass
+            body = {"id": doc_id, "tenant_id": tenant_id, field: by, "ttl": ttl}
+            try:
+                await _call(
+                    c.client.create_item(body, response_hook=self.meter.hook("create", container))
+                )
+                return by
+            except Conflict:
+                continue
+        raise PreconditionFailed(f"{container}/{doc_id} could not be counted")
+
     async def close(self) -> None:
         """Nothing of its own: the client is closed by whoever built it."""
 

@@ -247,6 +247,50 @@ class SqliteDocumentStore:
         cursor = encode_cursor(query.order_by, rows[-1][3], rows[-1][0]) if more else None
         return Page([_load(etag, body) for _, etag, body, _ in rows], cursor)
 
+    async def increment(
+        self, container: str, tenant_id: str, doc_id: str, field: str, by: int, *, ttl: int
+    ) -> int:
+        self._spec(container)
+        check_name(field)
+        now = self._now()
+        path = f"$.{field}"
+        fresh = orjson.dumps({"id": doc_id, "tenant_id": tenant_id, field: by, "ttl": ttl}).decode()
+        with self._db.transaction(one_write=True) as conn:
+            # One statement: create, or add to a live document of this tenant (an
+            # expired one starts again from ``by``).
+            row = conn.execute(
+                "INSERT INTO documents (container, id, tenant_id, etag, expires_at, body) "
+                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (container, id) DO UPDATE SET "
+                "etag = excluded.etag, "
+                "body = CASE WHEN documents.expires_at IS NOT NULL "
+                "AND documents.expires_at <= ? THEN excluded.body "
+                "ELSE json_set(documents.body, ?, "
+                "coalesce(json_extract(documents.body, ?), 0) + ?) END, "
+                "expires_at = CASE WHEN documents.expires_at IS NOT NULL "
+                "AND documents.expires_at <= ? THEN excluded.expires_at "
+                "ELSE documents.expires_at END "
+                "WHERE documents.tenant_id = excluded.tenant_id "
+                "RETURNING json_extract(body, ?)",
+                (
+                    container,
+                    doc_id,
+                    tenant_id,
+                    self._new_etag(),
+                    now + ttl,
+                    fresh,
+                    now,
+                    path,
+                    path,
+                    by,
+                    now,
+                    path,
+                ),
+            ).fetchone()
+        if row is None:
+            raise Conflict(f"{container}/{doc_id} belongs to another tenant")
+        value: int = row[0]
+        return value
+
     async def purge_expired(self) -> int:
         """Delete expired documents (invisible already) and refresh planner statistics,
         this being the store's periodic upkeep; returns how many were deleted."""
