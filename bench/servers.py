@@ -61,6 +61,10 @@ def ocm_settings() -> dict[str, str]:
 def _env(data_dir: Path | None = None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in _OWN_SETTINGS}
     env["PYTHONUNBUFFERED"] = "1"
+    # The load comes from one application: a limit far above it keeps the limiter's
+    # work in every request without refusing any (unless the caller sets one).
+    env.setdefault("OCM_RATE_LIMIT_PER_SECOND", "1000000")
+    env.setdefault("OCM_RATE_LIMIT_BURST", "1000000")
     if data_dir is not None:
         env["OCM_DATA_DIR"] = str(data_dir)
     return env

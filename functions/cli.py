@@ -15,7 +15,7 @@ from pydantic import ValidationError
 
 from shared import bootstrap
 from shared.config import Settings
-from shared.domain.errors import OcmError
+from shared.domain.errors import OcmError, ValidationFailed
 from shared.services import tenants
 
 
@@ -77,6 +77,33 @@ async def _tenant_status(settings: Settings, tenant_id: str, status: str, as_jso
     return 0
 
 
+async def _tenant_limits(settings: Settings, args: argparse.Namespace) -> int:
+    names = ("requests_per_second", "burst", "messages_per_day", "messages_per_month")
+    changes: dict[str, float | None] = {}
+    for name in names:
+        value = getattr(args, name)
+        if value is not None:
+            try:
+                changes[name] = None if value.lower() == "default" else float(value)
+            except ValueError:
+                raise ValidationFailed(
+                    f"--{name.replace('_', '-')} takes a number or 'default'"
+                ) from None
+    deps = bootstrap.build(settings)
+    try:
+        doc = await tenants.set_limits(deps, args.tenant_id, changes)
+    finally:
+        await bootstrap.close(deps)
+    limits = doc.get("limits") or {}
+    _print(
+        {"tenant_id": doc["id"], "limits": limits},
+        args.json,
+        f"tenant {doc['id']} limits: "
+        + (", ".join(f"{k}={v:g}" for k, v in limits.items()) or "the platform's defaults"),
+    )
+    return 0
+
+
 async def _serve(settings: Settings) -> int:
     from function_app import app  # the one FunctionApp, with every trigger
     from functions.http import asgi_app
@@ -116,6 +143,14 @@ def _parser() -> argparse.ArgumentParser:
         command.add_argument("tenant_id")
         command.add_argument("--json", action="store_true", help="print JSON")
         command.add_argument("--data-dir")
+    limits = tsub.add_parser(
+        "limits", help="set a tenant's own rate limit and quotas ('default' clears one)"
+    )
+    limits.add_argument("tenant_id")
+    for flag in ("requests-per-second", "burst", "messages-per-day", "messages-per-month"):
+        limits.add_argument(f"--{flag}", metavar="N|default")
+    limits.add_argument("--json", action="store_true", help="print JSON")
+    limits.add_argument("--data-dir")
     sub.add_parser("secret-key", help="print a new key for OCM_SECRET_KEY")
     return parser
 
@@ -140,6 +175,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if args.tenant_command == "create":
             return asyncio.run(_tenant_create(settings, args.name, args.json))
+        if args.tenant_command == "limits":
+            return asyncio.run(_tenant_limits(settings, args))
         if args.tenant_command in ("suspend", "resume"):
             status = "suspended" if args.tenant_command == "suspend" else "active"
             return asyncio.run(_tenant_status(settings, args.tenant_id, status, args.json))

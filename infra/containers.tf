@@ -113,5 +113,18 @@ locals {
       ]
       default_ttl = -1
     }
+
+    # Rate-limit windows and quota periods shared by every instance, read by id only.
+    counters = {
+      partition_key_paths   = ["/tenant_id", "/id"]
+      partition_key_kind    = "MultiHash"
+      partition_key_version = 2
+      unique_key_paths      = []
+      indexing_mode         = "consistent"
+      included_paths        = ["/tenant_id/?", "/id/?"]
+      excluded_paths        = local.cosmos_excluded_paths
+      composite_indexes     = []
+      default_ttl           = -1
+    }
   }
 }

@@ -64,6 +64,18 @@ class Settings(BaseSettings):
         description="How long an instance caches API-key entries and channels for "
         "sending (0: never); its own changes apply at once.",
     )
+    OCM_RATE_LIMIT_PER_SECOND: float = Field(
+        default=100.0, ge=0, description="Requests per second per application (0: none)."
+    )
+    OCM_RATE_LIMIT_BURST: int = Field(
+        default=200, ge=1, description="Requests an application may make at once."
+    )
+    OCM_QUOTA_MESSAGES_PER_DAY: int = Field(
+        default=0, ge=0, description="Messages a tenant may send per UTC day (0: no quota)."
+    )
+    OCM_QUOTA_MESSAGES_PER_MONTH: int = Field(
+        default=0, ge=0, description="Messages a tenant may send per UTC month (0: no quota)."
+    )
     OCM_AUDIT_RETENTION_DAYS: int = Field(
         default=400, ge=1, description="How long audit records are kept."
     )

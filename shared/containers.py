@@ -11,6 +11,7 @@ CHANNELS = "channels"
 MESSAGES = "messages"
 IDEMPOTENCY = "idempotency"
 AUDIT = "audit"
+COUNTERS = "counters"
 
 # Partition keys (Cosmos DB; see ContainerSpec): a tenant's own small sets share
 # its partition; what grows without bound (messages, idempotency records) is keyed
@@ -39,4 +40,6 @@ CONTAINERS: tuple[ContainerSpec, ...] = (
     ContainerSpec(
         AUDIT, indexed=("at", "action"), ordered=("at",), partition_key=("tenant_id", "id")
     ),
+    # Rate-limit windows and quota periods, shared by every instance; read by id only.
+    ContainerSpec(COUNTERS, partition_key=("tenant_id", "id")),
 )

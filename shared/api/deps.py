@@ -9,7 +9,7 @@ from fastapi import Depends, Request, Security
 from fastapi.security import APIKeyHeader, SecurityScopes
 
 from shared.domain.errors import Forbidden, Unauthorized
-from shared.services import oauth, tenants
+from shared.services import limits, oauth, tenants
 from shared.services.deps import Deps, Principal
 
 WWW_AUTHENTICATE = {"WWW-Authenticate": 'ApiKey header="X-API-Key", Bearer realm="ocm"'}
@@ -66,6 +66,10 @@ class ApiKeyAuth(APIKeyHeader):
                 raise
         else:
             principal = await _bearer(deps, request.headers.get("authorization"))
+        tenant = await tenants.cached(deps, principal.tenant_id)
+        await limits.take(
+            deps, principal.tenant_id, principal.app_id, limits.limits_of(deps, tenant)
+        )
         missing = [s for s in security_scopes.scopes if not principal.has(s)]
         if missing:
             raise Forbidden(

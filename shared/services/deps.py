@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from shared.config import Settings
 from shared.ports import Clock, DocumentStore, Queue, SecretStore, Sender
@@ -28,6 +29,8 @@ class Deps:
     """Awaits durability of every write so far: the embedded store commits writes
     in groups; Cosmos writes are durable on return, so there it does nothing."""
     lookups: LookupCache = field(default_factory=LookupCache)
+    rate_buckets: dict[str, Any] = field(default_factory=dict)
+    """Each application's rate-limit state on this instance (shared.services.limits)."""
     """API keys and channels by name, cached briefly (see shared.services.lookups)."""
     closers: list[Callable[[], None]] = field(default_factory=list)
     """Releases resources (files, connections) when the platform stops."""

@@ -39,7 +39,7 @@ from shared.domain.status import PENDING
 from shared.domain.timeline import change_status, start
 from shared.ports import Filter, Page, PreconditionFailed, Query
 from shared.services import channels as channel_service
-from shared.services import outbox
+from shared.services import limits, outbox, tenants
 from shared.services.deps import Deps
 from shared.services.pages import list_page
 
@@ -221,6 +221,7 @@ async def accept_message(
             traceparent=telemetry.traceparent(),
         )
         span.set_attribute("ocm.message_id", doc["id"])
+        await _reserve(deps, tenant_id, 1)
         await deps.store.create(MESSAGES, doc)
         await outbox.hand_off(deps, [doc], clear=False, best_effort=True)
     return public(doc)
@@ -286,9 +287,16 @@ async def _accept_batch(
         docs.append(doc)
         items.append({"index": index, "id": doc["id"], "status": doc["status"], "error": None})
     if docs:
+        await _reserve(deps, tenant_id, len(docs))
         await deps.store.create_many(MESSAGES, docs)
         await outbox.hand_off(deps, docs, clear=False, best_effort=True)
     return BatchResult(batch_id=batch_id, items=items)
+
+
+async def _reserve(deps: Deps, tenant_id: str, count: int) -> None:
+    """Count the messages against the tenant's quotas (if it has any) or refuse them."""
+    tenant = await tenants.cached(deps, tenant_id)
+    await limits.reserve_messages(deps, tenant, tenant_id, count)
 
 
 def _item_error(exc: OcmError) -> dict[str, Any]:

@@ -71,12 +71,40 @@ async def set_status(deps: Deps, tenant_id: str, status: str) -> Document:
     return doc
 
 
-async def is_suspended(deps: Deps, tenant_id: str) -> bool:
-    """Whether the tenant is suspended (or gone); cached like other lookups."""
-    tenant = await deps.lookups.get(
+async def cached(deps: Deps, tenant_id: str) -> Document | None:
+    """The tenant's document, from the lookup cache (status, limits)."""
+    return await deps.lookups.get(
         (TENANTS, tenant_id), lambda: deps.store.read(TENANTS, tenant_id, tenant_id)
     )
+
+
+async def is_suspended(deps: Deps, tenant_id: str) -> bool:
+    """Whether the tenant is suspended (or gone); cached like other lookups."""
+    tenant = await cached(deps, tenant_id)
     return tenant is None or tenant.get("status") == "suspended"
+
+
+async def set_limits(deps: Deps, tenant_id: str, changes: dict[str, float | None]) -> Document:
+    """Set (a number) or clear (None: back to the platform's setting) the tenant's own
+    rate limit and quotas (operator)."""
+    allowed = {"requests_per_second", "burst", "messages_per_day", "messages_per_month"}
+    unknown = set(changes) - allowed
+    if unknown or any(v is not None and v < 0 for v in changes.values()):
+        raise ValidationFailed(f"Limits are {', '.join(sorted(allowed))}, each 0 or more")
+    doc = await get_tenant(deps, tenant_id)
+    merged = {**(doc.get("limits") or {}), **changes}
+    limits = {k: v for k, v in merged.items() if v is not None}
+    doc = await deps.store.patch(
+        TENANTS,
+        tenant_id,
+        tenant_id,
+        {"limits": limits, "updated_at": to_utc_text(deps.clock.now())},
+    )
+    deps.lookups.forget((TENANTS, tenant_id))
+    await audit.operator_record(
+        deps, tenant_id, "tenant.limits", {"type": "tenant", "id": tenant_id, "limits": limits}
+    )
+    return doc
 
 
 def suspended() -> Forbidden:

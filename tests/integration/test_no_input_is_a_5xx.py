@@ -56,7 +56,10 @@ message_like = st.fixed_dictionaries(
 
 @pytest.fixture(scope="module")
 def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TestClient, Deps, str]]:
-    deps = bootstrap.build(Settings(OCM_DATA_DIR=Path(tmp_path_factory.mktemp("fuzz"))))
+    # Hypothesis fires hundreds of requests a second with one key: no rate limit here.
+    deps = bootstrap.build(
+        Settings(OCM_DATA_DIR=Path(tmp_path_factory.mktemp("fuzz")), OCM_RATE_LIMIT_PER_SECOND=0)
+    )
     from shared.services import tenants
 
     with TestClient(create_app(lambda: deps), raise_server_exceptions=False) as client:

@@ -1,0 +1,153 @@
+"""Rate limits per application and message quotas per tenant: refused with 429 and a
+clear problem, configurable per tenant, and holding across instances."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from shared import bootstrap
+from shared.api.app import create_app
+from shared.config import Settings
+from shared.domain.errors import OcmError
+from shared.services import limits, tenants
+from shared.services.deps import Deps
+from tests.fakes import FakeClock, FakeDocumentStore
+from tests.unit.conftest import SETTINGS
+
+SEND = {
+    "channel": "sandbox",
+    "receiver": {"type": "phone", "address": "+4791234567"},
+    "content": {"type": "text", "text": "hi"},
+    "send_at": "2099-01-01T00:00:00Z",
+}
+
+
+@pytest.fixture
+def deps(tmp_path: Path) -> Iterator[Deps]:
+    built = bootstrap.build(Settings(OCM_DATA_DIR=tmp_path))
+    yield built
+    for closer in built.closers:
+        closer()
+
+
+@pytest.fixture
+async def api(deps: Deps) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=create_app(lambda: deps))
+    async with httpx.AsyncClient(transport=transport, base_url="http://ocm") as client:
+        yield client
+
+
+async def tenant(api: httpx.AsyncClient, deps: Deps) -> tuple[str, dict[str, str]]:
+    created = await tenants.create_tenant(deps, "acme")
+    key = {"X-API-Key": created.api_key}
+    await api.post("/api/v1/channels", json={"name": "sandbox", "type": "sandbox"}, headers=key)
+    return created.tenant["id"], key
+
+
+async def test_an_app_over_its_rate_gets_429_with_retry_after(
+    api: httpx.AsyncClient, deps: Deps
+) -> None:
+    tenant_id, key = await tenant(api, deps)
+    other = (
+        await api.post("/api/v1/apps", json={"name": "b", "scopes": ["read:channel"]}, headers=key)
+    ).json()["api_key"]
+    await tenants.set_limits(deps, tenant_id, {"requests_per_second": 2, "burst": 4})
+    answers = [await api.get("/api/v1/channels", headers=key) for _ in range(5)]
+    assert [a.status_code for a in answers] == [200, 200, 200, 200, 429]
+    refused = answers[-1]
+    assert refused.json()["code"] == "RATE_LIMITED"
+    assert refused.headers["content-type"].startswith("application/problem+json")
+    assert int(refused.headers["retry-after"]) >= 1
+    assert (
+        refused.headers["ratelimit-limit"] == "2" and refused.headers["ratelimit-remaining"] == "0"
+    )
+    # Another application of the tenant has a bucket of its own.
+    assert (await api.get("/api/v1/channels", headers={"X-API-Key": other})).status_code == 200
+    await asyncio.sleep(0.6)  # a token comes back every half second
+    assert (await api.get("/api/v1/channels", headers=key)).status_code == 200
+    await tenants.set_limits(deps, tenant_id, {"requests_per_second": None, "burst": None})
+    deps.rate_buckets.clear()
+    statuses = [(await api.get("/api/v1/channels", headers=key)).status_code for _ in range(20)]
+    assert set(statuses) == {200}  # back to the platform's 100 a second
+
+
+async def test_the_fleet_shares_one_limit_within_the_documented_overshoot() -> None:
+    """Two instances (their own buckets, one store): together they admit about
+    rate + burst a second, not twice that."""
+    clock = FakeClock()
+    store = FakeDocumentStore(clock=clock)
+
+    def instance() -> Deps:
+        return Deps(
+            settings=SETTINGS,
+            store=store,
+            queue=None,
+            secrets=None,
+            clock=clock,
+            senders={},  # type: ignore[arg-type]
+        )
+
+    one, two = instance(), instance()
+    rules = {
+        "requests_per_second": 10.0,
+        "burst": 100.0,
+        "messages_per_day": 0,
+        "messages_per_month": 0,
+    }
+    admitted = 0
+    for _ in range(100):
+        for deps in (one, two):
+            try:
+                await limits.take(deps, "tn_a", "app_a", rules)
+                admitted += 1
+            except OcmError:
+                pass
+    overshoot = 2 * (limits.FLUSH_EVERY - 1)
+    assert 110 <= admitted <= 110 + overshoot  # alone, each would have admitted 100
+
+
+async def test_a_quota_refuses_what_would_exceed_it_and_keeps_nothing_of_it(
+    api: httpx.AsyncClient, deps: Deps
+) -> None:
+    tenant_id, key = await tenant(api, deps)
+    await tenants.set_limits(deps, tenant_id, {"messages_per_day": 3})
+    for _ in range(2):
+        assert (await api.post("/api/v1/messages", json=SEND, headers=key)).status_code == 202
+    batch = await api.post("/api/v1/messages/batch", json={"messages": [SEND, SEND]}, headers=key)
+    assert batch.status_code == 429 and batch.json()["code"] == "QUOTA_EXCEEDED"
+    assert int(batch.headers["retry-after"]) >= 1
+    listed = (await api.get("/api/v1/messages", headers=key)).json()["items"]
+    assert len(listed) == 2  # nothing of the refused batch was stored
+    assert (await api.post("/api/v1/messages", json=SEND, headers=key)).status_code == 202
+    over = await api.post("/api/v1/messages", json=SEND, headers=key)
+    assert over.status_code == 429 and "3 messages a day" in over.json()["detail"]
+
+
+async def test_a_monthly_quota_holds_across_instances(tmp_path: Path) -> None:
+    """Two platforms on one database count against one quota."""
+    settings = Settings(OCM_DATA_DIR=tmp_path, OCM_QUOTA_MESSAGES_PER_MONTH=5)
+    first, second = bootstrap.build(settings), bootstrap.build(settings)
+    try:
+        created = await tenants.create_tenant(first, "acme")
+        tenant_id = created.tenant["id"]
+        accepted = 0
+        for deps in (first, second, first, second, first, second, first):
+            try:
+                await limits.reserve_messages(
+                    deps, await tenants.cached(deps, tenant_id), tenant_id, 1
+                )
+                accepted += 1
+            except OcmError as exc:
+                assert exc.code == "QUOTA_EXCEEDED"
+            await first.flush()
+            await second.flush()
+        assert accepted == 5
+    finally:
+        for deps in (first, second):
+            for closer in deps.closers:
+                closer()
