@@ -104,6 +104,23 @@ async def _tenant_limits(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+async def _reset_password(settings: Settings, email: str, as_json: bool) -> int:
+    from shared.services import users
+
+    deps = bootstrap.build(settings)
+    try:
+        token = await users.reset_token(deps, email)
+    finally:
+        await bootstrap.close(deps)
+    _print(
+        {"email": email, "reset_token": token, "expires_in": users.RESET_SECONDS},
+        as_json,
+        f"password reset token for {email} (single use, valid one hour; give it to the "
+        f"user for POST /api/v1/users/reset-password): {token}",
+    )
+    return 0
+
+
 async def _serve(settings: Settings) -> int:
     from function_app import app  # the one FunctionApp, with every trigger
     from functions.http import asgi_app
@@ -151,6 +168,12 @@ def _parser() -> argparse.ArgumentParser:
         limits.add_argument(f"--{flag}", metavar="N|default")
     limits.add_argument("--json", action="store_true", help="print JSON")
     limits.add_argument("--data-dir")
+    user = sub.add_parser("user", help="help users (operator)")
+    usub = user.add_subparsers(dest="user_command", required=True)
+    reset = usub.add_parser("reset-password", help="print a single-use password reset token")
+    reset.add_argument("email")
+    reset.add_argument("--json", action="store_true", help="print JSON")
+    reset.add_argument("--data-dir")
     sub.add_parser("secret-key", help="print a new key for OCM_SECRET_KEY")
     return parser
 
@@ -173,6 +196,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             print(Fernet.generate_key().decode())
             return 0
+        if args.command == "user":
+            return asyncio.run(_reset_password(settings, args.email, args.json))
         if args.tenant_command == "create":
             return asyncio.run(_tenant_create(settings, args.name, args.json))
         if args.tenant_command == "limits":

@@ -115,6 +115,21 @@ locals {
     }
 
     # Rate-limit windows and quota periods shared by every instance, read by id only.
+    # A tenant's users; the e-mail is unique across the platform through the Directory.
+    users = {
+      partition_key_paths   = ["/tenant_id"]
+      partition_key_kind    = "Hash"
+      partition_key_version = 2
+      unique_key_paths      = []
+      indexing_mode         = "consistent"
+      included_paths        = ["/tenant_id/?", "/id/?", "/email/?", "/status/?", "/created_at/?"]
+      excluded_paths        = local.cosmos_excluded_paths
+      composite_indexes = [
+        [{ path = "/created_at", order = "Ascending" }, { path = "/id", order = "Ascending" }],
+      ]
+      default_ttl = -1
+    }
+
     counters = {
       partition_key_paths   = ["/tenant_id", "/id"]
       partition_key_kind    = "MultiHash"

@@ -12,6 +12,7 @@ MESSAGES = "messages"
 IDEMPOTENCY = "idempotency"
 AUDIT = "audit"
 COUNTERS = "counters"
+USERS = "users"
 
 # Partition keys (Cosmos DB; see ContainerSpec): a tenant's own small sets share
 # its partition; what grows without bound (messages, idempotency records) is keyed
@@ -40,6 +41,7 @@ CONTAINERS: tuple[ContainerSpec, ...] = (
     ContainerSpec(
         AUDIT, indexed=("at", "action"), ordered=("at",), partition_key=("tenant_id", "id")
     ),
+    ContainerSpec(USERS, indexed=("email", "status"), ordered=("created_at",)),
     # Rate-limit windows and quota periods, shared by every instance; read by id only.
     ContainerSpec(COUNTERS, partition_key=("tenant_id", "id")),
 )

@@ -103,6 +103,7 @@ def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
         409: "Conflict (name taken, idempotency key reused or in use, state)",
         413: "Too large (request over 10 MiB, message over 256 KiB, batch over 1000)",
         422: "Validation failed; `errors` lists the fields",
+        429: "Too many requests or attempts (`Retry-After` says when to try again)",
     }
     return {
         s: {
@@ -167,3 +168,33 @@ class AuditRecord(BaseModel):
 class AuditList(BaseModel):
     items: list[AuditRecord]
     next_cursor: str | None
+
+
+class UserPublic(BaseModel):
+    id: str
+    email: str
+    name: str | None
+    role: str = Field(description="viewer, developer, admin or owner")
+    status: str = Field(description="invited, active or disabled")
+    created_at: str
+    updated_at: str
+
+
+class UserInvited(BaseModel):
+    user: UserPublic
+    invitation_token: str = Field(
+        description="Single-use, valid 7 days, for POST /api/v1/users/accept-invite; shown "
+        "once (until OCM e-mails invitations itself)."
+    )
+
+
+class UserList(BaseModel):
+    items: list[UserPublic]
+    next_cursor: str | None
+
+
+class TokenPair(BaseModel):
+    access_token: str
+    token_type: str
+    expires_in: int
+    refresh_token: str

@@ -15,6 +15,8 @@ SCOPES: dict[str, str] = {
     "update:app": "change applications, rotate and revoke their keys",
     "delete:app": "delete applications",
     "read:audit": "read the tenant's audit log",
+    "read:user": "read and list the tenant's users",
+    "manage:user": "invite users, change their roles (up to one's own), disable them",
 }
 
 ALL: frozenset[str] = frozenset(SCOPES)
@@ -25,3 +27,24 @@ WILDCARD = "*"
 def unknown(scopes: list[str] | set[str] | frozenset[str]) -> list[str]:
     """The names in ``scopes`` that are not scopes, sorted."""
     return sorted(s for s in scopes if s not in SCOPES)
+
+
+# Roles of users: each a documented set of scopes (docs/security.md). A role never
+# includes a scope the one above it lacks, so "up to one's own" is a simple order.
+ROLE_ORDER = ("viewer", "developer", "admin", "owner")
+_VIEWER = frozenset({"read:message", "read:channel", "read:app", "read:user"})
+_DEVELOPER = _VIEWER | {"send:message", "create:channel", "update:channel"}
+_ADMIN = _DEVELOPER | {
+    "delete:channel",
+    "create:app",
+    "update:app",
+    "delete:app",
+    "read:audit",
+    "manage:user",
+}
+ROLES: dict[str, frozenset[str]] = {
+    "viewer": _VIEWER,
+    "developer": frozenset(_DEVELOPER),
+    "admin": frozenset(_ADMIN),
+    "owner": ALL,  # and only an owner makes owners
+}

@@ -46,6 +46,8 @@ class Principal:
     app_id: str
     credential_id: str
     scopes: frozenset[str]
+    user_id: str | None = None
+    """Set when a user (not an application) is calling."""
 
     def has(self, scope: str) -> bool:
         return "*" in self.scopes or scope in self.scopes

@@ -115,7 +115,7 @@ async def issue_token(
     if not wanted <= granted:
         raise OAuthError("invalid_scope", "The client is not granted every scope asked for")
     now = deps.clock.now()
-    kid, private_pem = await _signing_key(deps)
+    kid, private_pem = await signing_key(deps)
     claims = {
         "iss": ISSUER,
         "aud": AUDIENCE,
@@ -162,6 +162,13 @@ async def authenticate_token(deps: Deps, token: str) -> Principal:
         )
     except jwt.PyJWTError as exc:
         raise InvalidToken(str(exc)) from exc
+    if claims.get("typ") == "user":
+        from shared.services import users
+
+        principal = await users.user_principal(deps, claims)
+        if await tenants.is_suspended(deps, principal.tenant_id):
+            raise tenants.suspended()
+        return principal
     entry = await _client(deps, str(claims["sub"]))
     if entry is None or entry.get("status") != "active" or entry["tenant_id"] != claims["tenant"]:
         raise InvalidToken("the client is revoked or disabled")
@@ -210,7 +217,7 @@ async def _jwks_document(deps: Deps) -> Document:
     return {"id": "jwks", "keys": keys}
 
 
-async def _signing_key(deps: Deps) -> tuple[str, str]:
+async def signing_key(deps: Deps) -> tuple[str, str]:
     active = [d for d in await _keys(deps) if d["status"] == "active"]
     if not active:
         return await rotate_signing_key(deps)

@@ -25,7 +25,15 @@ PUBLIC = {
     ("get", "/api/v1/channel-types"),
     ("post", "/api/v1/oauth/token"),
     ("get", "/api/.well-known/jwks.json"),
+    # Sign-in and single-use tokens: the token or the password says who, not a key.
+    ("post", "/api/v1/auth/login"),
+    ("post", "/api/v1/auth/refresh"),
+    ("post", "/api/v1/auth/logout"),
+    ("post", "/api/v1/users/accept-invite"),
+    ("post", "/api/v1/users/reset-password"),
 }
+# GET routes without a parameter that are not lists (the caller's own record).
+OWN = {("get", "/api/v1/users/me")}
 # What each create route needs (the resources A makes), and a valid body for every
 # route that takes one, so B's calls fail for the right reason: not found.
 BODIES: dict[tuple[str, str], Any] = {
@@ -48,6 +56,8 @@ BODIES: dict[tuple[str, str], Any] = {
     ("patch", "/api/v1/apps/{app_id}"): {"name": "taken over"},
     ("post", "/api/v1/apps/{app_id}/keys/{slot}"): None,
     ("post", "/api/v1/apps/{app_id}/client-secret"): None,
+    ("post", "/api/v1/users"): {"email": "b@example.com", "role": "viewer"},
+    ("patch", "/api/v1/users/{user_id}"): {"name": "taken over"},
 }
 # Routes that create (B may call them: they make B's own resources, never A's).
 CREATES = {
@@ -55,6 +65,7 @@ CREATES = {
     ("post", "/api/v1/messages/batch"),
     ("post", "/api/v1/channels"),
     ("post", "/api/v1/apps"),
+    ("post", "/api/v1/users"),
 }
 
 
@@ -97,13 +108,24 @@ async def test_tenant_b_never_reaches_tenant_a(api: httpx.AsyncClient, deps: Dep
     app = (
         await call(api, a, "POST", "/api/v1/apps", {"name": "a-app", "scopes": ["read:message"]})
     ).json()["app"]
+    invited = (
+        await call(api, a, "POST", "/api/v1/users", {"email": "a@example.com", "role": "viewer"})
+    ).json()["user"]
     values = {
+        "user_id": invited["id"],
         "name": channel["name"],
         "message_id": message["id"],
         "app_id": app["id"],
         "slot": "primary",
     }
-    a_ids = {channel["id"], message["id"], app["id"], app["keys"]["primary"]["prefix"]}
+    a_ids = {
+        channel["id"],
+        message["id"],
+        app["id"],
+        app["keys"]["primary"]["prefix"],
+        invited["id"],
+        "a@example.com",
+    }
 
     spec = (await api.get("/api/openapi.json")).json()
     checked = 0
@@ -114,6 +136,11 @@ async def test_tenant_b_never_reaches_tenant_a(api: httpx.AsyncClient, deps: Dep
                 continue
             assert op.get("security"), f"{method} {path} declares no scope"
             params = re.findall(r"{(\w+)}", path)
+            if (method, path) in OWN:
+                answer = await call(api, b, "GET", path)
+                assert not any(i in answer.text for i in a_ids), (path, answer.text)
+                checked += 1
+                continue
             if not params:
                 if method == "get":  # a list: never shows A's resources
                     answer = await call(api, b, "GET", path)
@@ -136,6 +163,7 @@ async def test_tenant_b_never_reaches_tenant_a(api: httpx.AsyncClient, deps: Dep
 
     # A's resources are untouched, and A reaches each of them.
     for path in (
+        f"/api/v1/users/{invited['id']}",
         f"/api/v1/channels/{channel['name']}",
         f"/api/v1/messages/{message['id']}",
         f"/api/v1/apps/{app['id']}",

@@ -18,6 +18,12 @@ PUBLIC = {
     ("get", "/api/v1/channel-types"),
     ("post", "/api/v1/oauth/token"),  # authenticates the client itself (RFC 6749)
     ("get", "/api/.well-known/jwks.json"),
+    # the password or a single-use token says who
+    ("post", "/api/v1/auth/login"),
+    ("post", "/api/v1/auth/refresh"),
+    ("post", "/api/v1/auth/logout"),
+    ("post", "/api/v1/users/accept-invite"),
+    ("post", "/api/v1/users/reset-password"),
 }
 
 
