@@ -19,7 +19,7 @@ locals {
       partition_key_version = 2
       unique_key_paths      = []
       indexing_mode         = "consistent"
-      included_paths        = ["/tenant_id/?", "/id/?", "/name/?", "/created_at/?"]
+      included_paths        = ["/tenant_id/?", "/id/?", "/name/?", "/parent_id/?", "/created_at/?"]
       excluded_paths        = local.cosmos_excluded_paths
       composite_indexes = [
         [{ path = "/created_at", order = "Ascending" }, { path = "/id", order = "Ascending" }],

@@ -19,7 +19,7 @@ USERS = "users"
 # by tenant then id, so no tenant is ever capped by a logical partition's 20 GB;
 # the Directory is read by id alone on every request, so it is keyed by id.
 CONTAINERS: tuple[ContainerSpec, ...] = (
-    ContainerSpec(TENANTS, indexed=("name",), ordered=("created_at",)),
+    ContainerSpec(TENANTS, indexed=("name", "parent_id"), ordered=("created_at",)),
     ContainerSpec(APPS, indexed=("created_at", "status"), ordered=("created_at",)),
     ContainerSpec(DIRECTORY, indexed=("kind",), partition_key=("id",)),
     ContainerSpec(

@@ -66,6 +66,9 @@ class ApiKeyAuth(APIKeyHeader):
                 raise
         else:
             principal = await _bearer(deps, request.headers.get("authorization"))
+        acting_for = request.headers.get("ocm-tenant")
+        if acting_for:
+            principal = await tenants.act_for(deps, principal, acting_for.strip())
         tenant = await tenants.cached(deps, principal.tenant_id)
         await limits.take(
             deps, principal.tenant_id, principal.app_id, limits.limits_of(deps, tenant)

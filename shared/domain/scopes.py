@@ -17,6 +17,8 @@ SCOPES: dict[str, str] = {
     "read:audit": "read the tenant's audit log",
     "read:user": "read and list the tenant's users",
     "manage:user": "invite users, change their roles (up to one's own), disable them",
+    "read:tenant": "list the tenant's child tenants",
+    "manage:tenant": "create child tenants (managed with the OCM-Tenant header)",
 }
 
 ALL: frozenset[str] = frozenset(SCOPES)
@@ -41,6 +43,8 @@ _ADMIN = _DEVELOPER | {
     "delete:app",
     "read:audit",
     "manage:user",
+    "read:tenant",
+    "manage:tenant",
 }
 ROLES: dict[str, frozenset[str]] = {
     "viewer": _VIEWER,

@@ -48,6 +48,8 @@ class Principal:
     scopes: frozenset[str]
     user_id: str | None = None
     """Set when a user (not an application) is calling."""
+    acting_from: str | None = None
+    """The parent tenant whose credential acts for this (child) tenant, if any."""
 
     def has(self, scope: str) -> bool:
         return "*" in self.scopes or scope in self.scopes

@@ -166,14 +166,12 @@ async def authenticate_token(deps: Deps, token: str) -> Principal:
         from shared.services import users
 
         principal = await users.user_principal(deps, claims)
-        if await tenants.is_suspended(deps, principal.tenant_id):
-            raise tenants.suspended()
+        await tenants.check_active(deps, principal.tenant_id)
         return principal
     entry = await _client(deps, str(claims["sub"]))
     if entry is None or entry.get("status") != "active" or entry["tenant_id"] != claims["tenant"]:
         raise InvalidToken("the client is revoked or disabled")
-    if await tenants.is_suspended(deps, entry["tenant_id"]):
-        raise tenants.suspended()
+    await tenants.check_active(deps, entry["tenant_id"])
     current = set(entry.get("scopes", ()))
     return Principal(
         tenant_id=entry["tenant_id"],

@@ -11,7 +11,7 @@ from shared.domain.errors import Forbidden, NotFoundError, Unauthorized, Validat
 from shared.domain.ids import hash_secret, new_id, split_api_key
 from shared.domain.messages import to_utc_text
 from shared.domain.models import Document
-from shared.ports import SYSTEM, Query
+from shared.ports import SYSTEM, Filter, Query
 from shared.services import apps, audit, directory
 from shared.services.deps import Deps, Principal
 
@@ -22,9 +22,14 @@ class NewTenant:
     api_key: str
 
 
-async def create_tenant(deps: Deps, name: str) -> NewTenant:
+STATUSES = ("provisioning", "pending_confirmation", "active", "suspended")
+MAX_DEPTH = 5  # tenants under tenants, at most this deep
+
+
+async def create_tenant(deps: Deps, name: str, parent_id: str | None = None) -> NewTenant:
     """A tenant and its first client application, holding every scope, with its
-    primary API key (shown once). The app is an ordinary one: its key rotates."""
+    primary API key (shown once). The app is an ordinary one: its key rotates. With
+    ``parent_id`` it is a child tenant, which the parent's credentials may manage."""
     name = name.strip()
     if not 1 <= len(name) <= 128:
         raise ValidationFailed("A tenant name has 1 to 128 characters")
@@ -35,9 +40,12 @@ async def create_tenant(deps: Deps, name: str) -> NewTenant:
         "tenant_id": tenant_id,
         "name": name,
         "status": "active",
+        "parent_id": parent_id,
         "created_at": now,
         "updated_at": now,
     }
+    if parent_id is not None and len(await _ancestors(deps, parent_id)) >= MAX_DEPTH:
+        raise ValidationFailed(f"Tenants nest at most {MAX_DEPTH} deep", code="TOO_DEEP")
     await deps.store.create(TENANTS, tenant)
     operator = Principal(tenant_id, app_id="", credential_id="", scopes=scopes.ALL)
     bootstrap = apps.AppCreate(name="bootstrap", scopes=sorted(scopes.ALL))
@@ -56,8 +64,8 @@ async def set_status(deps: Deps, tenant_id: str, status: str) -> Document:
     """Suspend or resume a tenant (operator). A suspended tenant's credentials get 403
     TENANT_SUSPENDED: at once on this instance, within OCM_LOOKUP_CACHE_SECONDS on
     others (and in a running `ocm serve`, when the CLI changes it)."""
-    if status not in ("active", "suspended"):
-        raise ValidationFailed("A tenant is active or suspended")
+    if status not in STATUSES:
+        raise ValidationFailed(f"A tenant is {', '.join(STATUSES)}")
     await get_tenant(deps, tenant_id)
     doc = await deps.store.patch(
         TENANTS,
@@ -66,7 +74,7 @@ async def set_status(deps: Deps, tenant_id: str, status: str) -> Document:
         {"status": status, "updated_at": to_utc_text(deps.clock.now())},
     )
     deps.lookups.forget((TENANTS, tenant_id))
-    action = "tenant.suspend" if status == "suspended" else "tenant.resume"
+    action = {"suspended": "tenant.suspend", "active": "tenant.resume"}.get(status, "tenant.status")
     await audit.operator_record(deps, tenant_id, action, {"type": "tenant", "id": tenant_id})
     return doc
 
@@ -79,9 +87,64 @@ async def cached(deps: Deps, tenant_id: str) -> Document | None:
 
 
 async def is_suspended(deps: Deps, tenant_id: str) -> bool:
-    """Whether the tenant is suspended (or gone); cached like other lookups."""
+    """Whether the tenant cannot act now: suspended, not active yet, or gone."""
     tenant = await cached(deps, tenant_id)
-    return tenant is None or tenant.get("status") == "suspended"
+    return tenant is None or tenant.get("status") != "active"
+
+
+async def check_active(deps: Deps, tenant_id: str) -> Document:
+    """The tenant, if its credentials may act: 403 TENANT_SUSPENDED, or
+    TENANT_NOT_ACTIVE while it is provisioning or awaiting confirmation."""
+    tenant = await cached(deps, tenant_id)
+    if tenant is None:
+        raise Unauthorized("The credential is not valid", code="INVALID_CREDENTIALS")
+    status = tenant.get("status")
+    if status == "suspended":
+        raise suspended()
+    if status != "active":
+        raise Forbidden(f"This tenant is not active yet ({status})", code="TENANT_NOT_ACTIVE")
+    return tenant
+
+
+async def _ancestors(deps: Deps, tenant_id: str) -> list[str]:
+    """The tenant's parent, its parent's parent, … (nearest first)."""
+    chain: list[str] = []
+    current = await cached(deps, tenant_id)
+    while current is not None and current.get("parent_id") and len(chain) <= MAX_DEPTH:
+        chain.append(current["parent_id"])
+        current = await cached(deps, current["parent_id"])
+    return chain
+
+
+async def act_for(deps: Deps, principal: Principal, target_id: str) -> Principal:
+    """A credential of a tenant acting for one of its descendants (``OCM-Tenant``):
+    the same scopes there. Never upwards or sideways: anything else is not found."""
+    if target_id == principal.tenant_id:
+        return principal
+    if principal.tenant_id not in await _ancestors(deps, target_id):
+        raise NotFoundError(f"No tenant {target_id!r}", code="TENANT_NOT_FOUND")
+    await check_active(deps, target_id)
+    return Principal(
+        tenant_id=target_id,
+        app_id=principal.app_id,
+        credential_id=principal.credential_id,
+        scopes=principal.scopes,
+        user_id=principal.user_id,
+        acting_from=principal.tenant_id,
+    )
+
+
+async def list_children(deps: Deps, tenant_id: str) -> list[Document]:
+    page = await deps.store.query(
+        TENANTS,
+        Query(
+            scope=SYSTEM,
+            where=(Filter("parent_id", "eq", tenant_id),),
+            order_by="created_at",
+            limit=1000,
+        ),
+    )
+    return page.items
 
 
 async def set_limits(deps: Deps, tenant_id: str, changes: dict[str, float | None]) -> Document:
@@ -128,8 +191,7 @@ async def authenticate_api_key(deps: Deps, key: str) -> Principal:
         raise Unauthorized("The API key is not valid", code="INVALID_CREDENTIALS")
     if not hmac.compare_digest(entry["secret_sha256"], hash_secret(secret)):
         raise Unauthorized("The API key is not valid", code="INVALID_CREDENTIALS")
-    if await is_suspended(deps, entry["tenant_id"]):
-        raise suspended()
+    await check_active(deps, entry["tenant_id"])
     return Principal(
         tenant_id=entry["tenant_id"],
         app_id=entry["app_id"],

@@ -242,8 +242,7 @@ async def login(deps: Deps, data: Login, address: str | None) -> dict[str, Any]:
         raise Unauthorized("The e-mail or password is wrong", code="INVALID_CREDENTIALS")
     from shared.services import tenants
 
-    if await tenants.is_suspended(deps, user["tenant_id"]):
-        raise tenants.suspended()
+    await tenants.check_active(deps, user["tenant_id"])
     return await _issue(deps, user, family=new_id("fam"))
 
 

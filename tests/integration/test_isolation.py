@@ -57,6 +57,7 @@ BODIES: dict[tuple[str, str], Any] = {
     ("post", "/api/v1/apps/{app_id}/keys/{slot}"): None,
     ("post", "/api/v1/apps/{app_id}/client-secret"): None,
     ("post", "/api/v1/users"): {"email": "b@example.com", "role": "viewer"},
+    ("post", "/api/v1/tenants"): {"name": "b-child"},
     ("patch", "/api/v1/users/{user_id}"): {"name": "taken over"},
 }
 # Routes that create (B may call them: they make B's own resources, never A's).
@@ -66,6 +67,7 @@ CREATES = {
     ("post", "/api/v1/channels"),
     ("post", "/api/v1/apps"),
     ("post", "/api/v1/users"),
+    ("post", "/api/v1/tenants"),
 }
 
 
@@ -118,7 +120,9 @@ async def test_tenant_b_never_reaches_tenant_a(api: httpx.AsyncClient, deps: Dep
         "app_id": app["id"],
         "slot": "primary",
     }
+    child = (await call(api, a, "POST", "/api/v1/tenants", {"name": "a-child"})).json()
     a_ids = {
+        child["tenant_id"],
         channel["id"],
         message["id"],
         app["id"],
@@ -160,6 +164,13 @@ async def test_tenant_b_never_reaches_tenant_a(api: httpx.AsyncClient, deps: Dep
             assert answer.headers["content-type"].startswith("application/problem+json")
             checked += 1
     assert checked >= 19
+
+    # B cannot act for A, nor for A's child, by naming them.
+    for target in (child["tenant_id"], (await call(api, a, "GET", "/api/v1/users/me")).text and ""):
+        if not target:
+            continue
+        answer = await api.get("/api/v1/channels", headers={"X-API-Key": b, "OCM-Tenant": target})
+        assert answer.status_code == 404 and answer.json()["code"] == "TENANT_NOT_FOUND"
 
     # A's resources are untouched, and A reaches each of them.
     for path in (
