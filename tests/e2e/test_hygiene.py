@@ -81,6 +81,31 @@ def test_no_secret_reaches_the_log_or_an_error_answer(loud: Server) -> None:
             },
         )
         answers.append(wrong.text)
+    # A user: invitation, password, sign-in, refresh, a wrong password.
+    user_password = "hygiene-user-password-123"
+    invited = call("POST", "/api/v1/users", json={"email": "h@example.com", "role": "viewer"})
+    invitation = invited.json()["invitation_token"]
+    with httpx.Client(base_url=loud.url, timeout=30) as http:
+        http.post(
+            "/api/v1/users/accept-invite", json={"token": invitation, "password": user_password}
+        )
+        pair = http.post(
+            "/api/v1/auth/login", json={"email": "h@example.com", "password": user_password}
+        ).json()
+        renewed = http.post("/api/v1/auth/refresh", json={"refresh_token": pair["refresh_token"]})
+        wrong_login = http.post(
+            "/api/v1/auth/login", json={"email": "h@example.com", "password": user_password + "x"}
+        )
+        answers.append(wrong_login.text)
+        replay = http.post("/api/v1/auth/refresh", json={"refresh_token": pair["refresh_token"]})
+        answers.append(replay.text)
+    secrets += [
+        user_password,
+        invitation,
+        pair["access_token"],
+        pair["refresh_token"],
+        renewed.json()["refresh_token"],
+    ]
     # Failures that log: a send through the unreachable SMTP server, bad keys.
     sent = call(
         "POST",
