@@ -49,6 +49,16 @@ def limits_of(deps: Deps, tenant: Document | None) -> dict[str, float]:
     }
 
 
+def has_quota(deps: Deps, tenant: Document | None) -> bool:
+    """Whether the tenant has a message quota at all (most have none)."""
+    own: dict[str, Any] = (tenant or {}).get("limits") or {}
+    s = deps.settings
+    return bool(
+        own.get("messages_per_day", s.OCM_QUOTA_MESSAGES_PER_DAY)
+        or own.get("messages_per_month", s.OCM_QUOTA_MESSAGES_PER_MONTH)
+    )
+
+
 @dataclass
 class _Bucket:
     """An application's token bucket on this instance, and its view of the fleet."""

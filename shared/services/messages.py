@@ -296,6 +296,8 @@ async def _accept_batch(
 async def _reserve(deps: Deps, tenant_id: str, count: int) -> None:
     """Count the messages against the tenant's quotas (if it has any) or refuse them."""
     tenant = await tenants.cached(deps, tenant_id)
+    if not limits.has_quota(deps, tenant):  # the usual case: nothing to count
+        return
     await limits.reserve_messages(deps, tenant, tenant_id, count)
 
 
