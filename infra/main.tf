@@ -63,6 +63,7 @@ locals {
     OCM_LOOKUP_CACHE_SECONDS     = 5
     OCM_IDEMPOTENCY_TTL_SECONDS  = 86400
     OCM_AUDIT_RETENTION_DAYS     = 400
+    OCM_TRUST_FORWARDED_FOR      = true # the Functions front end appends the client
     OCM_RATE_LIMIT_PER_SECOND    = 100
     OCM_RATE_LIMIT_BURST         = 200
     OCM_QUOTA_MESSAGES_PER_DAY   = 0

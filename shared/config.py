@@ -64,6 +64,11 @@ class Settings(BaseSettings):
         description="How long an instance caches API-key entries and channels for "
         "sending (0: never); its own changes apply at once.",
     )
+    OCM_TRUST_FORWARDED_FOR: bool = Field(
+        default=False,
+        description="Take the client's address from the last X-Forwarded-For hop (set "
+        "behind a proxy that appends it, as Azure's front end does); else the peer's.",
+    )
     OCM_RATE_LIMIT_PER_SECOND: float = Field(
         default=100.0, ge=0, description="Requests per second per application (0: none)."
     )

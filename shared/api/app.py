@@ -17,7 +17,9 @@ from shared.services.deps import Deps
 
 DESCRIPTION = """One HTTP API for e-mail, SMS, WhatsApp, Telegram, push and chat.
 
-Authenticate with `X-API-Key`. Errors are RFC 9457 `application/problem+json` with a
+Authenticate with `X-API-Key`, or `Authorization: Bearer` with a token from
+`POST /api/v1/oauth/token` (client credentials) or `POST /api/v1/auth/login` (users).
+Errors are RFC 9457 `application/problem+json` with a
 stable `code`. Create routes honour `Idempotency-Key` (24 h, per tenant and route).
 """
 

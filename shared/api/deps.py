@@ -69,10 +69,11 @@ class ApiKeyAuth(APIKeyHeader):
         acting_for = request.headers.get("ocm-tenant")
         if acting_for:
             principal = await tenants.act_for(deps, principal, acting_for.strip())
-        tenant = await tenants.cached(deps, principal.tenant_id)
-        await limits.take(
-            deps, principal.tenant_id, principal.app_id, limits.limits_of(deps, tenant)
-        )
+        # The credential's own tenant holds its rate (acting for children shares it).
+        home = principal.acting_from or principal.tenant_id
+        caller_id = principal.app_id or f"user:{principal.user_id}"
+        rules = await limits.limits_for(deps, await tenants.cached(deps, home))
+        await limits.take(deps, home, caller_id, rules)
         missing = [s for s in security_scopes.scopes if not principal.has(s)]
         if missing:
             raise Forbidden(
@@ -95,12 +96,14 @@ def scoped(*scopes: str) -> object:
 
 
 def _address(request: Request) -> str | None:
-    """The client's address: behind Azure's front end (or any proxy) the first hop
-    of X-Forwarded-For, else the connection's peer. Recorded, never trusted for
-    access decisions."""
+    """The client's address: the connection's peer, or — behind a proxy that appends
+    the address it saw (``OCM_TRUST_FORWARDED_FOR``, on in Azure) — the last
+    X-Forwarded-For hop. Earlier hops are the client's own say and never used: the
+    address throttles sign-ins and is audited."""
+    deps: Deps = request.app.state.get_deps()
     forwarded = request.headers.get("x-forwarded-for")
-    if forwarded:
-        return forwarded.split(",", 1)[0].strip()[:64] or None
+    if forwarded and deps.settings.OCM_TRUST_FORWARDED_FOR:
+        return forwarded.rsplit(",", 1)[-1].strip()[:64] or None
     return request.client.host if request.client else None
 
 

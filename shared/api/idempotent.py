@@ -15,7 +15,16 @@ from shared.services import idempotency
 Handler = Callable[[], Awaitable[tuple[int, Any]]]
 
 
-async def run(caller: Caller, request: Request, body: Any, handler: Handler) -> JsonResponse:
+async def run(
+    caller: Caller,
+    request: Request,
+    body: Any,
+    handler: Handler,
+    *,
+    secret_fields: tuple[str, ...] = (),
+) -> JsonResponse:
+    """``secret_fields`` of the answer (a new key) are shown once: the kept copy, which
+    a replay answers with, has them as null — a stored answer never holds a secret."""
     deps, principal = caller.deps, caller.principal
     key = request.headers.get("idempotency-key")
     if key is None:
@@ -44,5 +53,8 @@ async def run(caller: Caller, request: Request, body: Any, handler: Handler) -> 
     except BaseException:
         await idempotency.abandon(deps, state)
         raise
-    await idempotency.complete(deps, state, status, content)
+    kept = content
+    if secret_fields and isinstance(content, dict):
+        kept = {**content, **{f: None for f in secret_fields if f in content}}
+    await idempotency.complete(deps, state, status, kept)
     return JsonResponse(content, status_code=status)

@@ -69,6 +69,8 @@ class AppCreate(BaseModel):
 
 
 class AppUpdate(BaseModel):
+    """Only the fields sent change; name, scopes and status cannot be null."""
+
     model_config = ConfigDict(extra="forbid")
 
     name: str | None = Field(default=None, min_length=1, max_length=128)
@@ -132,14 +134,27 @@ async def get_app(deps: Deps, tenant_id: str, app_id: str) -> Document:
     return app
 
 
+async def _managed(deps: Deps, principal: Principal, app_id: str) -> Document:
+    """The app, if this credential may manage it: an app no wider than itself (a
+    weaker credential must not take over a stronger app's keys or secret)."""
+    app = await get_app(deps, principal.tenant_id, app_id)
+    _check_grant(principal, list(app["scopes"]))
+    return app
+
+
 async def update_app(deps: Deps, principal: Principal, app_id: str, data: AppUpdate) -> Document:
     if data.scopes is not None:
         _check_grant(principal, data.scopes)
     changes: dict[str, Any] = data.model_dump(exclude_unset=True)
+    nulls = [k for k in ("name", "scopes", "status") if k in changes and changes[k] is None]
+    if nulls:
+        raise ValidationFailed(
+            "These fields cannot be null", errors=[FieldError(k, "cannot be null") for k in nulls]
+        )
     if not changes:
         raise ValidationFailed("Nothing to change", errors=[FieldError("body", "empty")])
     for _ in range(3):
-        app = await get_app(deps, principal.tenant_id, app_id)
+        app = await _managed(deps, principal, app_id)
         changes["updated_at"] = to_utc_text(deps.clock.now())
         try:
             app = await deps.store.patch(
@@ -154,11 +169,12 @@ async def update_app(deps: Deps, principal: Principal, app_id: str, data: AppUpd
     )
 
 
-async def delete_app(deps: Deps, tenant_id: str, app_id: str) -> None:
+async def delete_app(deps: Deps, principal: Principal, app_id: str) -> None:
     """Revoke both keys, then mark the app deleted (its id is never reused)."""
     from shared.services import oauth
 
-    app = await get_app(deps, tenant_id, app_id)
+    tenant_id = principal.tenant_id
+    app = await _managed(deps, principal, app_id)
     for slot in SLOTS:
         await _revoke(deps, app, slot)
     await oauth.revoke_client_secret(deps, app)
@@ -175,10 +191,13 @@ async def delete_app(deps: Deps, tenant_id: str, app_id: str) -> None:
     )
 
 
-async def rotate_key(deps: Deps, tenant_id: str, app_id: str, slot: Slot) -> tuple[Document, str]:
+async def rotate_key(
+    deps: Deps, principal: Principal, app_id: str, slot: Slot
+) -> tuple[Document, str]:
     """A new key in ``slot``; the key it replaces stops working (the other slot's key
     keeps working, so clients move from one to the other without a gap)."""
-    app = await get_app(deps, tenant_id, app_id)
+    tenant_id = principal.tenant_id
+    app = await _managed(deps, principal, app_id)
     now = to_utc_text(deps.clock.now())
     key, entry = _new_key(app, slot, now)
     await deps.store.create(DIRECTORY, entry)
@@ -191,8 +210,9 @@ async def rotate_key(deps: Deps, tenant_id: str, app_id: str, slot: Slot) -> tup
     return app, key
 
 
-async def revoke_key(deps: Deps, tenant_id: str, app_id: str, slot: Slot) -> Document:
-    app = await get_app(deps, tenant_id, app_id)
+async def revoke_key(deps: Deps, principal: Principal, app_id: str, slot: Slot) -> Document:
+    tenant_id = principal.tenant_id
+    app = await _managed(deps, principal, app_id)
     if not (app.get("keys") or {}).get(slot):
         raise NotFoundError(f"The {slot} key of {app_id!r} is not set", code="KEY_NOT_FOUND")
     await _revoke(deps, app, slot)
@@ -259,12 +279,15 @@ async def _sync_keys(deps: Deps, app: Document) -> None:
         directory.forget_api_key(deps, info["prefix"])
 
 
-async def issue_client_secret(deps: Deps, tenant_id: str, app_id: str) -> tuple[Document, str]:
+async def issue_client_secret(
+    deps: Deps, principal: Principal, app_id: str
+) -> tuple[Document, str]:
     """A new OAuth2 client secret for the app (its client id is the app id); the one
     it replaces stops working. Shown once."""
     from shared.services import oauth
 
-    app = await get_app(deps, tenant_id, app_id)
+    tenant_id = principal.tenant_id
+    app = await _managed(deps, principal, app_id)
     secret = await oauth.issue_client_secret(deps, app)
     now = to_utc_text(deps.clock.now())
     app = await deps.store.patch(
@@ -273,10 +296,11 @@ async def issue_client_secret(deps: Deps, tenant_id: str, app_id: str) -> tuple[
     return app, secret
 
 
-async def revoke_client_secret(deps: Deps, tenant_id: str, app_id: str) -> Document:
+async def revoke_client_secret(deps: Deps, principal: Principal, app_id: str) -> Document:
     from shared.services import oauth
 
-    app = await get_app(deps, tenant_id, app_id)
+    tenant_id = principal.tenant_id
+    app = await _managed(deps, principal, app_id)
     if not await oauth.revoke_client_secret(deps, app):
         raise NotFoundError(f"{app_id!r} has no client secret", code="CLIENT_SECRET_NOT_FOUND")
     return await deps.store.patch(

@@ -37,7 +37,9 @@ async def record(
         "action": action,
         "actor": {
             "app_id": principal.app_id or None,
+            "user_id": principal.user_id,
             "credential": principal.credential_id or None,
+            "acting_from": principal.acting_from,  # a parent tenant acting for this one
         },
         "target": target,
         "address": address,

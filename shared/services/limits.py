@@ -49,6 +49,23 @@ def limits_of(deps: Deps, tenant: Document | None) -> dict[str, float]:
     }
 
 
+async def limits_for(deps: Deps, tenant: Document | None) -> dict[str, float]:
+    """The tenant's limits; where it sets none, its nearest ancestor's; then the
+    platform's settings. A child never gets more than it inherits by default."""
+    from shared.services import tenants
+
+    merged: dict[str, Any] = {}
+    current = tenant
+    for _ in range(tenants.MAX_DEPTH + 1):
+        if current is None:
+            break
+        for name, value in (current.get("limits") or {}).items():
+            merged.setdefault(name, value)
+        parent = current.get("parent_id")
+        current = await tenants.cached(deps, parent) if parent else None
+    return limits_of(deps, {"limits": merged})
+
+
 def has_quota(deps: Deps, tenant: Document | None) -> bool:
     """Whether the tenant has a message quota at all (most have none)."""
     own: dict[str, Any] = (tenant or {}).get("limits") or {}
@@ -71,7 +88,8 @@ class _Bucket:
 
 
 async def take(deps: Deps, tenant_id: str, app_id: str, limits: dict[str, float]) -> None:
-    """Let one request of ``app_id`` through, or raise RATE_LIMITED (429)."""
+    """Let one request of ``app_id`` (an application's id, or ``user:<id>``) through,
+    or raise RATE_LIMITED (429)."""
     rate, burst = limits["requests_per_second"], max(1.0, limits["burst"])
     if rate <= 0:
         return
@@ -123,16 +141,8 @@ async def reserve_messages(deps: Deps, tenant: Document | None, tenant_id: str, 
     refuse them all (QUOTA_EXCEEDED) without keeping any of the reservation."""
     limits = limits_of(deps, tenant)
     now = deps.clock.now().astimezone(UTC)
-    periods = []
-    if limits["messages_per_day"] > 0:
-        tomorrow = datetime(now.year, now.month, now.day, tzinfo=UTC) + timedelta(days=1)
-        periods.append(("day", now.strftime("%Y-%m-%d"), limits["messages_per_day"], tomorrow))
-    if limits["messages_per_month"] > 0:
-        year, month = (now.year + 1, 1) if now.month == 12 else (now.year, now.month + 1)
-        next_month = datetime(year, month, 1, tzinfo=UTC)
-        periods.append(("month", now.strftime("%Y-%m"), limits["messages_per_month"], next_month))
     taken: list[str] = []
-    for name, key, quota, ends in periods:
+    for name, key, quota, ends in _periods(limits, now):
         counter = f"quota_{name}_{key}"
         total = await deps.store.increment(
             COUNTERS, tenant_id, counter, "n", count, ttl=40 * 86_400
@@ -147,3 +157,25 @@ async def reserve_messages(deps: Deps, tenant: Document | None, tenant_id: str, 
                 f"({total - count:g} sent); it renews at {ends.isoformat()}",
                 headers={"Retry-After": str(wait)},
             )
+
+
+def _periods(limits: dict[str, float], now: datetime) -> list[tuple[str, str, float, datetime]]:
+    """(name, key, quota, end) of each quota period in force."""
+    periods = []
+    if limits["messages_per_day"] > 0:
+        tomorrow = datetime(now.year, now.month, now.day, tzinfo=UTC) + timedelta(days=1)
+        periods.append(("day", now.strftime("%Y-%m-%d"), limits["messages_per_day"], tomorrow))
+    if limits["messages_per_month"] > 0:
+        year, month = (now.year + 1, 1) if now.month == 12 else (now.year, now.month + 1)
+        next_month = datetime(year, month, 1, tzinfo=UTC)
+        periods.append(("month", now.strftime("%Y-%m"), limits["messages_per_month"], next_month))
+    return periods
+
+
+async def release_messages(deps: Deps, tenant: Document | None, tenant_id: str, count: int) -> None:
+    """Take back a reservation (a later check refused the messages)."""
+    now = deps.clock.now().astimezone(UTC)
+    for name, key, _, _ in _periods(limits_of(deps, tenant), now):
+        await deps.store.increment(
+            COUNTERS, tenant_id, f"quota_{name}_{key}", "n", -count, ttl=40 * 86_400
+        )

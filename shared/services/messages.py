@@ -295,10 +295,20 @@ async def _accept_batch(
 
 async def _reserve(deps: Deps, tenant_id: str, count: int) -> None:
     """Count the messages against the tenant's quotas (if it has any) or refuse them."""
-    tenant = await tenants.cached(deps, tenant_id)
-    if not limits.has_quota(deps, tenant):  # the usual case: nothing to count
-        return
-    await limits.reserve_messages(deps, tenant, tenant_id, count)
+    # A child's messages count against its own quotas and every ancestor's.
+    current = await tenants.cached(deps, tenant_id)
+    reserved: list[tuple[Document, str]] = []
+    try:
+        while current is not None:
+            if limits.has_quota(deps, current):
+                await limits.reserve_messages(deps, current, current["id"], count)
+                reserved.append((current, current["id"]))
+            parent = current.get("parent_id")
+            current = await tenants.cached(deps, parent) if parent else None
+    except OcmError:
+        for doc, owner in reserved:
+            await limits.release_messages(deps, doc, owner, count)
+        raise
 
 
 def _item_error(exc: OcmError) -> dict[str, Any]:

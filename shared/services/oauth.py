@@ -18,7 +18,7 @@ from __future__ import annotations
 import hmac
 import secrets
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import jwt
@@ -150,6 +150,10 @@ async def authenticate_token(deps: Deps, token: str) -> Principal:
         raise InvalidToken("malformed token") from exc
     key = next((k for k in await published_keys(deps) if k["kid"] == kid), None)
     if key is None:
+        # Perhaps another instance rotated a moment ago: look once more, uncached.
+        deps.lookups.forget(("jwks",))
+        key = next((k for k in await published_keys(deps) if k["kid"] == kid), None)
+    if key is None:
         raise InvalidToken("unknown signing key")
     try:
         claims = jwt.decode(
@@ -171,6 +175,9 @@ async def authenticate_token(deps: Deps, token: str) -> Principal:
     entry = await _client(deps, str(claims["sub"]))
     if entry is None or entry.get("status") != "active" or entry["tenant_id"] != claims["tenant"]:
         raise InvalidToken("the client is revoked or disabled")
+    issued = to_utc_text(datetime.fromtimestamp(int(claims["iat"]), UTC))[:19]
+    if issued < entry["created_at"][:19]:  # to the second, as iat is
+        raise InvalidToken("the token was issued with a secret since replaced")
     await tenants.check_active(deps, entry["tenant_id"])
     current = set(entry.get("scopes", ()))
     return Principal(

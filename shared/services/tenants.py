@@ -26,7 +26,9 @@ STATUSES = ("provisioning", "pending_confirmation", "active", "suspended")
 MAX_DEPTH = 5  # tenants under tenants, at most this deep
 
 
-async def create_tenant(deps: Deps, name: str, parent_id: str | None = None) -> NewTenant:
+async def create_tenant(
+    deps: Deps, name: str, parent_id: str | None = None, *, grant: frozenset[str] | None = None
+) -> NewTenant:
     """A tenant and its first client application, holding every scope, with its
     primary API key (shown once). The app is an ordinary one: its key rotates. With
     ``parent_id`` it is a child tenant, which the parent's credentials may manage."""
@@ -47,8 +49,9 @@ async def create_tenant(deps: Deps, name: str, parent_id: str | None = None) -> 
     if parent_id is not None and len(await _ancestors(deps, parent_id)) >= MAX_DEPTH:
         raise ValidationFailed(f"Tenants nest at most {MAX_DEPTH} deep", code="TOO_DEEP")
     await deps.store.create(TENANTS, tenant)
-    operator = Principal(tenant_id, app_id="", credential_id="", scopes=scopes.ALL)
-    bootstrap = apps.AppCreate(name="bootstrap", scopes=sorted(scopes.ALL))
+    granted = scopes.ALL if grant is None else scopes.ALL & grant  # a child: the creator's
+    operator = Principal(tenant_id, app_id="", credential_id="", scopes=granted)
+    bootstrap = apps.AppCreate(name="bootstrap", scopes=sorted(granted))
     _, key = await apps.create_app(deps, operator, bootstrap)
     return NewTenant(tenant=tenant, api_key=key)
 
@@ -103,6 +106,10 @@ async def check_active(deps: Deps, tenant_id: str) -> Document:
         raise suspended()
     if status != "active":
         raise Forbidden(f"This tenant is not active yet ({status})", code="TENANT_NOT_ACTIVE")
+    for ancestor in await _ancestors(deps, tenant_id):  # a suspended parent stops its children
+        parent = await cached(deps, ancestor)
+        if parent is not None and parent.get("status") == "suspended":
+            raise suspended()
     return tenant
 
 

@@ -13,14 +13,16 @@ password; their role decides their scopes.
   refresh token; refreshing rotates it, and a refresh token used twice revokes its
   whole family (it was stolen, or replayed).
 - Guessing is slowed, never locked out: after 5 failures in 15 minutes for an
-  account, or 20 from one address, each further attempt must wait 2ⁿ seconds (up to
-  5 minutes), answered 429 with Retry-After.
+  account, or 20 from one address, the n-th further attempt must come 2ⁿ seconds
+  after the last failure (up to 5 minutes), one at a time; refused attempts are
+  answered 429 with Retry-After at once and never lengthen the wait.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import math
 import secrets
 from datetime import timedelta
 from typing import Any, Literal
@@ -45,7 +47,7 @@ from shared.domain.errors import (
 from shared.domain.ids import hash_secret, new_id
 from shared.domain.messages import to_utc_text
 from shared.domain.models import Document
-from shared.ports import SYSTEM, Conflict, Filter, Page, Query
+from shared.ports import SYSTEM, Conflict, Filter, NotFound, Page, PreconditionFailed, Query
 from shared.services import oauth
 from shared.services.deps import Deps, Principal
 from shared.services.pages import list_page
@@ -191,21 +193,36 @@ async def _redeem(deps: Deps, kind: str, token: str) -> Document:
 
 async def accept_invite(deps: Deps, data: Password) -> Document:
     user = await _redeem(deps, "invite", data.token)
-    return await _set_password(deps, user, data.password, activate=True)
+    user = await _set_password(deps, user, data.password, activate=True)
+    await _audit_self(deps, user, "user.invite.accept")
+    return user
+
+
+async def _audit_self(deps: Deps, user: Document, action: str) -> None:
+    from shared.services import audit
+
+    me = Principal(user["tenant_id"], "", f"user:{user['id']}", frozenset(), user_id=user["id"])
+    await audit.record(deps, me, action, {"type": "user", "id": user["id"]}, None)
 
 
 async def reset_token(deps: Deps, email: str) -> str:
     """A password-reset token for the user (operator CLI until e-mail is sent)."""
+    from shared.services import audit
+
     user = await _by_email(deps, normalise_email(email))
     if user is None:
         raise NotFoundError("No user with that e-mail", code="USER_NOT_FOUND")
-    return await _single_use(deps, "reset", user, RESET_SECONDS)
+    token = await _single_use(deps, "reset", user, RESET_SECONDS)
+    target = {"type": "user", "id": user["id"]}
+    await audit.operator_record(deps, user["tenant_id"], "user.password.reset_token", target)
+    return token
 
 
 async def reset_password(deps: Deps, data: Password) -> Document:
     user = await _redeem(deps, "reset", data.token)
     user = await _set_password(deps, user, data.password, activate=False)
     await _revoke_refresh_tokens(deps, user)
+    await _audit_self(deps, user, "user.password.reset")
     return user
 
 
@@ -221,10 +238,16 @@ async def _set_password(deps: Deps, user: Document, password: str, *, activate: 
 
 
 async def login(deps: Deps, data: Login, address: str | None) -> dict[str, Any]:
-    email = data.email.strip().lower()
-    account = f"acct_{_digest(email)}"
-    place = f"addr_{_digest(address or '-')}"
-    await _slow_down(deps, account, place)
+    try:
+        email = normalise_email(data.email)
+    except ValidationFailed:
+        email = data.email.strip().lower()  # answered like any wrong password below
+    gates = (
+        (f"acct_{_digest(email)}", FREE_FAILURES_ACCOUNT),
+        (f"addr_{_digest(address or '-')}", FREE_FAILURES_ADDRESS),
+    )
+    for counter, free in gates:
+        await _gate(deps, counter, free)
     user = await _by_email(deps, email)
     ok = False
     if user is not None and user.get("password"):
@@ -235,35 +258,56 @@ async def login(deps: Deps, data: Login, address: str | None) -> dict[str, Any]:
     else:  # the same work whether or not the account exists
         await asyncio.to_thread(_hasher.hash, data.password)
     if not ok or user is None or user["status"] != "active":
-        for counter in (account, place):
-            await deps.store.increment(
-                COUNTERS, oauth.PLATFORM, counter, "n", 1, ttl=FAILURE_WINDOW
-            )
+        for counter, _ in gates:
+            await _failed(deps, counter)
         raise Unauthorized("The e-mail or password is wrong", code="INVALID_CREDENTIALS")
+    await deps.store.delete(COUNTERS, oauth.PLATFORM, gates[0][0])  # a success forgives
     from shared.services import tenants
 
     await tenants.check_active(deps, user["tenant_id"])
     return await _issue(deps, user, family=new_id("fam"))
 
 
-async def _slow_down(deps: Deps, account: str, place: str) -> None:
-    waits = []
-    for counter, free in ((account, FREE_FAILURES_ACCOUNT), (place, FREE_FAILURES_ADDRESS)):
-        doc = await deps.store.read(COUNTERS, oauth.PLATFORM, counter)
-        failures = int((doc or {}).get("n", 0))
-        if failures >= free:
-            waits.append(min(MAX_WAIT, 2 ** (failures - free + 1)))
-    if waits:
-        # The counter window (15 min) is the memory; each failure beyond the free
-        # ones doubles the wait asked for. Answered at once: no thread sleeps.
-        wait = max(waits)
-        raise TooManyAttempts(
-            f"Too many failed sign-ins; try again in {wait} s",
-            headers={"Retry-After": str(wait)},
-        )
+async def _gate(deps: Deps, counter: str, free: int) -> None:
+    """Admit a password check, or refuse it at once (429 TOO_MANY_ATTEMPTS).
+
+    After ``free`` failures in the window, the n-th more must come 2ⁿ seconds after
+    the last failure (up to MAX_WAIT); and at each failure count only so many checks
+    may run at all — the free ones left, or one — so a burst in parallel gains
+    nothing. Refused attempts are not failures: they never lengthen the wait, so
+    nobody can lock an account out, only slow its guessing.
+    """
+    record = await deps.store.read(COUNTERS, oauth.PLATFORM, counter)
+    failures = int((record or {}).get("n", 0))
+    now = deps.clock.now().timestamp()
+    wait = min(MAX_WAIT, 2 ** (failures - free + 1)) if failures >= free else 0
+    if wait and now < float((record or {}).get("last", 0)) + wait:
+        _too_many(float((record or {}).get("last", 0)) + wait - now)
+    allowed = free - failures if failures < free else 1
+    taken = await deps.store.increment(
+        COUNTERS, oauth.PLATFORM, f"{counter}_try_{failures}", "n", 1, ttl=FAILURE_WINDOW
+    )
+    if taken > allowed:
+        _too_many(max(1.0, float(wait)))
+
+
+async def _failed(deps: Deps, counter: str) -> None:
+    await deps.store.increment(COUNTERS, oauth.PLATFORM, counter, "n", 1, ttl=FAILURE_WINDOW)
+    await deps.store.patch(
+        COUNTERS, oauth.PLATFORM, counter, {"last": deps.clock.now().timestamp()}
+    )
+
+
+def _too_many(seconds: float) -> None:
+    wait = max(1, math.ceil(seconds))
+    raise TooManyAttempts(
+        f"Too many failed sign-ins; try again in {wait} s", headers={"Retry-After": str(wait)}
+    )
 
 
 async def refresh(deps: Deps, refresh_token: str) -> dict[str, Any]:
+    from shared.services import tenants
+
     entry = await deps.store.read(DIRECTORY, SYSTEM, _token_entry_id("refresh", refresh_token))
     if entry is None or entry.get("kind") != "refresh":
         raise Unauthorized("The refresh token is not valid", code="INVALID_CREDENTIALS")
@@ -271,12 +315,20 @@ async def refresh(deps: Deps, refresh_token: str) -> dict[str, Any]:
         # Used before: a thief or a replay. Revoke the whole family.
         await _revoke_family(deps, entry)
         raise Unauthorized("The refresh token was already used", code="INVALID_CREDENTIALS")
-    await deps.store.patch(
-        DIRECTORY, entry["tenant_id"], entry["id"], {"used": True}, etag=entry["_etag"]
-    )
+    try:
+        await deps.store.patch(
+            DIRECTORY, entry["tenant_id"], entry["id"], {"used": True}, etag=entry["_etag"]
+        )
+    except (PreconditionFailed, NotFound):
+        # Two refreshes raced with the same token: one of them is a replay.
+        await _revoke_family(deps, entry)
+        raise Unauthorized(
+            "The refresh token was already used", code="INVALID_CREDENTIALS"
+        ) from None
     user = await deps.store.read(USERS, entry["tenant_id"], entry["user_id"])
     if user is None or user["status"] != "active":
         raise Unauthorized("The user is disabled", code="INVALID_CREDENTIALS")
+    await tenants.check_active(deps, user["tenant_id"])
     return await _issue(deps, user, family=entry["family"])
 
 
@@ -323,22 +375,34 @@ async def _issue(deps: Deps, user: Document, family: str) -> dict[str, Any]:
     }
 
 
+async def _refresh_entries(deps: Deps, tenant_id: str) -> list[Document]:
+    """Every refresh-token entry of the tenant, page after page."""
+    found: list[Document] = []
+    cursor = None
+    while True:
+        page = await deps.store.query(
+            DIRECTORY,
+            Query(
+                scope=tenant_id,
+                where=(Filter("kind", "eq", "refresh"),),
+                limit=1000,
+                cursor=cursor,
+            ),
+        )
+        found += page.items
+        if page.next_cursor is None:
+            return found
+        cursor = page.next_cursor
+
+
 async def _revoke_family(deps: Deps, entry: Document) -> None:
-    page = await deps.store.query(
-        DIRECTORY,
-        Query(scope=entry["tenant_id"], where=(Filter("kind", "eq", "refresh"),), limit=1000),
-    )
-    for doc in page.items:
+    for doc in await _refresh_entries(deps, entry["tenant_id"]):
         if doc.get("family") == entry["family"]:
             await deps.store.delete(DIRECTORY, doc["tenant_id"], doc["id"])
 
 
 async def _revoke_refresh_tokens(deps: Deps, user: Document) -> None:
-    page = await deps.store.query(
-        DIRECTORY,
-        Query(scope=user["tenant_id"], where=(Filter("kind", "eq", "refresh"),), limit=1000),
-    )
-    for doc in page.items:
+    for doc in await _refresh_entries(deps, user["tenant_id"]):
         if doc.get("user_id") == user["id"]:
             await deps.store.delete(DIRECTORY, doc["tenant_id"], doc["id"])
 
@@ -406,12 +470,22 @@ async def update_user(deps: Deps, principal: Principal, user_id: str, data: User
 
 
 async def _role_of(deps: Deps, principal: Principal) -> str:
-    """A user acts with their role; an application with the owner's reach, bounded by
-    its scopes (it needs manage:user to get here)."""
+    """The role a caller manages users with: a user's own (looked up in the tenant
+    they belong to, which is the parent when acting for a child); an application's
+    is the highest role whose scopes it holds all of, and never owner (only an owner,
+    a person, makes owners)."""
     if principal.user_id:
-        user = await get_user(deps, principal.tenant_id, principal.user_id)
+        home = principal.acting_from or principal.tenant_id
+        user = await get_user(deps, home, principal.user_id)
         return str(user["role"])
-    return "owner"
+    held = [
+        role
+        for role in scope_table.ROLE_ORDER
+        if role != "owner" and scope_table.ROLES[role] <= principal.scopes
+    ]
+    if not held:
+        raise Forbidden("This credential holds no role's scopes", code="ROLE_TOO_HIGH")
+    return held[-1]
 
 
 def _may_grant(mine: str, theirs: str) -> None:

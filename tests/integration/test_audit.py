@@ -73,7 +73,8 @@ async def test_management_actions_are_recorded_with_actor_and_address(
     assert create["actor"]["credential"] == f"key_{prefix}"
     assert create["address"] == "203.0.113.7"
     assert create["target"]["name"] == "mail"
-    assert by_action["app.create"]["address"] == "198.51.100.9"
+    # X-Forwarded-For is the client's own say unless a trusted proxy appends to it.
+    assert by_action["app.create"]["address"] == "203.0.113.7"
     assert by_action["channel.update"]["target"]["fields"] == ["description"]
     assert by_action["tenant.suspend"]["actor"]["credential"] == "operator"
     assert rotated.json()["api_key"] not in listed.text  # the key itself, never
@@ -121,3 +122,17 @@ async def test_a_tenant_sees_only_its_own_records_and_needs_the_scope(
     ).json()["api_key"]
     refused = await api.get("/api/v1/audit", headers={"X-API-Key": weak})
     assert refused.status_code == 403 and refused.json()["code"] == "SCOPE_MISSING"
+
+
+async def test_behind_a_trusted_proxy_the_address_is_the_hop_it_appended(
+    api: httpx.AsyncClient, deps: Deps
+) -> None:
+    deps.settings.OCM_TRUST_FORWARDED_FOR = True
+    key = {"X-API-Key": (await tenants.create_tenant(deps, "acme")).api_key}
+    await api.post(
+        "/api/v1/channels",
+        json={"name": "mail", "type": "sandbox"},
+        headers={**key, "X-Forwarded-For": "6.6.6.6, 198.51.100.9"},  # spoofed, appended
+    )
+    [record] = (await api.get("/api/v1/audit", headers=key)).json()["items"]
+    assert record["address"] == "198.51.100.9"

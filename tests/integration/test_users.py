@@ -3,6 +3,7 @@ role's scopes, refresh with rotating tokens, and slow down password guessing."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -168,9 +169,14 @@ async def test_guessing_slows_down_without_locking_anyone_out(
     assert statuses == [401] * users.FREE_FAILURES_ACCOUNT + [429]
     assert int(wrong.headers["retry-after"]) == 2
     assert wrong.json()["code"] == "TOO_MANY_ATTEMPTS"
-    # The account is slowed, not locked: the right password works once the window
-    # passes (here: the counter's window is cleared, as 15 minutes would).
-    await deps.store.delete("counters", "platform", f"acct_{users._digest('g@example.com')}")
+    # Slowed, not locked: refused attempts do not lengthen the wait, and once it has
+    # passed the right password works.
+    for _ in range(3):
+        again = await api.post(
+            "/api/v1/auth/login", json={"email": "g@example.com", "password": PASSWORD}
+        )
+        assert again.status_code == 429
+    await asyncio.sleep(2.1)
     right = await api.post(
         "/api/v1/auth/login", json={"email": "g@example.com", "password": PASSWORD}
     )
@@ -181,6 +187,20 @@ async def test_guessing_slows_down_without_locking_anyone_out(
     assert (
         unknown.status_code == 401 and unknown.json()["detail"] == "The e-mail or password is wrong"
     )
+
+
+async def test_parallel_guesses_get_no_more_checks_than_allowed(
+    api: httpx.AsyncClient, deps: Deps
+) -> None:
+    root = {"X-API-Key": (await tenants.create_tenant(deps, "acme")).api_key}
+    await user_with_role(api, root, "p2@example.com", "viewer")
+    guesses = [
+        api.post("/api/v1/auth/login", json={"email": "p2@example.com", "password": f"guess {i}!"})
+        for i in range(40)
+    ]
+    statuses = [a.status_code for a in await asyncio.gather(*guesses)]
+    assert statuses.count(401) <= users.FREE_FAILURES_ACCOUNT + 1  # the rest: refused at once
+    assert statuses.count(401) + statuses.count(429) == 40
 
 
 async def test_a_password_is_reset_with_an_operator_token(

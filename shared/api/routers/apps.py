@@ -20,7 +20,8 @@ router = APIRouter(prefix="/api/v1/apps", tags=["apps"])
     status_code=201,
     summary="Create a client application and its primary API key",
     description="The key is in this answer only. An application gets at most the scopes "
-    "of the credential creating it. Honours `Idempotency-Key`.",
+    "of the credential creating it. Honours `Idempotency-Key` (a replay answers the app "
+    "with `api_key: null`: the key is never stored).",
     responses={201: {"model": AppWithKey}, **problems(400, 401, 403, 409, 422)},
 )
 async def create_app(
@@ -33,7 +34,8 @@ async def create_app(
         await caller.audit("app.create", type="app", id=app["id"], scopes=app["scopes"])
         return 201, {"app": apps.public(app), "api_key": key, "slot": "primary"}
 
-    return await idempotent(caller, request, data.model_dump(mode="json"), create)
+    body = data.model_dump(mode="json")
+    return await idempotent(caller, request, body, create, secret_fields=("api_key",))
 
 
 @router.get(
@@ -84,7 +86,7 @@ async def update_app(
     responses=problems(401, 403, 404),
 )
 async def delete_app(app_id: str, caller: Annotated[Caller, scoped("delete:app")]) -> Response:
-    await apps.delete_app(caller.deps, caller.tenant_id, app_id)
+    await apps.delete_app(caller.deps, caller.principal, app_id)
     await caller.audit("app.delete", type="app", id=app_id)
     return Response(status_code=204)
 
@@ -100,7 +102,7 @@ async def delete_app(app_id: str, caller: Annotated[Caller, scoped("delete:app")
 async def rotate_key(
     app_id: str, slot: apps.Slot, caller: Annotated[Caller, scoped("update:app")]
 ) -> JsonResponse:
-    app, key = await apps.rotate_key(caller.deps, caller.tenant_id, app_id, slot)
+    app, key = await apps.rotate_key(caller.deps, caller.principal, app_id, slot)
     prefix = app["keys"][slot]["prefix"]
     await caller.audit("app.key.rotate", type="app", id=app_id, slot=slot, key_prefix=prefix)
     return JsonResponse({"app": apps.public(app), "api_key": key, "slot": slot}, status_code=201)
@@ -114,7 +116,7 @@ async def rotate_key(
 async def revoke_key(
     app_id: str, slot: apps.Slot, caller: Annotated[Caller, scoped("update:app")]
 ) -> JsonResponse:
-    app = await apps.revoke_key(caller.deps, caller.tenant_id, app_id, slot)
+    app = await apps.revoke_key(caller.deps, caller.principal, app_id, slot)
     await caller.audit("app.key.revoke", type="app", id=app_id, slot=slot)
     return JsonResponse(apps.public(app))
 
@@ -130,7 +132,7 @@ async def revoke_key(
 async def issue_client_secret(
     app_id: str, caller: Annotated[Caller, scoped("update:app")]
 ) -> JsonResponse:
-    app, secret = await apps.issue_client_secret(caller.deps, caller.tenant_id, app_id)
+    app, secret = await apps.issue_client_secret(caller.deps, caller.principal, app_id)
     await caller.audit("app.client_secret.issue", type="app", id=app_id)
     body = {"app": apps.public(app), "client_id": app_id, "client_secret": secret}
     return JsonResponse(body, status_code=201)
@@ -144,6 +146,6 @@ async def issue_client_secret(
 async def revoke_client_secret(
     app_id: str, caller: Annotated[Caller, scoped("update:app")]
 ) -> JsonResponse:
-    app = await apps.revoke_client_secret(caller.deps, caller.tenant_id, app_id)
+    app = await apps.revoke_client_secret(caller.deps, caller.principal, app_id)
     await caller.audit("app.client_secret.revoke", type="app", id=app_id)
     return JsonResponse(apps.public(app))

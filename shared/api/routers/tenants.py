@@ -48,7 +48,9 @@ class ChildList(BaseModel):
 async def create_child(
     data: ChildCreate, caller: Annotated[Caller, scoped("manage:tenant")]
 ) -> JsonResponse:
-    created = await tenants.create_tenant(caller.deps, data.name, parent_id=caller.tenant_id)
+    created = await tenants.create_tenant(
+        caller.deps, data.name, parent_id=caller.tenant_id, grant=caller.principal.scopes
+    )
     await caller.audit("tenant.child.create", type="tenant", id=created.tenant["id"])
     body = {"tenant_id": created.tenant["id"], "api_key": created.api_key}
     return JsonResponse(body, status_code=201)
