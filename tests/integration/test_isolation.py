@@ -97,7 +97,8 @@ async def call(
 
 
 async def test_tenant_b_never_reaches_tenant_a(api: httpx.AsyncClient, deps: Deps) -> None:
-    a = (await tenants.create_tenant(deps, "a")).api_key
+    tenant_a = await tenants.create_tenant(deps, "a")
+    a = tenant_a.api_key
     b = (await tenants.create_tenant(deps, "b")).api_key
     # A's resources, one of each kind.
     channel = (
