@@ -3,35 +3,14 @@ rotated independently, revocation, and tenant suspension."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 
-from shared import bootstrap
-from shared.api.app import create_app
-from shared.config import Settings
 from shared.services import tenants
 from shared.services.deps import Deps
 
 BASE = "http://ocm"
-
-
-@pytest.fixture
-def deps(tmp_path: Path) -> Iterator[Deps]:
-    built = bootstrap.build(Settings(OCM_DATA_DIR=tmp_path))
-    yield built
-    for closer in built.closers:
-        closer()
-
-
-@pytest.fixture
-async def api(deps: Deps) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=create_app(lambda: deps))
-    async with httpx.AsyncClient(transport=transport, base_url=BASE) as client:
-        yield client
 
 
 async def tenant_key(deps: Deps, name: str = "acme") -> str:

@@ -3,32 +3,10 @@ reverse, and siblings never see each other; tenant statuses gate credentials."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
-
 import httpx
-import pytest
 
-from shared import bootstrap
-from shared.api.app import create_app
-from shared.config import Settings
 from shared.services import tenants
 from shared.services.deps import Deps
-
-
-@pytest.fixture
-def deps(tmp_path: Path) -> Iterator[Deps]:
-    built = bootstrap.build(Settings(OCM_DATA_DIR=tmp_path))
-    yield built
-    for closer in built.closers:
-        closer()
-
-
-@pytest.fixture
-async def api(deps: Deps) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=create_app(lambda: deps))
-    async with httpx.AsyncClient(transport=transport, base_url="http://ocm") as client:
-        yield client
 
 
 def names(answer: httpx.Response) -> list[str]:

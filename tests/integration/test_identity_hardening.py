@@ -3,7 +3,6 @@ tokens, tenants and limits that an attacker would probe."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +10,6 @@ import httpx
 import pytest
 
 from shared import bootstrap
-from shared.api.app import create_app
 from shared.config import Settings
 from shared.services import oauth, tenants
 from shared.services.deps import Deps
@@ -22,21 +20,6 @@ SEND = {
     "content": {"type": "text", "text": "hi"},
     "send_at": "2099-01-01T00:00:00Z",
 }
-
-
-@pytest.fixture
-def deps(tmp_path: Path) -> Iterator[Deps]:
-    built = bootstrap.build(Settings(OCM_DATA_DIR=tmp_path))
-    yield built
-    for closer in built.closers:
-        closer()
-
-
-@pytest.fixture
-async def api(deps: Deps) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=create_app(lambda: deps))
-    async with httpx.AsyncClient(transport=transport, base_url="http://ocm") as client:
-        yield client
 
 
 async def app_with(

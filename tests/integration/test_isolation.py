@@ -7,16 +7,10 @@ must say how it is reached; one that does not scope by tenant fails it too."""
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 
-from shared import bootstrap
-from shared.api.app import create_app
-from shared.config import Settings
 from shared.services import tenants
 from shared.services.deps import Deps
 
@@ -69,23 +63,6 @@ CREATES = {
     ("post", "/api/v1/users"),
     ("post", "/api/v1/tenants"),
 }
-
-
-@pytest.fixture
-def deps(tmp_path: Path) -> Iterator[Deps]:
-    built = bootstrap.build(Settings(OCM_DATA_DIR=tmp_path))
-    yield built
-    for closer in built.closers:
-        closer()
-
-
-@pytest.fixture
-async def api(deps: Deps) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(lambda: deps)
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://ocm"
-    ) as client:
-        yield client
 
 
 async def call(

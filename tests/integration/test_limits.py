@@ -4,14 +4,11 @@ clear problem, configurable per tenant, and holding across instances."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import httpx
-import pytest
 
 from shared import bootstrap
-from shared.api.app import create_app
 from shared.config import Settings
 from shared.domain.errors import OcmError
 from shared.services import limits, tenants
@@ -25,21 +22,6 @@ SEND = {
     "content": {"type": "text", "text": "hi"},
     "send_at": "2099-01-01T00:00:00Z",
 }
-
-
-@pytest.fixture
-def deps(tmp_path: Path) -> Iterator[Deps]:
-    built = bootstrap.build(Settings(OCM_DATA_DIR=tmp_path))
-    yield built
-    for closer in built.closers:
-        closer()
-
-
-@pytest.fixture
-async def api(deps: Deps) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=create_app(lambda: deps))
-    async with httpx.AsyncClient(transport=transport, base_url="http://ocm") as client:
-        yield client
 
 
 async def tenant(api: httpx.AsyncClient, deps: Deps) -> tuple[str, dict[str, str]]:

@@ -5,37 +5,17 @@ from __future__ import annotations
 
 import base64
 import time
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import jwt
 import pytest
 
-from shared import bootstrap
-from shared.api.app import create_app
-from shared.config import Settings
 from shared.services import oauth, tenants
 from shared.services.deps import Deps
 
 TOKEN = "/api/v1/oauth/token"
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
-
-
-@pytest.fixture
-def deps(tmp_path: Path) -> Iterator[Deps]:
-    built = bootstrap.build(Settings(OCM_DATA_DIR=tmp_path))
-    yield built
-    for closer in built.closers:
-        closer()
-
-
-@pytest.fixture
-async def api(deps: Deps) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=create_app(lambda: deps))
-    async with httpx.AsyncClient(transport=transport, base_url="http://ocm") as client:
-        yield client
 
 
 async def client_app(api: httpx.AsyncClient, deps: Deps, scopes: list[str]) -> dict[str, Any]:

@@ -1,0 +1,31 @@
+"""A platform on the embedded backend in a temporary directory, and an HTTP client
+for its API in process (httpx's ASGI transport): the shared fixtures of the API's
+integration tests. A module may override either (other settings, another peer)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from shared import bootstrap
+from shared.api.app import create_app
+from shared.config import Settings
+from shared.services.deps import Deps
+
+
+@pytest.fixture
+def deps(tmp_path: Path) -> Iterator[Deps]:
+    built = bootstrap.build(Settings(OCM_DATA_DIR=tmp_path))
+    yield built
+    for closer in built.closers:
+        closer()
+
+
+@pytest.fixture
+async def api(deps: Deps) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=create_app(lambda: deps))
+    async with httpx.AsyncClient(transport=transport, base_url="http://ocm") as client:
+        yield client
