@@ -31,8 +31,13 @@ class Caller:
 
     deps: Deps
     principal: Principal
-    address: str | None = None
-    """Where the request came from (the first X-Forwarded-For hop behind a proxy)."""
+    request: Request | None = None
+    """The request, for what only some routes need (the client's address)."""
+
+    @property
+    def address(self) -> str | None:
+        """Where the request came from (see ``client_address``), worked out on use."""
+        return client_address(self.request) if self.request is not None else None
 
     @property
     def tenant_id(self) -> str:
@@ -79,7 +84,7 @@ class ApiKeyAuth(APIKeyHeader):
             raise Forbidden(
                 f"This credential lacks the scope {', '.join(missing)}", code="SCOPE_MISSING"
             )
-        return Caller(deps, principal, _address(request))
+        return Caller(deps, principal, request)
 
 
 api_key_auth = ApiKeyAuth(
@@ -95,7 +100,7 @@ def scoped(*scopes: str) -> object:
     return Security(api_key_auth, scopes=list(scopes))
 
 
-def _address(request: Request) -> str | None:
+def client_address(request: Request) -> str | None:
     """The client's address: the connection's peer, or — behind a proxy that appends
     the address it saw (``OCM_TRUST_FORWARDED_FOR``, on in Azure) — the last
     X-Forwarded-For hop. Earlier hops are the client's own say and never used: the

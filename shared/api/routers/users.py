@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from shared.api.deps import Caller, _address, scoped
+from shared.api.deps import Caller, client_address, scoped
 from shared.api.responses import JsonResponse
 from shared.api.schemas import TokenPair, UserInvited, UserList, UserPublic, problems
 from shared.domain.errors import NotFoundError
@@ -114,7 +114,7 @@ async def reset_password(request: Request, data: users.Password) -> JsonResponse
 )
 async def login(request: Request, data: users.Login) -> JsonResponse:
     deps = request.app.state.get_deps()
-    return JsonResponse(await users.login(deps, data, _address(request)), headers=NO_STORE)
+    return JsonResponse(await users.login(deps, data, client_address(request)), headers=NO_STORE)
 
 
 @router.post(
