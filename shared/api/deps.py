@@ -9,7 +9,7 @@ from fastapi import Depends, Request, Security
 from fastapi.security import APIKeyHeader, SecurityScopes
 
 from shared.domain.errors import Forbidden, Unauthorized
-from shared.services import limits, oauth, tenants
+from shared.services import audit, limits, oauth, tenants
 from shared.services.deps import Deps, Principal
 
 WWW_AUTHENTICATE = {"WWW-Authenticate": 'ApiKey header="X-API-Key", Bearer realm="ocm"'}
@@ -45,8 +45,6 @@ class Caller:
 
     async def audit(self, action: str, **target: Any) -> None:
         """Record a management action this caller performed (after it succeeded)."""
-        from shared.services import audit
-
         await audit.record(self.deps, self.principal, action, target, self.address)
 
 
@@ -77,7 +75,7 @@ class ApiKeyAuth(APIKeyHeader):
         # The credential's own tenant holds its rate (acting for children shares it).
         home = principal.acting_from or principal.tenant_id
         caller_id = principal.app_id or f"user:{principal.user_id}"
-        rules = await limits.limits_for(deps, await tenants.cached(deps, home))
+        rules = limits.limits_for(deps, await tenants.lineage(deps, home))
         await limits.take(deps, home, caller_id, rules)
         missing = [s for s in security_scopes.scopes if not principal.has(s)]
         if missing:

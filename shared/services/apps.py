@@ -28,7 +28,7 @@ from shared.domain.ids import new_api_key, new_id
 from shared.domain.messages import to_utc_text
 from shared.domain.models import Document
 from shared.ports import Filter, Page, PreconditionFailed, Query
-from shared.services import directory
+from shared.services import directory, oauth
 from shared.services.deps import Deps, Principal
 from shared.services.pages import list_page
 
@@ -171,8 +171,6 @@ async def update_app(deps: Deps, principal: Principal, app_id: str, data: AppUpd
 
 async def delete_app(deps: Deps, principal: Principal, app_id: str) -> None:
     """Revoke both keys, then mark the app deleted (its id is never reused)."""
-    from shared.services import oauth
-
     tenant_id = principal.tenant_id
     app = await _managed(deps, principal, app_id)
     for slot in SLOTS:
@@ -256,8 +254,6 @@ async def _delete_entry(deps: Deps, tenant_id: str, prefix: str) -> None:
 async def _sync_keys(deps: Deps, app: Document) -> None:
     """Copy the app's scopes and status onto its key entries and its client secret's
     entry (what requests read)."""
-    from shared.services import oauth
-
     client_id = oauth.client_entry_id(app["id"])
     if app.get("client"):
         await deps.store.patch(
@@ -284,8 +280,6 @@ async def issue_client_secret(
 ) -> tuple[Document, str]:
     """A new OAuth2 client secret for the app (its client id is the app id); the one
     it replaces stops working. Shown once."""
-    from shared.services import oauth
-
     tenant_id = principal.tenant_id
     app = await _managed(deps, principal, app_id)
     secret = await oauth.issue_client_secret(deps, app)
@@ -297,8 +291,6 @@ async def issue_client_secret(
 
 
 async def revoke_client_secret(deps: Deps, principal: Principal, app_id: str) -> Document:
-    from shared.services import oauth
-
     tenant_id = principal.tenant_id
     app = await _managed(deps, principal, app_id)
     if not await oauth.revoke_client_secret(deps, app):

@@ -49,31 +49,36 @@ def limits_of(deps: Deps, tenant: Document | None) -> dict[str, float]:
     }
 
 
-async def limits_for(deps: Deps, tenant: Document | None) -> dict[str, float]:
-    """The tenant's limits; where it sets none, its nearest ancestor's; then the
-    platform's settings. A child never gets more than it inherits by default."""
-    from shared.services import tenants
-
+def limits_for(deps: Deps, lineage: list[Document]) -> dict[str, float]:
+    """A tenant's limits from its lineage (``tenants.lineage``): its own, then where
+    it sets none its nearest ancestor's, then the platform's settings. A child never
+    gets more than it inherits by default."""
     merged: dict[str, Any] = {}
-    current = tenant
-    for _ in range(tenants.MAX_DEPTH + 1):
-        if current is None:
-            break
-        for name, value in (current.get("limits") or {}).items():
+    for tenant in lineage:
+        for name, value in (tenant.get("limits") or {}).items():
             merged.setdefault(name, value)
-        parent = current.get("parent_id")
-        current = await tenants.cached(deps, parent) if parent else None
     return limits_of(deps, {"limits": merged})
 
 
 def has_quota(deps: Deps, tenant: Document | None) -> bool:
     """Whether the tenant has a message quota at all (most have none)."""
-    own: dict[str, Any] = (tenant or {}).get("limits") or {}
-    s = deps.settings
-    return bool(
-        own.get("messages_per_day", s.OCM_QUOTA_MESSAGES_PER_DAY)
-        or own.get("messages_per_month", s.OCM_QUOTA_MESSAGES_PER_MONTH)
-    )
+    own = limits_of(deps, tenant)
+    return own["messages_per_day"] > 0 or own["messages_per_month"] > 0
+
+
+async def reserve_for_lineage(deps: Deps, lineage: list[Document], count: int) -> None:
+    """Count messages against the quotas of a tenant and of every ancestor (a child's
+    messages count against its parents' quotas too): all reservations, or none."""
+    reserved: list[Document] = []
+    try:
+        for tenant in lineage:
+            if has_quota(deps, tenant):
+                await reserve_messages(deps, tenant, tenant["id"], count)
+                reserved.append(tenant)
+    except OcmError:
+        for tenant in reserved:
+            await release_messages(deps, tenant, tenant["id"], count)
+        raise
 
 
 @dataclass

@@ -294,21 +294,8 @@ async def _accept_batch(
 
 
 async def _reserve(deps: Deps, tenant_id: str, count: int) -> None:
-    """Count the messages against the tenant's quotas (if it has any) or refuse them."""
-    # A child's messages count against its own quotas and every ancestor's.
-    current = await tenants.cached(deps, tenant_id)
-    reserved: list[tuple[Document, str]] = []
-    try:
-        while current is not None:
-            if limits.has_quota(deps, current):
-                await limits.reserve_messages(deps, current, current["id"], count)
-                reserved.append((current, current["id"]))
-            parent = current.get("parent_id")
-            current = await tenants.cached(deps, parent) if parent else None
-    except OcmError:
-        for doc, owner in reserved:
-            await limits.release_messages(deps, doc, owner, count)
-        raise
+    """Count the messages against the tenant's quotas (and its ancestors') or refuse them."""
+    await limits.reserve_for_lineage(deps, await tenants.lineage(deps, tenant_id), count)
 
 
 def _item_error(exc: OcmError) -> dict[str, Any]:

@@ -26,11 +26,12 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from shared.containers import DIRECTORY
-from shared.domain.errors import NotFoundError
+from shared.domain.errors import NotFoundError, OcmError
 from shared.domain.ids import hash_secret, new_id
 from shared.domain.messages import to_utc_text
 from shared.domain.models import Document
 from shared.ports import SYSTEM, Filter, Query
+from shared.services import tenants, users
 from shared.services.deps import Deps, Principal
 
 ISSUER = "urn:ocm"
@@ -97,8 +98,6 @@ async def issue_token(
     deps: Deps, client_id: str, client_secret: str, scope: str | None
 ) -> dict[str, Any]:
     """The token answer for a client that authenticated, or OAuthError."""
-    from shared.services import tenants
-
     entry = await _client(deps, client_id) if client_id.startswith("app_") else None
     if (
         entry is None
@@ -108,33 +107,42 @@ async def issue_token(
         raise OAuthError("invalid_client", "Client authentication failed", 401)
     if entry.get("status") != "active":
         raise OAuthError("invalid_client", "The client is disabled", 401)
-    if await tenants.is_suspended(deps, entry["tenant_id"]):
-        raise OAuthError("unauthorized_client", "The tenant is suspended", 400)
+    try:
+        await tenants.check_active(deps, entry["tenant_id"])
+    except OcmError:
+        raise OAuthError("unauthorized_client", "The tenant is suspended", 400) from None
     granted = set(entry.get("scopes", ()))
     wanted = set(scope.split()) if scope else granted
     if not wanted <= granted:
         raise OAuthError("invalid_scope", "The client is not granted every scope asked for")
-    now = deps.clock.now()
-    kid, private_pem = await signing_key(deps)
-    claims = {
-        "iss": ISSUER,
-        "aud": AUDIENCE,
-        "sub": entry["app_id"],
-        "client_id": entry["app_id"],
-        "tenant": entry["tenant_id"],
-        "scope": " ".join(sorted(wanted)),
-        "iat": int(now.timestamp()),
-        "nbf": int(now.timestamp()),
-        "exp": int((now + timedelta(seconds=TOKEN_SECONDS)).timestamp()),
-        "jti": new_id("tok", now),
-    }
-    token = jwt.encode(claims, private_pem, algorithm=ALGORITHM, headers={"kid": kid})
+    scope = " ".join(sorted(wanted))
+    claims = {"sub": entry["app_id"], "client_id": entry["app_id"], "scope": scope}
+    token = await sign(deps, entry["tenant_id"], claims, TOKEN_SECONDS)
     return {
         "access_token": token,
         "token_type": "Bearer",
         "expires_in": TOKEN_SECONDS,
-        "scope": claims["scope"],
+        "scope": scope,
     }
+
+
+async def sign(deps: Deps, tenant_id: str, claims: dict[str, Any], seconds: int) -> str:
+    """An access token (ES256, the newest signing key) for ``tenant_id`` with these
+    claims (``sub``, ``scope``, …), valid ``seconds``; issuer, audience and times added."""
+    now = deps.clock.now()
+    kid, private_pem = await signing_key(deps)
+    stamp = int(now.timestamp())
+    full = {
+        "iss": ISSUER,
+        "aud": AUDIENCE,
+        "tenant": tenant_id,
+        **claims,
+        "iat": stamp,
+        "nbf": stamp,
+        "exp": int((now + timedelta(seconds=seconds)).timestamp()),
+        "jti": new_id("tok", now),
+    }
+    return jwt.encode(full, private_pem, algorithm=ALGORITHM, headers={"kid": kid})
 
 
 class InvalidToken(Exception):
@@ -142,8 +150,6 @@ class InvalidToken(Exception):
 
 
 async def authenticate_token(deps: Deps, token: str) -> Principal:
-    from shared.services import tenants
-
     try:
         kid = jwt.get_unverified_header(token).get("kid")
     except jwt.PyJWTError as exc:
@@ -167,8 +173,6 @@ async def authenticate_token(deps: Deps, token: str) -> Principal:
     except jwt.PyJWTError as exc:
         raise InvalidToken(str(exc)) from exc
     if claims.get("typ") == "user":
-        from shared.services import users
-
         principal = await users.user_principal(deps, claims)
         await tenants.check_active(deps, principal.tenant_id)
         return principal

@@ -46,7 +46,7 @@ async def create_tenant(
         "created_at": now,
         "updated_at": now,
     }
-    if parent_id is not None and len(await _ancestors(deps, parent_id)) >= MAX_DEPTH:
+    if parent_id is not None and len(await lineage(deps, parent_id)) > MAX_DEPTH:
         raise ValidationFailed(f"Tenants nest at most {MAX_DEPTH} deep", code="TOO_DEEP")
     await deps.store.create(TENANTS, tenant)
     granted = scopes.ALL if grant is None else scopes.ALL & grant  # a child: the creator's
@@ -89,37 +89,32 @@ async def cached(deps: Deps, tenant_id: str) -> Document | None:
     )
 
 
-async def is_suspended(deps: Deps, tenant_id: str) -> bool:
-    """Whether the tenant cannot act now: suspended, not active yet, or gone."""
-    tenant = await cached(deps, tenant_id)
-    return tenant is None or tenant.get("status") != "active"
-
-
 async def check_active(deps: Deps, tenant_id: str) -> Document:
-    """The tenant, if its credentials may act: 403 TENANT_SUSPENDED, or
-    TENANT_NOT_ACTIVE while it is provisioning or awaiting confirmation."""
-    tenant = await cached(deps, tenant_id)
-    if tenant is None:
+    """The tenant, if its credentials may act: 403 TENANT_SUSPENDED (itself or an
+    ancestor: a suspended parent stops its children), or TENANT_NOT_ACTIVE while it
+    is provisioning or awaiting confirmation."""
+    chain = await lineage(deps, tenant_id)
+    if not chain:
         raise Unauthorized("The credential is not valid", code="INVALID_CREDENTIALS")
+    tenant = chain[0]
     status = tenant.get("status")
-    if status == "suspended":
+    if status == "suspended" or any(p.get("status") == "suspended" for p in chain[1:]):
         raise suspended()
     if status != "active":
         raise Forbidden(f"This tenant is not active yet ({status})", code="TENANT_NOT_ACTIVE")
-    for ancestor in await _ancestors(deps, tenant_id):  # a suspended parent stops its children
-        parent = await cached(deps, ancestor)
-        if parent is not None and parent.get("status") == "suspended":
-            raise suspended()
     return tenant
 
 
-async def _ancestors(deps: Deps, tenant_id: str) -> list[str]:
-    """The tenant's parent, its parent's parent, … (nearest first)."""
-    chain: list[str] = []
+async def lineage(deps: Deps, tenant_id: str) -> list[Document]:
+    """The tenant and its ancestors, nearest first, from the lookup cache (at most
+    MAX_DEPTH above it); empty if the tenant is gone. What status, limits and quotas
+    of a tenant inherit is read from here."""
+    chain: list[Document] = []
     current = await cached(deps, tenant_id)
-    while current is not None and current.get("parent_id") and len(chain) <= MAX_DEPTH:
-        chain.append(current["parent_id"])
-        current = await cached(deps, current["parent_id"])
+    while current is not None and len(chain) <= MAX_DEPTH:
+        chain.append(current)
+        parent = current.get("parent_id")
+        current = await cached(deps, parent) if parent else None
     return chain
 
 
@@ -128,7 +123,8 @@ async def act_for(deps: Deps, principal: Principal, target_id: str) -> Principal
     the same scopes there. Never upwards or sideways: anything else is not found."""
     if target_id == principal.tenant_id:
         return principal
-    if principal.tenant_id not in await _ancestors(deps, target_id):
+    ancestors = [t["id"] for t in (await lineage(deps, target_id))[1:]]
+    if principal.tenant_id not in ancestors:
         raise NotFoundError(f"No tenant {target_id!r}", code="TENANT_NOT_FOUND")
     await check_active(deps, target_id)
     return Principal(

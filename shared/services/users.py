@@ -24,10 +24,8 @@ import asyncio
 import hashlib
 import math
 import secrets
-from datetime import timedelta
 from typing import Any, Literal
 
-import jwt
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from email_validator import EmailNotValidError, validate_email
@@ -48,7 +46,7 @@ from shared.domain.ids import hash_secret, new_id
 from shared.domain.messages import to_utc_text
 from shared.domain.models import Document
 from shared.ports import SYSTEM, Conflict, Filter, NotFound, Page, PreconditionFailed, Query
-from shared.services import oauth
+from shared.services import audit, oauth, tenants
 from shared.services.deps import Deps, Principal
 from shared.services.pages import list_page
 
@@ -199,16 +197,12 @@ async def accept_invite(deps: Deps, data: Password) -> Document:
 
 
 async def _audit_self(deps: Deps, user: Document, action: str) -> None:
-    from shared.services import audit
-
     me = Principal(user["tenant_id"], "", f"user:{user['id']}", frozenset(), user_id=user["id"])
     await audit.record(deps, me, action, {"type": "user", "id": user["id"]}, None)
 
 
 async def reset_token(deps: Deps, email: str) -> str:
     """A password-reset token for the user (operator CLI until e-mail is sent)."""
-    from shared.services import audit
-
     user = await _by_email(deps, normalise_email(email))
     if user is None:
         raise NotFoundError("No user with that e-mail", code="USER_NOT_FOUND")
@@ -262,8 +256,6 @@ async def login(deps: Deps, data: Login, address: str | None) -> dict[str, Any]:
             await _failed(deps, counter)
         raise Unauthorized("The e-mail or password is wrong", code="INVALID_CREDENTIALS")
     await deps.store.delete(COUNTERS, oauth.PLATFORM, gates[0][0])  # a success forgives
-    from shared.services import tenants
-
     await tenants.check_active(deps, user["tenant_id"])
     return await _issue(deps, user, family=new_id("fam"))
 
@@ -306,8 +298,6 @@ def _too_many(seconds: float) -> None:
 
 
 async def refresh(deps: Deps, refresh_token: str) -> dict[str, Any]:
-    from shared.services import tenants
-
     entry = await deps.store.read(DIRECTORY, SYSTEM, _token_entry_id("refresh", refresh_token))
     if entry is None or entry.get("kind") != "refresh":
         raise Unauthorized("The refresh token is not valid", code="INVALID_CREDENTIALS")
@@ -340,20 +330,9 @@ async def logout(deps: Deps, refresh_token: str) -> None:
 
 async def _issue(deps: Deps, user: Document, family: str) -> dict[str, Any]:
     now = deps.clock.now()
-    kid, pem = await oauth.signing_key(deps)
-    claims = {
-        "iss": oauth.ISSUER,
-        "aud": oauth.AUDIENCE,
-        "sub": user["id"],
-        "typ": "user",
-        "tenant": user["tenant_id"],
-        "scope": " ".join(sorted(scope_table.ROLES[user["role"]])),
-        "iat": int(now.timestamp()),
-        "nbf": int(now.timestamp()),
-        "exp": int((now + timedelta(seconds=ACCESS_SECONDS)).timestamp()),
-        "jti": new_id("tok", now),
-    }
-    access = jwt.encode(claims, pem, algorithm=oauth.ALGORITHM, headers={"kid": kid})
+    scope = " ".join(sorted(scope_table.ROLES[user["role"]]))
+    claims = {"sub": user["id"], "typ": "user", "scope": scope}
+    access = await oauth.sign(deps, user["tenant_id"], claims, ACCESS_SECONDS)
     refresh_token = f"ort_{secrets.token_urlsafe(32)}"
     await deps.store.create(
         DIRECTORY,

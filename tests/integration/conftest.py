@@ -17,8 +17,14 @@ from shared.services.deps import Deps
 
 
 @pytest.fixture
-def deps(tmp_path: Path) -> Iterator[Deps]:
-    built = bootstrap.build(Settings(OCM_DATA_DIR=tmp_path))
+def settings(tmp_path: Path) -> Settings:
+    """The platform's settings (a module overrides this fixture to change some)."""
+    return Settings(OCM_DATA_DIR=tmp_path)
+
+
+@pytest.fixture
+def deps(settings: Settings) -> Iterator[Deps]:
+    built = bootstrap.build(settings)
     yield built
     for closer in built.closers:
         closer()

@@ -3,25 +3,14 @@ from where — per tenant, and never a secret."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from collections.abc import AsyncIterator
 
 import httpx
 import pytest
 
-from shared import bootstrap
 from shared.api.app import create_app
-from shared.config import Settings
 from shared.services import tenants
 from shared.services.deps import Deps
-
-
-@pytest.fixture
-def deps(tmp_path: Path) -> Iterator[Deps]:
-    built = bootstrap.build(Settings(OCM_DATA_DIR=tmp_path))
-    yield built
-    for closer in built.closers:
-        closer()
 
 
 @pytest.fixture

@@ -4,15 +4,12 @@ role's scopes, refresh with rotating tokens, and slow down password guessing."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from shared import bootstrap
-from shared.api.app import create_app
 from shared.config import Settings
 from shared.containers import USERS
 from shared.services import tenants, users
@@ -22,18 +19,8 @@ PASSWORD = "correct horse battery staple"
 
 
 @pytest.fixture
-def deps(tmp_path: Path) -> Iterator[Deps]:
-    built = bootstrap.build(Settings(OCM_DATA_DIR=tmp_path, OCM_RATE_LIMIT_PER_SECOND=0))
-    yield built
-    for closer in built.closers:
-        closer()
-
-
-@pytest.fixture
-async def api(deps: Deps) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=create_app(lambda: deps))
-    async with httpx.AsyncClient(transport=transport, base_url="http://ocm") as client:
-        yield client
+def settings(tmp_path: Path) -> Settings:
+    return Settings(OCM_DATA_DIR=tmp_path, OCM_RATE_LIMIT_PER_SECOND=0)
 
 
 async def user_with_role(

@@ -29,6 +29,7 @@ from azure.cosmos.exceptions import CosmosHttpResponseError
 
 from shared.adapters.azure.cosmos_layout import CosmosContainer, layout, unique_property
 from shared.adapters.embedded.documents import apply_changes, decode_cursor, encode_cursor
+from shared.adapters.embedded.sqlite_sql import check_name
 from shared.domain.models import Document
 from shared.ports import (
     SYSTEM,
@@ -581,8 +582,6 @@ def _unique(value: Any, doc_id: str) -> Any:
 
 
 def _field(name: str) -> str:
-    from shared.adapters.embedded.sqlite_sql import check_name
-
     parts = [check_name(p) for p in name.split(".")]
     return "c" + "".join(f'["{p}"]' for p in parts)
 
