@@ -125,7 +125,7 @@ async def run(messages: int, batch: bool) -> dict[str, Any]:
                 queue=queue,  # type: ignore[arg-type]
                 secrets=EncryptedSecretStore(db, load_or_create_key(settings.OCM_DATA_DIR, None)),
                 clock=clock,
-                senders=bootstrap.build_senders(settings, clock),
+                **bootstrap.provider_deps(settings, clock),
                 flush=db.flush,
             )
             bootstrap.set_deps(deps)

@@ -64,6 +64,9 @@ locals {
     OCM_IDEMPOTENCY_TTL_SECONDS  = 86400
     OCM_AUDIT_RETENTION_DAYS     = 400
     OCM_TRUST_FORWARDED_FOR      = true # the Functions front end appends the client
+    # Provider signatures cover the callback URL the provider called: the app's
+    # public origin, not what the worker sees behind the front end.
+    OCM_PUBLIC_BASE_URL          = coalesce(var.public_base_url, "https://func-${local.base_name}.azurewebsites.net")
     OCM_RATE_LIMIT_PER_SECOND    = 100
     OCM_RATE_LIMIT_BURST         = 200
     OCM_QUOTA_MESSAGES_PER_DAY   = 0

@@ -132,3 +132,9 @@ variable "key_vault_soft_delete_retention_days" {
   type        = number
   default     = 90
 }
+
+variable "public_base_url" {
+  description = "The public origin providers call back (a custom domain); empty: the Function App's azurewebsites.net host."
+  type        = string
+  default     = ""
+}

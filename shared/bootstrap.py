@@ -6,12 +6,15 @@ Nothing here runs at import time; the first ``get_deps()`` builds the platform.
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from shared import telemetry
 from shared.config import Settings, get_settings
 from shared.containers import CONTAINERS
-from shared.ports import Clock, Sender, Subscription
+from shared.domain.channels import Catalog
+from shared.ports import Callbacks, Clock, ProviderEnv, Sender, Subscription
 from shared.services.deps import Deps
 from shared.services.lookups import LookupCache
 
@@ -52,7 +55,7 @@ def _build_embedded(settings: Settings) -> Deps:
         queue=queue,
         secrets=secrets,
         clock=clock,
-        senders=build_senders(settings, clock),
+        **provider_deps(settings, clock),
         flush=db.flush,
         lookups=LookupCache(settings.OCM_LOOKUP_CACHE_SECONDS),
         closers=[db.close],
@@ -99,7 +102,7 @@ def _build_azure(settings: Settings) -> Deps:
         queue=queue,
         secrets=secrets,
         clock=clock,
-        senders=build_senders(settings, clock),
+        **provider_deps(settings, clock),
         lookups=LookupCache(settings.OCM_LOOKUP_CACHE_SECONDS),
         async_closers=[queue.close, secrets.close, cosmos.close, credential.close],
     )
@@ -111,13 +114,32 @@ def events_log_subscription(settings: Settings) -> Subscription:
     return Subscription(settings.OCM_EVENTS_LOG_SUBSCRIPTION, only=only)
 
 
-def build_senders(settings: Settings, clock: Clock) -> dict[str, Sender]:
-    from shared.adapters.providers.sandbox import SandboxSender
-    from shared.adapters.providers.smtp import SmtpSender
+@dataclass(frozen=True, slots=True)
+class Providers:
+    catalog: Catalog
+    senders: dict[str, Sender]
+    callbacks: dict[str, Callbacks]
 
+
+def build_providers(settings: Settings, clock: Clock) -> Providers:
+    """Every provider module's specs, sender and callbacks (senders connect lazily)."""
+    from shared.adapters.providers import discover
+
+    modules = discover()
+    env = ProviderEnv(clock=clock, allow_private_egress=settings.private_egress_allowed)
+    return Providers(
+        catalog=Catalog(spec for m in modules for spec in m.specs),
+        senders={m.name: m.build(env) for m in modules},
+        callbacks={m.name: m.callbacks for m in modules if m.callbacks is not None},
+    )
+
+
+def provider_deps(settings: Settings, clock: Clock) -> dict[str, Any]:
+    providers = build_providers(settings, clock)
     return {
-        "sandbox": SandboxSender(clock),
-        "smtp": SmtpSender(allow_private_egress=settings.private_egress_allowed),
+        "senders": providers.senders,
+        "catalog": providers.catalog,
+        "callbacks": providers.callbacks,
     }
 
 

@@ -64,6 +64,12 @@ class Settings(BaseSettings):
         description="How long an instance caches API-key entries and channels for "
         "sending (0: never); its own changes apply at once.",
     )
+    OCM_PUBLIC_BASE_URL: str | None = Field(
+        default=None,
+        description="The platform's public origin (https://ocm.example.com), where it is "
+        "reached through a front end or custom domain: provider signatures that cover "
+        "the callback URL are checked against it (else the request's own URL).",
+    )
     OCM_TRUST_FORWARDED_FOR: bool = Field(
         default=False,
         description="Take the client's address from the last X-Forwarded-For hop (set "

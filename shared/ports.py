@@ -5,12 +5,13 @@ Every adapter of a port passes the same contract suite (tests/contract/).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, Protocol
 
-from shared.domain.errors import ProviderError
+from shared.domain.channels import ProviderSpec
+from shared.domain.errors import CallbackInvalid, CallbackRejected, ProviderError
 from shared.domain.models import Document
 
 # ---------------------------------------------------------------------------
@@ -384,8 +385,86 @@ class Sender(Protocol):
     async def close(self) -> None: ...
 
 
+@dataclass(frozen=True, slots=True)
+class CallbackRequest:
+    """A provider's call to ``/api/v1/callbacks/{provider}/{channel_id}``, as received.
+
+    ``url`` is the URL the provider called (``OCM_PUBLIC_BASE_URL`` + path + query
+    when that is set), the one URL-covering signatures are computed over;
+    ``headers`` have lower-case names; ``query`` keeps repeated keys.
+    """
+
+    method: str
+    url: str
+    headers: Mapping[str, str]
+    query: Sequence[tuple[str, str]]
+    body: bytes
+
+    def query_value(self, name: str) -> str | None:
+        return next((v for k, v in self.query if k == name), None)
+
+
+@dataclass(frozen=True, slots=True)
+class CallbackReply:
+    """What a callback produced: events to apply, and the answer the provider expects.
+
+    Receipt payloads carry ``event_id``, ``provider_message_id``, ``status`` (an
+    OCM status: sent, delivered, read, failed — or None for an event that only
+    records an opt-out), ``provider_status`` and, on failure, ``error_code`` and
+    ``error_reason``; ``opt_out`` ("bounce", "complaint", "unsubscribe") adds the
+    message's receiver to the tenant's opt-out list. Inbound payloads carry
+    ``event_id``, ``provider_message_id``, ``sender`` and ``receiver`` (terminal
+    dicts), ``content`` (a content dict), optional ``subject`` and ``received_at``.
+    The callback service adds ``tenant_id`` and ``channel_id``.
+    """
+
+    events: tuple[ProviderEvent, ...] = ()
+    status_code: int = 200
+    body: bytes = b""
+    media_type: str = "text/plain"
+
+
+class Callbacks(Protocol):
+    """One provider's inbound side. ``verify`` runs first and alone on the raw
+    request (raising ``CallbackRejected``); only then is ``parse`` called (raising
+    ``CallbackInvalid`` for a verified but malformed request)."""
+
+    def verify(
+        self, request: CallbackRequest, channel: Document, credentials: Mapping[str, str]
+    ) -> None: ...
+
+    def parse(
+        self, request: CallbackRequest, channel: Document, credentials: Mapping[str, str]
+    ) -> CallbackReply: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderEnv:
+    """What a provider module gets to build its sender."""
+
+    clock: Clock
+    allow_private_egress: bool
+    timeout_seconds: float = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderModule:
+    """A provider: its specs (one per channel type it serves), how to build its
+    sender, and its callbacks (None when it sends none)."""
+
+    name: str
+    specs: tuple[ProviderSpec, ...]
+    build: Callable[[ProviderEnv], Sender]
+    callbacks: Callbacks | None = None
+
+
 __all__ = [
     "SYSTEM",
+    "CallbackInvalid",
+    "CallbackRejected",
+    "CallbackReply",
+    "CallbackRequest",
+    "Callbacks",
     "Clock",
     "Conflict",
     "ContainerSpec",
@@ -396,8 +475,10 @@ __all__ = [
     "OutgoingMessage",
     "Page",
     "PreconditionFailed",
+    "ProviderEnv",
     "ProviderError",
     "ProviderEvent",
+    "ProviderModule",
     "Query",
     "Queue",
     "ReceivedMessage",

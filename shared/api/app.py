@@ -10,7 +10,17 @@ from fastapi.openapi.utils import get_openapi
 
 from shared.api import errors
 from shared.api.limits import RequestBoundary
-from shared.api.routers import apps, audit, channels, messages, meta, oauth, tenants, users
+from shared.api.routers import (
+    apps,
+    audit,
+    callbacks,
+    channels,
+    messages,
+    meta,
+    oauth,
+    tenants,
+    users,
+)
 from shared.api.schemas import Problem
 from shared.domain.messages import BatchCreate, MessageCreate
 from shared.services.deps import Deps
@@ -37,7 +47,15 @@ def create_app(get_deps: Callable[[], Deps]) -> FastAPI:
     app.state.get_deps = get_deps
     errors.install(app)
     hot = (messages.router, channels.router)  # the routes every send takes, matched first
-    routers = (*hot, apps.router, users.router, tenants.router, audit.router, oauth.router)
+    routers = (
+        *hot,
+        apps.router,
+        users.router,
+        tenants.router,
+        audit.router,
+        oauth.router,
+        callbacks.router,
+    )
     for router in (*routers, meta.router):
         app.include_router(router)
     app.add_middleware(RequestBoundary, flush=lambda: get_deps().flush())

@@ -3,36 +3,17 @@
 from __future__ import annotations
 
 import builtins
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from shared.domain.errors import FieldError, ValidationFailed
-from shared.domain.messages import CONTENT_TYPES, TERMINAL_TYPES, Terminal
+from shared.domain.messages import Terminal
 
 ChannelStatus = Literal["active", "paused", "deleted"]
 NAME_PATTERN = r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$"
-
-
-class SandboxSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class SmtpSettings(BaseModel):
-    """Where and how to reach an SMTP server."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    host: str = Field(min_length=1, max_length=253)
-    port: int = Field(default=587, ge=1, le=65535)
-    security: Literal["starttls", "ssl", "none"] = Field(
-        default="starttls",
-        description="starttls: upgrade a plain connection (port 587); ssl: TLS from the "
-        "first byte (port 465); none: plain text (development only).",
-    )
-    timeout_seconds: float = Field(default=30.0, gt=0, le=120)
-    local_hostname: str | None = Field(default=None, max_length=253)
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,45 +39,44 @@ class ProviderSpec:
     directions: tuple[str, ...]
     receipts: bool
     attachments: bool
+    default: bool = False
+    """The provider a channel of this type gets when it names none."""
+    rate_per_second: float | None = None
+    """The provider's documented send rate per sender, the default pace of a channel."""
+    callbacks: bool = False
+    """Whether it calls ``/api/v1/callbacks/{provider}/{channel_id}``."""
 
     def settings_schema(self) -> dict[str, Any]:
         schema: dict[str, Any] = self.settings.model_json_schema()
         return schema
 
 
-PROVIDERS: dict[str, ProviderSpec] = {
-    "sandbox": ProviderSpec(
-        provider="sandbox",
-        type="sandbox",
-        description="Simulates a provider; driven per message by options.sandbox.",
-        settings=SandboxSettings,
-        credentials=(),
-        receiver_types=TERMINAL_TYPES,
-        sender_types=TERMINAL_TYPES,
-        content_types=CONTENT_TYPES,
-        directions=("outbound", "inbound"),
-        receipts=True,
-        attachments=True,
-    ),
-    "smtp": ProviderSpec(
-        provider="smtp",
-        type="email",
-        description="Any SMTP server (STARTTLS, implicit TLS or plain), with AUTH.",
-        settings=SmtpSettings,
-        credentials=(
-            CredentialField("username", secret=False, required=False, description="AUTH user"),
-            CredentialField("password", secret=True, required=False, description="AUTH password"),
-        ),
-        receiver_types=("email",),
-        sender_types=("email",),
-        content_types=("text", "html"),
-        directions=("outbound",),
-        receipts=False,
-        attachments=True,
-    ),
-}
+class Catalog:
+    """Every (type, provider) the platform can run, built from the provider modules."""
 
-DEFAULT_PROVIDER: dict[str, str] = {"sandbox": "sandbox", "email": "smtp"}
+    def __init__(self, specs: Iterable[ProviderSpec]) -> None:
+        self.specs: dict[tuple[str, str], ProviderSpec] = {}
+        self.defaults: dict[str, str] = {}
+        for spec in specs:
+            self.specs[(spec.type, spec.provider)] = spec
+            if spec.default or spec.type not in self.defaults:
+                self.defaults[spec.type] = spec.provider
+
+    def __iter__(self) -> Iterator[ProviderSpec]:
+        return iter(sorted(self.specs.values(), key=lambda s: (s.type, not s.default, s.provider)))
+
+    def resolve(self, channel_type: str, provider: str | None) -> ProviderSpec:
+        """The spec for a type (and optional provider), or a validation error."""
+        name = provider or self.defaults.get(channel_type, "")
+        spec = self.specs.get((channel_type, name))
+        if spec is None:
+            known = sorted(f"{t}/{p}" for t, p in self.specs)
+            raise ValidationFailed(
+                f"Unknown channel type or provider; known: {', '.join(known)}",
+                code="CHANNEL_TYPE_UNKNOWN",
+                errors=[FieldError("provider" if provider else "type", "unknown")],
+            )
+        return spec
 
 
 class ChannelCreate(BaseModel):
@@ -137,20 +117,6 @@ class ChannelPublic(BaseModel):
     has_credentials: bool
     created_at: str
     updated_at: str
-
-
-def resolve_provider(channel_type: str, provider: str | None) -> ProviderSpec:
-    """The provider spec for a type (and optional provider), or a validation error."""
-    name = provider or DEFAULT_PROVIDER.get(channel_type)
-    spec = PROVIDERS.get(name or "")
-    if spec is None or spec.type != channel_type:
-        known = sorted({f"{s.type}/{s.provider}" for s in PROVIDERS.values()})
-        raise ValidationFailed(
-            f"Unknown channel type or provider; known: {', '.join(known)}",
-            code="CHANNEL_TYPE_UNKNOWN",
-            errors=[FieldError("provider" if provider else "type", "unknown")],
-        )
-    return spec
 
 
 def validate_settings(spec: ProviderSpec, settings: dict[str, Any]) -> dict[str, Any]:

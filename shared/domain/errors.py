@@ -94,3 +94,19 @@ class ProviderError(Exception):
 
     def __post_init__(self) -> None:
         Exception.__init__(self, f"{self.kind} {self.code}: {self.reason}")
+
+
+class CallbackRejected(OcmError):
+    """A provider callback whose signature (or token) did not verify: 401, nothing stored."""
+
+    status = 401
+    code = "CALLBACK_SIGNATURE_INVALID"
+    title = "Callback not verified"
+
+
+class CallbackInvalid(OcmError):
+    """A verified provider callback that cannot be understood: 400, nothing stored."""
+
+    status = 400
+    code = "CALLBACK_INVALID"
+    title = "Callback not understood"

@@ -5,12 +5,11 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from shared.containers import CHANNELS, MESSAGES
+from shared.containers import CHANNELS, DIRECTORY, MESSAGES
 from shared.domain.addresses import check_terminal
 from shared.domain.channels import (
     ChannelCreate,
     ChannelUpdate,
-    resolve_provider,
     validate_credentials,
     validate_settings,
 )
@@ -20,7 +19,7 @@ from shared.domain.messages import Terminal, to_utc_text
 from shared.domain.models import Document
 from shared.domain.timeline import change_status, error_info
 from shared.ports import Conflict, Filter, Page, PreconditionFailed, Query
-from shared.services import outbox
+from shared.services import directory, outbox
 from shared.services.deps import Deps
 from shared.services.pages import list_page
 
@@ -39,7 +38,7 @@ def public(doc: Document) -> Document:
 
 
 async def create_channel(deps: Deps, tenant_id: str, data: ChannelCreate) -> Document:
-    spec = resolve_provider(data.type, data.provider)
+    spec = deps.catalog.resolve(data.type, data.provider)
     settings = validate_settings(spec, data.settings)
     default_sender = _default_sender(spec.sender_types, data.default_sender)
     now = to_utc_text(deps.clock.now())
@@ -57,6 +56,11 @@ async def create_channel(deps: Deps, tenant_id: str, data: ChannelCreate) -> Doc
         "created_at": now,
         "updated_at": now,
     }
+    # The directory entry first: a channel without one could not take callbacks,
+    # while an entry without its channel (a failed create) answers 404 like none.
+    await deps.store.upsert(
+        DIRECTORY, directory.channel_entry(doc["id"], tenant_id, spec.provider, now)
+    )
     try:
         return await deps.store.create(CHANNELS, doc)
     except Conflict:
@@ -122,7 +126,7 @@ async def list_channels(deps: Deps, tenant_id: str, *, limit: int, cursor: str |
 async def update_channel(deps: Deps, tenant_id: str, name: str, data: ChannelUpdate) -> Document:
     for _ in range(3):
         doc = await get_channel(deps, tenant_id, name)
-        spec = resolve_provider(doc["type"], doc["provider"])
+        spec = deps.catalog.resolve(doc["type"], doc["provider"])
         changes = data.model_dump(exclude_unset=True)
         if "settings" in changes and changes["settings"] is not None:
             doc["settings"] = validate_settings(spec, {**doc["settings"], **changes["settings"]})
@@ -146,7 +150,7 @@ async def set_credentials(
     deps: Deps, tenant_id: str, name: str, credentials: dict[str, Any]
 ) -> Document:
     doc = await get_channel(deps, tenant_id, name)
-    spec = resolve_provider(doc["type"], doc["provider"])
+    spec = deps.catalog.resolve(doc["type"], doc["provider"])
     if not spec.credentials:
         raise ValidationFailed(
             f"A {spec.provider} channel takes no credentials", code="CREDENTIALS_NOT_SUPPORTED"

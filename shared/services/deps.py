@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from shared.config import Settings
-from shared.ports import Clock, DocumentStore, Queue, SecretStore, Sender
+from shared.domain.channels import Catalog
+from shared.ports import Callbacks, Clock, DocumentStore, Queue, SecretStore, Sender
 from shared.services.lookups import LookupCache
 
 
@@ -24,6 +25,11 @@ class Deps:
     secrets: SecretStore
     clock: Clock
     senders: Mapping[str, Sender]
+    """Each provider's sender, by provider name."""
+    catalog: Catalog = field(default_factory=lambda: Catalog(()))
+    """Every (type, provider) a channel may use."""
+    callbacks: Mapping[str, Callbacks] = field(default_factory=dict)
+    """Each provider's callback verifier and parser, by provider name."""
     rng: random.Random = field(default_factory=random.Random)
     flush: Callable[[], Awaitable[None]] = field(default=_nothing_to_flush)
     """Awaits durability of every write so far: the embedded store commits writes

@@ -43,3 +43,26 @@ async def find_api_key(deps: Deps, prefix: str) -> Document | None:
 
 def forget_api_key(deps: Deps, prefix: str) -> None:
     deps.lookups.forget((DIRECTORY, api_key_id(prefix)))
+
+
+def channel_entry_id(channel_id: str) -> str:
+    return f"chn_{channel_id}"
+
+
+def channel_entry(channel_id: str, tenant_id: str, provider: str, now: str) -> Document:
+    """Where provider callbacks, which name only the channel id, find its tenant."""
+    return {
+        "id": channel_entry_id(channel_id),
+        "tenant_id": tenant_id,
+        "kind": "channel",
+        "channel_id": channel_id,
+        "provider": provider,
+        "created_at": now,
+    }
+
+
+async def find_channel(deps: Deps, channel_id: str) -> Document | None:
+    entry_id = channel_entry_id(channel_id)
+    return await deps.lookups.get(
+        (DIRECTORY, entry_id), lambda: deps.store.read(DIRECTORY, SYSTEM, entry_id)
+    )

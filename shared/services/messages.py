@@ -17,7 +17,6 @@ from pydantic import ValidationError
 from shared import telemetry
 from shared.containers import MESSAGES
 from shared.domain.addresses import check_message_for_channel
-from shared.domain.channels import resolve_provider
 from shared.domain.errors import (
     ConflictError,
     FieldError,
@@ -162,7 +161,7 @@ def build_message(
     traceparent: str | None = None,
 ) -> Document:
     """A new outbound message document with its first status and dispatch job."""
-    spec = resolve_provider(channel["type"], channel["provider"])
+    spec = deps.catalog.resolve(channel["type"], channel["provider"])
     default = channel.get("default_sender")
     receiver, sender = check_message_for_channel(
         msg, spec, Terminal.model_validate(default) if default else None

@@ -25,6 +25,10 @@ PUBLIC = {
     ("post", "/api/v1/auth/logout"),
     ("post", "/api/v1/users/accept-invite"),
     ("post", "/api/v1/users/reset-password"),
+    # Provider callbacks: the provider's own signature says who (tests/integration
+    # /test_callbacks.py shows another channel's signature is refused).
+    ("get", "/api/v1/callbacks/{provider}/{channel_id}"),
+    ("post", "/api/v1/callbacks/{provider}/{channel_id}"),
 }
 # GET routes without a parameter that are not lists (the caller's own record).
 OWN = {("get", "/api/v1/users/me")}

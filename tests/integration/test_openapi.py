@@ -24,6 +24,9 @@ PUBLIC = {
     ("post", "/api/v1/auth/logout"),
     ("post", "/api/v1/users/accept-invite"),
     ("post", "/api/v1/users/reset-password"),
+    # the provider's own signature says who
+    ("get", "/api/v1/callbacks/{provider}/{channel_id}"),
+    ("post", "/api/v1/callbacks/{provider}/{channel_id}"),
 }
 
 

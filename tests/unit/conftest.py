@@ -8,10 +8,11 @@ from typing import Any
 
 import pytest
 
+from shared.adapters.providers import discover
 from shared.adapters.providers.sandbox import SandboxSender
 from shared.config import Settings
 from shared.containers import MESSAGES
-from shared.domain.channels import ChannelCreate
+from shared.domain.channels import Catalog, ChannelCreate
 from shared.domain.models import Document
 from shared.services import channels, tenants
 from shared.services.deps import Deps
@@ -52,6 +53,7 @@ async def world() -> World:
         secrets=FakeSecretStore(),
         clock=clock,
         senders={"sandbox": SandboxSender(clock)},
+        catalog=Catalog(spec for p in discover() for spec in p.specs),
         rng=random.Random(7),
     )
     created = await tenants.create_tenant(deps, "acme")

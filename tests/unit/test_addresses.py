@@ -6,17 +6,18 @@ from typing import Any
 
 import pytest
 
+from shared.adapters.providers.sandbox import PROVIDER as SANDBOX_PROVIDER
+from shared.adapters.providers.smtp import PROVIDER as SMTP_PROVIDER
 from shared.domain.addresses import (
     check_message_for_channel,
     normalise_address,
     normalise_email,
     normalise_phone,
 )
-from shared.domain.channels import PROVIDERS
 from shared.domain.errors import ValidationFailed
 from shared.domain.messages import MessageCreate, Terminal
 
-SANDBOX, SMTP = PROVIDERS["sandbox"], PROVIDERS["smtp"]
+SANDBOX, SMTP = SANDBOX_PROVIDER.specs[0], SMTP_PROVIDER.specs[0]
 NOREPLY = Terminal(type="email", address="noreply@acme.example")
 
 

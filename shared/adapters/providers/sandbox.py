@@ -11,9 +11,17 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict
+
+from shared.domain.channels import ProviderSpec
 from shared.domain.errors import ProviderError
 from shared.domain.ids import new_id
-from shared.ports import Clock, ProviderEvent, SendRequest, SendResult
+from shared.domain.messages import CONTENT_TYPES, TERMINAL_TYPES
+from shared.ports import Clock, ProviderEvent, ProviderModule, SendRequest, SendResult
+
+
+class SandboxSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
 
 
 class SandboxSender:
@@ -79,3 +87,25 @@ class SandboxSender:
 
     async def close(self) -> None:
         return None
+
+
+PROVIDER = ProviderModule(
+    name="sandbox",
+    specs=(
+        ProviderSpec(
+            provider="sandbox",
+            type="sandbox",
+            description="Simulates a provider; driven per message by options.sandbox.",
+            settings=SandboxSettings,
+            credentials=(),
+            receiver_types=TERMINAL_TYPES,
+            sender_types=TERMINAL_TYPES,
+            content_types=CONTENT_TYPES,
+            directions=("outbound", "inbound"),
+            receipts=True,
+            attachments=True,
+            default=True,
+        ),
+    ),
+    build=lambda env: SandboxSender(env.clock),
+)

@@ -40,14 +40,33 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from email.message import EmailMessage
-from typing import Any
+from typing import Any, Literal
 
 import aiosmtplib
+from pydantic import BaseModel, ConfigDict, Field
 
 from shared.adapters.providers.email_mime import build_email, invalid
+from shared.domain.channels import CredentialField, ProviderSpec
 from shared.domain.errors import ProviderError, ProviderErrorKind
 from shared.egress import EgressRefused, resolve
-from shared.ports import SendRequest, SendResult
+from shared.ports import ProviderModule, SendRequest, SendResult
+
+
+class SmtpSettings(BaseModel):
+    """Where and how to reach an SMTP server."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    host: str = Field(min_length=1, max_length=253)
+    port: int = Field(default=587, ge=1, le=65535)
+    security: Literal["starttls", "ssl", "none"] = Field(
+        default="starttls",
+        description="starttls: upgrade a plain connection (port 587); ssl: TLS from the "
+        "first byte (port 465); none: plain text (development only).",
+    )
+    timeout_seconds: float = Field(default=30.0, gt=0, le=120)
+    local_hostname: str | None = Field(default=None, max_length=253)
+
 
 _AUTH_CODES = frozenset({530, 534, 535})
 _DROPPED = (421, -1)  # "service not available" / no reply: the connection is gone
@@ -291,3 +310,30 @@ def _find(exc: BaseException, kind: type[BaseException]) -> BaseException | None
 
 
 __all__ = ["SmtpSender"]
+
+
+PROVIDER = ProviderModule(
+    name="smtp",
+    specs=(
+        ProviderSpec(
+            provider="smtp",
+            type="email",
+            description="Any SMTP server (STARTTLS, implicit TLS or plain), with AUTH.",
+            settings=SmtpSettings,
+            credentials=(
+                CredentialField("username", secret=False, required=False, description="AUTH user"),
+                CredentialField(
+                    "password", secret=True, required=False, description="AUTH password"
+                ),
+            ),
+            receiver_types=("email",),
+            sender_types=("email",),
+            content_types=("text", "html"),
+            directions=("outbound",),
+            receipts=False,
+            attachments=True,
+            default=True,
+        ),
+    ),
+    build=lambda env: SmtpSender(allow_private_egress=env.allow_private_egress),
+)

@@ -6,7 +6,6 @@ from fastapi import APIRouter
 
 from shared.api.deps import Platform
 from shared.api.responses import JsonResponse
-from shared.domain.channels import PROVIDERS
 
 router = APIRouter(tags=["platform"])
 
@@ -17,7 +16,7 @@ async def health(deps: Platform) -> JsonResponse:
 
 
 @router.get("/api/v1/channel-types", summary="Channel types, providers and what they carry")
-async def channel_types() -> JsonResponse:
+async def channel_types(deps: Platform) -> JsonResponse:
     return JsonResponse(
         {
             "items": [
@@ -41,7 +40,7 @@ async def channel_types() -> JsonResponse:
                     "directions": list(spec.directions),
                     "receipts": spec.receipts,
                 }
-                for spec in PROVIDERS.values()
+                for spec in deps.catalog
             ]
         }
     )

@@ -1,0 +1,170 @@
+"""HTTP for provider modules: one egress-guarded httpx client, and error mapping.
+
+The guard sits where connections are opened (an httpcore network backend), so
+the address checked by ``shared.egress.resolve`` is the address connected to,
+on every connection and redirect alike; TLS still verifies the host name, since
+httpcore starts TLS with the URL's host as server name.
+
+Errors map onto ``ProviderError`` the same way for every provider:
+
+- egress guard refused the destination ...... permanent EGRESS_REFUSED
+- name does not resolve, connection failed .. transient <P>_CONNECTION_FAILED
+- timeout ................................... transient <P>_TIMEOUT
+- 429 ....................................... throttled <P>_THROTTLED, Retry-After kept
+- 408, 5xx .................................. transient <P>_HTTP_<status>
+- other 4xx ................................. permanent <P>_HTTP_<status>
+
+Each provider refines the last three with the error codes its API documents.
+"""
+
+from __future__ import annotations
+
+import socket
+import ssl
+import typing
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+
+import httpcore
+import httpx
+
+from shared.domain.errors import ProviderError
+from shared.egress import EgressRefused, resolve
+
+USER_AGENT = "OCM/0.1 (+https://github.com/ocm)"
+
+
+class _GuardedBackend(httpcore.AsyncNetworkBackend):
+    """Resolves and checks every host before connecting, then connects to a checked IP."""
+
+    def __init__(self, *, allow_private: bool) -> None:
+        self._allow_private = allow_private
+        self._inner = httpcore.AnyIOBackend()
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,  # noqa: ASYNC109 (httpcore's interface)
+        local_address: str | None = None,
+        socket_options: typing.Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        try:
+            addresses = await resolve(host, port, allow_private=self._allow_private)
+        except socket.gaierror as exc:
+            raise httpcore.ConnectError(f"{host} does not resolve: {exc}") from None
+        failure: Exception | None = None
+        for address in addresses:
+            try:
+                return await self._inner.connect_tcp(
+                    address, port, timeout, local_address, socket_options
+                )
+            except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
+                failure = exc
+        assert failure is not None
+        raise failure
+
+    async def connect_unix_socket(
+        self,
+        path: str,
+        timeout: float | None = None,  # noqa: ASYNC109 (httpcore's interface)
+        socket_options: typing.Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        raise EgressRefused("unix sockets are not a provider destination")
+
+    async def sleep(self, seconds: float) -> None:
+        await self._inner.sleep(seconds)
+
+
+class _GuardedTransport(httpx.AsyncHTTPTransport):
+    def __init__(self, *, allow_private: bool, verify: ssl.SSLContext | bool) -> None:
+        super().__init__(verify=verify, trust_env=False)
+        ssl_context = verify if isinstance(verify, ssl.SSLContext) else httpx.create_ssl_context()
+        # httpx builds its pool without a way to pass a network backend; ours is
+        # the same pool with the guard (tests/unit/test_provider_http.py holds it).
+        self._pool = httpcore.AsyncConnectionPool(
+            ssl_context=ssl_context,
+            max_connections=100,
+            max_keepalive_connections=20,
+            keepalive_expiry=30.0,
+            network_backend=_GuardedBackend(allow_private=allow_private),
+        )
+
+
+def guarded_client(
+    *, allow_private: bool, timeout: float = 30.0, verify: ssl.SSLContext | bool = True
+) -> httpx.AsyncClient:
+    """An httpx client whose every connection passes the egress guard.
+
+    Redirects are not followed: a provider API answering with one is an error.
+    """
+    return httpx.AsyncClient(
+        transport=_GuardedTransport(allow_private=allow_private, verify=verify),
+        timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
+        headers={"User-Agent": USER_AGENT},
+        follow_redirects=False,
+        trust_env=False,
+    )
+
+
+async def call(
+    client: httpx.AsyncClient, prefix: str, method: str, url: str, **kwargs: typing.Any
+) -> httpx.Response:
+    """One request; network failures become ProviderErrors named with ``prefix``."""
+    try:
+        return await client.request(method, url, **kwargs)
+    except EgressRefused as exc:
+        raise ProviderError("permanent", "EGRESS_REFUSED", str(exc)) from None
+    except httpx.TimeoutException:
+        raise ProviderError("transient", f"{prefix}_TIMEOUT", "The provider timed out") from None
+    except httpx.HTTPError as exc:
+        raise ProviderError(
+            "transient",
+            f"{prefix}_CONNECTION_FAILED",
+            f"Could not reach the provider: {type(exc).__name__}",
+        ) from None
+
+
+def retry_after(response: httpx.Response, now: datetime | None = None) -> float | None:
+    """Seconds from a Retry-After header (delta-seconds or HTTP-date), if any."""
+    value = response.headers.get("retry-after")
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+
+
+def status_error(
+    response: httpx.Response, prefix: str, reason: str, *, code: str | None = None
+) -> ProviderError:
+    """The generic classification of an unsuccessful HTTP answer."""
+    status = response.status_code
+    if status == 429:
+        return ProviderError(
+            "throttled",
+            code or f"{prefix}_THROTTLED",
+            reason,
+            retry_after=retry_after(response),
+            provider_status="429",
+        )
+    kind: typing.Literal["transient", "permanent"] = (
+        "transient" if status >= 500 or status == 408 else "permanent"
+    )
+    return ProviderError(
+        kind,
+        code or f"{prefix}_HTTP_{status}",
+        reason,
+        retry_after=retry_after(response) if kind == "transient" else None,
+        provider_status=str(status),
+    )
+
+
+__all__ = ["USER_AGENT", "call", "guarded_client", "retry_after", "status_error"]
