@@ -114,7 +114,6 @@ locals {
       default_ttl = -1
     }
 
-    # Rate-limit windows and quota periods shared by every instance, read by id only.
     # A tenant's users; the e-mail is unique across the platform through the Directory.
     users = {
       partition_key_paths   = ["/tenant_id"]
@@ -130,7 +129,65 @@ locals {
       default_ttl = -1
     }
 
+    # Rate-limit windows and quota periods shared by every instance, read by id only.
     counters = {
+      partition_key_paths   = ["/tenant_id", "/id"]
+      partition_key_kind    = "MultiHash"
+      partition_key_version = 2
+      unique_key_paths      = []
+      indexing_mode         = "consistent"
+      included_paths        = ["/tenant_id/?", "/id/?"]
+      excluded_paths        = local.cosmos_excluded_paths
+      composite_indexes     = []
+      default_ttl           = -1
+    }
+
+    # A tenant's sender identities; the (channel, type, address) key is unique.
+    terminals = {
+      partition_key_paths   = ["/tenant_id"]
+      partition_key_kind    = "Hash"
+      partition_key_version = 2
+      unique_key_paths      = ["/uq__key"]
+      indexing_mode         = "consistent"
+      included_paths        = ["/tenant_id/?", "/id/?", "/channel_id/?", "/key/?", "/created_at/?"]
+      excluded_paths        = local.cosmos_excluded_paths
+      composite_indexes = [
+        [{ path = "/created_at", order = "Ascending" }, { path = "/id", order = "Ascending" }],
+      ]
+      default_ttl = -1
+    }
+
+    templates = {
+      partition_key_paths   = ["/tenant_id"]
+      partition_key_kind    = "Hash"
+      partition_key_version = 2
+      unique_key_paths      = ["/uq__name"]
+      indexing_mode         = "consistent"
+      included_paths        = ["/tenant_id/?", "/id/?", "/name/?", "/created_at/?"]
+      excluded_paths        = local.cosmos_excluded_paths
+      composite_indexes = [
+        [{ path = "/created_at", order = "Ascending" }, { path = "/id", order = "Ascending" }],
+      ]
+      default_ttl = -1
+    }
+
+    # Receivers who opted out, per channel type: read by a derived id on every send.
+    opt_outs = {
+      partition_key_paths   = ["/tenant_id", "/id"]
+      partition_key_kind    = "MultiHash"
+      partition_key_version = 2
+      unique_key_paths      = []
+      indexing_mode         = "consistent"
+      included_paths        = ["/tenant_id/?", "/id/?", "/channel_type/?", "/created_at/?"]
+      excluded_paths        = local.cosmos_excluded_paths
+      composite_indexes = [
+        [{ path = "/created_at", order = "Ascending" }, { path = "/id", order = "Ascending" }],
+      ]
+      default_ttl = -1
+    }
+
+    # The last inbound message per (channel, sender): WhatsApp's 24-hour window.
+    contacts = {
       partition_key_paths   = ["/tenant_id", "/id"]
       partition_key_kind    = "MultiHash"
       partition_key_version = 2

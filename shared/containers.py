@@ -13,6 +13,10 @@ IDEMPOTENCY = "idempotency"
 AUDIT = "audit"
 COUNTERS = "counters"
 USERS = "users"
+TERMINALS = "terminals"
+TEMPLATES = "templates"
+OPT_OUTS = "opt_outs"
+CONTACTS = "contacts"
 
 # Partition keys (Cosmos DB; see ContainerSpec): a tenant's own small sets share
 # its partition; what grows without bound (messages, idempotency records) is keyed
@@ -44,4 +48,24 @@ CONTAINERS: tuple[ContainerSpec, ...] = (
     ContainerSpec(USERS, indexed=("email", "status"), ordered=("created_at",)),
     # Rate-limit windows and quota periods, shared by every instance; read by id only.
     ContainerSpec(COUNTERS, partition_key=("tenant_id", "id")),
+    # A tenant's sender identities; ``key`` (channel, type, address) is unique.
+    ContainerSpec(
+        TERMINALS,
+        indexed=("channel_id", "key", "created_at"),
+        unique=("key",),
+        ordered=("created_at",),
+    ),
+    ContainerSpec(
+        TEMPLATES, indexed=("name", "created_at"), unique=("name",), ordered=("created_at",)
+    ),
+    # Receivers who opted out, per channel type; read by an id derived from the
+    # tenant, type and address (a point read per send), listed by type.
+    ContainerSpec(
+        OPT_OUTS,
+        indexed=("channel_type", "created_at"),
+        ordered=("created_at",),
+        partition_key=("tenant_id", "id"),
+    ),
+    # The last inbound message per (channel, sender): WhatsApp's 24-hour window.
+    ContainerSpec(CONTACTS, partition_key=("tenant_id", "id")),
 )

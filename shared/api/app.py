@@ -18,7 +18,10 @@ from shared.api.routers import (
     messages,
     meta,
     oauth,
+    opt_outs,
+    templates,
     tenants,
+    terminals,
     users,
 )
 from shared.api.schemas import Problem
@@ -55,6 +58,9 @@ def create_app(get_deps: Callable[[], Deps]) -> FastAPI:
         audit.router,
         oauth.router,
         callbacks.router,
+        terminals.router,
+        templates.router,
+        opt_outs.router,
     )
     for router in (*routers, meta.router):
         app.include_router(router)

@@ -10,6 +10,16 @@ SCOPES: dict[str, str] = {
     "read:channel": "read and list channels",
     "update:channel": "change channels, set their credentials, simulate inbound messages",
     "delete:channel": "delete channels",
+    "create:terminal": "register sender identities (numbers, sender ids, addresses, bots)",
+    "read:terminal": "read and list sender identities",
+    "update:terminal": "change sender identities (role, status, default)",
+    "delete:terminal": "remove sender identities",
+    "create:template": "create message templates",
+    "read:template": "read, list and preview message templates",
+    "update:template": "change message templates",
+    "delete:template": "delete message templates",
+    "read:opt_out": "read and list the receivers who opted out",
+    "manage:opt_out": "add and remove opt-outs by hand",
     "create:app": "create client applications (with at most the creator's own scopes)",
     "read:app": "read and list client applications",
     "update:app": "change applications, rotate and revoke their keys",
@@ -34,10 +44,31 @@ def unknown(scopes: list[str] | set[str] | frozenset[str]) -> list[str]:
 # Roles of users: each a documented set of scopes (docs/security.md). A role never
 # includes a scope the one above it lacks, so "up to one's own" is a simple order.
 ROLE_ORDER = ("viewer", "developer", "admin", "owner")
-_VIEWER = frozenset({"read:message", "read:channel", "read:app", "read:user"})
-_DEVELOPER = _VIEWER | {"send:message", "create:channel", "update:channel"}
+_VIEWER = frozenset(
+    {
+        "read:message",
+        "read:channel",
+        "read:app",
+        "read:user",
+        "read:terminal",
+        "read:template",
+        "read:opt_out",
+    }
+)
+_DEVELOPER = _VIEWER | {
+    "send:message",
+    "create:channel",
+    "update:channel",
+    "create:terminal",
+    "update:terminal",
+    "create:template",
+    "update:template",
+}
 _ADMIN = _DEVELOPER | {
     "delete:channel",
+    "delete:terminal",
+    "delete:template",
+    "manage:opt_out",
     "create:app",
     "update:app",
     "delete:app",

@@ -1,0 +1,1 @@
+"""HTTP peers on loopback that follow each provider's published API."""
