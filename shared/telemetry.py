@@ -11,6 +11,7 @@ trace. Every span carries ``ocm.message_id`` (and ``ocm.tenant_id``).
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -41,6 +42,9 @@ def configure(settings: Settings) -> bool:
             # Every logger of ours (shared.*, functions.*, ocm.*) goes out, and the
             # Azure SDKs' own only from WARNING up (they log each HTTP call at INFO).
             logging.getLogger("azure").setLevel(logging.WARNING)
+            # A Bot API URL carries the bot token in its path, and httpx spans record
+            # the full URL: Telegram calls get no span (docs/providers/telegram.md).
+            os.environ.setdefault("OTEL_PYTHON_HTTPX_EXCLUDED_URLS", r"/bot\d+:")
             configure_azure_monitor(connection_string=connection, logger_name="")
             _configured = True
             log.info("telemetry goes to Application Insights")

@@ -22,6 +22,7 @@ from shared.api.routers import (
     templates,
     tenants,
     terminals,
+    unsubscribe,
     users,
 )
 from shared.api.schemas import Problem
@@ -61,6 +62,7 @@ def create_app(get_deps: Callable[[], Deps]) -> FastAPI:
         terminals.router,
         templates.router,
         opt_outs.router,
+        unsubscribe.router,
     )
     for router in (*routers, meta.router):
         app.include_router(router)
@@ -78,9 +80,11 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
     components = schema.setdefault("components", {}).setdefault("schemas", {})
     for model in (MessageCreate, BatchCreate, Problem):
         definition = model.model_json_schema(ref_template="#/components/schemas/{model}")
-        for name, sub in definition.pop("$defs", {}).items():
+        defs = definition.pop("$defs", {})
+        for name, sub in defs.items():
             components.setdefault(name, sub)
-        components[model.__name__] = definition
+        # A recursive model (a message's fallback is a message) is itself in $defs.
+        components[model.__name__] = defs.get(model.__name__, definition)
     _answers_are_problems(schema)
     _oauth2_too(schema)
     app.openapi_schema = schema

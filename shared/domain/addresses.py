@@ -123,8 +123,12 @@ def check_message_for_channel(
     for i, att in enumerate(attachments):
         if (att.content is None) == (att.url is None):
             errors.append(FieldError(f"content.attachments.{i}", "give one of content or url"))
-        elif att.url is not None and spec.provider == "smtp":
+        elif att.url is not None and spec.provider in ("smtp", "sendgrid"):
             errors.append(FieldError(f"content.attachments.{i}.url", "give content (base64)"))
+        elif att.content is not None and spec.provider == "twilio":
+            errors.append(
+                FieldError(f"content.attachments.{i}.content", "give a url: Twilio fetches media")
+            )
     if message.receiver.type not in spec.receiver_types:
         raise ValidationFailed(
             f"This channel sends to {', '.join(spec.receiver_types)} receivers, "
@@ -136,7 +140,7 @@ def check_message_for_channel(
     sender = message.sender or default_sender
     if sender is not None:
         sender = check_terminal("sender", sender, spec.sender_types, errors)
-    elif spec.provider != "sandbox":
+    elif spec.provider != "sandbox" and spec.sender_types:
         errors.append(FieldError("sender", "required: this channel has no default sender"))
     if errors:
         raise ValidationFailed("The message is not valid for this channel", errors=errors)

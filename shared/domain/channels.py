@@ -79,6 +79,59 @@ class Catalog:
         return spec
 
 
+class DeliveryPolicy(BaseModel):
+    """How a channel paces and hands over its messages (all optional)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    rate_per_second: float | None = Field(
+        default=None,
+        ge=0,
+        le=100_000,
+        description="Sends per second across every instance; unset: the provider's "
+        "documented default (GET /api/v1/channel-types); 0: unpaced.",
+    )
+    backups: list[str] = Field(
+        default_factory=list,
+        max_length=5,
+        description="Channels of the same type that take over, in order, when this one "
+        "keeps failing transiently or is paused (failover).",
+    )
+    failover_after: int = Field(
+        default=3,
+        ge=1,
+        le=50,
+        description="Transient failures of a message on this channel before it moves to "
+        "the next backup.",
+    )
+    max_segments: int = Field(
+        default=10,
+        ge=1,
+        le=100,
+        description="SMS: the longest text accepted, in segments (GSM-7: 160 characters "
+        "alone, 153 each when split; UCS-2: 70 and 67).",
+    )
+    stop_keywords: list[str] | None = Field(
+        default=None,
+        max_length=20,
+        description="SMS, WhatsApp: inbound texts that opt the sender out; unset: STOP, "
+        "STOPALL, UNSUBSCRIBE, CANCEL, END, QUIT.",
+    )
+    start_keywords: list[str] | None = Field(
+        default=None,
+        max_length=20,
+        description="Inbound texts that opt the sender back in; unset: START, YES, UNSTOP.",
+    )
+
+    @field_validator("backups")
+    @classmethod
+    def _names(cls, value: list[str]) -> list[str]:
+        lowered = [v.lower() for v in value]
+        if len(set(lowered)) != len(lowered):
+            raise ValueError("names a channel twice")
+        return lowered
+
+
 class ChannelCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -89,6 +142,7 @@ class ChannelCreate(BaseModel):
     settings: dict[str, Any] = Field(default_factory=dict)
     default_sender: Terminal | None = None
     status: Literal["active", "paused"] = "active"
+    policy: DeliveryPolicy = Field(default_factory=DeliveryPolicy)
 
     @field_validator("name")
     @classmethod
@@ -103,6 +157,7 @@ class ChannelUpdate(BaseModel):
     settings: dict[str, Any] | None = None
     default_sender: Terminal | None = None
     status: Literal["active", "paused"] | None = None
+    policy: DeliveryPolicy | None = None
 
 
 class ChannelPublic(BaseModel):
@@ -114,7 +169,10 @@ class ChannelPublic(BaseModel):
     settings: dict[str, Any]
     default_sender: Terminal | None
     status: ChannelStatus
+    policy: DeliveryPolicy
     has_credentials: bool
+    throttled_until: str | None = None
+    callback_url: str | None = None
     created_at: str
     updated_at: str
 

@@ -73,6 +73,15 @@ def new_id(prefix: str, at: datetime | None = None) -> str:
     return f"{prefix}_{_MONOTONIC.next(ms)}"
 
 
+def derived_id(prefix: str, parent_id: str, purpose: str) -> str:
+    """A stable id made from another (a fallback of a message): the parent's time,
+    then 80 bits of a hash, so deriving it twice names the same document."""
+    ulid = parent_id.split("_", 1)[-1]
+    digest = hashlib.sha256(f"{parent_id}\n{purpose}".encode()).digest()[:10]
+    tail = base64.b32encode(digest).translate(_TO_CROCKFORD).decode()
+    return f"{prefix}_{ulid[:10]}{tail}"
+
+
 API_KEY_PREFIX_BYTES = 6
 API_KEY_SECRET_BYTES = 32
 

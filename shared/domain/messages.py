@@ -15,6 +15,7 @@ TERMINAL_TYPES: tuple[TerminalType, ...] = get_args(TerminalType)
 CONTENT_TYPES: tuple[ContentType, ...] = get_args(ContentType)
 
 MAX_TEXT = 65_536
+MAX_FALLBACK_DEPTH = 3
 MAX_ATTACHMENTS = 10
 
 
@@ -149,6 +150,13 @@ class MessageOptions(Strict):
     max_attempts: int | None = Field(default=None, ge=1, le=50)
     expires_at: UtcDatetime | None = None
     sandbox: SandboxOptions | None = None
+    fallback_after: int | None = Field(
+        default=None,
+        ge=1,
+        le=30 * 86_400,
+        description="Seconds after `sent` within which a `delivered` receipt must arrive, "
+        "else the fallback is sent (channels without receipts: `sent` counts as delivered).",
+    )
 
 
 class MessageCreate(Strict):
@@ -165,6 +173,23 @@ class MessageCreate(Strict):
     tags: list[Annotated[str, Field(min_length=1, max_length=64)]] = Field(
         default_factory=list, max_length=20
     )
+    fallback: MessageCreate | None = Field(
+        default=None,
+        description="Sent instead when this message fails for good, expires, or gets no "
+        "delivery receipt within options.fallback_after; nests up to "
+        f"{MAX_FALLBACK_DEPTH} deep. Its context is this message's.",
+    )
+
+    @field_validator("fallback")
+    @classmethod
+    def _shallow_fallback(cls, value: MessageCreate | None) -> MessageCreate | None:
+        depth, node = 0, value
+        while node is not None:
+            depth += 1
+            node = node.fallback
+        if depth > MAX_FALLBACK_DEPTH:
+            raise ValueError(f"nests deeper than {MAX_FALLBACK_DEPTH} fallbacks")
+        return value
 
     @field_validator("context")
     @classmethod

@@ -29,6 +29,7 @@ EventType = Literal[
     "message.cancelled",
     "message.received",
     "message.retrying",
+    "message.fallback",
 ]
 
 _PROGRESS: dict[str, int] = {

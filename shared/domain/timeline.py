@@ -6,7 +6,7 @@ the document, so one write persists all three (the events' outbox).
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from shared.domain.messages import to_utc_text
@@ -77,7 +77,32 @@ def change_status(
         doc["provider_message_id"] = provider_message_id
     if emits_event(status):
         _append(doc, {"type": f"message.{status}", "status": status, **details}, at)
+    _arm_fallback(doc, status, at)
     return True
+
+
+FALLBACK_JOB = ":fb:"
+"""Marks a fallback job: ``{message_id}:fb:{f|t}`` (on failure / on the timer)."""
+
+
+def schedule(doc: Document, job: str, attempt: int, due: datetime) -> None:
+    """Record the one job dispatch will accept next (written with the document)."""
+    doc["dispatch"] = {"job": job, "attempt": attempt, "due_at": to_utc_text(due)}
+    doc["outbox_at"] = to_utc_text(due)
+
+
+def _arm_fallback(doc: Document, status: str, at: datetime) -> None:
+    """A message with a fallback gets its fallback job in the same write as the status
+    that calls for it: failed or expired (now), or sent on a channel with receipts
+    (``fallback_after`` seconds on, when no delivery receipt came by then)."""
+    if not doc.get("fallback") or doc.get("fallback_id") or doc.get("fallback_error"):
+        return
+    attempt = int(doc.get("attempts") or 0)
+    if status in ("failed", "expired"):
+        schedule(doc, f"{doc['id']}{FALLBACK_JOB}f", attempt, at)
+    elif status == "sent" and doc.get("fallback_after"):
+        due = at + timedelta(seconds=doc["fallback_after"])
+        schedule(doc, f"{doc['id']}{FALLBACK_JOB}t", attempt, due)
 
 
 def start(doc: Document, status: str, at: datetime, **details: Any) -> None:

@@ -10,6 +10,7 @@ from shared.domain.addresses import check_terminal
 from shared.domain.channels import (
     ChannelCreate,
     ChannelUpdate,
+    DeliveryPolicy,
     validate_credentials,
     validate_settings,
 )
@@ -33,8 +34,15 @@ def credentials_secret_name(channel_id: str) -> str:
     return f"channel-{channel_id.replace('_', '-')}-credentials"
 
 
-def public(doc: Document) -> Document:
-    return {k: v for k, v in doc.items() if k not in INTERNAL_FIELDS}
+def public(doc: Document, base_url: str | None = None) -> Document:
+    """The API's view; with ``base_url``, the URL the provider should call back."""
+    out = {k: v for k, v in doc.items() if k not in INTERNAL_FIELDS}
+    out.setdefault("policy", DeliveryPolicy().model_dump(mode="json"))
+    if base_url:
+        out["callback_url"] = (
+            f"{base_url.rstrip('/')}/api/v1/callbacks/{doc['provider']}/{doc['id']}"
+        )
+    return out
 
 
 async def create_channel(deps: Deps, tenant_id: str, data: ChannelCreate) -> Document:
@@ -52,6 +60,7 @@ async def create_channel(deps: Deps, tenant_id: str, data: ChannelCreate) -> Doc
         "settings": settings,
         "default_sender": default_sender,
         "status": data.status,
+        "policy": await _checked_policy(deps, tenant_id, data.name, spec.type, data.policy),
         "has_credentials": False,
         "created_at": now,
         "updated_at": now,
@@ -73,11 +82,48 @@ def _default_sender(allowed: tuple[str, ...], sender: Terminal | None) -> Docume
     """The default sender, normalised, or a validation error (type or address)."""
     if sender is None:
         return None
+    if not allowed:
+        raise ValidationFailed(
+            "This channel has no sender: its provider sends as the channel itself",
+            errors=[FieldError("default_sender", "not taken by this channel")],
+        )
     errors: list[FieldError] = []
     checked = check_terminal("default_sender", sender, allowed, errors)
     if errors:
         raise ValidationFailed("The default sender is not valid for this channel", errors=errors)
     return checked.model_dump(exclude_none=True)
+
+
+async def _checked_policy(
+    deps: Deps, tenant_id: str, name: str, channel_type: str, policy: DeliveryPolicy
+) -> Document:
+    """The policy as stored; its backups must be other live channels of the same type."""
+    errors: list[FieldError] = []
+    for i, backup in enumerate(policy.backups):
+        other = await find_by_name(deps, tenant_id, backup)
+        if backup == name:
+            errors.append(FieldError(f"policy.backups.{i}", "a channel cannot back itself up"))
+        elif other is None or other["status"] == "deleted":
+            errors.append(FieldError(f"policy.backups.{i}", "no such channel"))
+        elif other["type"] != channel_type:
+            errors.append(FieldError(f"policy.backups.{i}", f"not a {channel_type} channel"))
+    if errors:
+        raise ValidationFailed("The delivery policy is not valid", errors=errors)
+    return policy.model_dump(mode="json")
+
+
+def policy_of(channel: Document) -> DeliveryPolicy:
+    """A channel's delivery policy (channels made before policies get the defaults)."""
+    return DeliveryPolicy.model_validate(channel.get("policy") or {})
+
+
+def pace_of(deps: Deps, channel: Document) -> float:
+    """Sends per second this channel is held to (0: unpaced)."""
+    rate = (channel.get("policy") or {}).get("rate_per_second")
+    if rate is None:
+        spec = deps.catalog.specs.get((channel["type"], channel["provider"]))
+        rate = spec.rate_per_second if spec is not None else None
+    return float(rate or 0)
 
 
 async def find_by_name(deps: Deps, tenant_id: str, name: str) -> Document | None:
@@ -136,6 +182,10 @@ async def update_channel(deps: Deps, tenant_id: str, name: str, data: ChannelUpd
             doc["description"] = data.description
         if data.status is not None:
             doc["status"] = data.status
+        if data.policy is not None:
+            doc["policy"] = await _checked_policy(
+                deps, tenant_id, doc["name"], doc["type"], data.policy
+            )
         doc["updated_at"] = to_utc_text(deps.clock.now())
         try:
             written = await deps.store.replace(CHANNELS, doc, etag=doc["_etag"])
@@ -230,9 +280,9 @@ async def fail_pending_messages(deps: Deps, tenant_id: str, channel_id: str) -> 
     failed = 0
     for msg in page.items:
         error = error_info("CHANNEL_DELETED", "The channel was deleted", permanent=True)
+        msg["outbox_at"] = None  # before the change, which may arm the fallback's job
         if not change_status(msg, "failed", deps.clock.now(), error=error):
             continue
-        msg["outbox_at"] = None
         try:
             written = await deps.store.replace(MESSAGES, msg, etag=msg["_etag"])
         except PreconditionFailed:

@@ -25,14 +25,25 @@ from shared.domain.retry import retry_delay
 from shared.domain.status import FINAL
 from shared.domain.timeline import add_event, change_status, error_info
 from shared.ports import PreconditionFailed, SendRequest, SendResult
-from shared.services import outbox, provider_events
+from shared.services import channels as channel_service
+from shared.services import delivery_policy, fallback, opt_outs, outbox, provider_events
 from shared.services.channels import load_credentials
 from shared.services.deps import Deps
 
 log = logging.getLogger(__name__)
 
 Outcome = Literal[
-    "sent", "failed", "retrying", "throttled", "expired", "paused", "dropped", "missing"
+    "sent",
+    "failed",
+    "retrying",
+    "throttled",
+    "expired",
+    "paused",
+    "paced",
+    "dropped",
+    "missing",
+    "fallback",
+    "refused",
 ]
 
 
@@ -81,6 +92,8 @@ async def dispatch(deps: Deps, job: Job) -> Outcome:
 
 
 async def _dispatch(deps: Deps, job: Job) -> Outcome:
+    if fallback.is_fallback_job(job.job):
+        return await fallback.fire(deps, job.tenant_id, job.message_id, job.job)
     for _ in range(5):
         doc = await deps.store.read(MESSAGES, job.tenant_id, job.message_id)
         if doc is None:
@@ -112,18 +125,31 @@ async def _before_send(
     """Expiry and channel checks; returns an outcome already applied to ``doc``."""
     expires = doc.get("expires_at")
     if expires and datetime.fromisoformat(expires) <= now and doc["status"] != "sending":
+        doc["outbox_at"] = None  # before the change, which may arm the fallback's job
         change_status(doc, "expired", now, error=error_info("EXPIRED", "expired", permanent=True))
-        doc["outbox_at"] = None
         return "expired", None
     channel = await deps.store.read(CHANNELS, doc["tenant_id"], doc["channel_id"])
     if channel is None or channel["status"] == "deleted":
         error = error_info("CHANNEL_DELETED", "The channel was deleted", permanent=True)
-        change_status(doc, "failed", now, error=error)
         doc["outbox_at"] = doc["claim"] = None
+        change_status(doc, "failed", now, error=error)
         return "failed", None
     if channel["status"] == "paused":
-        _reschedule(doc, now + timedelta(seconds=deps.settings.OCM_PAUSED_RECHECK_SECONDS), "p")
+        backup = await delivery_policy.next_backup(deps, doc)
+        if backup is None:
+            recheck = now + timedelta(seconds=deps.settings.OCM_PAUSED_RECHECK_SECONDS)
+            _reschedule(doc, recheck, "p")
+            return "paused", None
+        delivery_policy.fail_over(doc, backup, now, "paused")
+        channel = backup
+    until = delivery_policy.paused_until(channel, now)
+    if until is not None:
+        _reschedule(doc, until, "p")
         return "paused", None
+    turn = await delivery_policy.pace(deps, channel, now)
+    if turn is not None:
+        _reschedule(doc, turn, "p")
+        return "paced", None
     return None, channel
 
 
@@ -183,9 +209,12 @@ async def _call_provider(
 
 async def _send_and_record(deps: Deps, claimed: Document, channel: Document) -> Outcome:
     result = await _call_provider(deps, claimed, channel)
+    backup = None
+    if isinstance(result, ProviderError):
+        backup = await _after_failure(deps, claimed, channel, result)
     doc = claimed
     for _ in range(5):
-        outcome = _apply_result(deps, doc, result, deps.clock.now())
+        outcome = _apply_result(deps, doc, result, deps.clock.now(), channel, backup)
         try:
             written = await deps.store.replace(MESSAGES, doc, etag=doc["_etag"])
         except PreconditionFailed:
@@ -202,8 +231,38 @@ async def _send_and_record(deps: Deps, claimed: Document, channel: Document) -> 
     raise RuntimeError("could not record the send outcome; the queue will redeliver")
 
 
+async def _after_failure(
+    deps: Deps, doc: Document, channel: Document, error: ProviderError
+) -> Document | None:
+    """A 429 pauses the channel; a transient failure may call for the next backup."""
+    now = deps.clock.now()
+    if error.kind == "throttled" and not error.details.get("per_receiver"):
+        wait = error.retry_after
+        await delivery_policy.pause(
+            deps, channel, deps.settings.OCM_RETRY_BASE_SECONDS if wait is None else wait, now
+        )
+    if error.kind == "permanent" and error.details.get("opt_out") and doc.get("receiver"):
+        await opt_outs.add(
+            deps,
+            doc["tenant_id"],
+            channel["type"],
+            doc["receiver"]["address"],
+            error.details["opt_out"],  # type: ignore[arg-type]
+            message_id=doc["id"],
+            provider_status=error.provider_status,
+        )
+    if error.kind == "transient" and channel_service.policy_of(channel).backups:
+        return await delivery_policy.next_backup(deps, doc)
+    return None
+
+
 def _apply_result(
-    deps: Deps, doc: Document, result: SendResult | ProviderError, now: datetime
+    deps: Deps,
+    doc: Document,
+    result: SendResult | ProviderError,
+    now: datetime,
+    channel: Document | None = None,
+    backup: Document | None = None,
 ) -> Outcome:
     attempt = doc["attempts"]
     doc["claim"] = None
@@ -235,6 +294,17 @@ def _apply_result(
         )
         _reschedule(doc, now + timedelta(seconds=wait), "t")
         return "throttled"
+    if (
+        result.kind == "transient"
+        and attempt < doc["max_attempts"]
+        and channel is not None
+        and backup is not None
+        and delivery_policy.failures_reached(deps, doc, channel)
+    ):
+        doc["status"] = "queued"
+        delivery_policy.fail_over(doc, backup, now, f"{result.code} {attempt} times")
+        outbox.set_job(doc, outbox.job_id(doc["id"], attempt + 1), attempt + 1, now)
+        return "retrying"
     if result.kind == "transient" and attempt < doc["max_attempts"]:
         delay = retry_delay(
             attempt,

@@ -38,7 +38,7 @@ from shared.domain.status import PENDING
 from shared.domain.timeline import change_status, start
 from shared.ports import Filter, Page, PreconditionFailed, Query
 from shared.services import channels as channel_service
-from shared.services import limits, outbox, tenants
+from shared.services import limits, outbox, send_rules, tenants, unsubscribe
 from shared.services.deps import Deps
 from shared.services.pages import list_page
 
@@ -55,6 +55,7 @@ INTERNAL_FIELDS = frozenset(
         "claim",
         "receipt_ids",
         "traceparent",
+        "channel_failures",
     }
 )
 
@@ -107,7 +108,7 @@ def _json_size(value: Any, field: str, depth: int | None = None) -> int:
         ) from None
 
 
-class _ChannelCache:
+class ChannelCache:
     """One lookup per channel name per request (a batch names few channels)."""
 
     def __init__(self, deps: Deps, tenant_id: str) -> None:
@@ -148,6 +149,51 @@ def _terminal(t: Terminal | None) -> dict[str, Any] | None:
     return out
 
 
+async def make_message(
+    deps: Deps,
+    tenant_id: str,
+    raw: dict[str, Any],
+    msg: MessageCreate,
+    channels: ChannelCache,
+    now: datetime,
+    *,
+    batch_id: str | None = None,
+    batch_context: dict[str, Any] | None = None,
+    traceparent: str | None = None,
+    msg_id: str | None = None,
+) -> Document:
+    """A new outbound message document, checked against its channel's rules (and its
+    fallbacks against theirs: a fallback that could not be sent is refused now)."""
+    channel = await channels.get(msg.channel)
+    prepared = await send_rules.prepare(deps, tenant_id, raw, msg, channel, now)
+    doc = build_message(
+        deps,
+        tenant_id,
+        prepared.raw,
+        prepared.message,
+        channel,
+        now,
+        batch_id=batch_id,
+        batch_context=batch_context,
+        traceparent=traceparent,
+        msg_id=msg_id,
+    )
+    doc.update(prepared.extra)
+    doc.update(await send_rules.check(deps, doc, prepared, channel))
+    if msg.fallback is not None:
+        await make_message(deps, tenant_id, raw["fallback"], msg.fallback, channels, now)
+    if channel["type"] == "email":
+        headers = await unsubscribe.headers_for(deps, doc)
+        if headers:
+            doc["email_headers"] = headers
+    if msg.fallback is not None:
+        doc["fallback"] = raw["fallback"]
+        spec = deps.catalog.resolve(channel["type"], channel["provider"])
+        if msg.options.fallback_after and spec.receipts:
+            doc["fallback_after"] = msg.options.fallback_after
+    return doc
+
+
 def build_message(
     deps: Deps,
     tenant_id: str,
@@ -159,6 +205,7 @@ def build_message(
     batch_id: str | None = None,
     batch_context: dict[str, Any] | None = None,
     traceparent: str | None = None,
+    msg_id: str | None = None,
 ) -> Document:
     """A new outbound message document with its first status and dispatch job."""
     spec = deps.catalog.resolve(channel["type"], channel["provider"])
@@ -167,7 +214,7 @@ def build_message(
         msg, spec, Terminal.model_validate(default) if default else None
     )
     _check_times(msg, now)
-    msg_id = new_id("msg", now)
+    msg_id = msg_id or new_id("msg", now)
     stamp = to_utc_text(now)
     due = msg.send_at if msg.send_at is not None and msg.send_at > now else now
     options = raw.get("options") or {}
@@ -209,18 +256,17 @@ async def accept_message(
 ) -> Document:
     with telemetry.span("accept", tenant_id=tenant_id) as span:
         msg = parse_message(raw, size=size)
-        channel = await _ChannelCache(deps, tenant_id).get(msg.channel)
-        doc = build_message(
+        doc = await make_message(
             deps,
             tenant_id,
             raw,
             msg,
-            channel,
+            ChannelCache(deps, tenant_id),
             deps.clock.now(),
             traceparent=telemetry.traceparent(),
         )
         span.set_attribute("ocm.message_id", doc["id"])
-        await _reserve(deps, tenant_id, 1)
+        await reserve(deps, tenant_id, 1)
         await deps.store.create(MESSAGES, doc)
         await outbox.hand_off(deps, [doc], clear=False, best_effort=True)
     return public(doc)
@@ -259,20 +305,19 @@ async def _accept_batch(
     now: datetime,
     batch_id: str,
 ) -> BatchResult:
-    channels = _ChannelCache(deps, tenant_id)
+    channels = ChannelCache(deps, tenant_id)
     items: list[dict[str, Any]] = []
     docs: list[Document] = []
     trace = telemetry.traceparent()
     for index, raw in enumerate(messages):
         try:
             msg = parse_message(raw, extra=shared_context)
-            channel = await channels.get(msg.channel)
-            doc = build_message(
+            doc = await make_message(
                 deps,
                 tenant_id,
                 raw,
                 msg,
-                channel,
+                channels,
                 now,
                 batch_id=batch_id,
                 batch_context=context,
@@ -286,13 +331,13 @@ async def _accept_batch(
         docs.append(doc)
         items.append({"index": index, "id": doc["id"], "status": doc["status"], "error": None})
     if docs:
-        await _reserve(deps, tenant_id, len(docs))
+        await reserve(deps, tenant_id, len(docs))
         await deps.store.create_many(MESSAGES, docs)
         await outbox.hand_off(deps, docs, clear=False, best_effort=True)
     return BatchResult(batch_id=batch_id, items=items)
 
 
-async def _reserve(deps: Deps, tenant_id: str, count: int) -> None:
+async def reserve(deps: Deps, tenant_id: str, count: int) -> None:
     """Count the messages against the tenant's quotas (and its ancestors') or refuse them."""
     await limits.reserve_for_lineage(deps, await tenants.lineage(deps, tenant_id), count)
 
@@ -364,8 +409,8 @@ async def cancel_message(deps: Deps, tenant_id: str, message_id: str) -> Documen
                 f"Only scheduled or queued messages can be cancelled; this one is {doc['status']}",
                 code="MESSAGE_NOT_CANCELLABLE",
             )
-        change_status(doc, "cancelled", deps.clock.now())
         doc["outbox_at"] = None
+        change_status(doc, "cancelled", deps.clock.now())
         try:
             written = await deps.store.replace(MESSAGES, doc, etag=doc["_etag"])
         except PreconditionFailed:

@@ -20,7 +20,7 @@ from shared.containers import MESSAGES
 from shared.domain.messages import to_utc_text
 from shared.domain.models import Document
 from shared.domain.status import PENDING
-from shared.domain.timeline import event_payload
+from shared.domain.timeline import FALLBACK_JOB, event_payload, schedule
 from shared.ports import SYSTEM, Filter, OutgoingMessage, Query
 from shared.services.deps import Deps
 
@@ -34,10 +34,7 @@ def job_id(message_id: str, attempt: int, suffix: str = "") -> str:
     return f"{message_id}:{attempt}{':' + suffix if suffix else ''}"
 
 
-def set_job(doc: Document, job: str, attempt: int, due: datetime) -> None:
-    """Record the one job dispatch will accept next (written with the document)."""
-    doc["dispatch"] = {"job": job, "attempt": attempt, "due_at": to_utc_text(due)}
-    doc["outbox_at"] = to_utc_text(due)
+set_job = schedule
 
 
 def forget_unreceived_events(deps: Deps, doc: Document) -> None:
@@ -127,7 +124,9 @@ def _event_messages(doc: Document, wanted: Callable[[str, str], bool]) -> list[O
 
 
 def _has_job(doc: Document) -> bool:
-    return doc.get("outbox_at") is not None and doc["status"] in PENDING
+    if doc.get("outbox_at") is None:
+        return False
+    return doc["status"] in PENDING or FALLBACK_JOB in (doc.get("dispatch") or {}).get("job", "")
 
 
 async def hand_off(

@@ -9,18 +9,20 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
 
 from shared.containers import CHANNELS, MESSAGES
+from shared.domain import opt_outs as opt_out_rules
 from shared.domain.ids import new_id
 from shared.domain.messages import InboundCreate, to_utc_text
 from shared.domain.models import Document
 from shared.domain.timeline import change_status, error_info, start
 from shared.ports import Filter, OutgoingMessage, PreconditionFailed, ProviderEvent, Query
-from shared.services import outbox
+from shared.services import contacts, opt_outs, outbox
+from shared.services.channels import policy_of
 from shared.services.deps import Deps
 
 log = logging.getLogger(__name__)
@@ -103,8 +105,15 @@ async def _find_message(deps: Deps, data: dict[str, Any]) -> Document | None:
 
 
 async def apply_receipt(deps: Deps, data: dict[str, Any]) -> str:
-    """A delivery receipt: a status change, never backwards; duplicates ignored."""
-    status: str = data["status"]
+    """A delivery receipt: a status change, never backwards; duplicates ignored.
+
+    A receipt with ``opt_out`` (a bounce, a complaint, an unsubscribe) also puts
+    the message's receiver on the tenant's opt-out list for the channel's type."""
+    status: str | None = data.get("status")
+    if data.get("opt_out"):
+        await _opt_out_receiver(deps, data)
+        if status is None:
+            return "opted_out"
     if status not in RECEIPT_STATUSES:
         log.warning("receipt with unmapped status %r ignored", status)
         return "ignored"
@@ -141,6 +150,55 @@ async def apply_receipt(deps: Deps, data: dict[str, Any]) -> str:
         await outbox.hand_off(deps, [written])
         return status
     raise RuntimeError("receipt not applied after repeated concurrent updates")
+
+
+async def _opt_out_receiver(deps: Deps, data: dict[str, Any]) -> None:
+    doc = await _find_message(deps, data)
+    channel = await deps.store.read(CHANNELS, data["tenant_id"], data["channel_id"])
+    if doc is None or channel is None or not doc.get("receiver"):
+        log.warning("opt-out receipt for an unknown message ignored")
+        return
+    await opt_outs.add(
+        deps,
+        data["tenant_id"],
+        channel["type"],
+        doc["receiver"]["address"],
+        data["opt_out"],
+        message_id=doc["id"],
+        provider_status=data.get("provider_status"),
+    )
+
+
+async def _keywords_and_window(deps: Deps, channel: Document, doc: Document) -> None:
+    """STOP/START keywords on SMS and WhatsApp, and the WhatsApp window."""
+    if channel["type"] not in ("sms", "whatsapp"):
+        return
+    tenant_id = channel["tenant_id"]
+    sender = opt_out_rules.lookup_address(channel["type"], doc["sender"]["address"])
+    if channel["type"] == "whatsapp":
+        received = datetime.fromisoformat(doc["received_at"])
+        await contacts.saw_inbound(deps, tenant_id, channel["id"], sender, received)
+    text = doc["content"].get("text") if doc["content"].get("type") == "text" else None
+    if not text:
+        return
+    policy = policy_of(channel)
+    action = opt_out_rules.keyword_action(
+        text,
+        policy.stop_keywords or opt_out_rules.DEFAULT_STOP,
+        policy.start_keywords or opt_out_rules.DEFAULT_START,
+    )
+    if action == "stop":
+        await opt_outs.add(
+            deps,
+            tenant_id,
+            channel["type"],
+            sender,
+            "keyword",
+            keyword=text.strip().upper(),
+            message_id=doc["id"],
+        )
+    elif action == "start":
+        await opt_outs.remove(deps, tenant_id, channel["type"], sender)
 
 
 async def receive_inbound(deps: Deps, data: dict[str, Any]) -> str:
@@ -184,6 +242,9 @@ async def receive_inbound(deps: Deps, data: dict[str, Any]) -> str:
         "updated_at": stamp,
     }
     start(doc, "received", now, provider_message_id=data["provider_message_id"])
+    # Opt-outs first: a crash after them is mended by the redelivery, which finds no
+    # message yet and does both (each idempotent); a crash after the create would not.
+    await _keywords_and_window(deps, channel, doc)
     written = await deps.store.create(MESSAGES, doc)
     await outbox.hand_off(deps, [written])
     return "received"

@@ -49,6 +49,7 @@ def test_no_secret_reaches_the_log_or_an_error_answer(loud: Server) -> None:
             "type": "email",
             "provider": "smtp",
             "settings": {"host": "127.0.0.1", "port": 1, "security": "none"},
+            "default_sender": {"type": "email", "address": "noreply@example.com"},
         },
     )
     call("PUT", "/api/v1/channels/mail/credentials", json={"username": "u", "password": password})

@@ -29,6 +29,9 @@ PUBLIC = {
     # /test_callbacks.py shows another channel's signature is refused).
     ("get", "/api/v1/callbacks/{provider}/{channel_id}"),
     ("post", "/api/v1/callbacks/{provider}/{channel_id}"),
+    # One-click unsubscribe: the signed token in the link says who
+    ("get", "/api/v1/unsubscribe/{token}"),
+    ("post", "/api/v1/unsubscribe/{token}"),
 }
 # GET routes without a parameter that are not lists (the caller's own record).
 OWN = {("get", "/api/v1/users/me")}
@@ -57,6 +60,10 @@ BODIES: dict[tuple[str, str], Any] = {
     ("post", "/api/v1/users"): {"email": "b@example.com", "role": "viewer"},
     ("post", "/api/v1/tenants"): {"name": "b-child"},
     ("patch", "/api/v1/users/{user_id}"): {"name": "taken over"},
+    ("patch", "/api/v1/terminals/{terminal_id}"): {"display_name": "taken over"},
+    ("post", "/api/v1/templates"): {"name": "b-template", "variants": {"default": {"text": "hi"}}},
+    ("patch", "/api/v1/templates/{name}"): {"description": "taken over"},
+    ("post", "/api/v1/templates/{name}/preview"): {"channel_type": "sms", "data": {}},
 }
 # Routes that create (B may call them: they make B's own resources, never A's).
 CREATES = {
@@ -66,6 +73,9 @@ CREATES = {
     ("post", "/api/v1/apps"),
     ("post", "/api/v1/users"),
     ("post", "/api/v1/tenants"),
+    ("post", "/api/v1/terminals"),
+    ("post", "/api/v1/opt-outs"),
+    ("post", "/api/v1/templates"),
 }
 
 
@@ -92,10 +102,37 @@ async def test_tenant_b_never_reaches_tenant_a(api: httpx.AsyncClient, deps: Dep
     app = (
         await call(api, a, "POST", "/api/v1/apps", {"name": "a-app", "scopes": ["read:message"]})
     ).json()["app"]
+    # A's template, named like A's channel so {name} reaches both.
+    template = (
+        await call(
+            api,
+            a,
+            "POST",
+            "/api/v1/templates",
+            {"name": "a-channel", "variants": {"default": {"text": "hi"}}},
+        )
+    ).json()
     invited = (
         await call(api, a, "POST", "/api/v1/users", {"email": "a@example.com", "role": "viewer"})
     ).json()["user"]
+    terminal = (
+        await call(
+            api,
+            a,
+            "POST",
+            "/api/v1/terminals",
+            {"channel": "a-channel", "type": "phone", "address": "+4791112222"},
+        )
+    ).json()
+    opt_out = (
+        await call(
+            api, a, "POST", "/api/v1/opt-outs", {"channel_type": "sms", "address": "+4798765432"}
+        )
+    ).json()
     values = {
+        "terminal_id": terminal["id"],
+        "channel_type": "sms",
+        "address": "+4798765432",
         "user_id": invited["id"],
         "name": channel["name"],
         "message_id": message["id"],
@@ -111,6 +148,9 @@ async def test_tenant_b_never_reaches_tenant_a(api: httpx.AsyncClient, deps: Dep
         app["keys"]["primary"]["prefix"],
         invited["id"],
         "a@example.com",
+        terminal["id"],
+        opt_out["id"],
+        template["id"],
     }
 
     spec = (await api.get("/api/openapi.json")).json()
@@ -156,10 +196,13 @@ async def test_tenant_b_never_reaches_tenant_a(api: httpx.AsyncClient, deps: Dep
 
     # A's resources are untouched, and A reaches each of them.
     for path in (
+        f"/api/v1/templates/{template['name']}",
         f"/api/v1/users/{invited['id']}",
         f"/api/v1/channels/{channel['name']}",
         f"/api/v1/messages/{message['id']}",
         f"/api/v1/apps/{app['id']}",
+        f"/api/v1/terminals/{terminal['id']}",
+        "/api/v1/opt-outs/sms/%2B4798765432",
     ):
         answer = await call(api, a, "GET", path)
         assert answer.status_code == 200, (path, answer.text)

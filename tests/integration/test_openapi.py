@@ -27,6 +27,9 @@ PUBLIC = {
     # the provider's own signature says who
     ("get", "/api/v1/callbacks/{provider}/{channel_id}"),
     ("post", "/api/v1/callbacks/{provider}/{channel_id}"),
+    # One-click unsubscribe: the signed token in the link says who
+    ("get", "/api/v1/unsubscribe/{token}"),
+    ("post", "/api/v1/unsubscribe/{token}"),
 }
 
 
@@ -126,5 +129,5 @@ def test_every_declared_scope_is_in_the_one_table_and_the_table_is_documented(
     assert declared <= set(SCOPES), declared - set(SCOPES)
     assert set(SCOPES) <= declared, set(SCOPES) - declared  # no scope that guards nothing
     security_md = (Path(__file__).resolve().parents[2] / "docs" / "security.md").read_text()
-    documented = set(re.findall(r"^\| `([a-z]+:[a-z]+)` \|", security_md, re.MULTILINE))
+    documented = set(re.findall(r"^\| `([a-z_]+:[a-z_]+)` \|", security_md, re.MULTILINE))
     assert documented == set(SCOPES)

@@ -51,7 +51,7 @@ class Peer:
     def running(self) -> Iterator[Peer]:
         loop = asyncio.new_event_loop()
         started = threading.Event()
-        runner_box: dict[str, web.AppRunner] = {}
+        stopping = asyncio.Event()
 
         @web.middleware
         async def record(request: web.Request, handler: Any) -> web.StreamResponse:
@@ -68,7 +68,8 @@ class Peer:
             response: web.StreamResponse = await handler(request)
             return response
 
-        async def start() -> None:
+        async def main() -> None:
+            """The peer's whole life in one coroutine: a stop cannot be lost."""
             app = web.Application(middlewares=[record], client_max_size=64 * 1024 * 1024)
             self.routes(app)
             runner = web.AppRunner(app, access_log=None)
@@ -76,16 +77,14 @@ class Peer:
             sock = socket.socket()
             sock.bind((self.host, 0))
             self.port = sock.getsockname()[1]
-            site = web.SockSite(runner, sock)
-            await site.start()
-            runner_box["runner"] = runner
+            await web.SockSite(runner, sock).start()
             started.set()
+            await stopping.wait()
+            await runner.cleanup()
 
         def serve() -> None:
             asyncio.set_event_loop(loop)
-            loop.run_until_complete(start())
-            loop.run_forever()
-            loop.run_until_complete(runner_box["runner"].cleanup())
+            loop.run_until_complete(main())
             loop.close()
 
         thread = threading.Thread(target=serve, name=type(self).__name__, daemon=True)
@@ -95,5 +94,5 @@ class Peer:
         try:
             yield self
         finally:
-            loop.call_soon_threadsafe(loop.stop)
+            loop.call_soon_threadsafe(stopping.set)
             thread.join(10)

@@ -66,6 +66,8 @@ def build_email(
     email["Subject"] = " ".join(str(message.get("subject") or "").split())
     email["Date"] = formatdate(usegmt=True)
     email["Message-ID"] = f"<{message['id']}@ocm>"
+    for name, value in (message.get("email_headers") or {}).items():
+        email[name] = value  # List-Unsubscribe (RFC 8058), set by OCM at accept time
     if content.get("type") == "text":
         email.set_content(str(content["text"]))
     elif content.get("type") == "html":

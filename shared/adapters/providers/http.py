@@ -115,6 +115,10 @@ async def call(
         return await client.request(method, url, **kwargs)
     except EgressRefused as exc:
         raise ProviderError("permanent", "EGRESS_REFUSED", str(exc)) from None
+    except httpx.InvalidURL:
+        raise ProviderError(
+            "permanent", f"{prefix}_INVALID_URL", "The provider URL is not valid"
+        ) from None
     except httpx.TimeoutException:
         raise ProviderError("transient", f"{prefix}_TIMEOUT", "The provider timed out") from None
     except httpx.HTTPError as exc:

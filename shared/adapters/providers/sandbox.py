@@ -9,9 +9,9 @@ first ``fail_times`` calls; on success a delivery receipt follows after
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from shared.domain.channels import ProviderSpec
 from shared.domain.errors import ProviderError
@@ -23,6 +23,12 @@ from shared.ports import Clock, ProviderEvent, ProviderModule, SendRequest, Send
 class SandboxSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
+    send: Literal["success", "fail", "transient", "throttle"] | None = Field(
+        default=None,
+        description="Simulate the whole channel's provider (an outage: transient; a "
+        "rejection: fail); unset: each message's options.sandbox decides.",
+    )
+
 
 class SandboxSender:
     def __init__(self, clock: Clock) -> None:
@@ -30,7 +36,10 @@ class SandboxSender:
 
     async def send(self, request: SendRequest) -> SendResult:
         options: dict[str, Any] = (request.message.get("options") or {}).get("sandbox") or {}
-        mode = options.get("send", "success")
+        outage = (request.channel.get("settings") or {}).get("send")
+        mode = outage or options.get("send", "success")
+        if outage:
+            options = {**options, "fail_times": None}
         calls_before = request.attempt - 1 + request.throttles
         fail_times = options.get("fail_times")
         if mode != "success" and (fail_times is None or calls_before < fail_times):

@@ -20,7 +20,8 @@ Errors (always a ``ProviderError``; kind, code):
 - any 4xx reply (421, 450, 451, 452, 454, …) .. transient SMTP_<code>
 - AUTH refused (530, 534, 535, any 5xx) ....... permanent SMTP_AUTH_FAILED
 - any other 5xx reply (550, 552, 554, …) ...... permanent SMTP_<code>, server text
-- recipient refused ........................... by its reply code, as above
+- recipient refused ........................... by its reply code, as above; 550,
+  551, 553 (no such mailbox) are hard bounces: the receiver is opted out
 - no/bad address, SMTPUTF8 unsupported ........ permanent SMTP_INVALID_ADDRESS
 - attachment by URL ........................... permanent ATTACHMENT_URL_NOT_SUPPORTED
 - bad base64, content type not text/html ...... permanent INVALID_MESSAGE
@@ -68,6 +69,7 @@ class SmtpSettings(BaseModel):
     local_hostname: str | None = Field(default=None, max_length=253)
 
 
+_MAILBOX_GONE = frozenset({550, 551, 553})
 _AUTH_CODES = frozenset({530, 534, 535})
 _DROPPED = (421, -1)  # "service not available" / no reply: the connection is gone
 _PoolKey = tuple[str, str, int, str, str, str]
@@ -257,12 +259,18 @@ async def _open_socket(ips: list[str], port: int) -> socket.socket:
 
 def _map_error(exc: BaseException, password: str) -> ProviderError:
     def fail(
-        kind: ProviderErrorKind, code: str, reason: str, status: int | None = None
+        kind: ProviderErrorKind,
+        code: str,
+        reason: str,
+        status: int | None = None,
+        details: dict[str, str] | None = None,
     ) -> ProviderError:
         if password:
             reason = reason.replace(password, "***")
         status_text = None if status is None else str(status)
-        return ProviderError(kind, code, reason[:1000], provider_status=status_text)
+        return ProviderError(
+            kind, code, reason[:1000], provider_status=status_text, details=details or {}
+        )
 
     if isinstance(exc, ProviderError):
         return exc
@@ -270,6 +278,9 @@ def _map_error(exc: BaseException, password: str) -> ProviderError:
         return fail("permanent", "EGRESS_REFUSED", str(exc))
     if isinstance(exc, aiosmtplib.SMTPRecipientsRefused) and exc.recipients:
         exc = exc.recipients[0]
+    if isinstance(exc, aiosmtplib.SMTPRecipientRefused) and exc.code in _MAILBOX_GONE:
+        # The server refused this mailbox for good: a hard bounce.
+        return fail("permanent", f"SMTP_{exc.code}", exc.message, exc.code, {"opt_out": "bounce"})
     if isinstance(exc, aiosmtplib.SMTPResponseException):
         code, text = exc.code, exc.message
         if 400 <= code < 500:

@@ -13,9 +13,17 @@ from shared.api.schemas import ChannelList, InboundAccepted, problems
 from shared.domain.channels import ChannelCreate, ChannelPublic, ChannelUpdate
 from shared.domain.errors import ValidationFailed
 from shared.domain.messages import InboundCreate
+from shared.domain.models import Document
 from shared.services import channels, provider_events
 
 router = APIRouter(prefix="/api/v1/channels", tags=["channels"])
+
+
+def _view(caller: Caller, request: Request, doc: Document) -> Document:
+    """A channel as the API shows it, with the callback URL for its provider's console."""
+    spec = caller.deps.catalog.specs.get((doc["type"], doc["provider"]))
+    base = caller.deps.settings.OCM_PUBLIC_BASE_URL or str(request.base_url)
+    return channels.public(doc, base if spec is not None and spec.callbacks else None)
 
 
 @router.post(
@@ -32,7 +40,7 @@ async def create_channel(
     async def create() -> tuple[int, object]:
         doc = await channels.create_channel(caller.deps, caller.tenant_id, data)
         await caller.audit("channel.create", type="channel", id=doc["id"], name=doc["name"])
-        return 201, channels.public(doc)
+        return 201, _view(caller, request, doc)
 
     return await idempotent(caller, request, data.model_dump(mode="json"), create)
 
@@ -41,13 +49,14 @@ async def create_channel(
     "", summary="List channels", responses={200: {"model": ChannelList}, **problems(401, 403)}
 )
 async def list_channels(
+    request: Request,
     caller: Annotated[Caller, scoped("read:channel")],
     limit: int = Query(50, ge=1, le=200),
     cursor: str | None = None,
 ) -> JsonResponse:
     page = await channels.list_channels(caller.deps, caller.tenant_id, limit=limit, cursor=cursor)
     return JsonResponse(
-        {"items": [channels.public(d) for d in page.items], "next_cursor": page.next_cursor}
+        {"items": [_view(caller, request, d) for d in page.items], "next_cursor": page.next_cursor}
     )
 
 
@@ -56,9 +65,11 @@ async def list_channels(
     summary="A channel",
     responses={200: {"model": ChannelPublic}, **problems(401, 403, 404)},
 )
-async def get_channel(name: str, caller: Annotated[Caller, scoped("read:channel")]) -> JsonResponse:
+async def get_channel(
+    name: str, request: Request, caller: Annotated[Caller, scoped("read:channel")]
+) -> JsonResponse:
     return JsonResponse(
-        channels.public(await channels.get_channel(caller.deps, caller.tenant_id, name))
+        _view(caller, request, await channels.get_channel(caller.deps, caller.tenant_id, name))
     )
 
 
@@ -69,6 +80,7 @@ async def get_channel(name: str, caller: Annotated[Caller, scoped("read:channel"
 )
 async def update_channel(
     name: str,
+    request: Request,
     data: ChannelUpdate,
     caller: Annotated[Caller, scoped("update:channel")],
 ) -> JsonResponse:
@@ -77,7 +89,7 @@ async def update_channel(
     await caller.audit(
         "channel.update", type="channel", id=doc["id"], name=doc["name"], fields=changed
     )
-    return JsonResponse(channels.public(doc))
+    return JsonResponse(_view(caller, request, doc))
 
 
 @router.delete(

@@ -39,6 +39,10 @@ async def channel_types(deps: Platform) -> JsonResponse:
                     "content_types": list(spec.content_types),
                     "directions": list(spec.directions),
                     "receipts": spec.receipts,
+                    "attachments": spec.attachments,
+                    "callbacks": spec.callbacks,
+                    "default": spec.default,
+                    "rate_per_second": spec.rate_per_second,
                 }
                 for spec in deps.catalog
             ]

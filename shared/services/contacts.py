@@ -1,0 +1,48 @@
+"""The receivers a channel has heard from: WhatsApp's 24-hour customer-service window.
+
+Meta (and Twilio for WhatsApp) take free-form messages only within 24 hours of the
+receiver's last message to the business number; outside it only approved
+templates. OCM keeps, per channel and sender, when it last received a message,
+and judges the window from that (a point read by a derived id).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime, timedelta
+
+from shared.containers import CONTACTS
+from shared.domain.messages import to_utc_text
+from shared.services.deps import Deps
+
+WINDOW = timedelta(hours=24)
+
+
+def contact_id(tenant_id: str, channel_id: str, address: str) -> str:
+    digest = hashlib.sha256(f"{tenant_id}\n{channel_id}\n{address}".encode()).hexdigest()
+    return f"cnt_{digest[:32]}"
+
+
+async def saw_inbound(
+    deps: Deps, tenant_id: str, channel_id: str, address: str, at: datetime
+) -> None:
+    await deps.store.upsert(
+        CONTACTS,
+        {
+            "id": contact_id(tenant_id, channel_id, address),
+            "tenant_id": tenant_id,
+            "channel_id": channel_id,
+            "address": address,
+            "last_inbound_at": to_utc_text(at),
+        },
+    )
+
+
+async def in_window(
+    deps: Deps, tenant_id: str, channel_id: str, address: str, now: datetime
+) -> bool:
+    """Whether the receiver wrote to this channel within the last 24 hours."""
+    doc = await deps.store.read(CONTACTS, tenant_id, contact_id(tenant_id, channel_id, address))
+    if doc is None:
+        return False
+    return now - datetime.fromisoformat(doc["last_inbound_at"]) < WINDOW

@@ -1,0 +1,99 @@
+"""Fallback on outcome: a message's ``fallback`` is sent when it fails for good,
+expires, or gets no delivery receipt within ``options.fallback_after`` seconds.
+
+The status that calls for it arms a fallback job in the same write (see
+``shared.domain.timeline``), so a crash loses nothing: the job is in the outbox
+until handed to the queue. The job creates the fallback under an id derived
+from the primary's, so running it twice creates one message; the primary
+records ``message.fallback`` with the fallback's id. A fallback that can no
+longer be accepted (its receiver opted out meanwhile, its channel is gone, the
+quota is spent) is recorded on the primary as the fallback's error.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Literal
+
+from shared.containers import MESSAGES
+from shared.domain.errors import OcmError
+from shared.domain.ids import derived_id
+from shared.domain.models import Document
+from shared.domain.timeline import FALLBACK_JOB, add_event, error_info
+from shared.ports import Conflict, PreconditionFailed
+from shared.services import messages, outbox
+from shared.services.deps import Deps
+
+log = logging.getLogger(__name__)
+
+Outcome = Literal["fallback", "dropped", "missing", "refused"]
+DELIVERED = frozenset({"delivered", "read"})
+
+
+def is_fallback_job(job: str) -> bool:
+    return FALLBACK_JOB in job
+
+
+def _due(doc: Document, job: str) -> bool:
+    """Whether the primary still calls for its fallback."""
+    if doc.get("fallback_id") or doc.get("fallback_error") or not doc.get("fallback"):
+        return False
+    if doc["status"] in ("failed", "expired"):
+        return True
+    return job.endswith(":t") and doc["status"] == "sent"
+
+
+async def fire(deps: Deps, tenant_id: str, message_id: str, job: str) -> Outcome:
+    for _ in range(5):
+        doc = await deps.store.read(MESSAGES, tenant_id, message_id)
+        if doc is None:
+            return "missing"
+        if not _due(doc, job):
+            return "dropped"
+        now = deps.clock.now()
+        child_id = derived_id("msg", doc["id"], "fallback")
+        try:
+            await _create(deps, doc, child_id)
+        except OcmError as exc:
+            doc["fallback_error"] = error_info(exc.code, exc.detail, permanent=True)
+            add_event(doc, "message.fallback", now, error=doc["fallback_error"])
+            outcome: Outcome = "refused"
+        else:
+            doc["fallback_id"] = child_id
+            add_event(doc, "message.fallback", now, fallback_id=child_id)
+            outcome = "fallback"
+        doc["outbox_at"] = None
+        try:
+            written = await deps.store.replace(MESSAGES, doc, etag=doc["_etag"])
+        except PreconditionFailed:
+            continue
+        await outbox.hand_off(deps, [written])
+        return outcome
+    raise RuntimeError("could not record the fallback; the queue will redeliver")
+
+
+async def _create(deps: Deps, primary: Document, child_id: str) -> None:
+    """The fallback message, accepted as a client's would be (idempotent by id)."""
+    if await deps.store.read(MESSAGES, primary["tenant_id"], child_id) is not None:
+        return
+    raw = {**primary["fallback"], "context": primary.get("context") or {}}
+    msg = messages.parse_message(raw)
+    tenant_id = primary["tenant_id"]
+    doc = await messages.make_message(
+        deps,
+        tenant_id,
+        raw,
+        msg,
+        messages.ChannelCache(deps, tenant_id),
+        deps.clock.now(),
+        traceparent=primary.get("traceparent"),
+        msg_id=child_id,
+    )
+    doc["parent_id"] = primary["id"]
+    doc["tags"] = doc.get("tags") or primary.get("tags") or []
+    await messages.reserve(deps, tenant_id, 1)
+    try:
+        await deps.store.create(MESSAGES, doc)
+    except Conflict:
+        return
+    await outbox.hand_off(deps, [doc], clear=False, best_effort=True)

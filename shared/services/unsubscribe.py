@@ -1,0 +1,80 @@
+"""One-click unsubscribe (RFC 8058) for e-mail: OCM serves the URL itself.
+
+Every e-mail carries ``List-Unsubscribe: <https://…/api/v1/unsubscribe/{token}>``
+and ``List-Unsubscribe-Post: List-Unsubscribe=One-Click``. The token names the
+tenant, the receiver and the message, signed with HMAC-SHA256 under a key kept
+in the secret store (made on first use), so it cannot be forged or altered; a
+POST to the URL opts the receiver out of the tenant's e-mail. A GET shows a page
+with the button (mail scanners follow links; only a POST unsubscribes).
+
+The URL needs the platform's public origin (``OCM_PUBLIC_BASE_URL``); without it
+no header is added.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import secrets
+
+import orjson
+
+from shared.domain.errors import NotFoundError
+from shared.domain.models import Document
+from shared.services import opt_outs
+from shared.services.deps import Deps
+
+KEY_NAME = "unsubscribe-signing-key"
+PATH = "/api/v1/unsubscribe/"
+
+
+async def _key(deps: Deps) -> bytes:
+    async def load() -> Document:
+        stored = await deps.secrets.get(KEY_NAME)
+        if stored is None:
+            await deps.secrets.set(KEY_NAME, secrets.token_urlsafe(32))
+            stored = await deps.secrets.get(KEY_NAME)  # another instance's, if it won
+        return {"key": stored}
+
+    entry = await deps.lookups.get(("secret", KEY_NAME), load)
+    assert entry is not None
+    return str(entry["key"]).encode()
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+async def headers_for(deps: Deps, doc: Document) -> dict[str, str]:
+    """The List-Unsubscribe headers of an e-mail message (none without a public URL)."""
+    base = deps.settings.OCM_PUBLIC_BASE_URL
+    if not base or not doc.get("receiver"):
+        return {}
+    claims = orjson.dumps({"t": doc["tenant_id"], "a": doc["receiver"]["address"], "m": doc["id"]})
+    body = _b64(claims)
+    mac = _b64(hmac.new(await _key(deps), body.encode(), hashlib.sha256).digest()[:16])
+    return {
+        "List-Unsubscribe": f"<{base.rstrip('/')}{PATH}{body}.{mac}>",
+        "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+    }
+
+
+async def unsubscribe(deps: Deps, token: str) -> None:
+    """Opt the token's receiver out of its tenant's e-mail; a bad token is a 404."""
+    body, _, mac = token.partition(".")
+    try:
+        expected = hmac.new(await _key(deps), body.encode(), hashlib.sha256).digest()[:16]
+        valid = hmac.compare_digest(_unb64(mac), expected)
+        claims = orjson.loads(_unb64(body)) if valid else None
+    except (ValueError, orjson.JSONDecodeError):
+        claims = None
+    if not isinstance(claims, dict) or not all(isinstance(claims.get(k), str) for k in "tam"):
+        raise NotFoundError("No such unsubscribe link", code="UNSUBSCRIBE_LINK_INVALID")
+    await opt_outs.add(
+        deps, claims["t"], "email", claims["a"], "unsubscribe", message_id=claims["m"]
+    )
