@@ -123,11 +123,13 @@ def check_message_for_channel(
     for i, att in enumerate(attachments):
         if (att.content is None) == (att.url is None):
             errors.append(FieldError(f"content.attachments.{i}", "give one of content or url"))
-        elif att.url is not None and spec.provider in ("smtp", "sendgrid"):
+        elif att.url is not None and "url" not in spec.attachment_sources:
             errors.append(FieldError(f"content.attachments.{i}.url", "give content (base64)"))
-        elif att.content is not None and spec.provider == "twilio":
+        elif att.content is not None and "content" not in spec.attachment_sources:
             errors.append(
-                FieldError(f"content.attachments.{i}.content", "give a url: Twilio fetches media")
+                FieldError(
+                    f"content.attachments.{i}.content", "give a url: the provider fetches it"
+                )
             )
     if message.receiver.type not in spec.receiver_types:
         raise ValidationFailed(

@@ -45,6 +45,8 @@ class ProviderSpec:
     """The provider's documented send rate per sender, the default pace of a channel."""
     callbacks: bool = False
     """Whether it calls ``/api/v1/callbacks/{provider}/{channel_id}``."""
+    attachment_sources: tuple[str, ...] = ("content", "url")
+    """How attachments may come: base64 ``content``, and/or a ``url`` the provider fetches."""
 
     def settings_schema(self) -> dict[str, Any]:
         schema: dict[str, Any] = self.settings.model_json_schema()

@@ -165,6 +165,19 @@ async def make_message(
     """A new outbound message document, checked against its channel's rules (and its
     fallbacks against theirs: a fallback that could not be sent is refused now)."""
     channel = await channels.get(msg.channel)
+    if not send_rules.apply_to(channel, msg):  # the sandbox's hot path: nothing to check
+        return build_message(
+            deps,
+            tenant_id,
+            raw,
+            msg,
+            channel,
+            now,
+            batch_id=batch_id,
+            batch_context=batch_context,
+            traceparent=traceparent,
+            msg_id=msg_id,
+        )
     prepared = await send_rules.prepare(deps, tenant_id, raw, msg, channel, now)
     doc = build_message(
         deps,
@@ -180,13 +193,12 @@ async def make_message(
     )
     doc.update(prepared.extra)
     doc.update(await send_rules.check(deps, doc, prepared, channel))
-    if msg.fallback is not None:
-        await make_message(deps, tenant_id, raw["fallback"], msg.fallback, channels, now)
     if channel["type"] == "email":
         headers = await unsubscribe.headers_for(deps, doc)
         if headers:
             doc["email_headers"] = headers
     if msg.fallback is not None:
+        await make_message(deps, tenant_id, raw["fallback"], msg.fallback, channels, now)
         doc["fallback"] = raw["fallback"]
         spec = deps.catalog.resolve(channel["type"], channel["provider"])
         if msg.options.fallback_after and spec.receipts:

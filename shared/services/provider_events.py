@@ -74,7 +74,8 @@ async def _retry_later(deps: Deps, data: dict[str, Any]) -> str:
     """A receipt can overtake the record of its own send: try again shortly."""
     retries = int(data.get("early_retries", 0))
     if retries >= EARLY_RETRIES:
-        log.error("receipt for an unknown message dropped (channel %s)", data.get("channel_id"))
+        # Providers report messages sent outside OCM on the same account too.
+        log.warning("receipt for an unknown message dropped (channel %s)", data.get("channel_id"))
         return "unknown_message"
     delay = timedelta(seconds=0.5 * 2**retries)
     payload = {k: v for k, v in data.items() if k != "kind"}

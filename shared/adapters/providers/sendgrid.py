@@ -269,6 +269,7 @@ PROVIDER = ProviderModule(
             directions=("outbound", "inbound"),
             receipts=True,
             attachments=True,
+            attachment_sources=("content",),
             rate_per_second=None,  # SendGrid publishes no mail/send rate; 429s pace it
             callbacks=True,
         ),

@@ -343,6 +343,7 @@ PROVIDER = ProviderModule(
             directions=("outbound",),
             receipts=False,
             attachments=True,
+            attachment_sources=("content",),
             default=True,
         ),
     ),

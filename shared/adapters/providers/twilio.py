@@ -237,6 +237,7 @@ def _spec(channel_type: str, description: str, **capabilities: Any) -> ProviderS
         directions=("outbound", "inbound"),
         receipts=True,
         attachments=True,
+        attachment_sources=("url",),
         callbacks=True,
         **capabilities,
     )

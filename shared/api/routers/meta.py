@@ -40,6 +40,7 @@ async def channel_types(deps: Platform) -> JsonResponse:
                     "directions": list(spec.directions),
                     "receipts": spec.receipts,
                     "attachments": spec.attachments,
+                    "attachment_sources": list(spec.attachment_sources),
                     "callbacks": spec.callbacks,
                     "default": spec.default,
                     "rate_per_second": spec.rate_per_second,
