@@ -139,6 +139,10 @@ def check_message_for_channel(
             errors=[FieldError("receiver.type", "not supported by this channel")],
         )
     receiver = check_terminal("receiver", message.receiver, spec.receiver_types, errors)
+    if not errors and spec.receiver_problem is not None:
+        problem = spec.receiver_problem(receiver.type, receiver.address)
+        if problem is not None:
+            errors.append(FieldError("receiver.address", problem))
     sender = message.sender or default_sender
     if sender is not None:
         sender = check_terminal("sender", sender, spec.sender_types, errors)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import builtins
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -47,6 +47,9 @@ class ProviderSpec:
     """Whether it calls ``/api/v1/callbacks/{provider}/{channel_id}``."""
     attachment_sources: tuple[str, ...] = ("content", "url")
     """How attachments may come: base64 ``content``, and/or a ``url`` the provider fetches."""
+    receiver_problem: Callable[[str, str], str | None] | None = None
+    """The provider's own check of a receiver (type, address) beyond its type's rules:
+    what is wrong with it, or None (a Web Push subscription's JSON, say)."""
 
     def settings_schema(self) -> dict[str, Any]:
         schema: dict[str, Any] = self.settings.model_json_schema()

@@ -4,6 +4,7 @@ pacing and pauses — with the sandbox provider, driven in process (tests/suppor
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -228,3 +229,57 @@ async def test_a_429_pauses_the_whole_channel_without_using_attempts(api, deps, 
         done = await read(api, key, message_id)
         assert done["status"] == "delivered"
         assert done["attempts"] == 1
+
+
+async def test_an_expired_message_sends_its_fallback(api, deps, key) -> None:
+    await channel(api, key, "primary", status="paused")
+    await channel(api, key, "backup-sms")
+    soon = (deps.clock.now() + timedelta(seconds=1)).isoformat()
+    accepted = await send(
+        api,
+        key,
+        options={"expires_at": soon},
+        fallback={"channel": "backup-sms", "receiver": PHONE, "content": TEXT},
+    )
+    assert accepted.status_code == 202, accepted.text
+    await pump(deps)  # the channel is paused: the message waits
+    await asyncio.sleep(1.1)
+    await _run_due(deps, key, accepted.json()["id"])
+    await pump(deps)
+    primary = await read(api, key, accepted.json()["id"])
+    assert primary["status"] == "expired"
+    assert (await read(api, key, primary["fallback_id"]))["status"] == "delivered"
+
+
+async def _run_due(deps: Deps, key: str, message_id: str) -> None:
+    """The paused message's next check, now (instead of OCM_PAUSED_RECHECK_SECONDS on)."""
+    doc = await deps.store.read(MESSAGES, await _tenant(deps, key), message_id)
+    assert doc is not None
+    await dispatch.dispatch(deps, dispatch.Job(doc["tenant_id"], doc["id"], doc["dispatch"]["job"]))
+
+
+async def test_without_receipts_sent_counts_as_delivered(api, deps, key) -> None:
+    """No fallback timer on a channel without receipts: its `sent` is final."""
+    await channel(api, key, "backup-sms")
+    # A receipt-less channel: Telegram.
+    created = await api.post(
+        "/api/v1/channels",
+        json={
+            "name": "tg",
+            "type": "telegram",
+            "settings": {"base_url": "http://127.0.0.1:9"},
+            "default_sender": {"type": "telegram", "address": "@bot_name"},
+        },
+        headers={"X-API-Key": key},
+    )
+    assert created.status_code == 201, created.text
+    accepted = await send(
+        api,
+        key,
+        channel="tg",
+        receiver={"type": "telegram", "address": "4242"},
+        options={"fallback_after": 1},
+        fallback={"channel": "backup-sms", "receiver": PHONE, "content": TEXT},
+    )
+    doc = await deps.store.read(MESSAGES, await _tenant(deps, key), accepted.json()["id"])
+    assert doc is not None and doc.get("fallback") and "fallback_after" not in doc

@@ -248,3 +248,63 @@ async def test_whatsapp_free_form_needs_the_receivers_recent_message(api, deps, 
         assert answer.status_code == 200
         await pump(deps)
         assert (await call(api, key, "POST", "/api/v1/messages", body)).status_code == 202
+
+
+async def test_a_web_push_receiver_must_be_a_subscription(api, key) -> None:
+    created = await call(
+        api, key, "POST", "/api/v1/channels", {"name": "web", "type": "push", "provider": "webpush"}
+    )
+    assert created.status_code == 201, created.text
+    refused = await call(
+        api,
+        key,
+        "POST",
+        "/api/v1/messages",
+        {
+            "channel": "web",
+            "receiver": {"type": "device", "address": '{"endpoint": "https://push.example"}'},
+            "content": {"type": "push", "title": "Hi"},
+        },
+    )
+    assert refused.status_code == 422
+    assert refused.json()["errors"][0]["field"] == "receiver.address"
+
+
+async def test_a_template_is_rendered_for_the_channel_when_the_message_is_accepted(
+    api, smtp, key
+) -> None:
+    await email_channel(api, key, smtp[1])
+    created = await call(
+        api,
+        key,
+        "POST",
+        "/api/v1/templates",
+        {
+            "name": "welcome",
+            "variables": [{"name": "name"}, {"name": "plan", "required": False}],
+            "variants": {
+                "email": {
+                    "subject": "Welcome, {{ name }}",
+                    "html": "<p>Hello {{ name }}</p>",
+                    "text": "Hello {{ name }}",
+                }
+            },
+        },
+    )
+    assert created.status_code == 201, created.text
+    body = {"channel": "email", "receiver": BOB}
+    content = {"type": "template", "template": "welcome", "data": {"name": "<Ann>"}}
+    accepted = await call(api, key, "POST", "/api/v1/messages", {**body, "content": content})
+    assert accepted.status_code == 202, accepted.text
+    stored = accepted.json()
+    assert stored["subject"] == "Welcome, <Ann>"
+    assert stored["content"]["html"] == "<p>Hello &lt;Ann&gt;</p>"
+    assert stored["template"]["name"] == "welcome"
+    missing = {"type": "template", "template": "welcome", "data": {}}
+    refused = await call(api, key, "POST", "/api/v1/messages", {**body, "content": missing})
+    assert refused.status_code == 422
+    assert refused.json()["code"] == "TEMPLATE_VARIABLE_MISSING"
+    unknown = {"type": "template", "template": "nope", "data": {}}
+    refused = await call(api, key, "POST", "/api/v1/messages", {**body, "content": unknown})
+    assert refused.status_code == 422
+    assert refused.json()["code"] == "TEMPLATE_NOT_FOUND"

@@ -146,6 +146,16 @@ def send_error(response: httpx.Response) -> ProviderError:
     return error
 
 
+def subscription_problem(_type: str, address: str) -> str | None:
+    """Checked when a message is accepted: is the receiver a PushSubscription's JSON?
+    (Plain-http endpoints pass here; outside development the send refuses them.)"""
+    try:
+        PushSubscription.parse(address, plain_http=True)
+    except ProviderError as exc:
+        return exc.reason.removeprefix("The receiver: ")
+    return None
+
+
 __all__ = ["WebPushSender", "WebPushSettings", "payload", "send_error", "topic"]
 
 
@@ -177,6 +187,7 @@ PROVIDER = ProviderModule(
             directions=("outbound",),
             receipts=False,
             attachments=False,
+            receiver_problem=subscription_problem,
         ),
     ),
     build=WebPushSender,
