@@ -44,6 +44,21 @@ def normalise_phone(address: str) -> str | None:
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
+def wa_id_to_e164(wa_id: str) -> str:
+    """The phone number a WhatsApp id stands for, as tenants send to it.
+
+    A wa_id is mostly the number's digits, but not for every country: Mexican
+    mobiles keep the ``1`` after ``52`` that Mexico dropped from its numbering in
+    2019 (``521 55…`` is ``+52 55…``), and Brazilian accounts made before the ninth
+    mobile digit lack it (``55 11 8765-4321`` is ``+55 11 98765-4321``).
+    """
+    if wa_id.startswith("521") and len(wa_id) == 13:
+        return "+52" + wa_id[3:]
+    if wa_id.startswith("55") and len(wa_id) == 12 and wa_id[4] in "6789":
+        return f"+55{wa_id[2:4]}9{wa_id[4:]}"
+    return "+" + wa_id
+
+
 def _url_ok(address: str) -> bool:
     parts = urlsplit(address)
     return parts.scheme in ("http", "https") and bool(parts.netloc)

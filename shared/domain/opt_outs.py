@@ -27,6 +27,11 @@ ADDRESS_TYPES: dict[str, str] = {
 }
 """The receiver's terminal type on each channel type that has one kind of receiver."""
 
+OPT_OUT_TYPES = frozenset({"sms", "whatsapp", "email"})
+"""Channel types whose receivers opt out (keywords, bounces, unsubscribes): sending
+to a listed receiver on these is refused. Telegram users block the bot, push
+receivers drop their token, chat rooms are the tenant's own."""
+
 DEFAULT_STOP = ("STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT")
 DEFAULT_START = ("START", "YES", "UNSTOP")
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 
 from shared.containers import CHANNELS
-from shared.domain.errors import NotFoundError
+from shared.domain.errors import CallbackInvalid, NotFoundError
 from shared.ports import CallbackReply, CallbackRequest, ProviderEvent
 from shared.services import directory, provider_events
 from shared.services.channels import load_credentials
@@ -37,7 +37,13 @@ async def receive(
         raise NotFoundError("No such callback", code="CALLBACK_NOT_FOUND")
     credentials = await load_credentials(deps, channel)
     handler.verify(request, channel, credentials)
-    reply = handler.parse(request, channel, credentials)
+    try:
+        reply = handler.parse(request, channel, credentials)
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+        # Verified, yet not what the provider documents: the sender's mistake, a 400
+        # (parsers raise CallbackInvalid themselves where they look; this is the net).
+        log.warning("callback %s for channel %s not understood: %r", provider, channel_id, exc)
+        raise CallbackInvalid("The callback is not in the provider's format") from None
     owner = {"tenant_id": channel["tenant_id"], "channel_id": channel_id}
     events = [
         ProviderEvent(kind=e.kind, payload={**e.payload, **owner}, deliver_at=e.deliver_at)

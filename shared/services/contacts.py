@@ -26,6 +26,11 @@ def contact_id(tenant_id: str, channel_id: str, address: str) -> str:
 async def saw_inbound(
     deps: Deps, tenant_id: str, channel_id: str, address: str, at: datetime
 ) -> None:
+    """Record an inbound message's time; an older one (events arrive out of order)
+    does not move the window back."""
+    known = await deps.store.read(CONTACTS, tenant_id, contact_id(tenant_id, channel_id, address))
+    if known is not None and known["last_inbound_at"] >= to_utc_text(at):
+        return
     await deps.store.upsert(
         CONTACTS,
         {

@@ -7,7 +7,7 @@ import logging
 import orjson
 
 from shared.containers import MESSAGES
-from shared.domain.timeline import change_status, error_info
+from shared.domain.timeline import FALLBACK_JOB, change_status, error_info
 from shared.ports import PreconditionFailed
 from shared.services import outbox
 from shared.services.deps import Deps
@@ -23,6 +23,10 @@ async def fail_dead_lettered(deps: Deps, body: bytes, reason: str | None) -> str
     except (orjson.JSONDecodeError, KeyError, TypeError):
         log.error("unreadable dead-lettered dispatch job dropped")
         return "unreadable"
+    if FALLBACK_JOB in job.job:
+        # A fallback job the queue gave up on: the primary's own status stands.
+        log.error("fallback job of %s dead-lettered (%s)", job.message_id, reason)
+        return "settled"
     for _ in range(5):
         doc = await deps.store.read(MESSAGES, job.tenant_id, job.message_id)
         if doc is None:

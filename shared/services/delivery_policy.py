@@ -28,14 +28,16 @@ from shared.domain.timeline import add_event
 from shared.services import channels as channel_service
 from shared.services.deps import Deps
 
+MAX_PAUSE_SECONDS = 86_400.0
+"""No provider pauses a channel longer than a day, whatever its Retry-After says."""
+
 
 async def pace(deps: Deps, channel: Document, now: datetime) -> datetime | None:
     """None if the channel may send now, else when this message's turn comes."""
     rate = channel_service.pace_of(deps, channel)
     if rate <= 0:
         return None
-    window = 1.0 if rate >= 1 else float(math.ceil(1 / rate))
-    capacity = max(1, int(rate * window))
+    window, capacity = _window(rate)
     index = int(now.timestamp() // window)
     ticket = await deps.store.increment(
         COUNTERS,
@@ -51,6 +53,17 @@ async def pace(deps: Deps, channel: Document, now: datetime) -> datetime | None:
     return datetime.fromtimestamp((index + ahead) * window, UTC)
 
 
+def _window(rate: float) -> tuple[float, int]:
+    """The shortest window (up to a minute) holding a whole number of sends at
+    ``rate`` (1.5/s: 3 every 2 s), and that number; else the rate rounded down."""
+    for seconds in range(1, 61):
+        sends = rate * seconds
+        if sends >= 1 and abs(sends - round(sends)) < 1e-9:
+            return float(seconds), round(sends)
+    seconds = max(1, math.ceil(1 / rate))
+    return float(seconds), max(1, int(rate * seconds))
+
+
 def paused_until(channel: Document, now: datetime) -> datetime | None:
     until = channel.get("throttled_until")
     if until and datetime.fromisoformat(until) > now:
@@ -60,7 +73,7 @@ def paused_until(channel: Document, now: datetime) -> datetime | None:
 
 async def pause(deps: Deps, channel: Document, seconds: float, now: datetime) -> None:
     """The provider said 429: hold the whole channel for ``seconds``."""
-    until = now + timedelta(seconds=max(seconds, 0.0))
+    until = now + timedelta(seconds=min(max(seconds, 0.0), MAX_PAUSE_SECONDS))
     current = paused_until(channel, now)
     if current is not None and current >= until:
         return
@@ -69,10 +82,16 @@ async def pause(deps: Deps, channel: Document, seconds: float, now: datetime) ->
     )
 
 
+async def origin_of(deps: Deps, doc: Document) -> Document | None:
+    """The channel the message was sent to first: its policy governs failover."""
+    name = doc.get("origin_channel") or doc["channel"]
+    return await channel_service.find_for_sending(deps, doc["tenant_id"], name)
+
+
 async def next_backup(deps: Deps, doc: Document) -> Document | None:
-    """The first backup of the message's first channel it has not tried, if usable."""
-    origin = doc.get("origin_channel") or doc["channel"]
-    first = await channel_service.find_for_sending(deps, doc["tenant_id"], origin)
+    """The first backup of the message's first channel it has not tried, if usable:
+    active, not paused, and able to send as someone (its default sender)."""
+    first = await origin_of(deps, doc)
     if first is None:
         return None
     tried = set(doc.get("channels_tried") or [doc["channel"]])
@@ -85,27 +104,36 @@ async def next_backup(deps: Deps, doc: Document) -> Document | None:
             backup is not None
             and backup["status"] == "active"
             and paused_until(backup, now) is None
+            and _can_send_as(deps, backup, doc)
         ):
             return backup
     return None
 
 
+def _can_send_as(deps: Deps, backup: Document, doc: Document) -> bool:
+    """A backup sends as its default sender; without one, only where no sender is
+    needed (push, the sandbox) — another channel's sender is not its to use."""
+    if backup.get("default_sender") or backup["provider"] == "sandbox":
+        return True
+    spec = deps.catalog.specs.get((backup["type"], backup["provider"]))
+    return spec is not None and not spec.sender_types
+
+
 def fail_over(doc: Document, backup: Document, now: datetime, reason: str) -> None:
-    """Move the message to ``backup`` (its default sender, if it has one)."""
+    """Move the message to ``backup``, sending as its default sender."""
     tried: list[str] = doc.setdefault("channels_tried", [doc["channel"]])
     doc.setdefault("origin_channel", doc["channel"])
     moved = {"from": doc["channel"], "to": backup["name"], "reason": reason}
     tried.append(backup["name"])
     doc["channel"], doc["channel_id"] = backup["name"], backup["id"]
     doc["provider"] = backup["provider"]
-    if backup.get("default_sender"):
-        doc["sender"] = backup["default_sender"]
+    doc["sender"] = backup.get("default_sender")
     doc["channel_failures"] = 0
     add_event(doc, "message.retrying", now, failover=moved)
 
 
-def failures_reached(deps: Deps, doc: Document, channel: Document) -> bool:
-    """Whether this transient failure is the channel's last before failover."""
+def failures_reached(doc: Document, failover_after: int) -> bool:
+    """Count this transient failure on the message's channel; whether it is the last
+    one before failover."""
     doc["channel_failures"] = int(doc.get("channel_failures") or 0) + 1
-    policy = channel_service.policy_of(channel)
-    return bool(policy.backups) and doc["channel_failures"] >= policy.failover_after
+    return bool(doc["channel_failures"] >= failover_after)

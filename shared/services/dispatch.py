@@ -134,18 +134,17 @@ async def _before_send(
         doc["outbox_at"] = doc["claim"] = None
         change_status(doc, "failed", now, error=error)
         return "failed", None
-    if channel["status"] == "paused":
+    until = delivery_policy.paused_until(channel, now)
+    if channel["status"] == "paused" or until is not None:
+        # Paused by its admin, or by the provider's 429: a backup takes over, if any.
         backup = await delivery_policy.next_backup(deps, doc)
         if backup is None:
             recheck = now + timedelta(seconds=deps.settings.OCM_PAUSED_RECHECK_SECONDS)
-            _reschedule(doc, recheck, "p")
+            _reschedule(doc, until or recheck, "p")
             return "paused", None
-        delivery_policy.fail_over(doc, backup, now, "paused")
+        reason = "paused" if channel["status"] == "paused" else "throttled"
+        delivery_policy.fail_over(doc, backup, now, reason)
         channel = backup
-    until = delivery_policy.paused_until(channel, now)
-    if until is not None:
-        _reschedule(doc, until, "p")
-        return "paused", None
     turn = await delivery_policy.pace(deps, channel, now)
     if turn is not None:
         _reschedule(doc, turn, "p")
@@ -209,12 +208,12 @@ async def _call_provider(
 
 async def _send_and_record(deps: Deps, claimed: Document, channel: Document) -> Outcome:
     result = await _call_provider(deps, claimed, channel)
-    backup = None
+    failover = None
     if isinstance(result, ProviderError):
-        backup = await _after_failure(deps, claimed, channel, result)
+        failover = await _after_failure(deps, claimed, channel, result)
     doc = claimed
     for _ in range(5):
-        outcome = _apply_result(deps, doc, result, deps.clock.now(), channel, backup)
+        outcome = _apply_result(deps, doc, result, deps.clock.now(), failover)
         try:
             written = await deps.store.replace(MESSAGES, doc, etag=doc["_etag"])
         except PreconditionFailed:
@@ -231,10 +230,18 @@ async def _send_and_record(deps: Deps, claimed: Document, channel: Document) -> 
     raise RuntimeError("could not record the send outcome; the queue will redeliver")
 
 
+@dataclass(frozen=True, slots=True)
+class Failover:
+    backup: Document
+    after: int
+    """Transient failures on one channel before moving on (the first channel's policy)."""
+
+
 async def _after_failure(
     deps: Deps, doc: Document, channel: Document, error: ProviderError
-) -> Document | None:
-    """A 429 pauses the channel; a transient failure may call for the next backup."""
+) -> Failover | None:
+    """A 429 pauses the channel; a permanent refusal of the receiver opts them out; a
+    transient failure may call for the next backup."""
     now = deps.clock.now()
     if error.kind == "throttled" and not error.details.get("per_receiver"):
         wait = error.retry_after
@@ -251,9 +258,15 @@ async def _after_failure(
             message_id=doc["id"],
             provider_status=error.provider_status,
         )
-    if error.kind == "transient" and channel_service.policy_of(channel).backups:
-        return await delivery_policy.next_backup(deps, doc)
-    return None
+    if error.kind != "transient":
+        return None
+    origin = await delivery_policy.origin_of(deps, doc)
+    if origin is None or not channel_service.policy_of(origin).backups:
+        return None
+    backup = await delivery_policy.next_backup(deps, doc)
+    if backup is None:
+        return None
+    return Failover(backup, channel_service.policy_of(origin).failover_after)
 
 
 def _apply_result(
@@ -261,8 +274,7 @@ def _apply_result(
     doc: Document,
     result: SendResult | ProviderError,
     now: datetime,
-    channel: Document | None = None,
-    backup: Document | None = None,
+    failover: Failover | None = None,
 ) -> Outcome:
     attempt = doc["attempts"]
     doc["claim"] = None
@@ -292,17 +304,18 @@ def _apply_result(
             if result.retry_after is not None
             else settings.OCM_RETRY_BASE_SECONDS
         )
+        wait = min(max(wait, 0.0), delivery_policy.MAX_PAUSE_SECONDS)
         _reschedule(doc, now + timedelta(seconds=wait), "t")
         return "throttled"
     if (
         result.kind == "transient"
         and attempt < doc["max_attempts"]
-        and channel is not None
-        and backup is not None
-        and delivery_policy.failures_reached(deps, doc, channel)
+        and failover is not None
+        and delivery_policy.failures_reached(doc, failover.after)
     ):
         doc["status"] = "queued"
-        delivery_policy.fail_over(doc, backup, now, f"{result.code} {attempt} times")
+        reason = f"{result.code}, {doc['channel_failures']} times"
+        delivery_policy.fail_over(doc, failover.backup, now, reason)
         outbox.set_job(doc, outbox.job_id(doc["id"], attempt + 1), attempt + 1, now)
         return "retrying"
     if result.kind == "transient" and attempt < doc["max_attempts"]:

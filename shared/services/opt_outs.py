@@ -15,7 +15,7 @@ from shared.domain.errors import FieldError, NotFoundError, ValidationFailed
 from shared.domain.messages import to_utc_text
 from shared.domain.models import Document
 from shared.domain.opt_outs import (
-    ADDRESS_TYPES,
+    OPT_OUT_TYPES,
     OptOutReason,
     lookup_address,
     normalise_receiver,
@@ -135,12 +135,12 @@ def _id(tenant_id: str, channel_type: str, address: str) -> str:
 
 def _known_type(deps: Deps, channel_type: str) -> str:
     kind = channel_type.lower()
-    if kind not in ADDRESS_TYPES and kind not in deps.catalog.defaults:
-        known = sorted({*ADDRESS_TYPES, *deps.catalog.defaults})
+    if kind not in OPT_OUT_TYPES:
         raise ValidationFailed(
-            f"Unknown channel type {channel_type!r}; known: {', '.join(known)}",
+            f"Receivers opt out of {', '.join(sorted(OPT_OUT_TYPES))} messages; "
+            f"not {channel_type!r} (its receivers unsubscribe on their side)",
             code="CHANNEL_TYPE_UNKNOWN",
-            errors=[FieldError("channel_type", "unknown")],
+            errors=[FieldError("channel_type", "not a channel type with opt-outs")],
         )
     return kind
 

@@ -16,6 +16,7 @@ import orjson
 
 from shared.containers import CHANNELS, MESSAGES
 from shared.domain import opt_outs as opt_out_rules
+from shared.domain.errors import OcmError
 from shared.domain.ids import new_id
 from shared.domain.messages import InboundCreate, to_utc_text
 from shared.domain.models import Document
@@ -29,6 +30,10 @@ log = logging.getLogger(__name__)
 
 RECEIPT_STATUSES = frozenset({"sent", "delivered", "read", "failed"})
 MAX_RECEIPT_IDS = 50
+
+
+class ForeignReceipt(Exception):
+    """The receipt names a message of another channel: it is not this provider's."""
 
 
 class ReceiptTooEarly(Exception):
@@ -64,6 +69,9 @@ async def handle(deps: Deps, body: bytes) -> str:
             return await apply_receipt(deps, data)
         except ReceiptTooEarly:
             return await _retry_later(deps, data)
+        except ForeignReceipt:
+            log.warning("receipt for a message of another channel ignored")
+            return "ignored"
     if kind == "inbound":
         return await receive_inbound(deps, data)
     log.error("provider event of unknown kind %r dropped", kind)
@@ -90,7 +98,11 @@ async def _retry_later(deps: Deps, data: dict[str, Any]) -> str:
 async def _find_message(deps: Deps, data: dict[str, Any]) -> Document | None:
     tenant_id = data["tenant_id"]
     if data.get("message_id"):
-        return await deps.store.read(MESSAGES, tenant_id, data["message_id"])
+        doc = await deps.store.read(MESSAGES, tenant_id, data["message_id"])
+        # A provider's event names our message id; it must be a message of its channel.
+        if doc is not None and doc.get("channel_id") != data["channel_id"]:
+            raise ForeignReceipt(data["message_id"])
+        return doc
     page = await deps.store.query(
         MESSAGES,
         Query(
@@ -189,15 +201,18 @@ async def _keywords_and_window(deps: Deps, channel: Document, doc: Document) -> 
         policy.start_keywords or opt_out_rules.DEFAULT_START,
     )
     if action == "stop":
-        await opt_outs.add(
-            deps,
-            tenant_id,
-            channel["type"],
-            sender,
-            "keyword",
-            keyword=text.strip().upper(),
-            message_id=doc["id"],
-        )
+        try:
+            await opt_outs.add(
+                deps,
+                tenant_id,
+                channel["type"],
+                sender,
+                "keyword",
+                keyword=text.strip().upper(),
+                message_id=doc["id"],
+            )
+        except OcmError as exc:  # an address no send could reach: keep the message
+            log.warning("STOP from an address that cannot be opted out: %s", exc.detail)
     elif action == "start":
         await opt_outs.remove(deps, tenant_id, channel["type"], sender)
 

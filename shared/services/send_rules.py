@@ -25,8 +25,7 @@ from shared.services import channels as channel_service
 from shared.services import contacts, opt_outs, templates, terminals
 from shared.services.deps import Deps
 
-OPT_OUT_TYPES = frozenset({"sms", "whatsapp", "email"})
-"""Channel types whose receivers can opt out (keywords, bounces, unsubscribes)."""
+OPT_OUT_TYPES = opt_out_rules.OPT_OUT_TYPES
 
 
 @dataclass(frozen=True, slots=True)

@@ -75,11 +75,27 @@ async def test_an_address_with_a_slash_is_one_path_segment(
     api: httpx.AsyncClient, deps: Deps
 ) -> None:
     key, _ = await tenant(deps)
-    token = "fcm:APA91b/x+y=="
-    created = await opt_out(api, key, channel_type="push", address=token)
-    assert created["address"] == token
-    assert (await api.get(one("push", token), headers=key)).json() == created
-    assert (await api.delete(one("push", token), headers=key)).status_code == 204
+    address = "billing/eu+x@example.com"  # "/" and "+" are valid in a local part
+    created = await opt_out(api, key, channel_type="email", address=address)
+    assert created["address"] == address
+    assert (await api.get(one("email", address), headers=key)).json() == created
+    assert (await api.delete(one("email", address), headers=key)).status_code == 204
+
+
+async def test_only_types_whose_receivers_opt_out_take_opt_outs(
+    api: httpx.AsyncClient, deps: Deps
+) -> None:
+    """Sends are checked against opt-outs on SMS, WhatsApp and e-mail only; an opt-out
+    elsewhere would never be enforced, so it is refused rather than kept."""
+    key, _ = await tenant(deps)
+    for channel_type in ("push", "telegram", "sandbox", "chat"):
+        refused = await api.post(
+            "/api/v1/opt-outs",
+            json={"channel_type": channel_type, "address": "4242"},
+            headers=key,
+        )
+        assert refused.status_code == 422, channel_type
+        assert refused.json()["code"] == "CHANNEL_TYPE_UNKNOWN"
 
 
 async def test_opting_out_twice_keeps_the_first(api: httpx.AsyncClient, deps: Deps) -> None:

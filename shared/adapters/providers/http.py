@@ -129,21 +129,28 @@ async def call(
         ) from None
 
 
+MAX_RETRY_AFTER = 86_400.0
+"""The longest wait a Retry-After may ask for (a day): the header comes from whatever
+answers at the channel's base URL, and times past it would overflow dates."""
+
+
 def retry_after(response: httpx.Response, now: datetime | None = None) -> float | None:
-    """Seconds from a Retry-After header (delta-seconds or HTTP-date), if any."""
+    """Seconds from a Retry-After header (delta-seconds or HTTP-date), if any, at most
+    MAX_RETRY_AFTER."""
     value = response.headers.get("retry-after")
     if not value:
         return None
     value = value.strip()
     if value.isdigit():
-        return float(value)
+        return min(float(value), MAX_RETRY_AFTER)
     try:
         when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        seconds = (when - (now or datetime.now(UTC))).total_seconds()
+    except (TypeError, ValueError, OverflowError):
         return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+    return min(max(0.0, seconds), MAX_RETRY_AFTER)
 
 
 def status_error(
@@ -171,4 +178,4 @@ def status_error(
     )
 
 
-__all__ = ["USER_AGENT", "call", "guarded_client", "retry_after", "status_error"]
+__all__ = ["MAX_RETRY_AFTER", "USER_AGENT", "call", "guarded_client", "retry_after", "status_error"]

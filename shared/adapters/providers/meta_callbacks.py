@@ -32,6 +32,7 @@ from typing import Any
 import orjson
 
 from shared.adapters.providers.meta_errors import describe, error_code
+from shared.domain.addresses import wa_id_to_e164
 from shared.domain.errors import CallbackInvalid, CallbackRejected
 from shared.domain.messages import to_utc_text
 from shared.domain.models import Document
@@ -158,7 +159,7 @@ def _inbound(
     sender_id = _text(message["from"])
     if not sender_id.isdigit():
         raise ValueError("from is not a WhatsApp id")
-    sender = {"type": "phone", "address": "+" + sender_id}
+    sender = {"type": "phone", "address": wa_id_to_e164(sender_id)}
     if names.get(sender_id):
         sender["display_name"] = names[sender_id][:256]
     payload: dict[str, Any] = {

@@ -76,8 +76,15 @@ def graph_error(response: httpx.Response, *, token: str) -> ProviderError:
         wait = retry_after(response)
         if wait is None and code == 131056:
             wait = PAIR_RATE_SECONDS
+        # 131056 limits one business-customer pair: hold that message, not the number.
+        details = {"per_receiver": "true"} if code == 131056 else {}
         return ProviderError(
-            "throttled", error_code(code), reason, retry_after=wait, provider_status=status
+            "throttled",
+            error_code(code),
+            reason,
+            retry_after=wait,
+            provider_status=status,
+            details=details,
         )
     if code in TRANSIENT:
         return ProviderError(

@@ -298,6 +298,8 @@ def _receiver(to: str, envelope: str) -> dict[str, str] | None:
             recipients = orjson.loads(envelope or "{}").get("to") or []
         except (orjson.JSONDecodeError, AttributeError):
             recipients = []
+        if not isinstance(recipients, list):
+            recipients = []
         addresses = [str(a) for a in recipients if "@" in str(a) and len(str(a)) <= 320]
     return _terminal("", addresses[0]) if addresses else None
 

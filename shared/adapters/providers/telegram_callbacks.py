@@ -15,6 +15,7 @@ resolves and which sending media content re-sends as is.
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import re
 from collections.abc import Mapping
@@ -94,7 +95,8 @@ def inbound_event(update: Mapping[str, Any], channel: Document) -> ProviderEvent
         "receiver": channel.get("default_sender"),
         "content": content,
     }
-    if _is_int(message.get("date")):
+    # A date no calendar holds is dropped: the time OCM received the update stands.
+    with contextlib.suppress(ValueError, OverflowError, OSError, TypeError):
         payload["received_at"] = to_utc_text(datetime.fromtimestamp(message["date"], UTC))
     return ProviderEvent(kind="inbound", payload=payload)
 

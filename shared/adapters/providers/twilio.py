@@ -40,6 +40,7 @@ API_ORIGIN = "https://api.twilio.com"
 PREFIX = "TWILIO"
 _ORIGIN = r"^https?://[^\s/?#]+(/[^\s?#]*)?$"
 _URL = r"^https?://[^\s/?#]+(/[^\s?#]*)?(\?[^\s#]*)?$"
+_UNSUBSCRIBED = 21610
 _THROTTLED = frozenset({20429, 21611, 63017})
 _TRANSIENT = frozenset({20500, 20503})
 
@@ -202,7 +203,11 @@ def api_error(response: httpx.Response, *, secrets: tuple[str, ...] = ()) -> Pro
         return ProviderError(
             "transient", name, reason, retry_after=retry_after(response), provider_status=status
         )
-    return status_error(response, PREFIX, reason, code=name)
+    error = status_error(response, PREFIX, reason, code=name)
+    if code == _UNSUBSCRIBED:
+        # The receiver replied STOP to Twilio (or the carrier): opt them out here too.
+        error.details["opt_out"] = "unsubscribe"
+    return error
 
 
 def _json(response: httpx.Response) -> dict[str, Any]:

@@ -24,6 +24,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+from shared.domain.addresses import wa_id_to_e164
 from shared.domain.errors import CallbackInvalid, CallbackRejected
 from shared.domain.models import Document
 from shared.ports import CallbackReply, CallbackRequest, ProviderEvent
@@ -164,6 +165,9 @@ def _inbound(sid: str, params: Mapping[str, str]) -> CallbackReply:
 
 
 def _phone(address: str) -> str:
+    """An SMS number as given; a WhatsApp one (``whatsapp:+…``) as the number it is."""
+    if address.startswith("whatsapp:+"):
+        return wa_id_to_e164(address.removeprefix("whatsapp:+"))
     return address.removeprefix("whatsapp:")
 
 
