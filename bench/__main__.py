@@ -17,11 +17,11 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from bench import dispatch, intake, single_send
+from bench import dispatch, intake, single_send, webhooks
 from bench.plan import FULL, QUICK, Plan
 from bench.servers import BenchError, ocm_settings
 
-SECTIONS = ("single_send", "batch_intake", "dispatch", "accept_to_provider")
+SECTIONS = ("single_send", "batch_intake", "dispatch", "accept_to_provider", "webhooks")
 
 # (section, figure, comparison, target)
 TARGETS = (
@@ -29,6 +29,7 @@ TARGETS = (
     ("batch_intake", "ocm_msgs_per_s", ">=", 20_000),
     ("dispatch", "msgs_per_s", ">=", 1_000),
     ("accept_to_provider", "p99_ms", "<", 250),
+    ("webhooks", "ratio", ">=", 0.60),
 )
 
 
@@ -41,6 +42,7 @@ def _runners(results: dict[str, Any]) -> dict[str, Callable[[Plan], dict[str, An
         "batch_intake": intake.run,
         "dispatch": lambda plan: dispatch.throughput(plan, intake_rate()),
         "accept_to_provider": dispatch.latency,
+        "webhooks": webhooks.run,
     }
 
 

@@ -186,6 +186,51 @@ locals {
       default_ttl = -1
     }
 
+    # A tenant's webhook subscriptions (few; read whole, cached, by the fan-out).
+    webhooks = {
+      partition_key_paths   = ["/tenant_id"]
+      partition_key_kind    = "Hash"
+      partition_key_version = 2
+      unique_key_paths      = []
+      indexing_mode         = "consistent"
+      included_paths        = ["/tenant_id/?", "/id/?", "/created_at/?"]
+      excluded_paths        = local.cosmos_excluded_paths
+      composite_indexes = [
+        [{ path = "/created_at", order = "Ascending" }, { path = "/id", order = "Ascending" }],
+      ]
+      default_ttl = -1
+    }
+
+    # One per event and subscription, with its attempts; per-item ttl (OCM_EVENT_RETENTION_DAYS).
+    webhook_deliveries = {
+      partition_key_paths   = ["/tenant_id", "/id"]
+      partition_key_kind    = "MultiHash"
+      partition_key_version = 2
+      unique_key_paths      = []
+      indexing_mode         = "consistent"
+      included_paths        = ["/tenant_id/?", "/id/?", "/webhook_id/?", "/status/?", "/created_at/?"]
+      excluded_paths        = local.cosmos_excluded_paths
+      composite_indexes = [
+        [{ path = "/created_at", order = "Ascending" }, { path = "/id", order = "Ascending" }],
+      ]
+      default_ttl = -1
+    }
+
+    # Every event of tenants with webhooks, for replay; per-item ttl.
+    events = {
+      partition_key_paths   = ["/tenant_id", "/id"]
+      partition_key_kind    = "MultiHash"
+      partition_key_version = 2
+      unique_key_paths      = []
+      indexing_mode         = "consistent"
+      included_paths        = ["/tenant_id/?", "/id/?", "/timestamp/?"]
+      excluded_paths        = local.cosmos_excluded_paths
+      composite_indexes = [
+        [{ path = "/timestamp", order = "Ascending" }, { path = "/id", order = "Ascending" }],
+      ]
+      default_ttl = -1
+    }
+
     # The last inbound message per (channel, sender): WhatsApp's 24-hour window.
     contacts = {
       partition_key_paths   = ["/tenant_id", "/id"]

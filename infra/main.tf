@@ -20,6 +20,8 @@ locals {
     provider_events_queue   = "ocm-provider-events"
     events_topic            = "ocm-events"
     events_log_subscription = "ocm-events-log"
+    webhooks_subscription   = "ocm-webhooks"
+    webhook_queue           = "ocm-webhook-deliveries"
   }
 
   # Deliveries before Service Bus dead-letters a message (then the
@@ -47,6 +49,14 @@ locals {
     OCM_EVENTS_TOPIC            = local.service_bus_names.events_topic
     OCM_EVENTS_LOG_SUBSCRIPTION = local.service_bus_names.events_log_subscription
     OCM_EVENTS_LOG_TYPES        = join(",", var.events_log_types)
+    OCM_WEBHOOKS_SUBSCRIPTION   = local.service_bus_names.webhooks_subscription
+    OCM_WEBHOOK_QUEUE           = local.service_bus_names.webhook_queue
+
+    OCM_WEBHOOK_TIMEOUT_SECONDS       = 15
+    OCM_WEBHOOK_WARN_AFTER_SECONDS    = 86400
+    OCM_WEBHOOK_DISABLE_AFTER_SECONDS = 432000
+    OCM_WEBHOOK_SECRET_GRACE_SECONDS  = 86400
+    OCM_EVENT_RETENTION_DAYS          = 30
 
     OCM_OUTBOX_SWEEP_SCHEDULE = "*/30 * * * * *"
     OCM_HOUSEKEEPING_SCHEDULE = "0 */10 * * * *"
@@ -123,6 +133,7 @@ module "servicebus" {
   queues = {
     outbound        = { name = local.service_bus_names.outbound_queue, lock_duration = local.lock_duration }
     provider_events = { name = local.service_bus_names.provider_events_queue, lock_duration = local.lock_duration }
+    webhooks        = { name = local.service_bus_names.webhook_queue, lock_duration = local.lock_duration }
   }
   topics = {
     events = { name = local.service_bus_names.events_topic }
@@ -133,6 +144,15 @@ module "servicebus" {
       name          = local.service_bus_names.events_log_subscription
       lock_duration = local.lock_duration
       event_types   = var.events_log_types
+    }
+    # Events of tenants with webhooks (the outbox marks them `webhooks = '1'`): the
+    # fan-out stores each (for replay) and matches the tenant's subscriptions in code.
+    webhooks = {
+      topic         = "events"
+      name          = local.service_bus_names.webhooks_subscription
+      lock_duration = local.lock_duration
+      event_types   = ["*"]
+      sql_filter    = "[webhooks] = '1'"
     }
   }
 }

@@ -43,7 +43,12 @@ def _build_embedded(settings: Settings) -> Deps:
     queue = SqliteQueue(
         db,
         clock,
-        topics={settings.OCM_EVENTS_TOPIC: [events_log_subscription(settings)]},
+        topics={
+            settings.OCM_EVENTS_TOPIC: [
+                events_log_subscription(settings),
+                webhooks_subscription(settings),
+            ]
+        },
         max_delivery_count=settings.OCM_QUEUE_MAX_DELIVERY_COUNT,
         duplicate_window=timedelta(minutes=10),
     )
@@ -106,6 +111,12 @@ def _build_azure(settings: Settings) -> Deps:
         lookups=LookupCache(settings.OCM_LOOKUP_CACHE_SECONDS),
         async_closers=[queue.close, secrets.close, cosmos.close, credential.close],
     )
+
+
+def webhooks_subscription(settings: Settings) -> Subscription:
+    """Events of tenants with webhooks only (the outbox marks them; infra's SQL filter
+    ``[webhooks] = '1'`` is the same rule in Service Bus)."""
+    return Subscription(settings.OCM_WEBHOOKS_SUBSCRIPTION, only=("webhooks", ("1",)))
 
 
 def events_log_subscription(settings: Settings) -> Subscription:

@@ -36,6 +36,40 @@ class Settings(BaseSettings):
     OCM_PROVIDER_EVENTS_QUEUE: str = "ocm-provider-events"
     OCM_EVENTS_TOPIC: str = "ocm-events"
     OCM_EVENTS_LOG_SUBSCRIPTION: str = "ocm-events-log"
+    OCM_WEBHOOKS_SUBSCRIPTION: str = Field(
+        default="ocm-webhooks",
+        description="The events topic's subscription that fans events out to webhooks.",
+    )
+    OCM_WEBHOOK_QUEUE: str = Field(
+        default="ocm-webhook-deliveries", description="One message per webhook delivery attempt."
+    )
+    OCM_WEBHOOK_TIMEOUT_SECONDS: float = Field(
+        default=15.0, gt=0, le=60, description="How long a webhook endpoint has to answer."
+    )
+    OCM_WEBHOOK_WARN_AFTER_SECONDS: int = Field(
+        default=86_400,
+        ge=1,
+        description="An endpoint failing this long, continuously, gets a "
+        "webhook.endpoint.failing event.",
+    )
+    OCM_WEBHOOK_DISABLE_AFTER_SECONDS: int = Field(
+        default=5 * 86_400,
+        ge=1,
+        description="An endpoint failing this long, continuously, is disabled "
+        "(webhook.endpoint.disabled).",
+    )
+    OCM_WEBHOOK_SECRET_GRACE_SECONDS: int = Field(
+        default=86_400,
+        ge=0,
+        le=30 * 86_400,
+        description="After a secret rotation, how long the old secret signs alongside the new.",
+    )
+    OCM_EVENT_RETENTION_DAYS: int = Field(
+        default=30,
+        ge=1,
+        le=365,
+        description="How long events (for replay) and webhook delivery records are kept.",
+    )
     OCM_EVENTS_LOG_TYPES: str = Field(
         default="message.failed,message.expired",
         description="Event types the log subscription receives (comma-separated; * for "

@@ -17,6 +17,9 @@ TERMINALS = "terminals"
 TEMPLATES = "templates"
 OPT_OUTS = "opt_outs"
 CONTACTS = "contacts"
+WEBHOOKS = "webhooks"
+WEBHOOK_DELIVERIES = "webhook_deliveries"
+EVENTS = "events"
 
 # Partition keys (Cosmos DB; see ContainerSpec): a tenant's own small sets share
 # its partition; what grows without bound (messages, idempotency records) is keyed
@@ -68,4 +71,17 @@ CONTAINERS: tuple[ContainerSpec, ...] = (
     ),
     # The last inbound message per (channel, sender): WhatsApp's 24-hour window.
     ContainerSpec(CONTACTS, partition_key=("tenant_id", "id")),
+    # A tenant's webhook subscriptions (few; read whole, cached, by the fan-out).
+    ContainerSpec(WEBHOOKS, indexed=("created_at",), ordered=("created_at",)),
+    # One per event and subscription, with its attempts; kept OCM_EVENT_RETENTION_DAYS.
+    ContainerSpec(
+        WEBHOOK_DELIVERIES,
+        indexed=("webhook_id", "status", "created_at"),
+        ordered=("created_at",),
+        partition_key=("tenant_id", "id"),
+    ),
+    # Every event of tenants with webhooks, for replay; kept OCM_EVENT_RETENTION_DAYS.
+    ContainerSpec(
+        EVENTS, indexed=("timestamp",), ordered=("timestamp",), partition_key=("tenant_id", "id")
+    ),
 )

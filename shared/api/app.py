@@ -24,6 +24,7 @@ from shared.api.routers import (
     terminals,
     unsubscribe,
     users,
+    webhooks,
 )
 from shared.api.schemas import Problem
 from shared.domain.messages import BatchCreate, MessageCreate
@@ -63,10 +64,12 @@ def create_app(get_deps: Callable[[], Deps]) -> FastAPI:
         templates.router,
         opt_outs.router,
         unsubscribe.router,
+        webhooks.router,
     )
     for router in (*routers, meta.router):
         app.include_router(router)
     app.add_middleware(RequestBoundary, flush=lambda: get_deps().flush())
+    webhooks.document_webhooks(app)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 
@@ -75,7 +78,11 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
     if app.openapi_schema:
         return app.openapi_schema
     schema = get_openapi(
-        title=app.title, version=app.version, description=app.description, routes=app.routes
+        title=app.title,
+        version=app.version,
+        description=app.description,
+        routes=app.routes,
+        webhooks=app.webhooks.routes,
     )
     components = schema.setdefault("components", {}).setdefault("schemas", {})
     for model in (MessageCreate, BatchCreate, Problem):

@@ -19,6 +19,10 @@ SCOPES: dict[str, str] = {
     "update:template": "change message templates",
     "delete:template": "delete message templates",
     "read:opt_out": "read and list the receivers who opted out",
+    "create:webhook": "subscribe endpoints to events (webhooks)",
+    "read:webhook": "read webhook subscriptions and their deliveries",
+    "update:webhook": "change webhooks, rotate their secrets, retry, replay and test deliveries",
+    "delete:webhook": "delete webhook subscriptions",
     "manage:opt_out": "add and remove opt-outs by hand",
     "create:app": "create client applications (with at most the creator's own scopes)",
     "read:app": "read and list client applications",
@@ -53,6 +57,7 @@ _VIEWER = frozenset(
         "read:terminal",
         "read:template",
         "read:opt_out",
+        "read:webhook",
     }
 )
 _DEVELOPER = _VIEWER | {
@@ -63,12 +68,15 @@ _DEVELOPER = _VIEWER | {
     "update:terminal",
     "create:template",
     "update:template",
+    "create:webhook",
+    "update:webhook",
 }
 _ADMIN = _DEVELOPER | {
     "delete:channel",
     "delete:terminal",
     "delete:template",
     "manage:opt_out",
+    "delete:webhook",
     "create:app",
     "update:app",
     "delete:app",

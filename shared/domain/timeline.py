@@ -130,7 +130,6 @@ def event_payload(doc: Document, entry: dict[str, Any]) -> dict[str, Any]:
     """The published form of one timeline entry (what webhooks will carry)."""
     data: dict[str, Any] = {
         "message_id": doc["id"],
-        "tenant_id": doc["tenant_id"],
         "channel": doc.get("channel"),
         "channel_id": doc.get("channel_id"),
         "direction": doc.get("direction"),
@@ -143,6 +142,10 @@ def event_payload(doc: Document, entry: dict[str, Any]) -> dict[str, Any]:
     }
     if entry["type"] == "message.retrying":
         data["next_attempt_at"] = entry.get("next_attempt_at")
+        if entry.get("failover"):
+            data["failover"] = entry["failover"]
+    if entry["type"] == "message.fallback":
+        data["fallback_id"] = entry.get("fallback_id")
     if doc.get("direction") == "inbound":
         data.update(
             sender=doc.get("sender"),

@@ -38,7 +38,7 @@ from shared.domain.status import PENDING
 from shared.domain.timeline import change_status, start
 from shared.ports import Filter, Page, PreconditionFailed, Query
 from shared.services import channels as channel_service
-from shared.services import limits, outbox, send_rules, tenants, unsubscribe
+from shared.services import limits, outbox, send_rules, tenants, unsubscribe, webhook_fanout
 from shared.services.deps import Deps
 from shared.services.pages import list_page
 
@@ -165,6 +165,7 @@ async def make_message(
     """A new outbound message document, checked against its channel's rules (and its
     fallbacks against theirs: a fallback that could not be sent is refused now)."""
     channel = await channels.get(msg.channel)
+    webhooks = await webhook_fanout.interest(deps, tenant_id)
     if not send_rules.apply_to(channel, msg):  # the sandbox's hot path: nothing to check
         return build_message(
             deps,
@@ -177,6 +178,7 @@ async def make_message(
             batch_context=batch_context,
             traceparent=traceparent,
             msg_id=msg_id,
+            webhooks=webhooks,
         )
     prepared = await send_rules.prepare(deps, tenant_id, raw, msg, channel, now)
     doc = build_message(
@@ -190,6 +192,7 @@ async def make_message(
         batch_context=batch_context,
         traceparent=traceparent,
         msg_id=msg_id,
+        webhooks=webhooks,
     )
     doc.update(prepared.extra)
     doc.update(await send_rules.check(deps, doc, prepared, channel))
@@ -218,8 +221,10 @@ def build_message(
     batch_context: dict[str, Any] | None = None,
     traceparent: str | None = None,
     msg_id: str | None = None,
+    webhooks: frozenset[str] = frozenset(),
 ) -> Document:
-    """A new outbound message document with its first status and dispatch job."""
+    """A new outbound message document with its first status and dispatch job
+    (``webhooks``: the event types the tenant's webhooks take)."""
     spec = deps.catalog.resolve(channel["type"], channel["provider"])
     default = channel.get("default_sender")
     receiver, sender = check_message_for_channel(
@@ -258,7 +263,7 @@ def build_message(
     if traceparent is not None:
         doc["traceparent"] = traceparent
     start(doc, "scheduled" if due > now else "queued", now)
-    outbox.forget_unreceived_events(deps, doc)
+    outbox.forget_unreceived_events(deps, doc, webhooks)
     outbox.set_job(doc, outbox.job_id(msg_id, 1), 1, due)
     return doc
 

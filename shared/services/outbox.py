@@ -22,6 +22,7 @@ from shared.domain.models import Document
 from shared.domain.status import PENDING
 from shared.domain.timeline import FALLBACK_JOB, event_payload, schedule
 from shared.ports import SYSTEM, Filter, OutgoingMessage, Query
+from shared.services import webhook_fanout
 from shared.services.deps import Deps
 
 log = logging.getLogger(__name__)
@@ -37,7 +38,19 @@ def job_id(message_id: str, attempt: int, suffix: str = "") -> str:
 set_job = schedule
 
 
-def forget_unreceived_events(deps: Deps, doc: Document) -> None:
+def event_properties(
+    tenant_id: str, event_type: str, webhooks: frozenset[str]
+) -> dict[str, str | int]:
+    """An event's application properties: what topic subscriptions filter on."""
+    properties: dict[str, str | int] = {"tenant_id": tenant_id, "type": event_type}
+    if webhook_fanout.wants(webhooks, event_type):
+        properties[webhook_fanout.INTEREST] = "1"
+    return properties
+
+
+def forget_unreceived_events(
+    deps: Deps, doc: Document, webhooks: frozenset[str] = frozenset()
+) -> None:
     """Drop the pending events of a new document that no subscriber would receive
     (an events topic with only a failures log, say), so it is written without an
     events outbox mark — one index entry and one later clear fewer per message."""
@@ -49,7 +62,9 @@ def forget_unreceived_events(deps: Deps, doc: Document) -> None:
     kept = [
         eid
         for eid in pending
-        if deps.queue.reaches_anyone(topic, {"tenant_id": doc["tenant_id"], "type": types[eid]})
+        if deps.queue.reaches_anyone(
+            topic, event_properties(doc["tenant_id"], types[eid], webhooks)
+        )
     ]
     if len(kept) < len(pending):
         doc["pending_events"] = kept
@@ -90,14 +105,16 @@ def mark_published(doc: Document) -> None:
 
 async def _publish(deps: Deps, docs: Sequence[Document]) -> None:
     topic = deps.settings.OCM_EVENTS_TOPIC
-    reaches: dict[tuple[str, str], bool] = {}
+    reaches: dict[tuple[str, str], dict[str, str | int] | None] = {}
+    webhooks = {t: await webhook_fanout.interest(deps, t) for t in {d["tenant_id"] for d in docs}}
 
-    def wanted(tenant_id: str, event_type: str) -> bool:
-        """Whether a subscriber takes it (asked once per tenant and type)."""
+    def wanted(tenant_id: str, event_type: str) -> dict[str, str | int] | None:
+        """The event's properties if a subscriber takes it (asked once per tenant and
+        type), else None."""
         key = (tenant_id, event_type)
         if key not in reaches:
-            properties = {"tenant_id": tenant_id, "type": event_type}
-            reaches[key] = deps.queue.reaches_anyone(topic, properties)
+            properties = event_properties(tenant_id, event_type, webhooks[tenant_id])
+            reaches[key] = properties if deps.queue.reaches_anyone(topic, properties) else None
         return reaches[key]
 
     events = [m for d in docs for m in _event_messages(d, wanted)]
@@ -105,19 +122,24 @@ async def _publish(deps: Deps, docs: Sequence[Document]) -> None:
         await deps.queue.send(topic, events)
 
 
-def _event_messages(doc: Document, wanted: Callable[[str, str], bool]) -> list[OutgoingMessage]:
+def _event_messages(
+    doc: Document, wanted: Callable[[str, str], dict[str, str | int] | None]
+) -> list[OutgoingMessage]:
     """The document's pending events that someone receives (the rest would be
     dropped by the topic: building them is wasted work on the intake path)."""
     pending = set(doc.get("pending_events") or ())
     out = []
     for entry in doc.get("events", ()):
-        if entry.get("id") in pending and wanted(doc["tenant_id"], entry["type"]):
+        if entry.get("id") not in pending:
+            continue
+        properties = wanted(doc["tenant_id"], entry["type"])
+        if properties is not None:
             out.append(
                 OutgoingMessage(
                     message_id=entry["id"],
                     body=orjson.dumps(event_payload(doc, entry)),
                     subject=entry["type"],
-                    application_properties={"tenant_id": doc["tenant_id"], "type": entry["type"]},
+                    application_properties=properties,
                 )
             )
     return out

@@ -18,6 +18,7 @@ from tests.infra.hcl import Computed, Module, Scope
 
 INFRA = Path(__file__).resolve().parents[2] / "infra"
 EVENT_TYPES = re.compile(r"each\.value\.\w+")
+CUSTOM_FILTER = "each.value.sql_filter"
 # The outbox publishes each event with the application property `type`
 # (shared/services/outbox.py); SQL filters name it as a delimited identifier.
 FILTERED_PROPERTY = "[type]"
@@ -77,7 +78,13 @@ def read_deployment(infra: Path = INFRA) -> Deployment:
 def _filter_event_types(scope: Scope, sql_filter: Any) -> Any:
     """The event types a rule's SQL filter is built from (the one list it reads)."""
     text = sql_filter.expression if isinstance(sql_filter, Computed) else str(sql_filter)
-    references = sorted(set(EVENT_TYPES.findall(text)))
+    references = set(EVENT_TYPES.findall(text))
+    if CUSTOM_FILTER in references:  # a subscription with its own SQL filter uses that
+        custom = scope.evaluate("${" + CUSTOM_FILTER + "}")
+        if custom is not None:
+            return Computed(str(custom))
+        references.discard(CUSTOM_FILTER)
+    references = sorted(references)
     if len(references) != 1:
         return Computed(text)
     return scope.evaluate("${" + references[0] + "}")

@@ -104,6 +104,9 @@ def test_every_queue_topic_and_timer_trigger_is_discovered() -> None:
         ("apply_provider_event", "queue", "ocm-provider-events"),
         ("log_dead_provider_event", "queue", "ocm-provider-events/$DeadLetterQueue"),
         ("log_event", "queue", "ocm-events/subscriptions/ocm-events-log"),
+        ("fan_out_event", "queue", "ocm-events/subscriptions/ocm-webhooks"),
+        ("deliver_webhook", "queue", "ocm-webhook-deliveries"),
+        ("fail_dead_webhook", "queue", "ocm-webhook-deliveries/$DeadLetterQueue"),
         ("outbox_sweep", "timer", "*/30 * * * * *"),
         ("housekeeping_sweep", "timer", "0 */10 * * * *"),
     }

@@ -17,6 +17,7 @@ from shared.services.deps import Deps
 PUBLIC = {
     ("get", "/api/health"),
     ("get", "/api/v1/channel-types"),
+    ("get", "/api/v1/event-types"),
     ("post", "/api/v1/oauth/token"),
     ("get", "/api/.well-known/jwks.json"),
     # Sign-in and single-use tokens: the token or the password says who, not a key.
@@ -64,6 +65,14 @@ BODIES: dict[tuple[str, str], Any] = {
     ("post", "/api/v1/templates"): {"name": "b-template", "variants": {"default": {"text": "hi"}}},
     ("patch", "/api/v1/templates/{name}"): {"description": "taken over"},
     ("post", "/api/v1/templates/{name}/preview"): {"channel_type": "sms", "data": {}},
+    ("patch", "/api/v1/webhooks/{webhook_id}"): {"description": "taken over"},
+    ("post", "/api/v1/webhooks/{webhook_id}/rotate-secret"): None,
+    ("post", "/api/v1/webhooks/{webhook_id}/test"): None,
+    ("post", "/api/v1/webhooks/{webhook_id}/replay"): {
+        "since": "2026-01-01T00:00:00Z",
+        "until": "2026-01-02T00:00:00Z",
+    },
+    ("post", "/api/v1/webhooks/{webhook_id}/deliveries/{delivery_id}/retry"): None,
 }
 # Routes that create (B may call them: they make B's own resources, never A's).
 CREATES = {
@@ -76,6 +85,7 @@ CREATES = {
     ("post", "/api/v1/terminals"),
     ("post", "/api/v1/opt-outs"),
     ("post", "/api/v1/templates"),
+    ("post", "/api/v1/webhooks"),
 }
 
 
@@ -129,7 +139,15 @@ async def test_tenant_b_never_reaches_tenant_a(api: httpx.AsyncClient, deps: Dep
             api, a, "POST", "/api/v1/opt-outs", {"channel_type": "sms", "address": "+4798765432"}
         )
     ).json()
+    webhook = (
+        await call(
+            api, a, "POST", "/api/v1/webhooks", {"url": "https://hooks.invalid/a", "events": ["*"]}
+        )
+    ).json()["webhook"]
+    delivery = (await call(api, a, "POST", f"/api/v1/webhooks/{webhook['id']}/test")).json()
     values = {
+        "webhook_id": webhook["id"],
+        "delivery_id": delivery["delivery_id"],
         "terminal_id": terminal["id"],
         "channel_type": "sms",
         "address": "+4798765432",
@@ -151,6 +169,8 @@ async def test_tenant_b_never_reaches_tenant_a(api: httpx.AsyncClient, deps: Dep
         terminal["id"],
         opt_out["id"],
         template["id"],
+        webhook["id"],
+        delivery["delivery_id"],
     }
 
     spec = (await api.get("/api/openapi.json")).json()
@@ -203,6 +223,8 @@ async def test_tenant_b_never_reaches_tenant_a(api: httpx.AsyncClient, deps: Dep
         f"/api/v1/apps/{app['id']}",
         f"/api/v1/terminals/{terminal['id']}",
         "/api/v1/opt-outs/sms/%2B4798765432",
+        f"/api/v1/webhooks/{webhook['id']}",
+        f"/api/v1/webhooks/{webhook['id']}/deliveries/{delivery['delivery_id']}",
     ):
         answer = await call(api, a, "GET", path)
         assert answer.status_code == 200, (path, answer.text)

@@ -16,6 +16,7 @@ from shared.config import Settings
 PUBLIC = {
     ("get", "/api/health"),
     ("get", "/api/v1/channel-types"),
+    ("get", "/api/v1/event-types"),
     ("post", "/api/v1/oauth/token"),  # authenticates the client itself (RFC 6749)
     ("get", "/api/.well-known/jwks.json"),
     # the password or a single-use token says who

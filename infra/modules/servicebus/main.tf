@@ -70,5 +70,8 @@ resource "azurerm_servicebus_subscription_rule" "event_types" {
   name            = "event-types"
   subscription_id = azurerm_servicebus_subscription.this[each.key].id
   filter_type     = "SqlFilter"
-  sql_filter      = contains(each.value.event_types, "*") ? "1=1" : "[type] IN (${join(", ", formatlist("'%s'", each.value.event_types))})"
+  sql_filter = coalesce(
+    each.value.sql_filter,
+    contains(each.value.event_types, "*") ? "1=1" : "[type] IN (${join(", ", formatlist("'%s'", each.value.event_types))})",
+  )
 }

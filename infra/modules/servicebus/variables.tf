@@ -50,5 +50,6 @@ variable "subscriptions" {
     name          = string
     lock_duration = string
     event_types   = list(string)
+    sql_filter    = optional(string)
   }))
 }

@@ -1,9 +1,5 @@
-"""HTTP for provider modules: one egress-guarded httpx client, and error mapping.
-
-The guard sits where connections are opened (an httpcore network backend), so
-the address checked by ``shared.egress.resolve`` is the address connected to,
-on every connection and redirect alike; TLS still verifies the host name, since
-httpcore starts TLS with the URL's host as server name.
+"""HTTP for provider modules: the egress-guarded client (``shared.http_client``),
+and the mapping of failures onto ProviderErrors.
 
 Errors map onto ``ProviderError`` the same way for every provider:
 
@@ -19,92 +15,13 @@ Each provider refines the last three with the error codes its API documents.
 
 from __future__ import annotations
 
-import socket
-import ssl
 import typing
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 
-import httpcore
 import httpx
 
 from shared.domain.errors import ProviderError
-from shared.egress import EgressRefused, resolve
-
-USER_AGENT = "OCM/0.1 (+https://github.com/ocm)"
-
-
-class _GuardedBackend(httpcore.AsyncNetworkBackend):
-    """Resolves and checks every host before connecting, then connects to a checked IP."""
-
-    def __init__(self, *, allow_private: bool) -> None:
-        self._allow_private = allow_private
-        self._inner = httpcore.AnyIOBackend()
-
-    async def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,  # noqa: ASYNC109 (httpcore's interface)
-        local_address: str | None = None,
-        socket_options: typing.Iterable[httpcore.SOCKET_OPTION] | None = None,
-    ) -> httpcore.AsyncNetworkStream:
-        try:
-            addresses = await resolve(host, port, allow_private=self._allow_private)
-        except socket.gaierror as exc:
-            raise httpcore.ConnectError(f"{host} does not resolve: {exc}") from None
-        failure: Exception | None = None
-        for address in addresses:
-            try:
-                return await self._inner.connect_tcp(
-                    address, port, timeout, local_address, socket_options
-                )
-            except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
-                failure = exc
-        assert failure is not None
-        raise failure
-
-    async def connect_unix_socket(
-        self,
-        path: str,
-        timeout: float | None = None,  # noqa: ASYNC109 (httpcore's interface)
-        socket_options: typing.Iterable[httpcore.SOCKET_OPTION] | None = None,
-    ) -> httpcore.AsyncNetworkStream:
-        raise EgressRefused("unix sockets are not a provider destination")
-
-    async def sleep(self, seconds: float) -> None:
-        await self._inner.sleep(seconds)
-
-
-class _GuardedTransport(httpx.AsyncHTTPTransport):
-    def __init__(self, *, allow_private: bool, verify: ssl.SSLContext | bool) -> None:
-        super().__init__(verify=verify, trust_env=False)
-        ssl_context = verify if isinstance(verify, ssl.SSLContext) else httpx.create_ssl_context()
-        # httpx builds its pool without a way to pass a network backend; ours is
-        # the same pool with the guard (tests/unit/test_provider_http.py holds it).
-        self._pool = httpcore.AsyncConnectionPool(
-            ssl_context=ssl_context,
-            max_connections=100,
-            max_keepalive_connections=20,
-            keepalive_expiry=30.0,
-            network_backend=_GuardedBackend(allow_private=allow_private),
-        )
-
-
-def guarded_client(
-    *, allow_private: bool, timeout: float = 30.0, verify: ssl.SSLContext | bool = True
-) -> httpx.AsyncClient:
-    """An httpx client whose every connection passes the egress guard.
-
-    Redirects are not followed: a provider API answering with one is an error.
-    """
-    return httpx.AsyncClient(
-        transport=_GuardedTransport(allow_private=allow_private, verify=verify),
-        timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
-        headers={"User-Agent": USER_AGENT},
-        follow_redirects=False,
-        trust_env=False,
-    )
+from shared.egress import EgressRefused
+from shared.http_client import MAX_RETRY_AFTER, USER_AGENT, guarded_client, retry_after
 
 
 async def call(
@@ -127,30 +44,6 @@ async def call(
             f"{prefix}_CONNECTION_FAILED",
             f"Could not reach the provider: {type(exc).__name__}",
         ) from None
-
-
-MAX_RETRY_AFTER = 86_400.0
-"""The longest wait a Retry-After may ask for (a day): the header comes from whatever
-answers at the channel's base URL, and times past it would overflow dates."""
-
-
-def retry_after(response: httpx.Response, now: datetime | None = None) -> float | None:
-    """Seconds from a Retry-After header (delta-seconds or HTTP-date), if any, at most
-    MAX_RETRY_AFTER."""
-    value = response.headers.get("retry-after")
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return min(float(value), MAX_RETRY_AFTER)
-    try:
-        when = parsedate_to_datetime(value)
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=UTC)
-        seconds = (when - (now or datetime.now(UTC))).total_seconds()
-    except (TypeError, ValueError, OverflowError):
-        return None
-    return min(max(0.0, seconds), MAX_RETRY_AFTER)
 
 
 def status_error(

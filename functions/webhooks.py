@@ -1,0 +1,37 @@
+"""Webhooks: the events topic's webhooks subscription fans events out to deliveries;
+the webhook queue delivers them (one attempt per message); dead letters fail them."""
+
+from __future__ import annotations
+
+import azure.functions as func
+
+from shared.bootstrap import get_deps
+from shared.services import webhook_delivery, webhook_fanout
+
+bp = func.Blueprint()  # type: ignore[no-untyped-call]  # the SDK leaves it unannotated
+
+
+@bp.service_bus_topic_trigger(
+    arg_name="msg",
+    topic_name="%OCM_EVENTS_TOPIC%",
+    subscription_name="%OCM_WEBHOOKS_SUBSCRIPTION%",
+    connection="ServiceBusConnection",
+)
+async def fan_out_event(msg: func.ServiceBusMessage) -> None:
+    await webhook_fanout.fan_out(get_deps(), msg.get_body())
+
+
+@bp.service_bus_queue_trigger(
+    arg_name="msg", queue_name="%OCM_WEBHOOK_QUEUE%", connection="ServiceBusConnection"
+)
+async def deliver_webhook(msg: func.ServiceBusMessage) -> None:
+    await webhook_delivery.deliver(get_deps(), msg.get_body())
+
+
+@bp.service_bus_queue_trigger(
+    arg_name="msg",
+    queue_name="%OCM_WEBHOOK_QUEUE%/$DeadLetterQueue",
+    connection="ServiceBusConnection",
+)
+async def fail_dead_webhook(msg: func.ServiceBusMessage) -> None:
+    await webhook_delivery.fail_dead_lettered(get_deps(), msg.get_body(), msg.dead_letter_reason)

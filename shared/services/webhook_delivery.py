@@ -1,0 +1,438 @@
+"""Webhook delivery: one signed POST per job, recorded, retried on the subscription's
+schedule; the endpoint's health (a warning, then disabling) follows the outcomes.
+
+A job ``{tenant_id, delivery_id, attempt}`` (message id ``{delivery_id}:{attempt}``)
+names the attempt its delivery document expects next; any other job is dropped.
+The attempt is written to the document before anything follows from it (the
+subscription's health, the retry's job). A redelivered job whose attempt is
+recorded already does not POST again: it re-runs only those follow-ups, which are
+idempotent (the retry's job has the same message id, which the queue drops).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import weakref
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from functools import partial
+from typing import Any, Literal
+
+import httpx
+import orjson
+from standardwebhooks import Webhook
+
+from shared.containers import WEBHOOK_DELIVERIES, WEBHOOKS
+from shared.domain.messages import to_utc_text
+from shared.domain.models import Document
+from shared.domain.webhooks import (
+    DEFAULT_SCHEDULE,
+    header_errors,
+    next_delay,
+    payload,
+    webhook_secret_name,
+)
+from shared.egress import EgressRefused
+from shared.http_client import guarded_client, retry_after
+from shared.ports import PreconditionFailed
+from shared.services import webhook_fanout
+from shared.services.deps import Deps
+
+log = logging.getLogger(__name__)
+
+Outcome = Literal["delivered", "retrying", "failed", "dropped", "missing", "unreadable"]
+Verdict = Literal["delivered", "retry", "failed", "gone"]
+Events = list[tuple[str, dict[str, Any]]]
+"""Platform events to publish: (type, data)."""
+Change = Callable[[Document], Events | None]
+"""Changes a subscription in place and returns its events, or None if it has nothing
+to change."""
+
+GONE_REASON = "410 Gone from the endpoint"
+ATTEMPTS_KEPT = 50
+RESPONSE_KEPT = 1024
+DRAIN_LIMIT = 64 * 1024
+"""Bytes of an answer read at most: enough to reuse the connection after a usual
+answer, not so much that an endpoint could make us download a file."""
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryJob:
+    tenant_id: str
+    delivery_id: str
+    attempt: int
+
+    @classmethod
+    def decode(cls, body: bytes) -> DeliveryJob:
+        data = orjson.loads(body)
+        return cls(str(data["tenant_id"]), str(data["delivery_id"]), int(data["attempt"]))
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """What one attempt came to."""
+
+    verdict: Verdict
+    status_code: int | None = None
+    latency_ms: int = 0
+    response: str = ""
+    error: str | None = None
+    retry_after: float | None = None
+
+
+async def deliver(deps: Deps, body: bytes) -> Outcome:
+    """Handle one delivery job; safe to call any number of times for the same job."""
+    try:
+        job = DeliveryJob.decode(body)
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+        log.error("unreadable webhook delivery job dropped")
+        return "unreadable"
+    doc = await deps.store.read(WEBHOOK_DELIVERIES, job.tenant_id, job.delivery_id)
+    if doc is None:
+        return "missing"
+    done = int(doc.get("attempt_count") or 0)
+    if job.attempt == done and done > 0:
+        await _follow_up(deps, doc, None)  # recorded before a crash: finish what it started
+        return "dropped"
+    if doc["status"] != "pending" or job.attempt != done + 1:
+        return "dropped"
+    subscription = await deps.store.read(WEBHOOKS, job.tenant_id, doc["webhook_id"])
+    if subscription is None or not subscription.get("enabled", True):
+        await _settle(deps, doc, "WEBHOOK_DISABLED")
+        return "dropped"
+    answer = await _attempt(deps, doc, subscription)
+    written = await _record(deps, doc, job, answer, subscription)
+    if written is None:
+        return "dropped"
+    return await _follow_up(deps, written, subscription)
+
+
+async def fail_dead_lettered(deps: Deps, body: bytes, reason: str | None) -> str:
+    """Fail the delivery of a job the queue gave up on, so none stays pending forever."""
+    try:
+        job = DeliveryJob.decode(body)
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+        log.error("unreadable dead-lettered webhook delivery job dropped")
+        return "unreadable"
+    doc = await deps.store.read(WEBHOOK_DELIVERIES, job.tenant_id, job.delivery_id)
+    if doc is None:
+        return "missing"
+    if doc["status"] != "pending" or job.attempt < int(doc.get("attempt_count") or 0):
+        return "settled"
+    log.error("webhook delivery %s dead-lettered (%s)", job.delivery_id, reason)
+    return "failed" if await _settle(deps, doc, "DEAD_LETTERED") else "settled"
+
+
+# ---------------------------------------------------------------------------
+# One attempt
+# ---------------------------------------------------------------------------
+
+
+async def _attempt(deps: Deps, doc: Document, subscription: Document) -> Answer:
+    url = str(subscription["url"])
+    if deps.settings.OCM_ENV == "production" and not url.lower().startswith("https://"):
+        return Answer("failed", error="WEBHOOK_URL_NOT_HTTPS")
+    now = deps.clock.now()
+    secrets = await _signing_secrets(deps, str(subscription["id"]), now)
+    if not secrets:
+        return Answer("failed", error="WEBHOOK_SECRET_MISSING")
+    body = orjson.dumps(payload(doc["event"]))
+    headers = signed_headers(
+        secrets, str(doc["event_id"]), now, body, subscription.get("headers") or {}
+    )
+    return await _post(deps, url, body, headers)
+
+
+async def _signing_secrets(deps: Deps, webhook_id: str, now: datetime) -> list[str]:
+    """Every secret of the subscription that has not expired (rotation signs twice)."""
+    stored = await deps.secrets.get(webhook_secret_name(webhook_id))
+    entries = orjson.loads(stored) if stored else []
+    return [
+        e["secret"]
+        for e in entries
+        if e.get("expires_at") is None or datetime.fromisoformat(e["expires_at"]) > now
+    ]
+
+
+def signed_headers(
+    secrets: list[str], msg_id: str, now: datetime, body: bytes, custom: Mapping[str, str]
+) -> httpx.Headers:
+    """Standard Webhooks headers, one ``v1,…`` signature per secret, over the custom
+    headers that may go out (the API refuses the others; a stored one is skipped)."""
+    at = datetime.fromtimestamp(int(now.timestamp()), UTC)
+    text = body.decode()
+    headers = httpx.Headers({k: v for k, v in custom.items() if not header_errors({k: v})})
+    headers["webhook-id"] = msg_id
+    headers["webhook-timestamp"] = str(int(at.timestamp()))
+    headers["webhook-signature"] = " ".join(Webhook(s).sign(msg_id, at, text) for s in secrets)
+    headers["content-type"] = "application/json"
+    headers["accept-encoding"] = "identity"  # the answer's head is kept as sent
+    return headers
+
+
+async def _post(deps: Deps, url: str, body: bytes, headers: httpx.Headers) -> Answer:
+    timeout = deps.settings.OCM_WEBHOOK_TIMEOUT_SECONDS
+    started = time.perf_counter()
+
+    def took() -> int:
+        return round((time.perf_counter() - started) * 1000)
+
+    try:
+        async with asyncio.timeout(timeout):
+            async with _clients.get(deps).stream(
+                "POST", url, content=body, headers=headers
+            ) as response:
+                text = await _head_of(response)
+    except EgressRefused:
+        return Answer("failed", latency_ms=took(), error="EGRESS_REFUSED")
+    except (httpx.InvalidURL, httpx.UnsupportedProtocol):
+        return Answer("failed", latency_ms=took(), error="WEBHOOK_URL_INVALID")
+    except (TimeoutError, httpx.TimeoutException):
+        return Answer("retry", latency_ms=took(), error="TIMEOUT")
+    except httpx.HTTPError:
+        return Answer("retry", latency_ms=took(), error="CONNECTION_FAILED")
+    status = response.status_code
+    verdict = _verdict(status)
+    return Answer(
+        verdict,
+        status_code=status,
+        latency_ms=took(),
+        response=text,
+        error=None if verdict == "delivered" else f"HTTP_{status}",
+        retry_after=retry_after(response, deps.clock.now()) if verdict == "retry" else None,
+    )
+
+
+async def _head_of(response: httpx.Response) -> str:
+    kept = bytearray()
+    seen = 0
+    async for chunk in response.aiter_raw():
+        if len(kept) < RESPONSE_KEPT:
+            kept += chunk[: RESPONSE_KEPT - len(kept)]
+        seen += len(chunk)
+        if seen > DRAIN_LIMIT:
+            break
+    return kept.decode("utf-8", errors="replace")
+
+
+def _verdict(status: int) -> Verdict:
+    """2xx delivers; 410 gives up on the endpoint; 408, 429 and 5xx retry; the rest
+    (other 4xx, and 3xx: redirects are not followed) fail this delivery."""
+    if 200 <= status < 300:
+        return "delivered"
+    if status == 410:
+        return "gone"
+    if status in (408, 429) or status >= 500:
+        return "retry"
+    return "failed"
+
+
+class _Clients:
+    """One egress-guarded client per platform (Deps), built on first use, closed with
+    it (``async_closers``): its connections are reused across deliveries."""
+
+    def __init__(self) -> None:
+        self._held: dict[int, tuple[weakref.ref[Deps], httpx.AsyncClient]] = {}
+
+    def get(self, deps: Deps) -> httpx.AsyncClient:
+        key = id(deps)
+        held = self._held.get(key)
+        if held is not None and held[0]() is deps:
+            return held[1]
+        client = guarded_client(
+            allow_private=deps.settings.private_egress_allowed,
+            timeout=deps.settings.OCM_WEBHOOK_TIMEOUT_SECONDS,
+        )
+        self._held[key] = (weakref.ref(deps, lambda _: self._held.pop(key, None)), client)
+
+        async def close() -> None:
+            if self._held.get(key, (None, None))[1] is client:
+                del self._held[key]
+            await client.aclose()
+
+        deps.async_closers.append(close)
+        return client
+
+
+_clients = _Clients()
+
+
+# ---------------------------------------------------------------------------
+# Recording, and what follows
+# ---------------------------------------------------------------------------
+
+
+async def _record(
+    deps: Deps, doc: Document, job: DeliveryJob, answer: Answer, subscription: Document
+) -> Document | None:
+    """Write the attempt and its outcome; None if another run recorded it first."""
+    now = deps.clock.now()
+    schedule = subscription.get("retry_schedule")
+    delay = None
+    if answer.verdict == "retry":
+        delay = next_delay(
+            job.attempt - 1,
+            DEFAULT_SCHEDULE if schedule is None else schedule,
+            rng=deps.rng,
+            retry_after=answer.retry_after,
+        )
+    entry = {
+        "at": to_utc_text(now),
+        "status_code": answer.status_code,
+        "latency_ms": answer.latency_ms,
+        "response": answer.response,
+        "error": answer.error,
+    }
+    for _ in range(5):
+        doc["attempt_count"] = job.attempt
+        doc["attempts"] = [*(doc.get("attempts") or []), entry][-ATTEMPTS_KEPT:]
+        doc["status"] = "delivered" if answer.verdict == "delivered" else "failed"
+        doc["next_attempt_at"] = None
+        if delay is not None:
+            doc["status"] = "pending"
+            doc["next_attempt_at"] = to_utc_text(now + timedelta(seconds=delay))
+        doc["error"] = answer.error
+        doc["updated_at"] = to_utc_text(now)
+        try:
+            return await deps.store.replace(WEBHOOK_DELIVERIES, doc, etag=doc["_etag"])
+        except PreconditionFailed:
+            fresh = await deps.store.read(WEBHOOK_DELIVERIES, job.tenant_id, job.delivery_id)
+            if fresh is None or fresh["status"] != "pending":
+                return None
+            if int(fresh.get("attempt_count") or 0) >= job.attempt:
+                return None
+            doc = fresh
+    raise RuntimeError("concurrent updates of a webhook delivery; the queue will redeliver")
+
+
+async def _settle(deps: Deps, doc: Document, error: str) -> bool:
+    """Fail a pending delivery without an attempt; False if it was settled meanwhile."""
+    for _ in range(5):
+        doc.update(status="failed", next_attempt_at=None, error=error)
+        doc["updated_at"] = to_utc_text(deps.clock.now())
+        try:
+            await deps.store.replace(WEBHOOK_DELIVERIES, doc, etag=doc["_etag"])
+            return True
+        except PreconditionFailed:
+            fresh = await deps.store.read(WEBHOOK_DELIVERIES, doc["tenant_id"], doc["id"])
+            if fresh is None or fresh["status"] != "pending":
+                return False
+            doc = fresh
+    raise RuntimeError("concurrent updates of a webhook delivery; the queue will redeliver")
+
+
+async def _follow_up(deps: Deps, doc: Document, subscription: Document | None) -> Outcome:
+    """What a recorded attempt implies, derived from the document alone (so a
+    redelivered job can run it again): the endpoint's health, then the retry."""
+    now = deps.clock.now()
+    settings = deps.settings
+    last = (doc.get("attempts") or [{}])[-1]
+    change: Change
+    if doc["status"] == "delivered":
+        change = _recovered
+    elif last.get("status_code") == 410:
+        change = partial(_disable, reason=GONE_REASON)
+    else:
+        change = partial(
+            _failing,
+            now=now,
+            error=str(last.get("error") or "failed"),
+            warn_after=timedelta(seconds=settings.OCM_WEBHOOK_WARN_AFTER_SECONDS),
+            disable_after=timedelta(seconds=settings.OCM_WEBHOOK_DISABLE_AFTER_SECONDS),
+        )
+    await _change_subscription(deps, doc["tenant_id"], doc["webhook_id"], subscription, change)
+    if doc["status"] == "pending" and doc.get("next_attempt_at"):
+        due = datetime.fromisoformat(doc["next_attempt_at"])
+        await webhook_fanout.enqueue_delivery(
+            deps, doc, int(doc["attempt_count"]) + 1, due if due > now else None
+        )
+        return "retrying"
+    return "delivered" if doc["status"] == "delivered" else "failed"
+
+
+async def _change_subscription(
+    deps: Deps,
+    tenant_id: str,
+    webhook_id: str,
+    subscription: Document | None,
+    change: Change,
+) -> None:
+    """Apply ``change`` (None: nothing to change) under the etag, then publish the
+    events it returns: only the run whose write changed the state publishes."""
+    for _ in range(5):
+        sub = subscription or await deps.store.read(WEBHOOKS, tenant_id, webhook_id)
+        subscription = None
+        if sub is None:
+            return
+        events = change(sub)
+        if events is None:
+            return
+        sub["updated_at"] = to_utc_text(deps.clock.now())
+        try:
+            await deps.store.replace(WEBHOOKS, sub, etag=sub["_etag"])
+        except PreconditionFailed:
+            continue
+        webhook_fanout.forget(deps, tenant_id)
+        for event_type, data in events:
+            await webhook_fanout.publish_platform_event(deps, tenant_id, event_type, data)
+        return
+    raise RuntimeError("concurrent updates of a webhook subscription; the queue will redeliver")
+
+
+def _about(sub: Document, reason: str) -> dict[str, Any]:
+    """The data of a ``webhook.endpoint.*`` event."""
+    return {
+        "webhook_id": sub["id"],
+        "url": sub.get("url"),
+        "failing_since": sub.get("failing_since"),
+        "reason": reason,
+    }
+
+
+def _recovered(sub: Document) -> Events | None:
+    if sub.get("failing_since") is None and not sub.get("failing_warned"):
+        return None
+    sub["failing_since"] = None
+    sub["failing_warned"] = False
+    return []
+
+
+def _disable(sub: Document, *, reason: str) -> Events | None:
+    if not sub.get("enabled", True):
+        return None
+    sub["enabled"] = False
+    sub["disabled_reason"] = reason
+    return [("webhook.endpoint.disabled", _about(sub, reason))]
+
+
+def _failing(
+    sub: Document, *, now: datetime, error: str, warn_after: timedelta, disable_after: timedelta
+) -> Events | None:
+    """Start the failing period, warn once past ``warn_after``, disable past
+    ``disable_after`` (a failing period is ended by any success)."""
+    if not sub.get("enabled", True):
+        return None
+    started = sub.get("failing_since") is None
+    if started:
+        sub["failing_since"] = to_utc_text(now)
+    since = datetime.fromisoformat(str(sub["failing_since"]))
+    if now - since >= disable_after:
+        return _disable(sub, reason=f"failing since {sub['failing_since']}")
+    if now - since >= warn_after and not sub.get("failing_warned"):
+        sub["failing_warned"] = True
+        until = to_utc_text(since + disable_after)
+        reason = f"{error}; disabled at {until} unless a delivery succeeds before"
+        return [("webhook.endpoint.failing", _about(sub, reason))]
+    return [] if started else None
+
+
+__all__ = [
+    "Answer",
+    "DeliveryJob",
+    "deliver",
+    "fail_dead_lettered",
+    "signed_headers",
+]
