@@ -6,19 +6,16 @@ window; a rotated secret signs twice."""
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from aiohttp import web
 from standardwebhooks import Webhook, WebhookVerificationError
 
 from tests.e2e.conftest import Client, Server, free_port, server_env
-from tests.peers.base import Peer
+from tests.peers.webhook_receiver import Answer, Call, WebhookReceiver
 
 FAST = {
     "OCM_WEBHOOK_TIMEOUT_SECONDS": "5",
@@ -26,46 +23,13 @@ FAST = {
 }
 
 
-@dataclass
-class Receiver(Peer):
-    """An endpoint: verifies each call with the standardwebhooks library."""
+def received(receiver: WebhookReceiver) -> list[Call]:
+    """The calls answered 2xx (what the receiver took)."""
+    return [c for c in list(receiver.calls) if c.status < 300]
 
-    secrets: list[str] = field(default_factory=list)
-    answers: list[int] = field(default_factory=list)
-    """Statuses for the next calls (then 204)."""
-    received: list[dict[str, Any]] = field(default_factory=list)
-    signatures: list[str] = field(default_factory=list)
-    raw: list[tuple[bytes, dict[str, str]]] = field(default_factory=list)
-    unverified: int = 0
-    lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def routes(self, app: web.Application) -> None:
-        app.router.add_post("/hook", self._hook)
-
-    async def _hook(self, request: web.Request) -> web.Response:
-        body = await request.read()
-        headers = {k.lower(): v for k, v in request.headers.items()}
-        with self.lock:
-            if self.answers:
-                return web.Response(status=self.answers.pop(0))
-            verified = None
-            for secret in self.secrets:
-                try:
-                    verified = Webhook(secret).verify(body, headers)
-                    break
-                except WebhookVerificationError:
-                    continue
-            if verified is None:
-                self.unverified += 1
-                return web.Response(status=400)
-            self.received.append(verified)
-            self.signatures.append(headers["webhook-signature"])
-            self.raw.append((body, headers))
-        return web.Response(status=204)
-
-    def ids(self) -> list[str]:
-        with self.lock:
-            return [e["id"] for e in self.received]
+def events(receiver: WebhookReceiver) -> list[dict[str, Any]]:
+    return [c.json() for c in received(receiver)]
 
 
 @pytest.fixture(scope="module")
@@ -79,15 +43,15 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
 
 @pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    with Receiver().running() as peer:
+def receiver() -> Iterator[WebhookReceiver]:
+    with WebhookReceiver(default=Answer(204, body=b"")).running() as peer:
         yield peer  # type: ignore[misc]
 
 
-def subscribe(client: Client, receiver: Receiver, **body: Any) -> dict[str, Any]:
+def subscribe(client: Client, receiver: WebhookReceiver, **body: Any) -> dict[str, Any]:
     created = client.post(
         "/api/v1/webhooks",
-        json={"url": f"{receiver.url}/hook", "events": ["message.*"], **body},
+        json={"url": receiver.hook_url(), "events": ["message.*"], **body},
     )
     assert created.status_code == 201, created.text
     answer = created.json()
@@ -104,7 +68,7 @@ def wait(predicate: Any, timeout: float = 60) -> None:
 
 
 def test_every_event_of_500_messages_arrives_once_and_verified(
-    server: Server, receiver: Receiver
+    server: Server, receiver: WebhookReceiver
 ) -> None:
     client = server.tenant("hooks")
     client.channel("sandbox")
@@ -125,75 +89,76 @@ def test_every_event_of_500_messages_arrives_once_and_verified(
         assert answer.status_code == 202, answer.text
         ids += [item["id"] for item in answer.json()["items"]]
     # queued, sent and delivered for each: 1,500 events.
-    wait(lambda: len(set(receiver.ids())) >= 1500, timeout=120)
+    wait(lambda: len({e["id"] for e in events(receiver)}) >= 1500, timeout=120)
     time.sleep(1)
-    events = receiver.received
-    assert receiver.unverified == 0
-    assert len(receiver.ids()) == len(set(receiver.ids())) == 1500
+    got = events(receiver)
+    assert all(c.verified_by for c in receiver.calls)  # by the standardwebhooks library
+    assert len(got) == len({e["id"] for e in got}) == 1500  # once per event id
     by_message: dict[str, list[str]] = {}
-    for event in events:
+    for event in got:
         by_message.setdefault(event["data"]["message_id"], []).append(event["type"])
     assert set(by_message) == set(ids)
     assert all(
         sorted(types) == ["message.delivered", "message.queued", "message.sent"]
         for types in by_message.values()
     )
-    assert {e["data"]["context"]["n"] for e in events} == set(range(500))
+    assert {e["data"]["context"]["n"] for e in got} == set(range(500))
 
 
 def test_a_failing_receiver_gets_its_events_later_and_a_410_disables(
-    server: Server, receiver: Receiver
+    server: Server, receiver: WebhookReceiver
 ) -> None:
     client = server.tenant("flaky")
     client.channel("sandbox")
     hook = subscribe(client, receiver, events=["message.delivered"], retry_schedule=[1, 1, 1])
     time.sleep(0.3)
-    receiver.answers = [500, 503]
+    receiver.fail_next(1, 500)
+    receiver.fail_next(1, 503)
     message = client.send()
-    wait(lambda: len(receiver.received) == 1, timeout=30)
-    assert receiver.received[0]["data"]["message_id"] == message["id"]
+    wait(lambda: len(received(receiver)) == 1, timeout=30)
+    assert events(receiver)[0]["data"]["message_id"] == message["id"]
     deliveries = client.get(f"/api/v1/webhooks/{hook['id']}/deliveries").json()["items"]
     [delivery] = deliveries
     assert delivery["status"] == "delivered"
     assert [a["status_code"] for a in delivery["attempts"]] == [500, 503, 204]
 
-    receiver.answers = [410]
+    receiver.fail_next(1, 410)
     client.send()
     wait(lambda: not client.get(f"/api/v1/webhooks/{hook['id']}").json()["enabled"])
     disabled = client.get(f"/api/v1/webhooks/{hook['id']}").json()
     assert "410" in (disabled.get("disabled_reason") or "")
 
 
-def test_a_replay_re_delivers_exactly_its_window(server: Server, receiver: Receiver) -> None:
+def test_a_replay_re_delivers_exactly_its_window(server: Server, receiver: WebhookReceiver) -> None:
     client = server.tenant("replayer")
     client.channel("sandbox")
     hook = subscribe(client, receiver, events=["message.delivered"])
     time.sleep(0.3)
     first = [client.send()["id"] for _ in range(3)]
-    wait(lambda: len(receiver.received) == 3)
+    wait(lambda: len(received(receiver)) == 3)
     time.sleep(1.1)
     since = datetime.now(UTC)
     second = [client.send()["id"] for _ in range(4)]
-    wait(lambda: len(receiver.received) == 7)
+    wait(lambda: len(received(receiver)) == 7)
     until = datetime.now(UTC)
     time.sleep(1.1)
     client.send()
-    wait(lambda: len(receiver.received) == 8)
+    wait(lambda: len(received(receiver)) == 8)
     answer = client.post(
         f"/api/v1/webhooks/{hook['id']}/replay",
         json={"since": since.isoformat(), "until": until.isoformat()},
     )
     assert answer.status_code == 202, answer.text
     assert answer.json()["events"] == 4
-    wait(lambda: len(receiver.received) == 12)
+    wait(lambda: len(received(receiver)) == 12)
     time.sleep(1)
-    replayed = [e["data"]["message_id"] for e in receiver.received[8:]]
+    replayed = [e["data"]["message_id"] for e in events(receiver)[8:]]
     assert sorted(replayed) == sorted(second)
     assert not set(replayed) & set(first)
 
 
 def test_a_rotated_secret_signs_twice_during_the_grace_period(
-    server: Server, receiver: Receiver
+    server: Server, receiver: WebhookReceiver
 ) -> None:
     client = server.tenant("rotator")
     client.channel("sandbox")
@@ -205,10 +170,11 @@ def test_a_rotated_secret_signs_twice_during_the_grace_period(
     assert new != old and new.startswith("whsec_")
     time.sleep(0.3)
     client.send()
-    wait(lambda: len(receiver.received) == 1)
-    signatures = receiver.signatures[0].split(" ")
+    wait(lambda: len(received(receiver)) == 1)
+    [call] = received(receiver)
+    signatures = call.headers["webhook-signature"].split(" ")
     assert len(signatures) == 2 and all(s.startswith("v1,") for s in signatures)
-    body, headers = receiver.raw[0]
+    body, headers = call.body, call.headers
     for secret in (new, old):  # each alone verifies: a receiver may hold either
         assert Webhook(secret).verify(body, headers)["type"] == "message.delivered"
     stranger = "whsec_" + "A" * 43 + "="
