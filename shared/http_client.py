@@ -42,6 +42,8 @@ class _GuardedBackend(httpcore.AsyncNetworkBackend):
             addresses = await resolve(host, port, allow_private=self._allow_private)
         except socket.gaierror as exc:
             raise httpcore.ConnectError(f"{host} does not resolve: {exc}") from None
+        except UnicodeError:  # a label empty or too long: no such host can exist
+            raise EgressRefused("not a valid host name") from None
         failure: Exception | None = None
         for address in addresses:
             try:

@@ -39,6 +39,7 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
+import idna
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from shared.domain.errors import FieldError
@@ -306,6 +307,11 @@ def url_error(url: str) -> str | None:
         return "is not a URL"
     if parts.scheme not in ("http", "https") or not parts.hostname:
         return "must be an absolute http or https URL with a host"
+    if ":" not in parts.hostname:  # an IPv6 literal is not a name
+        try:
+            idna.encode(parts.hostname, uts46=True)  # what httpx will do with it
+        except idna.IDNAError:  # empty or over-long labels, malformed punycode
+            return "has a host name no DNS can hold"
     if parts.username is not None or parts.password is not None:
         return "must not carry credentials (send them in a custom header)"
     if port == 0:

@@ -23,7 +23,7 @@ import orjson
 from standardwebhooks import Webhook
 
 from shared.domain.models import Document
-from shared.domain.webhooks import header_errors, payload, webhook_secret_name
+from shared.domain.webhooks import header_errors, live_secrets, payload, webhook_secret_name
 from shared.egress import EgressRefused
 from shared.http_client import guarded_client, retry_after
 from shared.services.deps import Deps
@@ -54,7 +54,7 @@ async def attempt(deps: Deps, doc: Document, subscription: Document) -> Answer:
     if deps.settings.OCM_ENV == "production" and not url.lower().startswith("https://"):
         return Answer("failed", error="WEBHOOK_URL_NOT_HTTPS")
     now = deps.clock.now()
-    secrets = await _signing_secrets(deps, str(subscription["id"]), now)
+    secrets = await signing_secrets(deps, str(subscription["id"]), now)
     if not secrets:
         return Answer("failed", error="WEBHOOK_SECRET_MISSING")
     body = orjson.dumps(payload(doc["event"]))
@@ -64,15 +64,10 @@ async def attempt(deps: Deps, doc: Document, subscription: Document) -> Answer:
     return await _post(deps, url, body, headers)
 
 
-async def _signing_secrets(deps: Deps, webhook_id: str, now: datetime) -> list[str]:
+async def signing_secrets(deps: Deps, webhook_id: str, now: datetime) -> list[str]:
     """Every secret of the subscription that has not expired (rotation signs twice)."""
     stored = await deps.secrets.get(webhook_secret_name(webhook_id))
-    entries = orjson.loads(stored) if stored else []
-    return [
-        e["secret"]
-        for e in entries
-        if e.get("expires_at") is None or datetime.fromisoformat(e["expires_at"]) > now
-    ]
+    return [str(e["secret"]) for e in live_secrets(orjson.loads(stored) if stored else [], now)]
 
 
 def signed_headers(
@@ -106,7 +101,7 @@ async def _post(deps: Deps, url: str, body: bytes, headers: httpx.Headers) -> An
                 text = await _head_of(response)
     except EgressRefused:
         return Answer("failed", latency_ms=took(), error="EGRESS_REFUSED")
-    except (httpx.InvalidURL, httpx.UnsupportedProtocol):
+    except (httpx.InvalidURL, httpx.UnsupportedProtocol, UnicodeError):
         return Answer("failed", latency_ms=took(), error="WEBHOOK_URL_INVALID")
     except (TimeoutError, httpx.TimeoutException):
         return Answer("retry", latency_ms=took(), error="TIMEOUT")

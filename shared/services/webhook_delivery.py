@@ -11,6 +11,7 @@ idempotent (the retry's job has the same message id, which the queue drops).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from typing import Any, Literal
 import orjson
 
 from shared.containers import WEBHOOK_DELIVERIES, WEBHOOKS
+from shared.domain.ids import new_id
 from shared.domain.messages import to_utc_text
 from shared.domain.models import Document
 from shared.domain.webhooks import (
@@ -205,26 +207,47 @@ async def _change_subscription(
     subscription: Document | None,
     change: Change,
 ) -> None:
-    """Apply ``change`` (None: nothing to change) under the etag, then publish the
-    events it returns: only the run whose write changed the state publishes."""
+    """Apply ``change`` (None: nothing to change) under the etag, with the events it
+    returns kept on the subscription in the same write (an outbox): they are
+    published after it and then cleared, and a run that finds some still pending (a
+    crash or a failed send in between) publishes them again under the same ids."""
     for _ in range(5):
         sub = subscription or await deps.store.read(WEBHOOKS, tenant_id, webhook_id)
         subscription = None
         if sub is None:
             return
         events = change(sub)
-        if events is None:
+        if events is None and not sub.get("pending_events"):
             return
-        sub["updated_at"] = to_utc_text(deps.clock.now())
-        try:
-            await deps.store.replace(WEBHOOKS, sub, etag=sub["_etag"])
-        except PreconditionFailed:
-            continue
-        webhook_fanout.forget(deps, tenant_id)
-        for event_type, data in events:
-            await webhook_fanout.publish_platform_event(deps, tenant_id, event_type, data)
+        if events is not None:
+            now = deps.clock.now()
+            sub["pending_events"] = [
+                *(sub.get("pending_events") or []),
+                *({"id": new_id("evt", now), "type": t, "data": d} for t, d in events),
+            ]
+            sub["updated_at"] = to_utc_text(now)
+            try:
+                sub = await deps.store.replace(WEBHOOKS, sub, etag=sub["_etag"])
+            except PreconditionFailed:
+                continue
+            webhook_fanout.forget(deps, tenant_id)
+        await _publish_pending(deps, sub)
         return
     raise RuntimeError("concurrent updates of a webhook subscription; the queue will redeliver")
+
+
+async def _publish_pending(deps: Deps, sub: Document) -> None:
+    pending = sub.get("pending_events") or []
+    for event in pending:
+        await webhook_fanout.publish_platform_event(
+            deps, sub["tenant_id"], event["type"], event["data"], event_id=event["id"]
+        )
+    if pending:
+        with contextlib.suppress(PreconditionFailed):  # a newer writer hands off its own
+            await deps.store.patch(
+                WEBHOOKS, sub["tenant_id"], sub["id"], {"pending_events": []}, etag=sub["_etag"]
+            )
+        webhook_fanout.forget(deps, sub["tenant_id"])
 
 
 def _about(sub: Document, reason: str) -> dict[str, Any]:

@@ -91,9 +91,19 @@ async def create_delivery(
     deps: Deps, subscription: Document, event: dict[str, Any], purpose: str = ""
 ) -> Document:
     """A delivery of ``event`` to ``subscription`` and its first attempt (idempotent)."""
-    now = deps.clock.now()
-    stamp = to_utc_text(now)
-    doc: Document = {
+    doc = _delivery(deps, subscription, event, purpose)
+    try:
+        written = await deps.store.create(WEBHOOK_DELIVERIES, doc)
+    except Conflict:
+        existing = await deps.store.read(WEBHOOK_DELIVERIES, doc["tenant_id"], doc["id"])
+        written = existing or doc
+    await enqueue_delivery(deps, written, 1, None)
+    return written
+
+
+def _delivery(deps: Deps, subscription: Document, event: dict[str, Any], purpose: str) -> Document:
+    stamp = to_utc_text(deps.clock.now())
+    return {
         "id": delivery_id(subscription["id"], event["id"], purpose),
         "tenant_id": subscription["tenant_id"],
         "webhook_id": subscription["id"],
@@ -108,41 +118,55 @@ async def create_delivery(
         "updated_at": stamp,
         "ttl": deps.settings.OCM_EVENT_RETENTION_DAYS * 86_400,
     }
-    try:
-        written = await deps.store.create(WEBHOOK_DELIVERIES, doc)
-    except Conflict:
-        existing = await deps.store.read(WEBHOOK_DELIVERIES, doc["tenant_id"], doc["id"])
-        written = existing or doc
-    await enqueue_delivery(deps, written, 1, None)
-    return written
+
+
+async def create_deliveries(
+    deps: Deps, subscription: Document, events: list[dict[str, Any]], purpose: str
+) -> None:
+    """Deliveries of many events to one subscription, their jobs sent together."""
+    docs = [_delivery(deps, subscription, event, purpose) for event in events]
+    for doc in docs:
+        with contextlib.suppress(Conflict):  # made already: a repeated page
+            await deps.store.create(WEBHOOK_DELIVERIES, doc)
+    await deps.queue.send(deps.settings.OCM_WEBHOOK_QUEUE, [_job(doc, 1) for doc in docs])
 
 
 async def enqueue_delivery(
-    deps: Deps, delivery: Document, attempt: int, due: datetime | None
+    deps: Deps, delivery: Document, attempt: int, due: datetime | None, *, retry: int = 0
 ) -> None:
-    """The job of one attempt (its message id makes a repeat a no-op)."""
+    """The job of one attempt (its message id makes a repeat a no-op). A manual retry
+    (``retry``: its number) takes an id of its own: the attempt's may have been used
+    already by a job that never got to send (the subscription was disabled, say)."""
+    await deps.queue.send(deps.settings.OCM_WEBHOOK_QUEUE, [_job(delivery, attempt, due, retry)])
+
+
+def _job(
+    delivery: Document, attempt: int, due: datetime | None = None, retry: int = 0
+) -> OutgoingMessage:
     job = {"tenant_id": delivery["tenant_id"], "delivery_id": delivery["id"], "attempt": attempt}
-    await deps.queue.send(
-        deps.settings.OCM_WEBHOOK_QUEUE,
-        [
-            OutgoingMessage(
-                message_id=f"{delivery['id']}:{attempt}",
-                body=orjson.dumps(job),
-                scheduled_at=due,
-                subject="webhook",
-            )
-        ],
+    suffix = f":r{retry}" if retry else ""
+    return OutgoingMessage(
+        message_id=f"{delivery['id']}:{attempt}{suffix}",
+        body=orjson.dumps(job),
+        scheduled_at=due,
+        subject="webhook",
     )
 
 
 async def publish_platform_event(
-    deps: Deps, tenant_id: str, event_type: str, data: dict[str, Any]
+    deps: Deps,
+    tenant_id: str,
+    event_type: str,
+    data: dict[str, Any],
+    *,
+    event_id: str | None = None,
 ) -> None:
     """An event about the platform itself (``webhook.endpoint.failing``, …) on the
-    events topic, to reach the tenant's other webhooks like any event."""
+    events topic, to reach the tenant's other webhooks like any event; publishing
+    it twice under one ``event_id`` delivers it once (duplicate detection)."""
     now = deps.clock.now()
     event: dict[str, Any] = {
-        "id": new_id("evt", now),
+        "id": event_id or new_id("evt", now),
         "type": event_type,
         "timestamp": to_utc_text(now),
         "tenant_id": tenant_id,

@@ -26,7 +26,6 @@ from shared.domain.webhooks import (
     WebhookPublic,
     WebhookUpdate,
     header_errors,
-    live_secrets,
     matches,
     new_secret,
     rotate,
@@ -43,6 +42,10 @@ MAX_WEBHOOKS = 100
 """Per tenant: the fan-out reads a tenant's subscriptions whole for every event."""
 RESOLVE_TIMEOUT = 3.0
 REPLAY_PAGE = 500
+REPLAY_MAX = 10_000
+"""Events one replay request re-delivers at most: it runs within the request (an
+Azure HTTP function has 230 s), so a larger window is refused, to be replayed in
+shorter ones, rather than half done."""
 INTERNAL_FIELDS = ("_etag", "tenant_id", "ttl")
 """Of a delivery: kept from the API's view."""
 
@@ -182,7 +185,7 @@ async def check_url(deps: Deps, url: str) -> None:
             code="WEBHOOK_URL_NOT_ALLOWED",
             errors=[FieldError("url", "points to an address OCM does not deliver to")],
         ) from None
-    except (OSError, TimeoutError, UnicodeError):
+    except (OSError, TimeoutError):
         return  # does not resolve now; deliveries will retry and record why
 
 
@@ -195,14 +198,6 @@ def _check_headers(headers: dict[str, str]) -> None:
 
 
 # --- signing secrets -----------------------------------------------------------------
-
-
-async def signing_secrets(deps: Deps, webhook_id: str) -> list[str]:
-    """The secrets to sign a delivery with now: the current one, and after a rotation
-    the previous ones until their grace period ends."""
-    stored = await deps.secrets.get(webhook_secret_name(webhook_id))
-    entries = live_secrets(orjson.loads(stored) if stored else [], deps.clock.now())
-    return [str(e["secret"]) for e in entries]
 
 
 async def rotate_secret(deps: Deps, tenant_id: str, webhook_id: str) -> tuple[str, str | None]:
@@ -277,14 +272,21 @@ async def retry_delivery(deps: Deps, tenant_id: str, webhook_id: str, delivery_i
             WEBHOOK_DELIVERIES,
             tenant_id,
             delivery_id,
-            {"status": "pending", "next_attempt_at": now, "updated_at": now},
+            {
+                "status": "pending",
+                "next_attempt_at": now,
+                "updated_at": now,
+                "retries": int(doc.get("retries") or 0) + 1,
+            },
             etag=doc["_etag"],
         )
     except PreconditionFailed:
         raise ConflictError(
             "The delivery changed while retrying; try again", code="CONCURRENT_UPDATE"
         ) from None
-    await webhook_fanout.enqueue_delivery(deps, written, int(doc["attempt_count"]) + 1, None)
+    await webhook_fanout.enqueue_delivery(
+        deps, written, int(doc["attempt_count"]) + 1, None, retry=int(written["retries"])
+    )
     return written
 
 
@@ -308,27 +310,41 @@ async def replay(
         )
     subscription = await _enabled(deps, tenant_id, webhook_id)
     replay_id = new_id("rpl")
+    # Times are kept to the millisecond: round both ends up, so [since, until) holds.
     where = (
-        Filter("timestamp", "gte", to_utc_text(since)),
-        Filter("timestamp", "lt", to_utc_text(until)),
+        Filter("timestamp", "gte", to_utc_text(_ceil_ms(since))),
+        Filter("timestamp", "lt", to_utc_text(_ceil_ms(until))),
     )
-    count, cursor = 0, None
-    while True:
+    wanted: list[Document] = []
+    cursor = None
+    while True:  # every event first: a window too large is refused before any is sent
         page = await deps.store.query(
             EVENTS,
             Query(
                 scope=tenant_id, where=where, order_by="timestamp", limit=REPLAY_PAGE, cursor=cursor
             ),
         )
-        for event in page.items:
-            if matches(subscription, event):
-                await webhook_fanout.create_delivery(
-                    deps, subscription, event, purpose=f"replay:{replay_id}"
-                )
-                count += 1
+        wanted += [e for e in page.items if matches(subscription, e)]
+        if len(wanted) > REPLAY_MAX:
+            raise ValidationFailed(
+                f"A replay re-delivers at most {REPLAY_MAX} events; this window holds more: "
+                "replay it in shorter windows",
+                code="REPLAY_WINDOW_TOO_LARGE",
+                errors=[FieldError("since", f"the window holds over {REPLAY_MAX} events")],
+            )
         cursor = page.next_cursor
         if cursor is None:
-            return replay_id, count
+            break
+    for start in range(0, len(wanted), REPLAY_PAGE):
+        await webhook_fanout.create_deliveries(
+            deps, subscription, wanted[start : start + REPLAY_PAGE], purpose=f"replay:{replay_id}"
+        )
+    return replay_id, len(wanted)
+
+
+def _ceil_ms(at: datetime) -> datetime:
+    extra = at.microsecond % 1000
+    return at + timedelta(microseconds=1000 - extra) if extra else at
 
 
 async def send_test(deps: Deps, tenant_id: str, webhook_id: str) -> Document:

@@ -29,7 +29,7 @@ from shared.domain.messages import to_utc_text
 from shared.domain.timeline import event_payload
 from shared.domain.webhooks import EVENT_TYPES, live_secrets, payload, webhook_secret_name
 from shared.ports import Query
-from shared.services import tenants, webhook_fanout, webhooks
+from shared.services import tenants, webhook_attempt, webhook_fanout
 from shared.services.deps import Deps
 
 WEBHOOKS_PATH = "/api/v1/webhooks"
@@ -364,10 +364,14 @@ async def test_a_rotated_secret_signs_alongside_the_old_one_for_the_grace_period
     until = datetime.fromisoformat(answer.json()["previous_expires_at"])
     before = before.replace(microsecond=before.microsecond // 1000 * 1000)  # as stored
     assert before + grace <= until <= deps.clock.now() + grace
-    assert await webhooks.signing_secrets(deps, hook_id) == [second, first]
+    assert await webhook_attempt.signing_secrets(deps, hook_id, deps.clock.now()) == [second, first]
 
     third = (await api.post(f"{WEBHOOKS_PATH}/{hook_id}/rotate-secret", headers=key)).json()
-    assert await webhooks.signing_secrets(deps, hook_id) == [third["secret"], second, first]
+    assert await webhook_attempt.signing_secrets(deps, hook_id, deps.clock.now()) == [
+        third["secret"],
+        second,
+        first,
+    ]
     kept = await stored_secrets(deps, hook_id)
     assert kept[2]["expires_at"] == answer.json()["previous_expires_at"]  # not extended
     later = deps.clock.now() + grace + timedelta(seconds=1)
@@ -384,7 +388,9 @@ async def test_without_a_grace_period_a_rotation_retires_the_old_secret_at_once(
     hook_id = (await create(api, key))["webhook"]["id"]
     rotated = (await api.post(f"{WEBHOOKS_PATH}/{hook_id}/rotate-secret", headers=key)).json()
     assert rotated["previous_expires_at"] is None
-    assert await webhooks.signing_secrets(deps, hook_id) == [rotated["secret"]]
+    assert await webhook_attempt.signing_secrets(deps, hook_id, deps.clock.now()) == [
+        rotated["secret"]
+    ]
 
 
 # --- deliveries ----------------------------------------------------------------------
@@ -636,7 +642,7 @@ async def test_another_tenants_webhook_and_its_deliveries_are_not_found(
     assert (await api.get(WEBHOOKS_PATH, headers=b)).json()["items"] == []
     mine = (await api.get(path, headers=a)).json()
     assert mine["description"] == HOOK["description"]
-    assert len(await webhooks.signing_secrets(deps, hook_id)) == 1
+    assert len(await webhook_attempt.signing_secrets(deps, hook_id, deps.clock.now())) == 1
 
 
 async def test_webhook_routes_need_their_scopes(api: httpx.AsyncClient, deps: Deps) -> None:

@@ -32,7 +32,7 @@ async def call(
         return await client.request(method, url, **kwargs)
     except EgressRefused as exc:
         raise ProviderError("permanent", "EGRESS_REFUSED", str(exc)) from None
-    except httpx.InvalidURL:
+    except (httpx.InvalidURL, UnicodeError):
         raise ProviderError(
             "permanent", f"{prefix}_INVALID_URL", "The provider URL is not valid"
         ) from None
