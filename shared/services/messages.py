@@ -166,26 +166,14 @@ async def make_message(
     fallbacks against theirs: a fallback that could not be sent is refused now)."""
     channel = await channels.get(msg.channel)
     webhooks = await webhook_fanout.interest(deps, tenant_id)
-    if not send_rules.apply_to(channel, msg):  # the sandbox's hot path: nothing to check
-        return build_message(
-            deps,
-            tenant_id,
-            raw,
-            msg,
-            channel,
-            now,
-            batch_id=batch_id,
-            batch_context=batch_context,
-            traceparent=traceparent,
-            msg_id=msg_id,
-            webhooks=webhooks,
-        )
-    prepared = await send_rules.prepare(deps, tenant_id, raw, msg, channel, now)
+    # The sandbox's plain messages skip the channel rules (and their cost): hot path.
+    rules = send_rules.apply_to(channel, msg)
+    prepared = await send_rules.prepare(deps, tenant_id, raw, msg, channel, now) if rules else None
     doc = build_message(
         deps,
         tenant_id,
-        prepared.raw,
-        prepared.message,
+        prepared.raw if prepared else raw,
+        prepared.message if prepared else msg,
         channel,
         now,
         batch_id=batch_id,
@@ -194,6 +182,8 @@ async def make_message(
         msg_id=msg_id,
         webhooks=webhooks,
     )
+    if prepared is None:
+        return doc
     doc.update(prepared.extra)
     doc.update(await send_rules.check(deps, doc, prepared, channel))
     if channel["type"] == "email":

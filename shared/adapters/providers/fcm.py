@@ -32,7 +32,7 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared.adapters.providers.fcm_auth import AccessTokens, ServiceAccount, json_object
-from shared.adapters.providers.http import call, guarded_client, retry_after, status_error
+from shared.adapters.providers.http import LazyClient, call, retry_after, status_error
 from shared.domain.channels import CredentialField, ProviderSpec
 from shared.domain.errors import ProviderError, ProviderErrorKind
 from shared.domain.messages import FreeJson
@@ -75,7 +75,9 @@ class FcmSender:
 
     def __init__(self, env: ProviderEnv) -> None:
         self._env = env
-        self._client: httpx.AsyncClient | None = None
+        self._clients = LazyClient(
+            allow_private=env.allow_private_egress, timeout=env.timeout_seconds
+        )
         self._tokens = AccessTokens(env.clock)
 
     async def send(self, request: SendRequest) -> SendResult:
@@ -95,9 +97,7 @@ class FcmSender:
         return SendResult(provider_message_id=name if isinstance(name, str) else None)
 
     async def close(self) -> None:
-        client, self._client = self._client, None
-        if client is not None:
-            await client.aclose()
+        await self._clients.close()
 
     async def _post(
         self, url: str, body: dict[str, Any], account: ServiceAccount, token_uri: str
@@ -108,11 +108,7 @@ class FcmSender:
         return await call(client, "FCM", "POST", url, json=body, headers=headers)
 
     def _http(self) -> httpx.AsyncClient:
-        if self._client is None:
-            self._client = guarded_client(
-                allow_private=self._env.allow_private_egress, timeout=self._env.timeout_seconds
-            )
-        return self._client
+        return self._clients.get()
 
 
 def fcm_message(message: Mapping[str, Any], settings: Mapping[str, Any]) -> dict[str, Any]:

@@ -41,7 +41,7 @@ from urllib.parse import unquote, urlsplit
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from shared.adapters.providers.http import call, guarded_client
+from shared.adapters.providers.http import LazyClient, call
 from shared.adapters.providers.meta_callbacks import MetaCallbacks
 from shared.adapters.providers.meta_errors import AUTH_CODE, PREFIX, graph_error
 from shared.domain.channels import CredentialField, ProviderSpec
@@ -149,9 +149,7 @@ class MetaSender:
     """Sends whatsapp channels' messages through the Cloud API (one shared client)."""
 
     def __init__(self, *, allow_private_egress: bool, timeout_seconds: float = 30.0) -> None:
-        self._allow_private = allow_private_egress
-        self._timeout = timeout_seconds
-        self._client: httpx.AsyncClient | None = None
+        self._clients = LazyClient(allow_private=allow_private_egress, timeout=timeout_seconds)
 
     async def send(self, request: SendRequest) -> SendResult:
         try:
@@ -175,14 +173,10 @@ class MetaSender:
         return SendResult(provider_message_id=_wamid(response))
 
     async def close(self) -> None:
-        client, self._client = self._client, None
-        if client is not None:
-            await client.aclose()
+        await self._clients.close()
 
     def _http(self) -> httpx.AsyncClient:
-        if self._client is None:
-            self._client = guarded_client(allow_private=self._allow_private, timeout=self._timeout)
-        return self._client
+        return self._clients.get()
 
 
 def _wamid(response: httpx.Response) -> str | None:

@@ -38,7 +38,7 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from shared.adapters.providers.email_mime import html_to_text, invalid
-from shared.adapters.providers.http import call, guarded_client, status_error
+from shared.adapters.providers.http import LazyClient, call, status_error
 from shared.adapters.providers.sendgrid_callbacks import SendGridCallbacks
 from shared.domain.channels import CredentialField, ProviderSpec
 from shared.domain.errors import ProviderError
@@ -88,9 +88,7 @@ class SendGridSender:
 
     def __init__(self, *, clock: Clock, allow_private_egress: bool, timeout: float = 30.0) -> None:
         self._clock = clock
-        self._allow_private = allow_private_egress
-        self._timeout = timeout
-        self._client: httpx.AsyncClient | None = None
+        self._clients = LazyClient(allow_private=allow_private_egress, timeout=timeout)
 
     async def send(self, request: SendRequest) -> SendResult:
         api_key = request.credentials.get("api_key") or ""
@@ -113,14 +111,10 @@ class SendGridSender:
         raise self._error(response, api_key)
 
     async def close(self) -> None:
-        client, self._client = self._client, None
-        if client is not None:
-            await client.aclose()
+        await self._clients.close()
 
     def _http(self) -> httpx.AsyncClient:
-        if self._client is None:
-            self._client = guarded_client(allow_private=self._allow_private, timeout=self._timeout)
-        return self._client
+        return self._clients.get()
 
     def _error(self, response: httpx.Response, api_key: str) -> ProviderError:
         reason = _reason(response).replace(api_key, "***")

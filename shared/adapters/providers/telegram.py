@@ -39,7 +39,7 @@ from typing import Any, Literal
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from shared.adapters.providers.http import call, guarded_client, retry_after, status_error
+from shared.adapters.providers.http import LazyClient, call, retry_after, status_error
 from shared.adapters.providers.telegram_callbacks import FILE_URL_SCHEME, TelegramCallbacks
 from shared.domain.channels import CredentialField, ProviderSpec
 from shared.domain.errors import ProviderError
@@ -85,7 +85,11 @@ class TelegramSender:
 
     def __init__(self, env: ProviderEnv) -> None:
         self._env = env
-        self._client: httpx.AsyncClient | None = None
+        self._clients = LazyClient(
+            allow_private=env.allow_private_egress,
+            timeout=env.timeout_seconds,
+            on_build=mask_tokens_in_httpx_logs,
+        )
 
     async def send(self, request: SendRequest) -> SendResult:
         token = request.credentials.get("bot_token") or ""
@@ -112,17 +116,10 @@ class TelegramSender:
         return SendResult(provider_message_id=_provider_id(answer.get("result")))
 
     async def close(self) -> None:
-        client, self._client = self._client, None
-        if client is not None:
-            await client.aclose()
+        await self._clients.close()
 
     def _http(self) -> httpx.AsyncClient:
-        if self._client is None:
-            mask_tokens_in_httpx_logs()
-            self._client = guarded_client(
-                allow_private=self._env.allow_private_egress, timeout=self._env.timeout_seconds
-            )
-        return self._client
+        return self._clients.get()
 
 
 def build_call(

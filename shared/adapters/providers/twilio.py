@@ -30,7 +30,7 @@ import httpx
 import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
-from shared.adapters.providers.http import call, guarded_client, retry_after, status_error
+from shared.adapters.providers.http import LazyClient, call, retry_after, status_error
 from shared.adapters.providers.twilio_callbacks import TwilioCallbacks
 from shared.domain.channels import CredentialField, ProviderSpec
 from shared.domain.errors import ProviderError
@@ -78,7 +78,9 @@ class TwilioSender:
 
     def __init__(self, env: ProviderEnv) -> None:
         self._env = env
-        self._client: httpx.AsyncClient | None = None
+        self._clients = LazyClient(
+            allow_private=env.allow_private_egress, timeout=env.timeout_seconds
+        )
 
     async def send(self, request: SendRequest) -> SendResult:
         settings: Mapping[str, Any] = request.channel.get("settings") or {}
@@ -92,16 +94,10 @@ class TwilioSender:
         raise api_error(response, secrets=(auth[1],))
 
     async def close(self) -> None:
-        client, self._client = self._client, None
-        if client is not None:
-            await client.aclose()
+        await self._clients.close()
 
     def _http(self) -> httpx.AsyncClient:
-        if self._client is None:  # built on first send: construction connects nothing
-            self._client = guarded_client(
-                allow_private=self._env.allow_private_egress, timeout=self._env.timeout_seconds
-            )
-        return self._client
+        return self._clients.get()
 
 
 def message_form(message: Mapping[str, Any], channel: Mapping[str, Any]) -> Form:

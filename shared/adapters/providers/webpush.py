@@ -34,7 +34,7 @@ from typing import Any, Literal
 import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
-from shared.adapters.providers.http import call, guarded_client, status_error
+from shared.adapters.providers.http import LazyClient, call, status_error
 from shared.adapters.providers.webpush_crypto import PushSubscription, Vapid, b64url, encrypt
 from shared.domain.channels import CredentialField, ProviderSpec
 from shared.domain.errors import ProviderError
@@ -91,7 +91,9 @@ class WebPushSender:
 
     def __init__(self, env: ProviderEnv) -> None:
         self._env = env
-        self._client: httpx.AsyncClient | None = None
+        self._clients = LazyClient(
+            allow_private=env.allow_private_egress, timeout=env.timeout_seconds
+        )
 
     async def send(self, request: SendRequest) -> SendResult:
         settings: Mapping[str, Any] = request.channel.get("settings") or {}
@@ -116,16 +118,10 @@ class WebPushSender:
         return SendResult(provider_message_id=response.headers.get("location"))
 
     async def close(self) -> None:
-        client, self._client = self._client, None
-        if client is not None:
-            await client.aclose()
+        await self._clients.close()
 
     def _http(self) -> httpx.AsyncClient:
-        if self._client is None:
-            self._client = guarded_client(
-                allow_private=self._env.allow_private_egress, timeout=self._env.timeout_seconds
-            )
-        return self._client
+        return self._clients.get()
 
 
 def send_error(response: httpx.Response) -> ProviderError:
