@@ -123,41 +123,22 @@ def make_channels(
     unpaced = {"rate_per_second": 0}
     twilio, down = p["twilio"], p["twilio_down"]
     channels = {}
-    channels["sms-backup"] = create(
-        client,
-        {
-            "name": "sms-backup",
+
+    def sms(name: str, peer: TwilioPeer, sender: str, **policy: Any) -> Any:
+        body = {
+            "name": name,
             "type": "sms",
             "provider": "twilio",
-            "settings": {"base_url": twilio.url},
-            "default_sender": {"type": "phone", "address": "+15005550006"},
-            "policy": unpaced,
-        },
-        twilio.credentials,
-    )
-    channels["sms"] = create(
-        client,
-        {
-            "name": "sms",
-            "type": "sms",
-            "provider": "twilio",
-            "settings": {"base_url": twilio.url},
-            "default_sender": {"type": "phone", "address": "+15005550006"},
-            "policy": unpaced,
-        },
-        twilio.credentials,
-    )
-    channels["sms-flaky"] = create(
-        client,
-        {
-            "name": "sms-flaky",
-            "type": "sms",
-            "provider": "twilio",
-            "settings": {"base_url": down.url},
-            "default_sender": {"type": "phone", "address": "+15005550007"},
-            "policy": {**unpaced, "backups": ["sms-backup"], "failover_after": 2},
-        },
-        down.credentials,
+            "settings": {"base_url": peer.url},
+            "default_sender": {"type": "phone", "address": sender},
+            "policy": {**unpaced, **policy},
+        }
+        return create(client, body, peer.credentials)
+
+    channels["sms-backup"] = sms("sms-backup", twilio, "+15005550006")
+    channels["sms"] = sms("sms", twilio, "+15005550006")
+    channels["sms-flaky"] = sms(
+        "sms-flaky", down, "+15005550007", backups=["sms-backup"], failover_after=2
     )
     meta = p["meta"]
     channels["whatsapp"] = create(
