@@ -180,3 +180,32 @@ def test_a_rotated_secret_signs_twice_during_the_grace_period(
     stranger = "whsec_" + "A" * 43 + "="
     with pytest.raises(WebhookVerificationError):
         Webhook(stranger).verify(body, headers)
+
+
+def test_an_inbound_route_takes_only_the_texts_it_matches(
+    server: Server, receiver: WebhookReceiver
+) -> None:
+    client = server.tenant("router")
+    client.channel("sandbox")
+    subscribe(
+        client,
+        receiver,
+        events=["message.received"],
+        filters={"direction": "inbound", "text_starts_with": "order"},
+    )
+    time.sleep(0.3)
+    for text in ("hello there", "Order 17 please", "my order"):
+        answer = client.post(
+            "/api/v1/channels/sandbox/simulate-inbound",
+            json={
+                "sender": {"type": "phone", "address": "+4791234567"},
+                "content": {"type": "text", "text": text},
+            },
+        )
+        assert answer.status_code == 202, answer.text
+    wait(lambda: len(received(receiver)) == 1)
+    time.sleep(1)
+    [event] = events(receiver)
+    assert event["type"] == "message.received"
+    assert event["data"]["content"]["text"] == "Order 17 please"
+    assert event["data"]["sender"]["address"] == "+4791234567"
