@@ -107,7 +107,7 @@ async def _ocm(url: str, count: int, concurrency: int, data_dir: Path) -> float:
                 "url": url,
                 "events": ["message.*"],
                 "filters": {},
-                "headers": {},
+                "header_names": [],
                 "enabled": True,
                 "retry_schedule": None,
                 "created_at": stamp,

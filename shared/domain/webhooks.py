@@ -5,13 +5,19 @@ A subscription document (container ``webhooks``, partition ``tenant_id``)::
     {"id": "whk_…", "tenant_id", "url", "description", "events": ["message.*", …],
      "filters": {"channels": [names], "direction": "inbound"|"outbound"|None,
                  "text_starts_with": str|None, "text_contains": str|None},
-     "headers": {name: value}, "enabled": bool, "retry_schedule": [seconds, …],
-     "disabled_reason": str|None, "failing_since": RFC 3339|None,
-     "failing_warned": bool, "created_at", "updated_at"}
+     "header_names": [name, …] (sorted), "enabled": bool,
+     "retry_schedule": [seconds, …], "disabled_reason": str|None,
+     "failing_since": RFC 3339|None, "failing_warned": bool, "created_at", "updated_at"}
 
 Its signing secrets live in the secret store under ``webhook_secret_name(id)`` as
 JSON ``[{"secret": "whsec_…", "expires_at": RFC 3339|None}, …]``: the newest
 first; after a rotation the old one keeps signing until it expires.
+
+Its custom header values (often an ``Authorization`` token for the endpoint) live in
+the secret store too, under ``webhook_headers_name(id)`` as JSON ``{name: value}``;
+the document names them only. A subscription made before that kept them on the
+document as ``"headers": {name: value}`` (no ``header_names``); such a document is
+still delivered with them.
 
 A delivery document (container ``webhook_deliveries``, partition tenant + id)::
 
@@ -166,6 +172,11 @@ def delivery_id(webhook_id: str, event_id: str, purpose: str = "") -> str:
 
 def webhook_secret_name(webhook_id: str) -> str:
     return f"webhook-{webhook_id.replace('_', '-')}-secrets"
+
+
+def webhook_headers_name(webhook_id: str) -> str:
+    """Where the subscription's custom header values are kept (JSON ``{name: value}``)."""
+    return f"webhook-{webhook_id.replace('_', '-')}-headers"
 
 
 def new_secret() -> str:

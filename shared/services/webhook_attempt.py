@@ -3,8 +3,10 @@ it through the egress guard, and say what came of it (an ``Answer``).
 
 Headers: ``webhook-id`` (the event id, stable across retries, so receivers dedupe),
 ``webhook-timestamp``, ``webhook-signature`` (one ``v1,…`` per secret, space-separated,
-for rotation) and the subscription's custom headers, which cannot override those.
-One guarded httpx client per platform, built on first use.
+for rotation) and the subscription's custom headers, which cannot override those;
+their values are read from the secret store, like the signing secrets, and only
+for a subscription that names some. One guarded httpx client per platform, built on
+first use.
 """
 
 from __future__ import annotations
@@ -23,7 +25,13 @@ import orjson
 from standardwebhooks import Webhook
 
 from shared.domain.models import Document
-from shared.domain.webhooks import header_errors, live_secrets, payload, webhook_secret_name
+from shared.domain.webhooks import (
+    header_errors,
+    live_secrets,
+    payload,
+    webhook_headers_name,
+    webhook_secret_name,
+)
 from shared.egress import EgressRefused
 from shared.http_client import guarded_client, retry_after
 from shared.services.deps import Deps
@@ -57,10 +65,11 @@ async def attempt(deps: Deps, doc: Document, subscription: Document) -> Answer:
     secrets = await signing_secrets(deps, str(subscription["id"]), now)
     if not secrets:
         return Answer("failed", error="WEBHOOK_SECRET_MISSING")
+    custom = await custom_headers(deps, subscription)
+    if custom is None:  # named, but not in the secret store: not sent without them
+        return Answer("failed", error="WEBHOOK_HEADERS_MISSING")
     body = orjson.dumps(payload(doc["event"]))
-    headers = signed_headers(
-        secrets, str(doc["event_id"]), now, body, subscription.get("headers") or {}
-    )
+    headers = signed_headers(secrets, str(doc["event_id"]), now, body, custom)
     return await _post(deps, url, body, headers)
 
 
@@ -68,6 +77,16 @@ async def signing_secrets(deps: Deps, webhook_id: str, now: datetime) -> list[st
     """Every secret of the subscription that has not expired (rotation signs twice)."""
     stored = await deps.secrets.get(webhook_secret_name(webhook_id))
     return [str(e["secret"]) for e in live_secrets(orjson.loads(stored) if stored else [], now)]
+
+
+async def custom_headers(deps: Deps, subscription: Document) -> dict[str, str] | None:
+    """The subscription's custom headers (None: it names some the secret store lacks).
+    The store is read only if the subscription names any: one without costs nothing."""
+    if subscription.get("header_names"):
+        stored = await deps.secrets.get(webhook_headers_name(str(subscription["id"])))
+        return {str(k): str(v) for k, v in orjson.loads(stored).items()} if stored else None
+    # Made before the values moved to the secret store: they are on the document.
+    return dict(subscription.get("headers") or {})
 
 
 def signed_headers(

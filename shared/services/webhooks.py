@@ -30,6 +30,7 @@ from shared.domain.webhooks import (
     new_secret,
     rotate,
     url_error,
+    webhook_headers_name,
     webhook_secret_name,
 )
 from shared.egress import EgressRefused, resolve
@@ -57,7 +58,8 @@ def public(doc: Document) -> Document:
     """The API's view of a subscription: custom header values are write-only."""
     return {
         **{k: doc.get(k) for k in PUBLIC_FIELDS},
-        "header_names": sorted(doc.get("headers") or {}),
+        # A subscription made before the values moved to the secret store has "headers".
+        "header_names": doc.get("header_names") or sorted(doc.get("headers") or {}),
     }
 
 
@@ -70,7 +72,8 @@ def delivery_public(doc: Document) -> Document:
 
 
 async def create_webhook(deps: Deps, tenant_id: str, data: WebhookCreate) -> tuple[Document, str]:
-    """A new subscription and its signing secret (returned once)."""
+    """A new subscription and its signing secret (returned once). Its custom header
+    values go to the secret store; the document keeps their names only."""
     await check_url(deps, data.url)
     _check_headers(data.headers)
     existing = await deps.store.query(WEBHOOKS, Query(scope=tenant_id, limit=MAX_WEBHOOKS))
@@ -82,7 +85,8 @@ async def create_webhook(deps: Deps, tenant_id: str, data: WebhookCreate) -> tup
     doc: Document = {
         "id": new_id("whk"),
         "tenant_id": tenant_id,
-        **data.model_dump(mode="json"),
+        **data.model_dump(mode="json", exclude={"headers"}),
+        "header_names": sorted(data.headers),
         "disabled_reason": None,
         "failing_since": None,
         "failing_warned": False,
@@ -93,6 +97,8 @@ async def create_webhook(deps: Deps, tenant_id: str, data: WebhookCreate) -> tup
     # The secret first: a subscription must never exist without one to sign with.
     entries = [{"secret": secret, "expires_at": None}]
     await deps.secrets.set(webhook_secret_name(doc["id"]), orjson.dumps(entries).decode())
+    if data.headers:  # likewise its header values: never named without them
+        await _set_headers(deps, doc["id"], data.headers)
     written = await deps.store.create(WEBHOOKS, doc)
     webhook_fanout.forget(deps, tenant_id)
     return written, secret
@@ -124,8 +130,13 @@ async def update_webhook(
         raise ValidationFailed("Nothing to change", errors=[FieldError("body", "empty")])
     if "url" in changes:
         await check_url(deps, changes["url"])
-    if "headers" in changes:
-        _check_headers(changes["headers"])
+    headers: dict[str, str] | None = changes.pop("headers", None)
+    if headers is not None:
+        _check_headers(headers)
+        await get_webhook(deps, tenant_id, webhook_id)  # the tenant's own, before writing
+        # The values first, as at create; the document keeps the names.
+        await _set_headers(deps, webhook_id, headers)
+        changes["header_names"] = sorted(headers)
     for _ in range(3):
         doc = await get_webhook(deps, tenant_id, webhook_id)
         fresh_start = (changes.get("enabled") and not doc["enabled"]) or (
@@ -135,6 +146,8 @@ async def update_webhook(
             doc.update(failing_since=None, failing_warned=False, disabled_reason=None)
         if changes.get("enabled") is False:
             doc["disabled_reason"] = None  # disabled by its owner: no reason of OCM's
+        if headers is not None:
+            doc.pop("headers", None)  # values kept on a document made before the move
         doc.update(changes, updated_at=to_utc_text(deps.clock.now()))
         try:
             written = await deps.store.replace(WEBHOOKS, doc, etag=doc["_etag"])
@@ -146,12 +159,14 @@ async def update_webhook(
 
 
 async def delete_webhook(deps: Deps, tenant_id: str, webhook_id: str) -> None:
-    """Delete the subscription and its secrets; the deliverer, no longer finding it,
-    fails its pending deliveries. Its delivery records expire as usual."""
+    """Delete the subscription, its signing secrets and its header values; the
+    deliverer, no longer finding it, fails its pending deliveries. Its delivery
+    records expire as usual."""
     await get_webhook(deps, tenant_id, webhook_id)
     await deps.store.delete(WEBHOOKS, tenant_id, webhook_id)
     webhook_fanout.forget(deps, tenant_id)
     await deps.secrets.delete(webhook_secret_name(webhook_id))
+    await deps.secrets.delete(webhook_headers_name(webhook_id))  # a missing one is fine
 
 
 # --- the endpoint's address and headers ---------------------------------------------
@@ -187,6 +202,14 @@ async def check_url(deps: Deps, url: str) -> None:
         ) from None
     except (OSError, TimeoutError):
         return  # does not resolve now; deliveries will retry and record why
+
+
+async def _set_headers(deps: Deps, webhook_id: str, headers: dict[str, str]) -> None:
+    """Keep the custom header values (the whole set) in the secret store. An empty set
+    is written as ``{}`` rather than deleted: a deleted Key Vault name stays reserved
+    (soft delete, purge protection), so headers set again later could not be kept
+    under it. The name is deleted with the subscription, whose id is never reused."""
+    await deps.secrets.set(webhook_headers_name(webhook_id), orjson.dumps(headers).decode())
 
 
 def _check_headers(headers: dict[str, str]) -> None:

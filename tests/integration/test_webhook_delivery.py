@@ -26,7 +26,7 @@ from shared.domain.ids import new_id
 from shared.domain.messages import to_utc_text
 from shared.domain.models import Document
 from shared.domain.webhook_schemas import EndpointEventData
-from shared.domain.webhooks import payload, webhook_secret_name
+from shared.domain.webhooks import payload, webhook_headers_name, webhook_secret_name
 from shared.services import webhook_delivery, webhook_fanout
 from shared.services.deps import Deps
 from tests.peers.webhook_receiver import Answer, WebhookReceiver
@@ -70,9 +70,14 @@ def receiver() -> Iterator[WebhookReceiver]:
 
 
 async def subscribe(
-    deps: Deps, url: str, secrets: list[dict[str, Any]] | None = None, **fields: Any
+    deps: Deps,
+    url: str,
+    secrets: list[dict[str, Any]] | None = None,
+    headers: dict[str, str] | None = None,
+    **fields: Any,
 ) -> Document:
-    """A subscription and its secrets, stored as the API stores them."""
+    """A subscription, its secrets and its custom header values, stored as the API
+    stores them: the values in the secret store, their names on the document."""
     now = to_utc_text(deps.clock.now())
     doc: Document = {
         "id": new_id("whk"),
@@ -81,7 +86,7 @@ async def subscribe(
         "description": None,
         "events": ["message.*"],
         "filters": {"channels": [], "direction": None},
-        "headers": {},
+        "header_names": sorted(headers or {}),
         "enabled": True,
         "retry_schedule": None,
         "disabled_reason": None,
@@ -94,7 +99,24 @@ async def subscribe(
     written = await deps.store.create(WEBHOOKS, doc)
     entries = secrets if secrets is not None else [{"secret": SECRET, "expires_at": None}]
     await deps.secrets.set(webhook_secret_name(doc["id"]), orjson.dumps(entries).decode())
+    if headers:
+        await deps.secrets.set(webhook_headers_name(doc["id"]), orjson.dumps(headers).decode())
     return written
+
+
+class CountingSecrets:
+    """The platform's secret store, counting the reads of each name."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner, self.reads = inner, dict[str, int]()
+
+    async def get(self, name: str) -> str | None:
+        self.reads[name] = self.reads.get(name, 0) + 1
+        value: str | None = await self.inner.get(name)
+        return value
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
 
 
 def an_event(n: int = 1, event_type: str = "message.delivered") -> dict[str, Any]:
@@ -231,6 +253,57 @@ async def test_custom_headers_are_sent_but_cannot_replace_the_signature_or_the_f
     assert call.values("host") == [f"127.0.0.1:{receiver.port}"]
     assert "x-split" not in call.headers and "injected" not in call.headers
     assert call.verified_by == (SECRET,)
+    assert b"Bearer abc" not in orjson.dumps(await reread(deps, subscription))
+
+
+async def test_header_values_are_read_only_for_a_subscription_that_names_some(
+    deps: Deps, receiver: WebhookReceiver
+) -> None:
+    plain = await subscribe(deps, receiver.hook_url())
+    named = await subscribe(deps, receiver.hook_url(), headers={"X-Key": "k1"})
+    counting = CountingSecrets(deps.secrets)
+    deps.secrets = counting  # type: ignore[assignment]
+
+    await deliver_once(deps, plain, n=1)
+    await deliver_once(deps, named, n=2)
+
+    assert counting.reads == {
+        webhook_secret_name(plain["id"]): 1,
+        webhook_secret_name(named["id"]): 1,
+        webhook_headers_name(named["id"]): 1,
+    }
+    assert "x-key" not in receiver.calls[0].headers
+    assert receiver.calls[1].headers["x-key"] == "k1"
+
+
+async def test_a_subscription_made_before_header_values_moved_sends_its_own(
+    deps: Deps, receiver: WebhookReceiver
+) -> None:
+    # Before the move a subscription kept its values on the document, without names.
+    legacy = await subscribe(deps, receiver.hook_url())
+    del legacy["header_names"]
+    legacy["headers"] = {"Authorization": "Bearer legacy"}
+    legacy = await deps.store.replace(WEBHOOKS, legacy)
+
+    outcome, _ = await deliver_once(deps, legacy)
+
+    assert outcome == "delivered"
+    [call] = receiver.calls
+    assert call.headers["authorization"] == "Bearer legacy"
+    assert call.verified_by == (SECRET,)
+
+
+async def test_a_subscription_whose_header_values_are_missing_is_not_posted_to(
+    deps: Deps, receiver: WebhookReceiver
+) -> None:
+    subscription = await subscribe(deps, receiver.hook_url(), headers={"Authorization": "x"})
+    await deps.secrets.delete(webhook_headers_name(subscription["id"]))
+
+    outcome, doc = await deliver_once(deps, subscription)
+
+    assert outcome == "failed"
+    assert doc["attempts"][-1]["error"] == "WEBHOOK_HEADERS_MISSING"
+    assert receiver.calls == []
 
 
 async def test_after_a_rotation_both_unexpired_secrets_sign(deps: Deps) -> None:

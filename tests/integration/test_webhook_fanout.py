@@ -149,6 +149,47 @@ async def test_a_retry_of_a_delivery_that_never_got_to_send_goes_out(api, deps, 
     assert len(receiver.calls) == 1
 
 
+async def test_custom_headers_reach_the_endpoint_and_a_patch_changes_them(
+    api, deps, receiver
+) -> None:
+    a, key = await tenant(deps, "a")
+    hook = await subscribe(
+        api, key, receiver.hook_url(), headers={"Authorization": "Bearer first-t0ken"}
+    )
+    receiver.secrets.append(hook["secret"])
+    hook_id = hook["webhook"]["id"]
+
+    async def deliver_event(n: int) -> dict[str, str]:
+        await webhook_fanout.fan_out(deps, orjson.dumps(event(a, n)))
+        [job] = await jobs(deps)
+        assert await webhook_delivery.deliver(deps, job) == "delivered"
+        await deps.queue.complete(
+            deps.settings.OCM_WEBHOOK_QUEUE,
+            (await deps.queue.receive(deps.settings.OCM_WEBHOOK_QUEUE))[0],
+        )
+        return receiver.calls[-1].headers
+
+    first = await deliver_event(1)
+    assert first["authorization"] == "Bearer first-t0ken"
+    stored = await deps.store.read(WEBHOOKS, a, hook_id)
+    assert b"first-t0ken" not in orjson.dumps(stored)
+    cached = await webhook_fanout.subscriptions(deps, a)  # what the fan-out keeps
+    assert b"t0ken" not in orjson.dumps(cached)
+
+    patched = await api.patch(
+        f"/api/v1/webhooks/{hook_id}", json={"headers": {"X-Api-Key": "second"}}, headers=key
+    )
+    assert patched.status_code == 200 and patched.json()["header_names"] == ["X-Api-Key"]
+    second = await deliver_event(2)
+    assert second["x-api-key"] == "second" and "authorization" not in second
+    assert b"second" not in orjson.dumps(await deps.store.read(WEBHOOKS, a, hook_id))
+
+    await api.patch(f"/api/v1/webhooks/{hook_id}", json={"headers": {}}, headers=key)
+    third = await deliver_event(3)
+    assert "x-api-key" not in third and "authorization" not in third
+    assert all(c.verified_by for c in receiver.calls)
+
+
 class _TopicDownOnce:
     """The platform's queue, whose first send to the events topic fails."""
 

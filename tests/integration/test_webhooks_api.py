@@ -27,7 +27,13 @@ from shared.config import Settings
 from shared.containers import EVENTS, WEBHOOK_DELIVERIES, WEBHOOKS
 from shared.domain.messages import to_utc_text
 from shared.domain.timeline import event_payload
-from shared.domain.webhooks import EVENT_TYPES, live_secrets, payload, webhook_secret_name
+from shared.domain.webhooks import (
+    EVENT_TYPES,
+    live_secrets,
+    payload,
+    webhook_headers_name,
+    webhook_secret_name,
+)
 from shared.ports import Query
 from shared.services import tenants, webhook_attempt, webhook_fanout
 from shared.services.deps import Deps
@@ -74,6 +80,18 @@ async def stored_secrets(deps: Deps, webhook_id: str) -> list[dict[str, Any]]:
     return list(orjson.loads(raw)) if raw else []
 
 
+async def stored_headers(deps: Deps, webhook_id: str) -> dict[str, str] | None:
+    """The custom header values kept in the secret store (None: no such secret)."""
+    raw = await deps.secrets.get(webhook_headers_name(webhook_id))
+    return dict(orjson.loads(raw)) if raw is not None else None
+
+
+async def stored_webhook(deps: Deps, tenant_id: str, webhook_id: str) -> dict[str, Any]:
+    doc = await deps.store.read(WEBHOOKS, tenant_id, webhook_id)
+    assert doc is not None
+    return doc
+
+
 async def queued_jobs(deps: Deps) -> list[dict[str, Any]]:
     received = await deps.queue.receive(deps.settings.OCM_WEBHOOK_QUEUE, max_messages=100)
     for message in received:
@@ -105,7 +123,8 @@ def message_event(
 async def test_a_webhook_is_created_with_a_secret_shown_once_and_read_back(
     api: httpx.AsyncClient, deps: Deps
 ) -> None:
-    key = await tenant_key(deps)
+    made = await tenants.create_tenant(deps, "acme")
+    key = {"X-API-Key": made.api_key}
     created = await create(api, key)
     hook, secret = created["webhook"], created["secret"]
     assert hook["id"].startswith("whk_")
@@ -117,6 +136,12 @@ async def test_a_webhook_is_created_with_a_secret_shown_once_and_read_back(
     assert "s3cret-token" not in str(created) and "headers" not in hook
     assert hook["failing_since"] is None and hook["disabled_reason"] is None
     assert await stored_secrets(deps, hook["id"]) == [{"secret": secret, "expires_at": None}]
+    # The header values are in the secret store; the document (cached by every
+    # instance's fan-out) names them only.
+    stored = await stored_webhook(deps, made.tenant["id"], hook["id"])
+    assert b"s3cret-token" not in orjson.dumps(stored) and "headers" not in stored
+    assert stored["header_names"] == ["Authorization", "X-Env"]
+    assert await stored_headers(deps, hook["id"]) == HOOK["headers"]
 
     read = await api.get(f"{WEBHOOKS_PATH}/{hook['id']}", headers=key)
     assert read.status_code == 200 and read.json() == hook
@@ -281,10 +306,13 @@ async def test_a_webhook_is_changed_field_by_field_and_audited(
     assert changed["header_names"] == ["X-Other"] and changed["retry_schedule"] == [1, 60]
     assert changed["description"] is None and changed["url"] == HOOK["url"]
     assert changed["updated_at"] >= hook["updated_at"]
-    stored = await deps.store.read(WEBHOOKS, created.tenant["id"], hook["id"]) or {}
-    assert stored["headers"] == {"X-Other": "1"}  # what the deliverer sends
+    stored = await stored_webhook(deps, created.tenant["id"], hook["id"])
+    assert stored["header_names"] == ["X-Other"] and "headers" not in stored
+    assert await stored_headers(deps, hook["id"]) == {"X-Other": "1"}  # what is sent
     restored = await api.patch(path, json={"retry_schedule": None}, headers=key)
     assert restored.json()["retry_schedule"] is None
+    assert restored.json()["header_names"] == ["X-Other"]  # other changes keep them
+    assert await stored_headers(deps, hook["id"]) == {"X-Other": "1"}
 
     problem(await api.patch(path, json={}, headers=key), 422, "VALIDATION_FAILED")
     problem(await api.patch(path, json={"url": None}, headers=key), 422, "VALIDATION_FAILED")
@@ -303,6 +331,57 @@ async def test_a_webhook_is_changed_field_by_field_and_audited(
     update = next(r for r in audit if r["action"] == "webhook.update")
     assert update["target"]["fields"] == ["retry_schedule"]
     assert "s3cret-token" not in str(audit)
+
+
+async def test_patched_header_values_go_to_the_secret_store_never_the_document(
+    api: httpx.AsyncClient, deps: Deps
+) -> None:
+    made = await tenants.create_tenant(deps, "acme")
+    key, tenant_id = {"X-API-Key": made.api_key}, made.tenant["id"]
+    hook = (await create(api, key, {**HOOK, "headers": {}}))["webhook"]
+    assert hook["header_names"] == []
+    assert await stored_headers(deps, hook["id"]) is None  # none to keep
+    path = f"{WEBHOOKS_PATH}/{hook['id']}"
+
+    token = {"Authorization": "Bearer patched-t0ken"}
+    answer = await api.patch(path, json={"headers": token}, headers=key)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["header_names"] == ["Authorization"]
+    assert "patched-t0ken" not in answer.text
+    stored = await stored_webhook(deps, tenant_id, hook["id"])
+    assert b"patched-t0ken" not in orjson.dumps(stored)
+    assert stored["header_names"] == ["Authorization"]
+    assert await stored_headers(deps, hook["id"]) == token
+
+    cleared = await api.patch(path, json={"headers": {}}, headers=key)
+    assert cleared.json()["header_names"] == []
+    assert (await stored_webhook(deps, tenant_id, hook["id"]))["header_names"] == []
+    assert await stored_headers(deps, hook["id"]) == {}  # the values are gone
+    again = await api.patch(path, json={"headers": {"X-Key": "k2"}}, headers=key)
+    assert again.json()["header_names"] == ["X-Key"]
+    assert await stored_headers(deps, hook["id"]) == {"X-Key": "k2"}
+
+
+async def test_a_webhook_made_before_header_values_moved_still_shows_and_moves_them(
+    api: httpx.AsyncClient, deps: Deps
+) -> None:
+    made = await tenants.create_tenant(deps, "acme")
+    key, tenant_id = {"X-API-Key": made.api_key}, made.tenant["id"]
+    hook = (await create(api, key, {**HOOK, "headers": {}}))["webhook"]
+    legacy = await stored_webhook(deps, tenant_id, hook["id"])
+    del legacy["header_names"]
+    legacy["headers"] = {"Authorization": "Bearer old-t0ken"}  # as stored before
+    await deps.store.replace(WEBHOOKS, legacy)
+    path = f"{WEBHOOKS_PATH}/{hook['id']}"
+    assert (await api.get(path, headers=key)).json()["header_names"] == ["Authorization"]
+    described = await api.patch(path, json={"description": "kept"}, headers=key)
+    assert described.json()["header_names"] == ["Authorization"]
+
+    await api.patch(path, json={"headers": {"Authorization": "Bearer new-t0ken"}}, headers=key)
+    stored = await stored_webhook(deps, tenant_id, hook["id"])
+    assert "headers" not in stored and stored["header_names"] == ["Authorization"]
+    assert b"t0ken" not in orjson.dumps(stored)
+    assert await stored_headers(deps, hook["id"]) == {"Authorization": "Bearer new-t0ken"}
 
 
 async def test_enabling_a_disabled_webhook_clears_its_failure_record(
@@ -338,10 +417,12 @@ async def test_a_deleted_webhook_is_gone_with_its_secrets(
     key = await tenant_key(deps)
     hook = (await create(api, key))["webhook"]
     path = f"{WEBHOOKS_PATH}/{hook['id']}"
+    assert await stored_headers(deps, hook["id"]) == HOOK["headers"]
     assert (await api.delete(path, headers=key)).status_code == 204
     problem(await api.get(path, headers=key), 404, "WEBHOOK_NOT_FOUND")
     problem(await api.delete(path, headers=key), 404, "WEBHOOK_NOT_FOUND")
     assert await stored_secrets(deps, hook["id"]) == []
+    assert await stored_headers(deps, hook["id"]) is None
     actions = [r["action"] for r in (await api.get("/api/v1/audit", headers=key)).json()["items"]]
     assert {"webhook.create", "webhook.delete"} <= set(actions)
 
@@ -629,6 +710,7 @@ async def test_another_tenants_webhook_and_its_deliveries_are_not_found(
     for method, url, body in (
         ("GET", path, None),
         ("PATCH", path, {"description": "taken over"}),
+        ("PATCH", path, {"headers": {"Authorization": "Bearer taken-over"}}),
         ("DELETE", path, None),
         ("POST", f"{path}/rotate-secret", None),
         ("GET", f"{path}/deliveries", None),
@@ -642,6 +724,7 @@ async def test_another_tenants_webhook_and_its_deliveries_are_not_found(
     assert (await api.get(WEBHOOKS_PATH, headers=b)).json()["items"] == []
     mine = (await api.get(path, headers=a)).json()
     assert mine["description"] == HOOK["description"]
+    assert await stored_headers(deps, hook_id) == HOOK["headers"]  # untouched
     assert len(await webhook_attempt.signing_secrets(deps, hook_id, deps.clock.now())) == 1
 
 
