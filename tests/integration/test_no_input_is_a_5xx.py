@@ -292,3 +292,144 @@ def test_a_forged_cursor_is_a_400(api: tuple[TestClient, Deps, str], value: Any)
     cursor = base64.urlsafe_b64encode(json.dumps(["created_at", value, "x"]).encode()).decode()
     for path in ("/api/v1/messages", "/api/v1/channels"):
         assert client.get(path, params={"cursor": cursor}).status_code == 400
+
+
+RESOURCE_ROUTES = (
+    "/api/v1/webhooks",
+    "/api/v1/templates",
+    "/api/v1/terminals",
+    "/api/v1/opt-outs",
+)
+webhook_like = st.fixed_dictionaries(
+    {},
+    optional={
+        "url": st.text(max_size=30) | st.sampled_from(["https://a..b/x", "http://[::1]:0/"]),
+        "events": json_values | st.lists(st.sampled_from(["*", "message.*", "x.*", "message."])),
+        "filters": json_values,
+        "headers": json_values,
+        "retry_schedule": json_values,
+    },
+)
+template_like = st.fixed_dictionaries(
+    {},
+    optional={
+        "name": st.text(max_size=10),
+        "variables": json_values,
+        "variants": st.dictionaries(
+            st.sampled_from(["email", "sms", "default", "x"]),
+            st.dictionaries(
+                st.sampled_from(["text", "html", "subject", "title"]),
+                st.text(max_size=20) | st.sampled_from(["{{ x", "{% for %}", "{{ ''.__class__ }}"]),
+            ),
+        ),
+    },
+)
+
+
+@settings(
+    max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(body=webhook_like | template_like | json_values, route=st.sampled_from(RESOURCE_ROUTES))
+def test_no_resource_create_gets_a_5xx(
+    api: tuple[TestClient, Deps, str], body: Any, route: str
+) -> None:
+    client, _, _ = api
+    assert_answer(client.post(route, content=json.dumps(body)))
+
+
+@settings(
+    max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    provider=st.sampled_from(["twilio", "meta", "telegram", "sendgrid", "sandbox", "nope"]),
+    body=st.binary(max_size=200),
+    headers=st.dictionaries(
+        st.sampled_from(
+            [
+                "x-twilio-signature",
+                "x-hub-signature-256",
+                "x-telegram-bot-api-secret-token",
+                "x-twilio-email-event-webhook-signature",
+                "x-twilio-email-event-webhook-timestamp",
+                "content-type",
+                "authorization",
+            ]
+        ),
+        st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126), max_size=40),
+    ),
+    method=st.sampled_from(["GET", "POST"]),
+)
+def test_no_provider_callback_gets_a_5xx(
+    api: tuple[TestClient, Deps, str],
+    provider: str,
+    body: bytes,
+    headers: dict[str, str],
+    method: str,
+) -> None:
+    client, _, _ = api
+    channel = client.get("/api/v1/channels/sandbox").json()["id"]
+    answer = client.request(
+        method,
+        f"/api/v1/callbacks/{provider}/{channel}",
+        content=body,
+        headers={**headers, "X-API-Key": ""},
+    )
+    assert answer.status_code < 500, answer.text
+
+
+def _channel(
+    client: TestClient, name: str, body: dict[str, Any], credentials: dict[str, str]
+) -> str:
+    """A channel of a real provider (made once per module), its id."""
+    found = client.get(f"/api/v1/channels/{name}")
+    if found.status_code == 200:
+        return str(found.json()["id"])
+    created = client.post("/api/v1/channels", json={"name": name, **body})
+    assert created.status_code == 201, created.text
+    assert client.put(f"/api/v1/channels/{name}/credentials", json=credentials).status_code == 204
+    return str(created.json()["id"])
+
+
+@settings(
+    max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    payload=json_values
+    | st.fixed_dictionaries({"object": st.just("whatsapp_business_account"), "entry": json_values})
+    | st.fixed_dictionaries({"update_id": st.integers(), "message": json_values})
+)
+def test_no_signed_but_malformed_callback_gets_a_5xx(
+    api: tuple[TestClient, Deps, str], payload: Any
+) -> None:
+    """Past the signature, the parsers meet whatever a provider (or a tenant's own
+    endpoint posing as one) sends: a 4xx or 200, never a 5xx."""
+    import hashlib
+    import hmac
+
+    client, _, _ = api
+    meta = _channel(
+        client,
+        "wa",
+        {"type": "whatsapp", "settings": {"phone_number_id": "1"}},
+        {"access_token": "t", "app_secret": "s3cret", "verify_token": "v"},
+    )
+    telegram = _channel(
+        client,
+        "tg",
+        {"type": "telegram"},
+        {"bot_token": "1:abc", "webhook_secret": "hook-secret"},
+    )
+    body = json.dumps(payload).encode()
+    digest = hmac.new(b"s3cret", body, hashlib.sha256).hexdigest()
+    signed = client.post(
+        f"/api/v1/callbacks/meta/{meta}",
+        content=body,
+        headers={"X-Hub-Signature-256": f"sha256={digest}", "X-API-Key": ""},
+    )
+    assert signed.status_code < 500, signed.text
+    secret = client.post(
+        f"/api/v1/callbacks/telegram/{telegram}",
+        content=body,
+        headers={"X-Telegram-Bot-Api-Secret-Token": "hook-secret", "X-API-Key": ""},
+    )
+    assert secret.status_code < 500, secret.text
