@@ -20,26 +20,54 @@ import secrets
 
 import orjson
 
+from shared.containers import DIRECTORY
 from shared.domain.errors import NotFoundError
+from shared.domain.messages import to_utc_text
 from shared.domain.models import Document
+from shared.ports import SYSTEM, Conflict
 from shared.services import opt_outs
 from shared.services.deps import Deps
+from shared.services.oauth import PLATFORM
 
-KEY_NAME = "unsubscribe-signing-key"
+KEY_ENTRY = "unsubscribe_key"
+"""The Directory entry naming the one key's secret: whoever creates it first wins."""
 PATH = "/api/v1/unsubscribe/"
 
 
 async def _key(deps: Deps) -> bytes:
     async def load() -> Document:
-        stored = await deps.secrets.get(KEY_NAME)
+        entry = await deps.store.read(DIRECTORY, SYSTEM, KEY_ENTRY)
+        if entry is None:
+            entry = await _make_key(deps)
+        stored = await deps.secrets.get(entry["secret_name"])
         if stored is None:
-            await deps.secrets.set(KEY_NAME, secrets.token_urlsafe(32))
-            stored = await deps.secrets.get(KEY_NAME)  # another instance's, if it won
+            raise RuntimeError("the unsubscribe signing key's secret is missing")
         return {"key": stored}
 
-    entry = await deps.lookups.get(("secret", KEY_NAME), load)
-    assert entry is not None
-    return str(entry["key"]).encode()
+    cached = await deps.lookups.get(("secret", KEY_ENTRY), load)
+    assert cached is not None
+    return str(cached["key"]).encode()
+
+
+async def _make_key(deps: Deps) -> Document:
+    """A key under a name of its own, then the entry naming it. Instances racing on
+    first use each store a key, and all use the one whose entry was created first
+    (the others' secrets are left unused): no link is signed with a key that loses."""
+    name = f"unsubscribe-key-{secrets.token_hex(8)}"
+    await deps.secrets.set(name, secrets.token_urlsafe(32))
+    entry = {
+        "id": KEY_ENTRY,
+        "tenant_id": PLATFORM,
+        "kind": "unsubscribe_key",
+        "secret_name": name,
+        "created_at": to_utc_text(deps.clock.now()),
+    }
+    try:
+        return await deps.store.create(DIRECTORY, entry)
+    except Conflict:
+        winner = await deps.store.read(DIRECTORY, SYSTEM, KEY_ENTRY)
+        assert winner is not None
+        return winner
 
 
 def _b64(data: bytes) -> str:

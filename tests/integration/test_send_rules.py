@@ -308,3 +308,15 @@ async def test_a_template_is_rendered_for_the_channel_when_the_message_is_accept
     refused = await call(api, key, "POST", "/api/v1/messages", {**body, "content": unknown})
     assert refused.status_code == 422
     assert refused.json()["code"] == "TEMPLATE_NOT_FOUND"
+
+
+async def test_instances_racing_to_make_the_unsubscribe_key_agree_on_one(deps) -> None:
+    from shared.services import unsubscribe
+
+    made = await unsubscribe._make_key(deps)
+    lost = await unsubscribe._make_key(deps)  # another instance, a moment later: it lost
+    assert lost["secret_name"] == made["secret_name"]
+    doc = {"tenant_id": "tn_x", "id": "msg_x", "receiver": BOB}
+    signed = (await unsubscribe.headers_for(deps, doc))["List-Unsubscribe"]
+    deps.lookups.clear()  # as an instance that never cached the key sees it
+    assert (await unsubscribe.headers_for(deps, doc))["List-Unsubscribe"] == signed
