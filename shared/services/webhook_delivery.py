@@ -76,7 +76,8 @@ async def deliver(deps: Deps, body: bytes) -> Outcome:
         return "missing"
     done = int(doc.get("attempt_count") or 0)
     if job.attempt == done and done > 0:
-        await _follow_up(deps, doc, None)  # recorded before a crash: finish what it started
+        # Recorded before a crash: finish what it started.
+        await _follow_up(deps, doc, None, redelivered=True)
         return "dropped"
     if doc["status"] != "pending" or job.attempt != done + 1:
         return "dropped"
@@ -171,9 +172,14 @@ async def _settle(deps: Deps, doc: Document, error: str) -> bool:
     raise RuntimeError("concurrent updates of a webhook delivery; the queue will redeliver")
 
 
-async def _follow_up(deps: Deps, doc: Document, subscription: Document | None) -> Outcome:
+async def _follow_up(
+    deps: Deps, doc: Document, subscription: Document | None, *, redelivered: bool = False
+) -> Outcome:
     """What a recorded attempt implies, derived from the document alone (so a
-    redelivered job can run it again): the endpoint's health, then the retry."""
+    redelivered job can run it again): the endpoint's health, then the retry.
+
+    A redelivered job changes the health only if nothing changed the subscription
+    since its attempt: a later attempt's outcome (another delivery's) knows better."""
     now = deps.clock.now()
     settings = deps.settings
     last = (doc.get("attempts") or [{}])[-1]
@@ -190,6 +196,8 @@ async def _follow_up(deps: Deps, doc: Document, subscription: Document | None) -
             warn_after=timedelta(seconds=settings.OCM_WEBHOOK_WARN_AFTER_SECONDS),
             disable_after=timedelta(seconds=settings.OCM_WEBHOOK_DISABLE_AFTER_SECONDS),
         )
+    if redelivered:
+        change = partial(_unless_newer, change=change, attempted=str(last.get("at") or ""))
     await _change_subscription(deps, doc["tenant_id"], doc["webhook_id"], subscription, change)
     if doc["status"] == "pending" and doc.get("next_attempt_at"):
         due = datetime.fromisoformat(doc["next_attempt_at"])
@@ -248,6 +256,12 @@ async def _publish_pending(deps: Deps, sub: Document) -> None:
                 WEBHOOKS, sub["tenant_id"], sub["id"], {"pending_events": []}, etag=sub["_etag"]
             )
         webhook_fanout.forget(deps, sub["tenant_id"])
+
+
+def _unless_newer(sub: Document, *, change: Change, attempted: str) -> Events | None:
+    if str(sub.get("updated_at") or "") > attempted:
+        return None
+    return change(sub)
 
 
 def _about(sub: Document, reason: str) -> dict[str, Any]:

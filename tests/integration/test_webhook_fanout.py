@@ -255,3 +255,27 @@ async def test_a_replay_too_large_is_refused_before_anything_is_sent(
     assert answer.status_code == 422, answer.text
     assert answer.json()["code"] == "REPLAY_WINDOW_TOO_LARGE"
     assert await jobs(deps) == []
+
+
+async def test_a_stale_redelivered_job_does_not_reopen_a_healed_endpoints_failure(
+    api, deps, receiver
+) -> None:
+    a, key = await tenant(deps, "a")
+    hook = await subscribe(api, key, receiver.hook_url(), retry_schedule=[3600])
+    receiver.secrets.append(hook["secret"])
+    await webhook_fanout.fan_out(deps, orjson.dumps(event(a, 1)))
+    [old] = await jobs(deps)
+    receiver.fail_next(1, 500)
+    assert await webhook_delivery.deliver(deps, old) == "retrying"
+    stored = await deps.store.read(WEBHOOKS, a, hook["webhook"]["id"])
+    assert stored is not None and stored["failing_since"]
+    await deps.queue.complete(
+        deps.settings.OCM_WEBHOOK_QUEUE,
+        (await deps.queue.receive(deps.settings.OCM_WEBHOOK_QUEUE))[0],
+    )
+    await webhook_fanout.fan_out(deps, orjson.dumps(event(a, 2)))
+    [fresh] = await jobs(deps)
+    assert await webhook_delivery.deliver(deps, fresh) == "delivered"  # the endpoint healed
+    assert await webhook_delivery.deliver(deps, old) == "dropped"  # the queue redelivers
+    healed = await deps.store.read(WEBHOOKS, a, hook["webhook"]["id"])
+    assert healed is not None and healed["failing_since"] is None
