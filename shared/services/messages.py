@@ -114,6 +114,13 @@ class ChannelCache:
     def __init__(self, deps: Deps, tenant_id: str) -> None:
         self.deps, self.tenant_id = deps, tenant_id
         self.cache: dict[str, Document | None] = {}
+        self._webhooks: frozenset[str] | None = None
+
+    async def webhooks(self) -> frozenset[str]:
+        """The event types the tenant's webhooks take (once per request)."""
+        if self._webhooks is None:
+            self._webhooks = await webhook_fanout.interest(self.deps, self.tenant_id)
+        return self._webhooks
 
     async def get(self, name: str) -> Document:
         key = name.lower()
@@ -165,7 +172,7 @@ async def make_message(
     """A new outbound message document, checked against its channel's rules (and its
     fallbacks against theirs: a fallback that could not be sent is refused now)."""
     channel = await channels.get(msg.channel)
-    webhooks = await webhook_fanout.interest(deps, tenant_id)
+    webhooks = await channels.webhooks()
     # The sandbox's plain messages skip the channel rules (and their cost): hot path.
     rules = send_rules.apply_to(channel, msg)
     prepared = await send_rules.prepare(deps, tenant_id, raw, msg, channel, now) if rules else None

@@ -9,6 +9,7 @@ ignores stale jobs after it.
 from __future__ import annotations
 
 import logging
+import weakref
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -48,6 +49,26 @@ def event_properties(
     return properties
 
 
+_REACHES: weakref.WeakKeyDictionary[Any, dict[tuple[str, str, bool], bool]] = (
+    weakref.WeakKeyDictionary()
+)
+"""Per queue: whether an event reaches a subscriber, by tenant, type and webhook
+interest. A queue's topics and their rules do not change while it lives, and intake
+asks this for every new message (a batch, a thousand times the same)."""
+
+
+def _reaches(deps: Deps, tenant_id: str, event_type: str, webhooks: frozenset[str]) -> bool:
+    known = _REACHES.setdefault(deps.queue, {})
+    key = (tenant_id, event_type, webhook_fanout.wants(webhooks, event_type))
+    found = known.get(key)
+    if found is None:
+        if len(known) > 10_000:
+            known.clear()
+        properties = event_properties(tenant_id, event_type, webhooks)
+        found = known[key] = deps.queue.reaches_anyone(deps.settings.OCM_EVENTS_TOPIC, properties)
+    return found
+
+
 def forget_unreceived_events(
     deps: Deps, doc: Document, webhooks: frozenset[str] = frozenset()
 ) -> None:
@@ -58,14 +79,7 @@ def forget_unreceived_events(
     if not pending:
         return
     types = {e["id"]: e["type"] for e in doc.get("events", ())}
-    topic = deps.settings.OCM_EVENTS_TOPIC
-    kept = [
-        eid
-        for eid in pending
-        if deps.queue.reaches_anyone(
-            topic, event_properties(doc["tenant_id"], types[eid], webhooks)
-        )
-    ]
+    kept = [eid for eid in pending if _reaches(deps, doc["tenant_id"], types[eid], webhooks)]
     if len(kept) < len(pending):
         doc["pending_events"] = kept
         if not kept:
