@@ -6,6 +6,7 @@ Nothing here runs at import time; the first ``get_deps()`` builds the platform.
 from __future__ import annotations
 
 import threading
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -14,6 +15,7 @@ from shared import telemetry
 from shared.config import Settings, get_settings
 from shared.containers import CONTAINERS
 from shared.domain.channels import Catalog
+from shared.http_client import LazyClient
 from shared.ports import Callbacks, Clock, ProviderEnv, Sender, Subscription
 from shared.services.deps import Deps
 from shared.services.lookups import LookupCache
@@ -64,6 +66,7 @@ def _build_embedded(settings: Settings) -> Deps:
         flush=db.flush,
         lookups=LookupCache(settings.OCM_LOOKUP_CACHE_SECONDS),
         closers=[db.close],
+        **webhook_deps(settings),
     )
 
 
@@ -109,7 +112,7 @@ def _build_azure(settings: Settings) -> Deps:
         clock=clock,
         **provider_deps(settings, clock),
         lookups=LookupCache(settings.OCM_LOOKUP_CACHE_SECONDS),
-        async_closers=[queue.close, secrets.close, cosmos.close, credential.close],
+        **webhook_deps(settings, [queue.close, secrets.close, cosmos.close, credential.close]),
     )
 
 
@@ -152,6 +155,17 @@ def provider_deps(settings: Settings, clock: Clock) -> dict[str, Any]:
         "catalog": providers.catalog,
         "callbacks": providers.callbacks,
     }
+
+
+def webhook_deps(
+    settings: Settings, async_closers: list[Callable[[], Awaitable[None]]] | None = None
+) -> dict[str, Any]:
+    """The webhook deliverer's client, closed after the platform's other clients."""
+    client = LazyClient(
+        allow_private=settings.private_egress_allowed,
+        timeout=settings.OCM_WEBHOOK_TIMEOUT_SECONDS,
+    )
+    return {"webhook_http": client, "async_closers": [*(async_closers or []), client.close]}
 
 
 def get_deps() -> Deps:

@@ -18,6 +18,7 @@ from email.utils import parsedate_to_datetime
 import httpcore
 import httpx
 
+from shared.domain.retry import MAX_RETRY_AFTER
 from shared.egress import EgressRefused, resolve
 
 USER_AGENT = "OCM/0.1 (+https://github.com/ocm)"
@@ -98,9 +99,31 @@ def guarded_client(
     )
 
 
-MAX_RETRY_AFTER = 86_400.0
-"""The longest wait a Retry-After may ask for (a day): the header comes from whatever
-answers at the channel's base URL, and times past it would overflow dates."""
+class LazyClient:
+    """An egress-guarded client built on first use (constructing its owner connects
+    nothing) and closed with its owner: a provider's sender, the webhook deliverer."""
+
+    def __init__(
+        self,
+        *,
+        allow_private: bool,
+        timeout: float,
+        on_build: typing.Callable[[], None] | None = None,
+    ) -> None:
+        self._allow_private, self._timeout, self._on_build = allow_private, timeout, on_build
+        self._client: httpx.AsyncClient | None = None
+
+    def get(self) -> httpx.AsyncClient:
+        if self._client is None:
+            if self._on_build is not None:
+                self._on_build()
+            self._client = guarded_client(allow_private=self._allow_private, timeout=self._timeout)
+        return self._client
+
+    async def close(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            await client.aclose()
 
 
 def retry_after(response: httpx.Response, now: datetime | None = None) -> float | None:
@@ -122,4 +145,4 @@ def retry_after(response: httpx.Response, now: datetime | None = None) -> float 
     return min(max(0.0, seconds), MAX_RETRY_AFTER)
 
 
-__all__ = ["MAX_RETRY_AFTER", "USER_AGENT", "guarded_client", "retry_after"]
+__all__ = ["MAX_RETRY_AFTER", "USER_AGENT", "LazyClient", "guarded_client", "retry_after"]

@@ -73,6 +73,13 @@ def new_id(prefix: str, at: datetime | None = None) -> str:
     return f"{prefix}_{_MONOTONIC.next(ms)}"
 
 
+def hashed_id(prefix: str, *parts: str) -> str:
+    """An id derived from what it stands for (128 bits of SHA-256 over ``parts``), for
+    documents found by a point read of what they are about, never by a query."""
+    digest = hashlib.sha256("\n".join(parts).encode()).hexdigest()
+    return f"{prefix}_{digest[:32]}"
+
+
 def derived_id(prefix: str, parent_id: str, purpose: str) -> str:
     """A stable id made from another (a fallback of a message): the parent's time,
     then 80 bits of a hash, so deriving it twice names the same document."""

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import random
 
+MAX_RETRY_AFTER = 86_400.0
+"""The longest wait anyone's Retry-After may impose (a day): the header comes from
+whatever answers at a tenant-chosen URL, and later times would overflow dates."""
+
 
 def retry_delay(
     attempt: int,

@@ -48,6 +48,11 @@ def _details(
     return out
 
 
+ENDS_THE_JOB = frozenset({"failed", "expired", "cancelled"})
+"""Statuses after which a message's pending dispatch job is spent (its fallback's
+job, if it has one, is armed in its place)."""
+
+
 def change_status(
     doc: Document,
     status: str,
@@ -77,6 +82,8 @@ def change_status(
         doc["provider_message_id"] = provider_message_id
     if emits_event(status):
         _append(doc, {"type": f"message.{status}", "status": status, **details}, at)
+    if status in ENDS_THE_JOB:
+        doc["outbox_at"] = None  # the dispatch job it waited for will never be sent
     _arm_fallback(doc, status, at)
     return True
 

@@ -36,34 +36,24 @@ with message id ``{delivery_id}:{attempt}``.
 from __future__ import annotations
 
 import base64
-import hashlib
 import random
 import re
 import secrets
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 from urllib.parse import urlsplit
 
 import idna
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from shared.domain.errors import FieldError
+from shared.domain.ids import hashed_id
 from shared.domain.messages import to_utc_text
+from shared.domain.retry import MAX_RETRY_AFTER
+from shared.domain.status import EventType
 
-MESSAGE_EVENTS = (
-    "message.scheduled",
-    "message.queued",
-    "message.sent",
-    "message.delivered",
-    "message.read",
-    "message.failed",
-    "message.expired",
-    "message.cancelled",
-    "message.received",
-    "message.retrying",
-    "message.fallback",
-)
+MESSAGE_EVENTS: tuple[str, ...] = get_args(EventType)
 ENDPOINT_EVENTS = ("webhook.endpoint.failing", "webhook.endpoint.disabled", "webhook.test")
 EVENT_TYPES: tuple[str, ...] = MESSAGE_EVENTS + ENDPOINT_EVENTS
 
@@ -83,8 +73,6 @@ DEFAULT_SCHEDULE: tuple[int, ...] = (
 JITTER = 0.2
 """Each wait is drawn from ±20 % of the schedule's, so failed endpoints are not all
 retried in the same second."""
-
-MAX_RETRY_AFTER = 24 * 3600.0
 
 
 def valid_pattern(pattern: str) -> bool:
@@ -166,8 +154,7 @@ def next_delay(
 def delivery_id(webhook_id: str, event_id: str, purpose: str = "") -> str:
     """Derived, so the fan-out run twice creates one delivery per event and subscription
     (a replay or a manual test passes its own ``purpose``)."""
-    digest = hashlib.sha256(f"{webhook_id}\n{event_id}\n{purpose}".encode()).hexdigest()
-    return f"whd_{digest[:32]}"
+    return hashed_id("whd", webhook_id, event_id, purpose)
 
 
 def webhook_secret_name(webhook_id: str) -> str:

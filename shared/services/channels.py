@@ -22,6 +22,7 @@ from shared.domain.timeline import change_status, error_info
 from shared.ports import Conflict, Filter, Page, PreconditionFailed, Query
 from shared.services import directory, outbox
 from shared.services.deps import Deps
+from shared.services.lookups import find_named, find_named_cached
 from shared.services.pages import list_page
 
 log = logging.getLogger(__name__)
@@ -127,18 +128,12 @@ def pace_of(deps: Deps, channel: Document) -> float:
 
 
 async def find_by_name(deps: Deps, tenant_id: str, name: str) -> Document | None:
-    page = await deps.store.query(
-        CHANNELS, Query(scope=tenant_id, where=(Filter("name", "eq", name.lower()),), limit=1)
-    )
-    return page.items[0] if page.items else None
+    return await find_named(deps.store, CHANNELS, tenant_id, name)
 
 
 async def find_for_sending(deps: Deps, tenant_id: str, name: str) -> Document | None:
     """The channel a new message names (cached briefly; management reads are fresh)."""
-    key = name.lower()
-    return await deps.lookups.get(
-        (CHANNELS, tenant_id, key), lambda: find_by_name(deps, tenant_id, key)
-    )
+    return await find_named_cached(deps.lookups, deps.store, CHANNELS, tenant_id, name)
 
 
 def forget(deps: Deps, doc: Document) -> None:
@@ -280,7 +275,6 @@ async def fail_pending_messages(deps: Deps, tenant_id: str, channel_id: str) -> 
     failed = 0
     for msg in page.items:
         error = error_info("CHANNEL_DELETED", "The channel was deleted", permanent=True)
-        msg["outbox_at"] = None  # before the change, which may arm the fallback's job
         if not change_status(msg, "failed", deps.clock.now(), error=error):
             continue
         try:

@@ -8,10 +8,10 @@ and judges the window from that (a point read by a derived id).
 
 from __future__ import annotations
 
-import hashlib
 from datetime import datetime, timedelta
 
 from shared.containers import CONTACTS
+from shared.domain.ids import hashed_id
 from shared.domain.messages import to_utc_text
 from shared.services.deps import Deps
 
@@ -19,8 +19,7 @@ WINDOW = timedelta(hours=24)
 
 
 def contact_id(tenant_id: str, channel_id: str, address: str) -> str:
-    digest = hashlib.sha256(f"{tenant_id}\n{channel_id}\n{address}".encode()).hexdigest()
-    return f"cnt_{digest[:32]}"
+    return hashed_id("cnt", tenant_id, channel_id, address)
 
 
 async def saw_inbound(

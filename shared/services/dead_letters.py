@@ -38,7 +38,7 @@ async def fail_dead_lettered(deps: Deps, body: bytes, reason: str | None) -> str
             f"The queue gave up on this message ({reason or 'no reason given'})",
             permanent=True,
         )
-        doc["outbox_at"] = doc["claim"] = None  # before: the change may arm the fallback
+        doc["claim"] = None
         change_status(doc, "failed", deps.clock.now(), attempt=doc.get("attempts"), error=error)
         try:
             written = await deps.store.replace(MESSAGES, doc, etag=doc["_etag"])

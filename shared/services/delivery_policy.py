@@ -24,12 +24,10 @@ from datetime import UTC, datetime, timedelta
 from shared.containers import CHANNELS, COUNTERS
 from shared.domain.messages import to_utc_text
 from shared.domain.models import Document
+from shared.domain.retry import MAX_RETRY_AFTER
 from shared.domain.timeline import add_event
 from shared.services import channels as channel_service
 from shared.services.deps import Deps
-
-MAX_PAUSE_SECONDS = 86_400.0
-"""No provider pauses a channel longer than a day, whatever its Retry-After says."""
 
 
 async def pace(deps: Deps, channel: Document, now: datetime) -> datetime | None:
@@ -73,7 +71,7 @@ def paused_until(channel: Document, now: datetime) -> datetime | None:
 
 async def pause(deps: Deps, channel: Document, seconds: float, now: datetime) -> None:
     """The provider said 429: hold the whole channel for ``seconds``."""
-    until = now + timedelta(seconds=min(max(seconds, 0.0), MAX_PAUSE_SECONDS))
+    until = now + timedelta(seconds=min(max(seconds, 0.0), MAX_RETRY_AFTER))
     current = paused_until(channel, now)
     if current is not None and current >= until:
         return

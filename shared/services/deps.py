@@ -9,6 +9,7 @@ from typing import Any
 
 from shared.config import Settings
 from shared.domain.channels import Catalog
+from shared.http_client import LazyClient
 from shared.ports import Callbacks, Clock, DocumentStore, Queue, SecretStore, Sender
 from shared.services.lookups import LookupCache
 
@@ -30,6 +31,10 @@ class Deps:
     """Every (type, provider) a channel may use."""
     callbacks: Mapping[str, Callbacks] = field(default_factory=dict)
     """Each provider's callback verifier and parser, by provider name."""
+    webhook_http: LazyClient = field(
+        default_factory=lambda: LazyClient(allow_private=False, timeout=15.0)
+    )
+    """The webhook deliverer's client (its connections reused across deliveries)."""
     rng: random.Random = field(default_factory=random.Random)
     flush: Callable[[], Awaitable[None]] = field(default=_nothing_to_flush)
     """Awaits durability of every write so far: the embedded store commits writes

@@ -21,9 +21,9 @@ from shared.containers import CHANNELS, MESSAGES
 from shared.domain.errors import ProviderError
 from shared.domain.messages import to_utc_text
 from shared.domain.models import Document
-from shared.domain.retry import retry_delay
+from shared.domain.retry import MAX_RETRY_AFTER, retry_delay
 from shared.domain.status import FINAL
-from shared.domain.timeline import add_event, change_status, error_info
+from shared.domain.timeline import add_event, change_status, error_info, schedule
 from shared.ports import PreconditionFailed, SendRequest, SendResult
 from shared.services import channels as channel_service
 from shared.services import delivery_policy, fallback, opt_outs, outbox, provider_events
@@ -125,13 +125,12 @@ async def _before_send(
     """Expiry and channel checks; returns an outcome already applied to ``doc``."""
     expires = doc.get("expires_at")
     if expires and datetime.fromisoformat(expires) <= now and doc["status"] != "sending":
-        doc["outbox_at"] = None  # before the change, which may arm the fallback's job
         change_status(doc, "expired", now, error=error_info("EXPIRED", "expired", permanent=True))
         return "expired", None
     channel = await deps.store.read(CHANNELS, doc["tenant_id"], doc["channel_id"])
     if channel is None or channel["status"] == "deleted":
         error = error_info("CHANNEL_DELETED", "The channel was deleted", permanent=True)
-        doc["outbox_at"] = doc["claim"] = None
+        doc["claim"] = None
         change_status(doc, "failed", now, error=error)
         return "failed", None
     until = delivery_policy.paused_until(channel, now)
@@ -171,7 +170,7 @@ def _reschedule(doc: Document, due: datetime, kind: str) -> None:
     doc["status"] = "queued"
     doc["claim"] = None
     doc["attempts"] = attempt - 1
-    outbox.set_job(doc, outbox.job_id(doc["id"], attempt, f"{kind}{doc[counter]}"), attempt, due)
+    schedule(doc, outbox.job_id(doc["id"], attempt, f"{kind}{doc[counter]}"), attempt, due)
 
 
 async def _call_provider(
@@ -304,7 +303,7 @@ def _apply_result(
             if result.retry_after is not None
             else settings.OCM_RETRY_BASE_SECONDS
         )
-        wait = min(max(wait, 0.0), delivery_policy.MAX_PAUSE_SECONDS)
+        wait = min(max(wait, 0.0), MAX_RETRY_AFTER)
         _reschedule(doc, now + timedelta(seconds=wait), "t")
         return "throttled"
     if (
@@ -316,7 +315,7 @@ def _apply_result(
         doc["status"] = "queued"
         reason = f"{result.code}, {doc['channel_failures']} times"
         delivery_policy.fail_over(doc, failover.backup, now, reason)
-        outbox.set_job(doc, outbox.job_id(doc["id"], attempt + 1), attempt + 1, now)
+        schedule(doc, outbox.job_id(doc["id"], attempt + 1), attempt + 1, now)
         return "retrying"
     if result.kind == "transient" and attempt < doc["max_attempts"]:
         delay = retry_delay(
@@ -328,7 +327,7 @@ def _apply_result(
         )
         due = now + timedelta(seconds=delay)
         doc["status"] = "queued"
-        outbox.set_job(doc, outbox.job_id(doc["id"], attempt + 1), attempt + 1, due)
+        schedule(doc, outbox.job_id(doc["id"], attempt + 1), attempt + 1, due)
         add_event(
             doc,
             "message.retrying",

@@ -15,6 +15,7 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Hashable
 
 from shared.domain.models import Document
+from shared.ports import DocumentStore, Filter, Query
 
 
 class LookupCache:
@@ -57,3 +58,22 @@ class LookupCache:
 
     def clear(self) -> None:
         self._entries.clear()
+
+
+async def find_named(
+    store: DocumentStore, container: str, tenant_id: str, name: str
+) -> Document | None:
+    """A tenant's document by its (unique, lower-case) name, fresh from the store."""
+    query = Query(scope=tenant_id, where=(Filter("name", "eq", name.lower()),), limit=1)
+    page = await store.query(container, query)
+    return page.items[0] if page.items else None
+
+
+async def find_named_cached(
+    cache: LookupCache, store: DocumentStore, container: str, tenant_id: str, name: str
+) -> Document | None:
+    """The same, cached briefly: what every send names (a channel, a template)."""
+    key = name.lower()
+    return await cache.get(
+        (container, tenant_id, key), lambda: find_named(store, container, tenant_id, key)
+    )

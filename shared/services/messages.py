@@ -35,7 +35,7 @@ from shared.domain.messages import (
 )
 from shared.domain.models import Document
 from shared.domain.status import PENDING
-from shared.domain.timeline import change_status, start
+from shared.domain.timeline import change_status, schedule, start
 from shared.ports import Filter, Page, PreconditionFailed, Query
 from shared.services import channels as channel_service
 from shared.services import limits, outbox, send_rules, tenants, unsubscribe, webhook_fanout
@@ -261,7 +261,7 @@ def build_message(
         doc["traceparent"] = traceparent
     start(doc, "scheduled" if due > now else "queued", now)
     outbox.forget_unreceived_events(deps, doc, webhooks)
-    outbox.set_job(doc, outbox.job_id(msg_id, 1), 1, due)
+    schedule(doc, outbox.job_id(msg_id, 1), 1, due)
     return doc
 
 
@@ -423,7 +423,6 @@ async def cancel_message(deps: Deps, tenant_id: str, message_id: str) -> Documen
                 f"Only scheduled or queued messages can be cancelled; this one is {doc['status']}",
                 code="MESSAGE_NOT_CANCELLABLE",
             )
-        doc["outbox_at"] = None
         change_status(doc, "cancelled", deps.clock.now())
         try:
             written = await deps.store.replace(MESSAGES, doc, etag=doc["_etag"])

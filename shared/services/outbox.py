@@ -21,7 +21,7 @@ from shared.containers import MESSAGES
 from shared.domain.messages import to_utc_text
 from shared.domain.models import Document
 from shared.domain.status import PENDING
-from shared.domain.timeline import FALLBACK_JOB, event_payload, schedule
+from shared.domain.timeline import FALLBACK_JOB, event_payload
 from shared.ports import SYSTEM, Filter, OutgoingMessage, Query
 from shared.services import webhook_fanout
 from shared.services.deps import Deps
@@ -34,9 +34,6 @@ SWEEP_PAGE = 500
 def job_id(message_id: str, attempt: int, suffix: str = "") -> str:
     """The queue message id of one dispatch job: ``{message_id}:{attempt}[:suffix]``."""
     return f"{message_id}:{attempt}{':' + suffix if suffix else ''}"
-
-
-set_job = schedule
 
 
 def event_properties(

@@ -123,15 +123,15 @@ async def apply_receipt(deps: Deps, data: dict[str, Any]) -> str:
     A receipt with ``opt_out`` (a bounce, a complaint, an unsubscribe) also puts
     the message's receiver on the tenant's opt-out list for the channel's type."""
     status: str | None = data.get("status")
+    doc = await _find_message(deps, data)
     if data.get("opt_out"):
-        await _opt_out_receiver(deps, data)
+        await _opt_out_receiver(deps, data, doc)
         if status is None:
             return "opted_out"
     if status not in RECEIPT_STATUSES:
         log.warning("receipt with unmapped status %r ignored", status)
         return "ignored"
     for _ in range(5):
-        doc = await _find_message(deps, data)
         if doc is None or doc["status"] in ("queued", "scheduled"):
             raise ReceiptTooEarly(data.get("provider_message_id") or data.get("message_id"))
         seen: list[str] = doc.setdefault("receipt_ids", [])
@@ -159,14 +159,14 @@ async def apply_receipt(deps: Deps, data: dict[str, Any]) -> str:
         try:
             written = await deps.store.replace(MESSAGES, doc, etag=doc["_etag"])
         except PreconditionFailed:
+            doc = await _find_message(deps, data)
             continue
         await outbox.hand_off(deps, [written])
         return status
     raise RuntimeError("receipt not applied after repeated concurrent updates")
 
 
-async def _opt_out_receiver(deps: Deps, data: dict[str, Any]) -> None:
-    doc = await _find_message(deps, data)
+async def _opt_out_receiver(deps: Deps, data: dict[str, Any], doc: Document | None) -> None:
     channel = await deps.store.read(CHANNELS, data["tenant_id"], data["channel_id"])
     if doc is None or channel is None or not doc.get("receiver"):
         log.warning("opt-out receipt for an unknown message ignored")

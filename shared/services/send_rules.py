@@ -25,8 +25,6 @@ from shared.services import channels as channel_service
 from shared.services import contacts, opt_outs, templates, terminals
 from shared.services.deps import Deps
 
-OPT_OUT_TYPES = opt_out_rules.OPT_OUT_TYPES
-
 
 @dataclass(frozen=True, slots=True)
 class Prepared:
@@ -75,7 +73,7 @@ async def check(deps: Deps, doc: Document, prepared: Prepared, channel: Document
     check_content(channel_type, prepared.raw["content"], msg.subject, max_segments=max_segments)
     if channel["provider"] != "sandbox" and doc.get("sender"):
         await _check_sender(deps, tenant_id, doc["sender"], channel)
-    if channel_type in OPT_OUT_TYPES:
+    if channel_type in opt_out_rules.OPT_OUT_TYPES:
         await _check_not_opted_out(deps, tenant_id, channel_type, doc["receiver"]["address"])
     if prepared.in_window is False and msg.content.type != "template":
         raise ValidationFailed(

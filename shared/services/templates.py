@@ -20,8 +20,9 @@ from shared.domain.templates import (
     check_template,
     render,
 )
-from shared.ports import Conflict, Filter, Page, PreconditionFailed, Query
+from shared.ports import Conflict, Page, PreconditionFailed, Query
 from shared.services.deps import Deps
+from shared.services.lookups import find_named, find_named_cached
 from shared.services.pages import list_page
 
 INTERNAL_FIELDS = ("_etag", "tenant_id")
@@ -62,18 +63,12 @@ async def create_template(deps: Deps, tenant_id: str, data: TemplateCreate) -> D
 
 
 async def find_by_name(deps: Deps, tenant_id: str, name: str) -> Document | None:
-    page = await deps.store.query(
-        TEMPLATES, Query(scope=tenant_id, where=(Filter("name", "eq", name.lower()),), limit=1)
-    )
-    return page.items[0] if page.items else None
+    return await find_named(deps.store, TEMPLATES, tenant_id, name)
 
 
 async def find_for_sending(deps: Deps, tenant_id: str, name: str) -> Document | None:
     """The template a message names (cached briefly: a batch reads it once)."""
-    key = name.lower()
-    return await deps.lookups.get(
-        (TEMPLATES, tenant_id, key), lambda: find_by_name(deps, tenant_id, key)
-    )
+    return await find_named_cached(deps.lookups, deps.store, TEMPLATES, tenant_id, name)
 
 
 async def exists(deps: Deps, tenant_id: str, name: str) -> bool:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -33,7 +32,7 @@ from shared.domain.webhooks import (
     webhook_secret_name,
 )
 from shared.egress import EgressRefused
-from shared.http_client import guarded_client, retry_after
+from shared.http_client import retry_after
 from shared.services.deps import Deps
 
 log = logging.getLogger(__name__)
@@ -114,7 +113,7 @@ async def _post(deps: Deps, url: str, body: bytes, headers: httpx.Headers) -> An
 
     try:
         async with asyncio.timeout(timeout):
-            async with _clients.get(deps).stream(
+            async with deps.webhook_http.get().stream(
                 "POST", url, content=body, headers=headers
             ) as response:
                 text = await _head_of(response)
@@ -160,33 +159,3 @@ def _verdict(status: int) -> Verdict:
     if status in (408, 429) or status >= 500:
         return "retry"
     return "failed"
-
-
-class _Clients:
-    """One egress-guarded client per platform (Deps), built on first use, closed with
-    it (``async_closers``): its connections are reused across deliveries."""
-
-    def __init__(self) -> None:
-        self._held: dict[int, tuple[weakref.ref[Deps], httpx.AsyncClient]] = {}
-
-    def get(self, deps: Deps) -> httpx.AsyncClient:
-        key = id(deps)
-        held = self._held.get(key)
-        if held is not None and held[0]() is deps:
-            return held[1]
-        client = guarded_client(
-            allow_private=deps.settings.private_egress_allowed,
-            timeout=deps.settings.OCM_WEBHOOK_TIMEOUT_SECONDS,
-        )
-        self._held[key] = (weakref.ref(deps, lambda _: self._held.pop(key, None)), client)
-
-        async def close() -> None:
-            if self._held.get(key, (None, None))[1] is client:
-                del self._held[key]
-            await client.aclose()
-
-        deps.async_closers.append(close)
-        return client
-
-
-_clients = _Clients()

@@ -37,7 +37,6 @@ from shared.services.webhook_attempt import Answer
 log = logging.getLogger(__name__)
 
 Outcome = Literal["delivered", "retrying", "failed", "dropped", "missing", "unreadable"]
-Verdict = Literal["delivered", "retry", "failed", "gone"]
 Events = list[tuple[str, dict[str, Any]]]
 """Platform events to publish: (type, data)."""
 Change = Callable[[Document], Events | None]
@@ -46,10 +45,6 @@ to change."""
 
 GONE_REASON = "410 Gone from the endpoint"
 ATTEMPTS_KEPT = 50
-RESPONSE_KEPT = 1024
-DRAIN_LIMIT = 64 * 1024
-"""Bytes of an answer read at most: enough to reuse the connection after a usual
-answer, not so much that an endpoint could make us download a file."""
 
 
 @dataclass(frozen=True, slots=True)

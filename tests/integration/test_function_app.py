@@ -21,6 +21,7 @@ from functions.local_runtime import app_functions, discover, to_functions_messag
 from shared import bootstrap
 from shared.config import Settings
 from shared.containers import MESSAGES
+from shared.domain.timeline import schedule
 from shared.services import channels, messages, outbox, tenants
 from shared.services.deps import Deps
 
@@ -188,7 +189,7 @@ async def test_the_outbox_timer_re_enqueues_a_job_lost_after_persisting(deps: De
     await deps.queue.complete(queue, received)  # as if the enqueue had never happened
     doc = await deps.store.read(MESSAGES, tenant_id, message_id)
     assert doc is not None
-    outbox.set_job(doc, outbox.job_id(message_id, 1, "lost"), 1, deps.clock.now())
+    schedule(doc, outbox.job_id(message_id, 1, "lost"), 1, deps.clock.now())
     await deps.store.replace(MESSAGES, doc)
     await FUNCTIONS["outbox_sweep"](TimerRequest(past_due=True))
     [again] = await deps.queue.receive(queue)

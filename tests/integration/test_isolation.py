@@ -13,27 +13,8 @@ import httpx
 
 from shared.services import tenants
 from shared.services.deps import Deps
+from tests.integration.public_routes import PUBLIC
 
-PUBLIC = {
-    ("get", "/api/health"),
-    ("get", "/api/v1/channel-types"),
-    ("get", "/api/v1/event-types"),
-    ("post", "/api/v1/oauth/token"),
-    ("get", "/api/.well-known/jwks.json"),
-    # Sign-in and single-use tokens: the token or the password says who, not a key.
-    ("post", "/api/v1/auth/login"),
-    ("post", "/api/v1/auth/refresh"),
-    ("post", "/api/v1/auth/logout"),
-    ("post", "/api/v1/users/accept-invite"),
-    ("post", "/api/v1/users/reset-password"),
-    # Provider callbacks: the provider's own signature says who (tests/integration
-    # /test_callbacks.py shows another channel's signature is refused).
-    ("get", "/api/v1/callbacks/{provider}/{channel_id}"),
-    ("post", "/api/v1/callbacks/{provider}/{channel_id}"),
-    # One-click unsubscribe: the signed token in the link says who
-    ("get", "/api/v1/unsubscribe/{token}"),
-    ("post", "/api/v1/unsubscribe/{token}"),
-}
 # GET routes without a parameter that are not lists (the caller's own record).
 OWN = {("get", "/api/v1/users/me")}
 # What each create route needs (the resources A makes), and a valid body for every

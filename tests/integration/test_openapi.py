@@ -12,26 +12,7 @@ from openapi_spec_validator import validate
 from functions.http import asgi_app
 from shared import bootstrap
 from shared.config import Settings
-
-PUBLIC = {
-    ("get", "/api/health"),
-    ("get", "/api/v1/channel-types"),
-    ("get", "/api/v1/event-types"),
-    ("post", "/api/v1/oauth/token"),  # authenticates the client itself (RFC 6749)
-    ("get", "/api/.well-known/jwks.json"),
-    # the password or a single-use token says who
-    ("post", "/api/v1/auth/login"),
-    ("post", "/api/v1/auth/refresh"),
-    ("post", "/api/v1/auth/logout"),
-    ("post", "/api/v1/users/accept-invite"),
-    ("post", "/api/v1/users/reset-password"),
-    # the provider's own signature says who
-    ("get", "/api/v1/callbacks/{provider}/{channel_id}"),
-    ("post", "/api/v1/callbacks/{provider}/{channel_id}"),
-    # One-click unsubscribe: the signed token in the link says who
-    ("get", "/api/v1/unsubscribe/{token}"),
-    ("post", "/api/v1/unsubscribe/{token}"),
-}
+from tests.integration.public_routes import PUBLIC
 
 
 @pytest.fixture(autouse=True, scope="module")

@@ -21,34 +21,13 @@ import httpx
 
 from shared.domain.errors import ProviderError
 from shared.egress import EgressRefused
-from shared.http_client import MAX_RETRY_AFTER, USER_AGENT, guarded_client, retry_after
-
-
-class LazyClient:
-    """A sender's HTTP client: egress-guarded, built on first use (constructing a
-    sender connects nothing), closed with the sender."""
-
-    def __init__(
-        self,
-        *,
-        allow_private: bool,
-        timeout: float,
-        on_build: typing.Callable[[], None] | None = None,
-    ) -> None:
-        self._allow_private, self._timeout, self._on_build = allow_private, timeout, on_build
-        self._client: httpx.AsyncClient | None = None
-
-    def get(self) -> httpx.AsyncClient:
-        if self._client is None:
-            if self._on_build is not None:
-                self._on_build()
-            self._client = guarded_client(allow_private=self._allow_private, timeout=self._timeout)
-        return self._client
-
-    async def close(self) -> None:
-        client, self._client = self._client, None
-        if client is not None:
-            await client.aclose()
+from shared.http_client import (
+    MAX_RETRY_AFTER,
+    USER_AGENT,
+    LazyClient,
+    guarded_client,
+    retry_after,
+)
 
 
 async def call(
