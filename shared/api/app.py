@@ -9,6 +9,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from shared.api import errors
+from shared.api.direct import DirectRoutes, direct_routes
 from shared.api.limits import RequestBoundary
 from shared.api.routers import (
     apps,
@@ -39,8 +40,13 @@ stable `code`. Create routes honour `Idempotency-Key` (24 h, per tenant and rout
 """
 
 
-def create_app(get_deps: Callable[[], Deps]) -> FastAPI:
-    """Build the app; ``get_deps`` is called per request (it builds lazily, once)."""
+def create_app(get_deps: Callable[[], Deps], *, direct: bool = True) -> FastAPI:
+    """Build the app; ``get_deps`` is called per request (it builds lazily, once).
+
+    ``direct``: serve the send routes without FastAPI's per-request machinery
+    (``shared.api.direct``); False serves them like every other route, which the
+    tests compare answers with.
+    """
     app = FastAPI(
         title="OCM",
         version="1.0.0",
@@ -68,6 +74,9 @@ def create_app(get_deps: Callable[[], Deps]) -> FastAPI:
     )
     for router in (*routers, meta.router):
         app.include_router(router)
+    if direct:  # the routes every message enters by, without the generic machinery
+        table = direct_routes([messages.router], [messages.send_message, messages.send_batch])
+        app.add_middleware(DirectRoutes, table=table, handlers=app.exception_handlers)
     app.add_middleware(RequestBoundary, flush=lambda: get_deps().flush())
     webhooks.document_webhooks(app)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
