@@ -271,6 +271,21 @@ async def test_create_many_writes_every_document(store: Store) -> None:
     assert sorted(d["i"] for d in page.items) == list(range(50))
 
 
+async def test_create_many_writes_a_thousand_and_more(store: Store) -> None:
+    """More documents than one statement takes (the embedded store writes a few hundred
+    at a time), and a clash in the last part undoes the earlier parts too."""
+    await store.create("notes", note("n1000"))
+    with pytest.raises(Conflict):
+        await store.create_many("notes", [note(f"n{i}", i=i) for i in range(1001)])
+    assert await store.read("notes", "tn_a", "n0") is None
+    await store.create_many("notes", [note(f"m{i}", i=i) for i in range(1001)])
+    page = await store.query("notes", Query(scope="tn_a", limit=1000))
+    got = list(page.items)
+    if page.next_cursor:
+        got += (await store.query("notes", Query(scope="tn_a", limit=1000, cursor=page.next_cursor))).items
+    assert sorted(d["i"] for d in got if d["id"].startswith("m")) == list(range(1001))
+
+
 @pytest.mark.parametrize(
     "batch",
     [

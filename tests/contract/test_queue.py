@@ -172,9 +172,12 @@ async def test_receive_takes_at_most_max_messages(queue: Queue) -> None:
 
 
 async def test_a_batch_send_delivers_every_message(queue: Queue) -> None:
-    await queue.send("q", [message(f"m{i:03d}") for i in range(300)])
-    got = await queue.receive("q", max_messages=500)
-    assert [m.message_id for m in got] == [f"m{i:03d}" for i in range(300)]
+    """More than one statement takes in the embedded queue (a few hundred), in order."""
+    await queue.send("q", [message(f"m{i:04d}") for i in range(1201)])
+    got: list[str] = []
+    while batch := await queue.receive("q", max_messages=500):
+        got += [m.message_id for m in batch]
+    assert got == [f"m{i:04d}" for i in range(1201)]
 
 
 async def test_a_duplicate_id_within_the_window_is_dropped(queue: Queue, clock: FakeClock) -> None:

@@ -13,7 +13,7 @@ from typing import Any
 
 import orjson
 
-from shared.adapters.embedded.sqlite_db import SqliteDatabase
+from shared.adapters.embedded.sqlite_db import SqliteDatabase, insert_rows
 from shared.ports import (
     Clock,
     MessageLockLost,
@@ -133,9 +133,10 @@ class SqliteQueue:
                 for m in fresh
                 for target in subscribers(self._topics, entity, m)
             ]
-            conn.executemany(
+            insert_rows(
+                conn,
                 "INSERT INTO queue_messages (entity, message_id, body, subject, properties, "
-                "enqueued_at, visible_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "enqueued_at, visible_at)",
                 rows,
             )
         self._notify(*{row[0] for row in rows})

@@ -6,12 +6,12 @@ import itertools
 import os
 import sqlite3
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 import orjson
 
 from shared.adapters.embedded.documents import apply_changes, decode_cursor, encode_cursor, expiry
-from shared.adapters.embedded.sqlite_db import SqliteDatabase
+from shared.adapters.embedded.sqlite_db import SqliteDatabase, insert_rows
 from shared.adapters.embedded.sqlite_sql import (
     after_cursor_sql,
     check_name,
@@ -53,13 +53,13 @@ _LIVE = "(expires_at IS NULL OR expires_at > ?)"
 _CHUNK = 500  # ids per IN (…), far below SQLite's limit on bound parameters
 
 # ON CONFLICT … WHERE: an expired document still in the table does not block its id.
-_INSERT = """
-INSERT INTO documents (container, id, tenant_id, etag, expires_at, body)
-VALUES (?, ?, ?, ?, ?, ?)
+_INSERT_HEAD = "INSERT INTO documents (container, id, tenant_id, etag, expires_at, body)"
+_ON_CONFLICT = """
 ON CONFLICT (container, id) DO UPDATE SET tenant_id = excluded.tenant_id,
     etag = excluded.etag, expires_at = excluded.expires_at, body = excluded.body
 WHERE documents.expires_at <= ?
 """
+_INSERT = f"{_INSERT_HEAD} VALUES (?, ?, ?, ?, ?, ?) {_ON_CONFLICT}"
 _UPDATE = "UPDATE documents SET etag = ?, expires_at = ?, body = ? WHERE container = ? AND id = ?"
 _UPSERT = _INSERT.replace(
     "WHERE documents.expires_at <= ?",
@@ -103,9 +103,15 @@ class SqliteDocumentStore:
 
     async def create_many(self, container: str, docs: Sequence[Document]) -> None:
         now = self._now()
-        rows = [(*self._row(container, doc, now), now) for doc in docs]
+        rows = [self._row(container, doc, now) for doc in docs]
         with self._db.transaction() as conn:
-            if _written(conn, _INSERT, rows) != len(rows):
+            try:
+                written = insert_rows(
+                    conn, _INSERT_HEAD, rows, tail=_ON_CONFLICT, tail_params=(now,)
+                )
+            except sqlite3.IntegrityError as exc:
+                _raise_conflict(exc)
+            if written != len(rows):
                 raise Conflict(f"a document of this batch exists in {container}")
 
     async def read(self, container: str, scope: Scope, doc_id: str) -> Document | None:
@@ -376,6 +382,10 @@ def _written(conn: sqlite3.Connection, sql: str, rows: Sequence[Sequence[Any]]) 
     try:
         return conn.executemany(sql, rows).rowcount
     except sqlite3.IntegrityError as exc:
-        if "UNIQUE" not in str(exc):
-            raise
-        raise Conflict("a unique field already has that value in this tenant") from exc
+        _raise_conflict(exc)
+
+
+def _raise_conflict(exc: sqlite3.IntegrityError) -> NoReturn:
+    if "UNIQUE" not in str(exc):
+        raise exc
+    raise Conflict("a unique field already has that value in this tenant") from exc
