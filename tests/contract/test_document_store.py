@@ -282,7 +282,8 @@ async def test_create_many_writes_a_thousand_and_more(store: Store) -> None:
     page = await store.query("notes", Query(scope="tn_a", limit=1000))
     got = list(page.items)
     if page.next_cursor:
-        got += (await store.query("notes", Query(scope="tn_a", limit=1000, cursor=page.next_cursor))).items
+        rest = Query(scope="tn_a", limit=1000, cursor=page.next_cursor)
+        got += (await store.query("notes", rest)).items
     assert sorted(d["i"] for d in got if d["id"].startswith("m")) == list(range(1001))
 
 
