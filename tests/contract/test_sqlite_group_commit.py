@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
 from pathlib import Path
 
 import pytest
@@ -115,3 +116,35 @@ async def test_a_group_lost_to_a_full_disk_is_reported_and_the_next_write_starts
     await db.flush()
     assert committed_ids(path) == {"tn_c"}
     db.close()
+
+
+def wal_pages(path: Path) -> int:
+    return Path(f"{path}-wal").stat().st_size // 4096 if Path(f"{path}-wal").exists() else 0
+
+
+async def test_checkpoints_run_off_the_event_loop(tmp_path: Path) -> None:
+    """Committed pages reach the database file by the checkpointer thread: the event
+    loop's COMMITs never checkpoint (SQLite's automatic checkpoint is off), yet the
+    file grows and the WAL is reused instead of growing without end."""
+    path = tmp_path / "ocm.sqlite3"
+    db = SqliteDatabase(path)
+    store = SqliteDocumentStore(db, CONTAINERS, SystemClock())
+    assert db.connection.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0
+    checkpointers = []
+    filler = "x" * 2000
+    for round_ in range(4):  # ~4 MB, over SQLite's 1000-page automatic checkpoint
+        docs = [
+            {"id": f"tn_{round_}_{i}", "tenant_id": "tn_a", "filler": filler} for i in range(500)
+        ]
+        await store.create_many(TENANTS, docs)
+        await db.flush()
+        checkpointers = [t for t in threading.enumerate() if t.name.startswith("ocm-checkpoint")]
+        await asyncio.sleep(0.3)  # a checkpoint per interval at most
+    assert checkpointers, "no checkpointer thread ran"
+    deadline = asyncio.get_running_loop().time() + 5
+    while path.stat().st_size < 3_000_000 and asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(0.05)
+    assert path.stat().st_size >= 3_000_000  # the pages are in the file itself
+    assert wal_pages(path) < 1500  # reused after each checkpoint, not ~1000 pages a round
+    db.close()
+    assert not any(t.is_alive() for t in checkpointers)

@@ -16,6 +16,10 @@ from typing import Any
 MEMORY = ":memory:"
 log = logging.getLogger(__name__)
 MAX_ROWS_PER_STATEMENT = 500
+CHECKPOINT_INTERVAL = 0.2
+"""At most this often (seconds) the checkpointer copies committed pages into the file."""
+JOURNAL_SIZE_LIMIT = 64 * 1024 * 1024
+"""The WAL file is cut back to this size when it is reused."""
 MAX_PARAMETERS = 32766  # SQLITE_MAX_VARIABLE_NUMBER's default since SQLite 3.32
 
 
@@ -28,7 +32,12 @@ class SqliteDatabase:
     """A lazily opened SQLite connection (WAL, synchronous=NORMAL) and its transactions.
 
     The adapters call SQLite synchronously from their coroutines: a statement takes
-    microseconds, far less than a hop to a thread would cost.
+    microseconds, far less than a hop to a thread would cost. Checkpoints (copying
+    the WAL's committed pages into the database file, with its fsyncs) are the
+    exception: SQLite would run one inside every COMMIT that finds the WAL over 1000
+    pages, on the event loop; a checkpointer thread with its own connection runs them
+    instead, after commits, at most every ``CHECKPOINT_INTERVAL``, and SQLite works
+    without the GIL meanwhile.
     """
 
     def __init__(self, path: Path | str) -> None:
@@ -38,6 +47,7 @@ class SqliteDatabase:
         self._lock = threading.RLock()
         self._group: asyncio.Future[None] | None = None
         self._closed: asyncio.Future[None] | None = None
+        self._checkpointer: _Checkpointer | None = None
 
     def connect(self) -> sqlite3.Connection:
         """Open the file (creating its directory) unless it is open already."""
@@ -49,6 +59,10 @@ class SqliteDatabase:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("PRAGMA busy_timeout=5000")
+            if isinstance(self.path, Path):
+                conn.execute("PRAGMA wal_autocheckpoint=0")  # the checkpointer's work
+                conn.execute(f"PRAGMA journal_size_limit={JOURNAL_SIZE_LIMIT}")
+                self._checkpointer = _Checkpointer(self.path)
             self._connection = conn
         return self._connection
 
@@ -84,6 +98,7 @@ class SqliteDatabase:
                     conn.execute("ROLLBACK")
                     raise
                 conn.execute("COMMIT")
+                self._committed()
                 return
             if self._group is None:
                 assert loop is not None
@@ -134,6 +149,11 @@ class SqliteDatabase:
             self._settle_failed(group, exc)
         else:
             group.set_result(None)
+            self._committed()
+
+    def _committed(self) -> None:
+        if self._checkpointer is not None:
+            self._checkpointer.nudge()
 
     def _fail_group(self, exc: BaseException) -> None:
         """The open group's transaction is gone (disk full, I/O error): every unit
@@ -163,10 +183,60 @@ class SqliteDatabase:
     def close(self) -> None:
         if self._group is not None:
             self._commit_group()
+        if self._checkpointer is not None:
+            self._checkpointer.stop()
+            self._checkpointer = None
         if self._connection is not None:
             self.optimize()
             self._connection.close()
             self._connection = None
+
+
+class _Checkpointer:
+    """A thread that checkpoints one database file after commits, on its own connection.
+
+    PASSIVE checkpoints never block the writer; a nudge while one runs (or within
+    ``CHECKPOINT_INTERVAL`` of the last) is served by the next. The thread starts
+    with the first nudge and sleeps on an event when nothing is written.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._wanted = threading.Event()
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def nudge(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(
+                target=self._run, name=f"ocm-checkpoint-{self._path.name}", daemon=True
+            )
+            self._thread.start()
+        self._wanted.set()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._wanted.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        conn = sqlite3.connect(self._path, isolation_level=None)
+        try:
+            conn.execute("PRAGMA busy_timeout=5000")
+            while True:
+                self._wanted.wait()
+                if self._stopping.is_set():
+                    return
+                self._wanted.clear()
+                try:
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                except sqlite3.Error as exc:  # the next nudge tries again
+                    log.warning("a WAL checkpoint failed: %s", exc)
+                if self._stopping.wait(CHECKPOINT_INTERVAL):
+                    return
+        finally:
+            conn.close()
 
 
 def insert_rows(
