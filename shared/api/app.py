@@ -7,6 +7,7 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
+from fastapi.telemetry import TelemetryConfig
 
 from shared.api import errors
 from shared.api.direct import DirectRoutes, direct_routes
@@ -40,12 +41,18 @@ stable `code`. Create routes honour `Idempotency-Key` (24 h, per tenant and rout
 """
 
 
-def create_app(get_deps: Callable[[], Deps], *, direct: bool = True) -> FastAPI:
+def create_app(
+    get_deps: Callable[[], Deps],
+    *,
+    direct: bool = True,
+    telemetry: TelemetryConfig | None = None,
+) -> FastAPI:
     """Build the app; ``get_deps`` is called per request (it builds lazily, once).
 
     ``direct``: serve the send routes without FastAPI's per-request machinery
     (``shared.api.direct``); False serves them like every other route, which the
-    tests compare answers with.
+    tests compare answers with. ``telemetry``: FastAPI's own (its default: on once an
+    OpenTelemetry SDK is set up, as ``shared.telemetry`` does in Azure).
     """
     app = FastAPI(
         title="OCM",
@@ -54,6 +61,7 @@ def create_app(get_deps: Callable[[], Deps], *, direct: bool = True) -> FastAPI:
         openapi_url="/api/openapi.json",
         docs_url="/api/docs",
         redoc_url=None,
+        telemetry=telemetry,
     )
     app.state.get_deps = get_deps
     errors.install(app)

@@ -11,8 +11,14 @@ authentication, and answers failures through the app's own exception handlers.
 It is one ASGI layer inside ``RequestBoundary`` (so the size limit and
 answer-after-durability hold as for every route). The routes stay declared on their
 routers as usual (the OpenAPI document is theirs); ``direct_routes`` checks, when the
-app is built, that each endpoint still has exactly that shape, and refuses to start
-otherwise — a parameter added to a send route later cannot be silently skipped.
+app is built, that each route still has exactly that shape — its endpoint's
+parameters, and no dependency but the caller's (none from the decorator or the
+router) — and refuses to start otherwise: a parameter or dependency added to a send
+route later cannot be silently skipped. (The routers must be included without
+dependencies of their own, as ``create_app`` does.)
+
+When FastAPI's own telemetry records the request (an OpenTelemetry SDK is set up),
+the request goes the framework's way, so its spans and metrics name the route.
 """
 
 from __future__ import annotations
@@ -54,6 +60,7 @@ def direct_routes(
     for router in routers:
         for route in router.routes:
             if isinstance(route, APIRoute) and route.endpoint in wanted:
+                _only_the_caller(route)
                 direct = DirectRoute(route.endpoint, _scopes_of(route.endpoint))
                 for method in route.methods or ():
                     table[(method, route.path)] = direct
@@ -61,6 +68,23 @@ def direct_routes(
     if wanted:
         raise TypeError(f"not a route of these routers: {sorted(e.__name__ for e in wanted)}")
     return table
+
+
+def _only_the_caller(route: APIRoute) -> None:
+    """The route resolves nothing but the caller: no parameter of its own, and one
+    dependency, ``api_key_auth`` (FastAPI adds the decorator's and the router's
+    dependencies to the same list)."""
+    dependant = route.dependant
+    own = (
+        dependant.path_params,
+        dependant.query_params,
+        dependant.header_params,
+        dependant.cookie_params,
+        dependant.body_params,
+    )
+    subs = dependant.dependencies
+    if any(own) or len(subs) != 1 or subs[0].call is not api_key_auth or subs[0].dependencies:
+        raise TypeError(f"{route.name} cannot be served directly: it resolves more than its caller")
 
 
 def _scopes_of(endpoint: Callable[..., Any]) -> SecurityScopes:
@@ -98,8 +122,13 @@ class DirectRoutes:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         route = None
-        # Behind a root path (a mount), the router strips it first: leave that to it.
-        if scope["type"] == "http" and not scope.get("root_path"):
+        # Behind a root path (a mount), the router strips it first: leave that to it;
+        # and a request FastAPI's telemetry records goes its way (see above).
+        if (
+            scope["type"] == "http"
+            and not scope.get("root_path")
+            and scope.get("fastapi.telemetry") is None
+        ):
             route = self.table.get((scope["method"], scope["path"]))
         if route is None:
             await self.app(scope, receive, send)

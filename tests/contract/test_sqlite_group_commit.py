@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-import threading
 from pathlib import Path
 
 import pytest
 
+from shared.adapters.embedded import sqlite_db
 from shared.adapters.embedded.clock import SystemClock
 from shared.adapters.embedded.sqlite_db import SqliteDatabase
 from shared.adapters.embedded.sqlite_store import SqliteDocumentStore
@@ -118,33 +118,72 @@ async def test_a_group_lost_to_a_full_disk_is_reported_and_the_next_write_starts
     db.close()
 
 
-def wal_pages(path: Path) -> int:
-    return Path(f"{path}-wal").stat().st_size // 4096 if Path(f"{path}-wal").exists() else 0
+def wal_bytes(path: Path) -> int:
+    wal = Path(f"{path}-wal")
+    return wal.stat().st_size if wal.exists() else 0
 
 
-async def test_checkpoints_run_off_the_event_loop(tmp_path: Path) -> None:
-    """Committed pages reach the database file by the checkpointer thread: the event
-    loop's COMMITs never checkpoint (SQLite's automatic checkpoint is off), yet the
-    file grows and the WAL is reused instead of growing without end."""
+async def test_the_checkpointer_thread_copies_commits_into_the_file(tmp_path: Path) -> None:
+    """Below SQLite's own (backstop) threshold, committed pages still reach the
+    database file: the checkpointer thread copied them, off the event loop."""
     path = tmp_path / "ocm.sqlite3"
     db = SqliteDatabase(path)
     store = SqliteDocumentStore(db, CONTAINERS, SystemClock())
-    assert db.connection.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0
-    checkpointers = []
+    backstop = db.connection.execute("PRAGMA wal_autocheckpoint").fetchone()[0]
+    assert backstop == sqlite_db.BACKSTOP_CHECKPOINT_PAGES
     filler = "x" * 2000
-    for round_ in range(4):  # ~4 MB, over SQLite's 1000-page automatic checkpoint
-        docs = [
-            {"id": f"tn_{round_}_{i}", "tenant_id": "tn_a", "filler": filler} for i in range(500)
-        ]
-        await store.create_many(TENANTS, docs)
-        await db.flush()
-        checkpointers = [t for t in threading.enumerate() if t.name.startswith("ocm-checkpoint")]
-        await asyncio.sleep(0.3)  # a checkpoint per interval at most
-    assert checkpointers, "no checkpointer thread ran"
-    deadline = asyncio.get_running_loop().time() + 5
-    while path.stat().st_size < 3_000_000 and asyncio.get_running_loop().time() < deadline:
+    docs = [{"id": f"tn_{i}", "tenant_id": "tn_a", "filler": filler} for i in range(1000)]
+    await store.create_many(TENANTS, docs)  # ~3 MB: far below the backstop's 16 MiB
+    await db.flush()
+    assert db._checkpointer is not None
+    thread = db._checkpointer.thread
+    assert thread is not None and thread.is_alive()
+    deadline = asyncio.get_running_loop().time() + 10
+    while path.stat().st_size < 2_000_000 and asyncio.get_running_loop().time() < deadline:
         await asyncio.sleep(0.05)
-    assert path.stat().st_size >= 3_000_000  # the pages are in the file itself
-    assert wal_pages(path) < 1500  # reused after each checkpoint, not ~1000 pages a round
+    assert path.stat().st_size >= 2_000_000  # the pages are in the file itself
     db.close()
-    assert not any(t.is_alive() for t in checkpointers)
+    assert not thread.is_alive()
+
+
+async def test_the_wal_stays_bounded_under_steady_writes(tmp_path: Path) -> None:
+    """Writers that never pause leave the checkpointer no moment to let the WAL start
+    over; SQLite's backstop checkpoint does, so the WAL stays near 16 MiB."""
+    path = tmp_path / "ocm.sqlite3"
+    db = SqliteDatabase(path)
+    store = SqliteDocumentStore(db, CONTAINERS, SystemClock())
+    filler = "x" * 1000
+    batches = 0
+    needed = 48_000_000 // (20 * len(filler))  # three times the backstop's 16 MiB
+    deadline = asyncio.get_running_loop().time() + 60
+
+    async def writer(w: int) -> None:
+        nonlocal batches
+        while batches < needed and asyncio.get_running_loop().time() < deadline:
+            batch = batches
+            batches += 1
+            docs = [{"id": f"t{batch}_{i}", "tenant_id": "tn_a", "f": filler} for i in range(20)]
+            await store.create_many(TENANTS, docs)
+            await db.flush()
+
+    await asyncio.gather(*(writer(w) for w in range(20)))
+    assert batches >= needed, "too little written to show anything"
+    assert wal_bytes(path) < 32 * 1024 * 1024
+    db.close()
+
+
+def test_a_checkpointer_that_died_is_started_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(sqlite_db, "RESTART_AFTER", 0.0)
+    checkpointer = sqlite_db._Checkpointer(tmp_path / "no such directory" / "ocm.sqlite3")
+    checkpointer.nudge()
+    first = checkpointer.thread
+    assert first is not None
+    first.join(timeout=10)
+    assert not first.is_alive()  # it could not open the file, and said so
+    assert "could not open" in caplog.text
+    checkpointer.nudge()
+    second = checkpointer.thread
+    assert second is not None and second is not first
+    checkpointer.stop()

@@ -10,11 +10,14 @@ from typing import Annotated, Any
 import httpx
 import orjson
 import pytest
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from starlette.responses import Response
 
 from shared.api.app import create_app
-from shared.api.deps import Caller, Platform, scoped
+from shared.api.deps import Caller, Platform, get_deps, scoped
 from shared.api.direct import DirectRoutes, direct_routes
 from shared.api.routers import messages as messages_router
 from shared.services import tenants
@@ -254,11 +257,51 @@ def test_a_route_that_takes_more_cannot_be_served_directly() -> None:
     async def fine(request: Request, caller: Annotated[Caller, scoped("a", "b")]) -> Response:
         raise AssertionError
 
-    for endpoint in (extra, other):
+    @router.post("/decorated", dependencies=[Depends(get_deps)])
+    async def decorated(request: Request, caller: Annotated[Caller, scoped("a")]) -> Response:
+        raise AssertionError
+
+    guarded = APIRouter(prefix="/y", dependencies=[Depends(get_deps)])
+
+    @guarded.post("/fine-but-for-its-router")
+    async def routed(request: Request, caller: Annotated[Caller, scoped("a")]) -> Response:
+        raise AssertionError
+
+    for routers, endpoint in (
+        ([router], extra),
+        ([router], other),
+        ([router], decorated),
+        ([guarded], routed),
+    ):
         with pytest.raises(TypeError, match="cannot be served directly"):
-            direct_routes([router], [endpoint])
+            direct_routes(routers, [endpoint])
     table = direct_routes([router], [fine])
     assert list(table) == [("POST", "/x/fine")]
     assert table["POST", "/x/fine"].scopes.scopes == ["a", "b"]
     with pytest.raises(TypeError, match="not a route"):
         direct_routes([APIRouter()], [fine])
+
+
+async def test_traced_requests_name_their_route_as_the_framework_does(
+    deps: Deps, keys: dict[str, str]
+) -> None:
+    """With FastAPI's telemetry recording (an OpenTelemetry SDK set up), the send
+    routes' spans carry the route as every other route's do."""
+    spans: dict[bool, list[tuple[str, Any]]] = {}
+    for direct in (True, False):
+        exporter = InMemorySpanExporter()
+        provider = TracerProvider()
+        provider.add_span_processor(SimpleSpanProcessor(exporter))
+        app = create_app(lambda: deps, direct=direct, telemetry={"tracer_provider": provider})
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://ocm") as client:
+            sent = await client.post(
+                "/api/v1/messages", json=SMS, headers={"X-API-Key": keys["all"]}
+            )
+        assert sent.status_code == 202
+        spans[direct] = [
+            (span.name, (span.attributes or {}).get("http.route"))
+            for span in exporter.get_finished_spans()
+        ]
+    assert ("POST /api/v1/messages", "/api/v1/messages") in spans[True]
+    assert spans[True] == spans[False]

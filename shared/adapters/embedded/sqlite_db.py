@@ -7,6 +7,7 @@ import contextlib
 import logging
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from functools import lru_cache
@@ -15,12 +16,18 @@ from typing import Any
 
 MEMORY = ":memory:"
 log = logging.getLogger(__name__)
-MAX_ROWS_PER_STATEMENT = 500
+MAX_ROWS_PER_STATEMENT = 512
 CHECKPOINT_INTERVAL = 0.2
 """At most this often (seconds) the checkpointer copies committed pages into the file."""
 JOURNAL_SIZE_LIMIT = 64 * 1024 * 1024
 """The WAL file is cut back to this size when it is reused."""
-MAX_PARAMETERS = 32766  # SQLITE_MAX_VARIABLE_NUMBER's default since SQLite 3.32
+BACKSTOP_CHECKPOINT_PAGES = 4000
+"""SQLite's own checkpoint, inside a COMMIT, only once the WAL reaches this many pages
+(16 MiB): under steady writes the checkpointer's PASSIVE checkpoints never catch up
+with the last commit, and only a checkpoint right after a commit lets the WAL start
+over. By then the checkpointer has copied most pages, so this one copies the rest."""
+RESTART_AFTER = 5.0
+"""A checkpointer thread that died is started again by a commit after this long."""
 
 
 def _running_loop() -> asyncio.AbstractEventLoop | None:
@@ -37,7 +44,8 @@ class SqliteDatabase:
     exception: SQLite would run one inside every COMMIT that finds the WAL over 1000
     pages, on the event loop; a checkpointer thread with its own connection runs them
     instead, after commits, at most every ``CHECKPOINT_INTERVAL``, and SQLite works
-    without the GIL meanwhile.
+    without the GIL meanwhile. SQLite's own stays as a backstop, rarely
+    (``BACKSTOP_CHECKPOINT_PAGES``), so the WAL is bounded under any load.
     """
 
     def __init__(self, path: Path | str) -> None:
@@ -60,7 +68,7 @@ class SqliteDatabase:
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("PRAGMA busy_timeout=5000")
             if isinstance(self.path, Path):
-                conn.execute("PRAGMA wal_autocheckpoint=0")  # the checkpointer's work
+                conn.execute(f"PRAGMA wal_autocheckpoint={BACKSTOP_CHECKPOINT_PAGES}")
                 conn.execute(f"PRAGMA journal_size_limit={JOURNAL_SIZE_LIMIT}")
                 self._checkpointer = _Checkpointer(self.path)
             self._connection = conn
@@ -197,31 +205,55 @@ class _Checkpointer:
 
     PASSIVE checkpoints never block the writer; a nudge while one runs (or within
     ``CHECKPOINT_INTERVAL`` of the last) is served by the next. The thread starts
-    with the first nudge and sleeps on an event when nothing is written.
+    with the first nudge and sleeps on an event when nothing is written; if it dies
+    (it logs why), a nudge ``RESTART_AFTER`` seconds later starts another.
     """
 
     def __init__(self, path: Path) -> None:
         self._path = path
         self._wanted = threading.Event()
         self._stopping = threading.Event()
+        self._starting = threading.Lock()
         self._thread: threading.Thread | None = None
+        self._started_at = 0.0
+
+    @property
+    def thread(self) -> threading.Thread | None:
+        return self._thread
 
     def nudge(self) -> None:
-        if self._thread is None:
+        thread = self._thread
+        if thread is None or not thread.is_alive():
+            self._start()
+        self._wanted.set()
+
+    def _start(self) -> None:
+        with self._starting:
+            thread, now = self._thread, time.monotonic()
+            if self._stopping.is_set() or (thread is not None and thread.is_alive()):
+                return
+            if thread is not None and now - self._started_at < RESTART_AFTER:
+                return
+            self._started_at = now
             self._thread = threading.Thread(
                 target=self._run, name=f"ocm-checkpoint-{self._path.name}", daemon=True
             )
             self._thread.start()
-        self._wanted.set()
 
     def stop(self) -> None:
         self._stopping.set()
         self._wanted.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
+        with self._starting:
+            thread = self._thread
+        if thread is not None:
+            thread.join(timeout=10)
 
     def _run(self) -> None:
-        conn = sqlite3.connect(self._path, isolation_level=None)
+        try:
+            conn = sqlite3.connect(self._path, isolation_level=None)
+        except Exception as exc:  # a later nudge starts another thread
+            log.warning("the checkpointer could not open %s: %s", self._path.name, exc)
+            return
         try:
             conn.execute("PRAGMA busy_timeout=5000")
             while True:
@@ -235,6 +267,8 @@ class _Checkpointer:
                     log.warning("a WAL checkpoint failed: %s", exc)
                 if self._stopping.wait(CHECKPOINT_INTERVAL):
                     return
+        except Exception:
+            log.exception("the checkpointer stopped")
         finally:
             conn.close()
 
@@ -250,19 +284,27 @@ def insert_rows(
     """``head VALUES (…), (…), … tail`` over ``rows``, many rows per statement; the
     number of rows changed.
 
-    One statement takes a few hundred rows into SQLite in one call, where
+    One statement takes hundreds of rows into SQLite in one call, where
     ``executemany`` makes a call per row: a batch's writes cost about a third less.
+    Statements take ``MAX_ROWS_PER_STATEMENT`` rows, or a power of two for the rest,
+    so a few SQL texts serve every batch size (and stay in the statement cache).
     """
     if not rows:
         return 0
     width = len(rows[0])
-    per_statement = min(MAX_ROWS_PER_STATEMENT, (MAX_PARAMETERS - len(tail_params)) // width)
-    changed = 0
-    for start in range(0, len(rows), per_statement):
-        part = rows[start : start + per_statement]
+    limit = conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) - len(tail_params)
+    largest = min(MAX_ROWS_PER_STATEMENT, 1 << ((limit // width).bit_length() - 1))
+    changed, start = 0, 0
+    while start < len(rows):
+        left = len(rows) - start
+        count = largest if left >= largest else 1 << (left.bit_length() - 1)
+        part = rows[start : start + count]
         params = [value for row in part for value in row]
+        if len(params) != width * count:
+            raise ValueError("every row must have as many values as the first")
         params.extend(tail_params)
-        changed += conn.execute(_rows_sql(head, width, len(part), tail), params).rowcount
+        changed += conn.execute(_rows_sql(head, width, count, tail), params).rowcount
+        start += count
     return changed
 
 
