@@ -21,9 +21,9 @@ CHECKPOINT_INTERVAL = 0.2
 """At most this often (seconds) the checkpointer copies committed pages into the file."""
 JOURNAL_SIZE_LIMIT = 64 * 1024 * 1024
 """The WAL file is cut back to this size when it is reused."""
-BACKSTOP_CHECKPOINT_PAGES = 4000
+BACKSTOP_CHECKPOINT_PAGES = 16000
 """SQLite's own checkpoint, inside a COMMIT, only once the WAL reaches this many pages
-(16 MiB): under steady writes the checkpointer's PASSIVE checkpoints never catch up
+(64 MiB): under steady writes the checkpointer's PASSIVE checkpoints never catch up
 with the last commit, and only a checkpoint right after a commit lets the WAL start
 over. By then the checkpointer has copied most pages, so this one copies the rest."""
 RESTART_AFTER = 5.0
