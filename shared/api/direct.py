@@ -52,7 +52,8 @@ def direct_routes(
 ) -> dict[tuple[str, str], DirectRoute]:
     """``(method, path) → route`` for these endpoints, as their routers declare them.
 
-    Raises ``TypeError`` for an endpoint whose parameters are not exactly
+    Raises ``TypeError`` for a route that resolves anything but its caller, or whose
+    endpoint's parameters are not exactly
     ``(request: Request, caller: Annotated[Caller, Security(api_key_auth, ...)])``.
     """
     wanted = set(endpoints)
