@@ -70,10 +70,12 @@ class _GuardedBackend(httpcore.AsyncNetworkBackend):
 
 class _GuardedTransport(httpx.AsyncHTTPTransport):
     def __init__(self, *, allow_private: bool, verify: ssl.SSLContext | bool) -> None:
-        super().__init__(verify=verify, trust_env=False)
+        # One SSL context (loading the CA bundle takes milliseconds), for httpx's pool
+        # and ours alike.
         ssl_context = verify if isinstance(verify, ssl.SSLContext) else httpx.create_ssl_context()
+        super().__init__(verify=ssl_context, trust_env=False)
         # httpx builds its pool without a way to pass a network backend; ours is
-        # the same pool with the guard (tests/unit/test_provider_http.py holds it).
+        # the same pool with the guard (each provider's EGRESS_REFUSED test holds it).
         self._pool = httpcore.AsyncConnectionPool(
             ssl_context=ssl_context,
             max_connections=100,

@@ -50,19 +50,14 @@ class DirectRoute:
 def direct_routes(
     routers: Iterable[APIRouter], endpoints: Iterable[Callable[..., Any]]
 ) -> dict[tuple[str, str], DirectRoute]:
-    """``(method, path) → route`` for these endpoints, as their routers declare them.
-
-    Raises ``TypeError`` for a route that resolves anything but its caller, or whose
-    endpoint's parameters are not exactly
-    ``(request: Request, caller: Annotated[Caller, Security(api_key_auth, ...)])``.
-    """
+    """``(method, path) → route`` for these endpoints, as their routers declare them;
+    ``TypeError`` for one that cannot be served directly (see ``_caller_scopes``)."""
     wanted = set(endpoints)
     table: dict[tuple[str, str], DirectRoute] = {}
     for router in routers:
         for route in router.routes:
             if isinstance(route, APIRoute) and route.endpoint in wanted:
-                _only_the_caller(route)
-                direct = DirectRoute(route.endpoint, _scopes_of(route.endpoint))
+                direct = DirectRoute(route.endpoint, _caller_scopes(route))
                 for method in route.methods or ():
                     table[(method, route.path)] = direct
                 wanted.discard(route.endpoint)
@@ -71,41 +66,37 @@ def direct_routes(
     return table
 
 
-def _only_the_caller(route: APIRoute) -> None:
-    """The route resolves nothing but the caller: no parameter of its own, and one
-    dependency, ``api_key_auth`` (FastAPI adds the decorator's and the router's
-    dependencies to the same list)."""
+def _caller_scopes(route: APIRoute) -> SecurityScopes:
+    """The scopes of a route that resolves nothing but its caller: its endpoint takes
+    exactly ``(request: Request, caller: Annotated[Caller, scoped(...)])``, and FastAPI
+    found no other parameter and no other dependency (the decorator's and the
+    router's dependencies land in the same list)."""
     dependant = route.dependant
-    own = (
-        dependant.path_params,
-        dependant.query_params,
-        dependant.header_params,
-        dependant.cookie_params,
-        dependant.body_params,
-    )
     subs = dependant.dependencies
-    if any(own) or len(subs) != 1 or subs[0].call is not api_key_auth or subs[0].dependencies:
-        raise TypeError(f"{route.name} cannot be served directly: it resolves more than its caller")
-
-
-def _scopes_of(endpoint: Callable[..., Any]) -> SecurityScopes:
-    name = getattr(endpoint, "__name__", repr(endpoint))
-    parameters = inspect.signature(endpoint).parameters
-    hints = typing.get_type_hints(endpoint, include_extras=True)
-    caller = hints.get("caller")
+    caller = typing.get_type_hints(route.endpoint, include_extras=True).get("caller")
     marks: tuple[Any, ...] = getattr(caller, "__metadata__", ())
     if (
-        list(parameters) != ["request", "caller"]
-        or hints.get("request") is not Request
-        or typing.get_origin(caller) is not typing.Annotated
-        or typing.get_args(caller)[0] is not Caller
+        list(inspect.signature(route.endpoint).parameters) != ["request", "caller"]
+        or dependant.request_param_name != "request"
+        or any(
+            (
+                dependant.path_params,
+                dependant.query_params,
+                dependant.header_params,
+                dependant.cookie_params,
+                dependant.body_params,
+            )
+        )
+        or len(subs) != 1
+        or subs[0].call is not api_key_auth
+        or subs[0].dependencies
         or len(marks) != 1
         or not isinstance(marks[0], params.Security)
-        or marks[0].dependency is not api_key_auth
     ):
         raise TypeError(
-            f"{name} cannot be served directly: it must take exactly "
-            "(request: Request, caller: Annotated[Caller, scoped(...)])"
+            f"{route.name} cannot be served directly: it must take exactly "
+            "(request: Request, caller: Annotated[Caller, scoped(...)]) and resolve "
+            "nothing else"
         )
     return SecurityScopes(list(marks[0].scopes or ()))
 

@@ -33,8 +33,9 @@ def sms_segments(text: str) -> tuple[str, int]:
 
 def check_content(
     channel_type: str, content: dict[str, Any], subject: str | None, *, max_segments: int
-) -> None:
-    """Refuse content its channel type cannot take (ValidationFailed, 422)."""
+) -> int | None:
+    """Refuse content its channel type cannot take (ValidationFailed, 422); returns an
+    SMS text's segments (None for other content)."""
     kind = content.get("type")
     if channel_type == "sms" and kind == "text":
         encoding, segments = sms_segments(content["text"])
@@ -45,13 +46,14 @@ def check_content(
                 code="CONTENT_TOO_LONG",
                 errors=[FieldError("content.text", f"{segments} segments > {max_segments}")],
             )
-    elif channel_type == "email" and not (subject or "").strip():
+        return segments
+    if channel_type == "email" and not (subject or "").strip():
         raise ValidationFailed(
             "An e-mail needs a subject",
             code="SUBJECT_REQUIRED",
             errors=[FieldError("subject", "required for e-mail")],
         )
-    elif (
+    if (
         channel_type == "push"
         and kind == "push"
         and not (content.get("title") or content.get("body"))
@@ -61,8 +63,4 @@ def check_content(
             code="PUSH_CONTENT_EMPTY",
             errors=[FieldError("content", "give a title or a body")],
         )
-
-
-def segment_info(text: str) -> dict[str, Any]:
-    encoding, segments = sms_segments(text)
-    return {"encoding": encoding, "segments": segments}
+    return None

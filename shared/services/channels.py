@@ -22,7 +22,7 @@ from shared.domain.timeline import change_status, error_info
 from shared.ports import Conflict, Filter, Page, PreconditionFailed, Query
 from shared.services import directory, outbox
 from shared.services.deps import Deps
-from shared.services.lookups import find_named, find_named_cached
+from shared.services.lookups import find_named, find_named_cached, forget_named
 from shared.services.pages import list_page
 
 log = logging.getLogger(__name__)
@@ -140,7 +140,7 @@ def forget(deps: Deps, doc: Document) -> None:
     """Drop a channel from the lookup cache after any write to it."""
     for name in (doc.get("name"), doc.get("former_name")):
         if name:
-            deps.lookups.forget((CHANNELS, doc["tenant_id"], str(name).lower()))
+            forget_named(deps.lookups, CHANNELS, doc["tenant_id"], str(name))
 
 
 async def get_channel(deps: Deps, tenant_id: str, name: str) -> Document:

@@ -27,17 +27,18 @@ async def saw_inbound(
 ) -> None:
     """Record an inbound message's time; an older one (events arrive out of order)
     does not move the window back."""
-    known = await deps.store.read(CONTACTS, tenant_id, contact_id(tenant_id, channel_id, address))
-    if known is not None and known["last_inbound_at"] >= to_utc_text(at):
+    doc_id, last = contact_id(tenant_id, channel_id, address), to_utc_text(at)
+    known = await deps.store.read(CONTACTS, tenant_id, doc_id)
+    if known is not None and known["last_inbound_at"] >= last:
         return
     await deps.store.upsert(
         CONTACTS,
         {
-            "id": contact_id(tenant_id, channel_id, address),
+            "id": doc_id,
             "tenant_id": tenant_id,
             "channel_id": channel_id,
             "address": address,
-            "last_inbound_at": to_utc_text(at),
+            "last_inbound_at": last,
         },
     )
 

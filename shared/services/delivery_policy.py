@@ -63,10 +63,9 @@ def _window(rate: float) -> tuple[float, int]:
 
 
 def paused_until(channel: Document, now: datetime) -> datetime | None:
-    until = channel.get("throttled_until")
-    if until and datetime.fromisoformat(until) > now:
-        return datetime.fromisoformat(until)
-    return None
+    text = channel.get("throttled_until")
+    until = datetime.fromisoformat(text) if text else None
+    return until if until is not None and until > now else None
 
 
 async def pause(deps: Deps, channel: Document, seconds: float, now: datetime) -> None:

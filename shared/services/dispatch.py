@@ -260,12 +260,13 @@ async def _after_failure(
     if error.kind != "transient":
         return None
     origin = await delivery_policy.origin_of(deps, doc)
-    if origin is None or not channel_service.policy_of(origin).backups:
+    policy = channel_service.policy_of(origin) if origin is not None else None
+    if policy is None or not policy.backups:
         return None
     backup = await delivery_policy.next_backup(deps, doc)
     if backup is None:
         return None
-    return Failover(backup, channel_service.policy_of(origin).failover_after)
+    return Failover(backup, policy.failover_after)
 
 
 def _apply_result(

@@ -75,5 +75,15 @@ async def find_named_cached(
     """The same, cached briefly: what every send names (a channel, a template)."""
     key = name.lower()
     return await cache.get(
-        (container, tenant_id, key), lambda: find_named(store, container, tenant_id, key)
+        _named_key(container, tenant_id, key),
+        lambda: find_named(store, container, tenant_id, key),
     )
+
+
+def forget_named(cache: LookupCache, container: str, tenant_id: str, name: str) -> None:
+    """Drop what ``find_named_cached`` keeps for this name (after a write to it)."""
+    cache.forget(_named_key(container, tenant_id, name.lower()))
+
+
+def _named_key(container: str, tenant_id: str, name: str) -> tuple[str, str, str]:
+    return (container, tenant_id, name)

@@ -43,7 +43,7 @@ async def add(
     **source: Any,
 ) -> Document:
     """Opt a receiver out (idempotent: an existing opt-out is kept as it was)."""
-    kind = _known_type(deps, channel_type)
+    kind = _known_type(channel_type)
     normal = normalise_receiver(kind, address)
     if normal is None:
         raise ValidationFailed(
@@ -101,11 +101,9 @@ async def opted_out(
 ) -> set[str]:
     """Which of ``addresses`` (as given) are opted out: one point read per distinct
     address, a bounded number at once."""
-    kind = channel_type.lower()
     by_id: dict[str, list[str]] = {}
     for address in dict.fromkeys(addresses):
-        doc_id = opt_out_id(tenant_id, kind, lookup_address(kind, address))
-        by_id.setdefault(doc_id, []).append(address)
+        by_id.setdefault(_id(tenant_id, channel_type, address), []).append(address)
     pending = list(by_id.items())
     found: set[str] = set()
     for start in range(0, len(pending), CONCURRENT_READS):
@@ -133,7 +131,7 @@ def _id(tenant_id: str, channel_type: str, address: str) -> str:
     return opt_out_id(tenant_id, kind, lookup_address(kind, address))
 
 
-def _known_type(deps: Deps, channel_type: str) -> str:
+def _known_type(channel_type: str) -> str:
     kind = channel_type.lower()
     if kind not in OPT_OUT_TYPES:
         raise ValidationFailed(

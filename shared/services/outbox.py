@@ -36,16 +36,6 @@ def job_id(message_id: str, attempt: int, suffix: str = "") -> str:
     return f"{message_id}:{attempt}{':' + suffix if suffix else ''}"
 
 
-def event_properties(
-    tenant_id: str, event_type: str, webhooks: frozenset[str]
-) -> dict[str, str | int]:
-    """An event's application properties: what topic subscriptions filter on."""
-    properties: dict[str, str | int] = {"tenant_id": tenant_id, "type": event_type}
-    if webhook_fanout.wants(webhooks, event_type):
-        properties[webhook_fanout.INTEREST] = "1"
-    return properties
-
-
 _REACHES: weakref.WeakKeyDictionary[Any, dict[tuple[str, str, bool], bool]] = (
     weakref.WeakKeyDictionary()
 )
@@ -61,7 +51,7 @@ def _reaches(deps: Deps, tenant_id: str, event_type: str, webhooks: frozenset[st
     if found is None:
         if len(known) > 10_000:
             known.clear()
-        properties = event_properties(tenant_id, event_type, webhooks)
+        properties = webhook_fanout.event_properties(tenant_id, event_type, webhooks)
         found = known[key] = deps.queue.reaches_anyone(deps.settings.OCM_EVENTS_TOPIC, properties)
     return found
 
@@ -124,7 +114,7 @@ async def _publish(deps: Deps, docs: Sequence[Document]) -> None:
         type), else None."""
         key = (tenant_id, event_type)
         if key not in reaches:
-            properties = event_properties(tenant_id, event_type, webhooks[tenant_id])
+            properties = webhook_fanout.event_properties(tenant_id, event_type, webhooks[tenant_id])
             reaches[key] = properties if deps.queue.reaches_anyone(topic, properties) else None
         return reaches[key]
 

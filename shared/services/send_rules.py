@@ -17,7 +17,7 @@ from typing import Any
 
 from shared.domain import opt_outs as opt_out_rules
 from shared.domain import terminals as terminal_rules
-from shared.domain.content_rules import check_content, sms_segments
+from shared.domain.content_rules import check_content
 from shared.domain.errors import FieldError, ValidationFailed
 from shared.domain.messages import MessageCreate
 from shared.domain.models import Document
@@ -70,7 +70,9 @@ async def check(deps: Deps, doc: Document, prepared: Prepared, channel: Document
     if channel_type == "sandbox":
         return {}  # it simulates every provider: no rule of a real one applies
     max_segments = channel_service.policy_of(channel).max_segments if channel_type == "sms" else 0
-    check_content(channel_type, prepared.raw["content"], msg.subject, max_segments=max_segments)
+    segments = check_content(
+        channel_type, prepared.raw["content"], msg.subject, max_segments=max_segments
+    )
     if channel["provider"] != "sandbox" and doc.get("sender"):
         await _check_sender(deps, tenant_id, doc["sender"], channel)
     if channel_type in opt_out_rules.OPT_OUT_TYPES:
@@ -82,9 +84,7 @@ async def check(deps: Deps, doc: Document, prepared: Prepared, channel: Document
             code="WHATSAPP_OUTSIDE_WINDOW",
             errors=[FieldError("content.type", "use a template outside the 24-hour window")],
         )
-    if channel_type == "sms" and msg.content.type == "text":
-        return {"segments": sms_segments(msg.content.text)[1]}
-    return {}
+    return {} if segments is None else {"segments": segments}
 
 
 async def _render(
@@ -99,10 +99,11 @@ async def _render(
     know passes through to providers that carry their own (WhatsApp's, the sandbox)."""
     spec = deps.catalog.resolve(channel["type"], channel["provider"])
     name = raw["content"]["template"]
-    if not await templates.exists(deps, tenant_id, name) and "template" in spec.content_types:
+    template = await templates.find_for_sending(deps, tenant_id, name)
+    if template is None and "template" in spec.content_types:
         return raw, msg, {}
-    content, subject = await templates.render_content(
-        deps, tenant_id, raw["content"], channel["type"], in_window=window
+    content, subject = await templates.render_found(
+        template, raw["content"], channel["type"], in_window=window
     )
     rendered = {**raw, "content": content, "subject": subject or raw.get("subject")}
     try:

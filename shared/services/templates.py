@@ -22,7 +22,7 @@ from shared.domain.templates import (
 )
 from shared.ports import Conflict, Page, PreconditionFailed, Query
 from shared.services.deps import Deps
-from shared.services.lookups import find_named, find_named_cached
+from shared.services.lookups import find_named, find_named_cached, forget_named
 from shared.services.pages import list_page
 
 INTERNAL_FIELDS = ("_etag", "tenant_id")
@@ -77,7 +77,7 @@ async def exists(deps: Deps, tenant_id: str, name: str) -> bool:
 
 def forget(deps: Deps, doc: Document) -> None:
     """Drop a template from the lookup cache after any write to it."""
-    deps.lookups.forget((TEMPLATES, doc["tenant_id"], str(doc["name"]).lower()))
+    forget_named(deps.lookups, TEMPLATES, doc["tenant_id"], str(doc["name"]))
 
 
 async def get_template(deps: Deps, tenant_id: str, name: str) -> Document:
@@ -162,9 +162,20 @@ async def render_content(
     the tenant lacks is bad input (422 TEMPLATE_NOT_FOUND), as is bad data."""
     name = content.get("template")
     template = await find_for_sending(deps, tenant_id, name) if isinstance(name, str) else None
+    return await render_found(template, content, channel_type, in_window=in_window)
+
+
+async def render_found(
+    template: Document | None,
+    content: dict[str, Any],
+    channel_type: str,
+    *,
+    in_window: bool | None = None,
+) -> tuple[dict[str, Any], str | None]:
+    """``render_content`` for a template already looked up (None: not found)."""
     if template is None:
         raise ValidationFailed(
-            f"No template named {name!r}",
+            f"No template named {content.get('template')!r}",
             code="TEMPLATE_NOT_FOUND",
             errors=[FieldError("content.template", "no template of that name")],
         )

@@ -54,16 +54,19 @@ class DeliveryJob:
     attempt: int
 
     @classmethod
-    def decode(cls, body: bytes) -> DeliveryJob:
-        data = orjson.loads(body)
-        return cls(str(data["tenant_id"]), str(data["delivery_id"]), int(data["attempt"]))
+    def decode(cls, body: bytes) -> DeliveryJob | None:
+        """The job a queue message carries (None: the body is not one)."""
+        try:
+            data = orjson.loads(body)
+            return cls(str(data["tenant_id"]), str(data["delivery_id"]), int(data["attempt"]))
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+            return None
 
 
 async def deliver(deps: Deps, body: bytes) -> Outcome:
     """Handle one delivery job; safe to call any number of times for the same job."""
-    try:
-        job = DeliveryJob.decode(body)
-    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+    job = DeliveryJob.decode(body)
+    if job is None:
         log.error("unreadable webhook delivery job dropped")
         return "unreadable"
     doc = await deps.store.read(WEBHOOK_DELIVERIES, job.tenant_id, job.delivery_id)
@@ -89,9 +92,8 @@ async def deliver(deps: Deps, body: bytes) -> Outcome:
 
 async def fail_dead_lettered(deps: Deps, body: bytes, reason: str | None) -> str:
     """Fail the delivery of a job the queue gave up on, so none stays pending forever."""
-    try:
-        job = DeliveryJob.decode(body)
-    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+    job = DeliveryJob.decode(body)
+    if job is None:
         log.error("unreadable dead-lettered webhook delivery job dropped")
         return "unreadable"
     doc = await deps.store.read(WEBHOOK_DELIVERIES, job.tenant_id, job.delivery_id)

@@ -67,6 +67,17 @@ def wants(patterns: frozenset[str], event_type: str) -> bool:
     return bool(patterns) and takes_type(patterns, event_type)
 
 
+def event_properties(
+    tenant_id: str, event_type: str, webhooks: frozenset[str]
+) -> dict[str, str | int]:
+    """An event's application properties: what topic subscriptions filter on
+    (``webhooks``: the event types the tenant's webhooks take)."""
+    properties: dict[str, str | int] = {"tenant_id": tenant_id, "type": event_type}
+    if wants(webhooks, event_type):
+        properties[INTEREST] = "1"
+    return properties
+
+
 async def fan_out(deps: Deps, body: bytes) -> str:
     """Handle one event from the webhooks subscription."""
     event: dict[str, Any] = orjson.loads(body)
@@ -172,10 +183,7 @@ async def publish_platform_event(
         "tenant_id": tenant_id,
         "data": data,
     }
-    patterns = await interest(deps, tenant_id)
-    properties: dict[str, str | int] = {"tenant_id": tenant_id, "type": event_type}
-    if wants(patterns, event_type):
-        properties[INTEREST] = "1"
+    properties = event_properties(tenant_id, event_type, await interest(deps, tenant_id))
     topic = deps.settings.OCM_EVENTS_TOPIC
     if deps.queue.reaches_anyone(topic, properties):
         await deps.queue.send(

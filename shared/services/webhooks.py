@@ -274,6 +274,11 @@ async def list_deliveries(
 
 async def get_delivery(deps: Deps, tenant_id: str, webhook_id: str, delivery_id: str) -> Document:
     await get_webhook(deps, tenant_id, webhook_id)
+    return await _read_delivery(deps, tenant_id, webhook_id, delivery_id)
+
+
+async def _read_delivery(deps: Deps, tenant_id: str, webhook_id: str, delivery_id: str) -> Document:
+    """The delivery, once its subscription is known to exist."""
     doc = await deps.store.read(WEBHOOK_DELIVERIES, tenant_id, delivery_id)
     if doc is None or doc.get("webhook_id") != webhook_id:
         raise NotFoundError(f"No delivery {delivery_id!r}", code="WEBHOOK_DELIVERY_NOT_FOUND")
@@ -283,7 +288,7 @@ async def get_delivery(deps: Deps, tenant_id: str, webhook_id: str, delivery_id:
 async def retry_delivery(deps: Deps, tenant_id: str, webhook_id: str, delivery_id: str) -> Document:
     """One more attempt of a finished delivery (delivered or failed), now."""
     await _enabled(deps, tenant_id, webhook_id)
-    doc = await get_delivery(deps, tenant_id, webhook_id, delivery_id)
+    doc = await _read_delivery(deps, tenant_id, webhook_id, delivery_id)
     if doc["status"] == "pending":
         # Its next attempt is queued already (under the id a retry would take).
         raise ConflictError(
@@ -375,7 +380,7 @@ async def send_test(deps: Deps, tenant_id: str, webhook_id: str) -> Document:
     subscription = await _enabled(deps, tenant_id, webhook_id)
     now = deps.clock.now()
     event = {
-        "id": "evt_test_" + new_id("x", now).removeprefix("x_"),
+        "id": new_id("evt_test", now),
         "type": "webhook.test",
         "timestamp": to_utc_text(now),
         "tenant_id": tenant_id,

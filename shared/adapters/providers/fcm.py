@@ -31,8 +31,14 @@ from urllib.parse import quote
 import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
-from shared.adapters.providers.fcm_auth import AccessTokens, ServiceAccount, json_object
-from shared.adapters.providers.http import LazyClient, call, retry_after, status_error
+from shared.adapters.providers.fcm_auth import AccessTokens, ServiceAccount
+from shared.adapters.providers.http import (
+    LazyClient,
+    answer_error,
+    call,
+    json_object,
+    status_error,
+)
 from shared.domain.channels import CredentialField, ProviderSpec
 from shared.domain.errors import ProviderError, ProviderErrorKind
 from shared.domain.messages import FreeJson
@@ -74,7 +80,6 @@ class FcmSender:
     """Sends push channels' messages through FCM; one HTTP client for every channel."""
 
     def __init__(self, env: ProviderEnv) -> None:
-        self._env = env
         self._clients = LazyClient(
             allow_private=env.allow_private_egress, timeout=env.timeout_seconds
         )
@@ -141,13 +146,7 @@ def send_error(response: httpx.Response) -> ProviderError:
     reason = (message or f"FCM answered {status}")[:500]
     kind = _ERROR_KINDS.get(code or "")
     if code is not None and kind is not None:
-        return ProviderError(
-            kind,
-            f"FCM_{code}",
-            reason,
-            retry_after=retry_after(response) if kind != "permanent" else None,
-            provider_status=str(status),
-        )
+        return answer_error(response, kind, f"FCM_{code}", reason)
     if status == 401:
         return ProviderError("permanent", "FCM_AUTH_FAILED", reason, provider_status="401")
     return status_error(response, "FCM", reason)

@@ -16,12 +16,11 @@ import hashlib
 import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 import httpx
 import jwt
 
-from shared.adapters.providers.http import call, status_error
+from shared.adapters.providers.http import call, json_object, status_error
 from shared.domain.errors import ProviderError
 from shared.ports import Clock
 
@@ -138,15 +137,6 @@ class AccessTokens:
 def _cache_key(account: ServiceAccount, token_uri: str) -> tuple[str, str, str]:
     digest = hashlib.sha256(account.private_key.encode()).hexdigest()
     return token_uri, account.client_email, digest
-
-
-def json_object(response: httpx.Response) -> dict[str, Any]:
-    """The answer's JSON object, or an empty one if it is not one."""
-    try:
-        body = response.json()
-    except ValueError:
-        return {}
-    return body if isinstance(body, dict) else {}
 
 
 def _bad_credentials(reason: str) -> ProviderError:

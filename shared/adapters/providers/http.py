@@ -19,7 +19,7 @@ import typing
 
 import httpx
 
-from shared.domain.errors import ProviderError
+from shared.domain.errors import ProviderError, ProviderErrorKind
 from shared.egress import EgressRefused
 from shared.http_client import (
     MAX_RETRY_AFTER,
@@ -52,37 +52,48 @@ async def call(
         ) from None
 
 
+def answer_error(
+    response: httpx.Response, kind: ProviderErrorKind, code: str, reason: str
+) -> ProviderError:
+    """A ProviderError for an HTTP answer already classified: its status kept, and its
+    Retry-After unless the failure is permanent."""
+    return ProviderError(
+        kind,
+        code,
+        reason,
+        retry_after=None if kind == "permanent" else retry_after(response),
+        provider_status=str(response.status_code),
+    )
+
+
 def status_error(
     response: httpx.Response, prefix: str, reason: str, *, code: str | None = None
 ) -> ProviderError:
     """The generic classification of an unsuccessful HTTP answer."""
     status = response.status_code
     if status == 429:
-        return ProviderError(
-            "throttled",
-            code or f"{prefix}_THROTTLED",
-            reason,
-            retry_after=retry_after(response),
-            provider_status="429",
-        )
-    kind: typing.Literal["transient", "permanent"] = (
-        "transient" if status >= 500 or status == 408 else "permanent"
-    )
-    return ProviderError(
-        kind,
-        code or f"{prefix}_HTTP_{status}",
-        reason,
-        retry_after=retry_after(response) if kind == "transient" else None,
-        provider_status=str(status),
-    )
+        return answer_error(response, "throttled", code or f"{prefix}_THROTTLED", reason)
+    kind: ProviderErrorKind = "transient" if status >= 500 or status == 408 else "permanent"
+    return answer_error(response, kind, code or f"{prefix}_HTTP_{status}", reason)
+
+
+def json_object(response: httpx.Response) -> dict[str, typing.Any]:
+    """The answer's JSON object, or an empty one if it is not one."""
+    try:
+        body = response.json()
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
 
 
 __all__ = [
     "MAX_RETRY_AFTER",
     "USER_AGENT",
     "LazyClient",
+    "answer_error",
     "call",
     "guarded_client",
+    "json_object",
     "retry_after",
     "status_error",
 ]

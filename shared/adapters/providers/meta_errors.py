@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 
-from shared.adapters.providers.http import retry_after, status_error
+from shared.adapters.providers.http import answer_error, json_object, retry_after, status_error
 from shared.domain.errors import ProviderError
 
 PREFIX = "WHATSAPP"
@@ -71,7 +71,6 @@ def graph_error(response: httpx.Response, *, token: str) -> ProviderError:
         return status_error(response, PREFIX, f"WhatsApp answered HTTP {response.status_code}")
     code = error.get("code") if isinstance(error.get("code"), int) else None
     reason = describe(error, mask=token)
-    status = str(response.status_code)
     if code in THROTTLED:
         wait = retry_after(response)
         if wait is None and code == 131056:
@@ -83,28 +82,18 @@ def graph_error(response: httpx.Response, *, token: str) -> ProviderError:
             error_code(code),
             reason,
             retry_after=wait,
-            provider_status=status,
+            provider_status=str(response.status_code),
             details=details,
         )
     if code in TRANSIENT:
-        return ProviderError(
-            "transient",
-            error_code(code),
-            reason,
-            retry_after=retry_after(response),
-            provider_status=status,
-        )
+        return answer_error(response, "transient", error_code(code), reason)
     if code == OUTSIDE_WINDOW or code in AUTH or code in PERMANENT:
-        return ProviderError("permanent", error_code(code), reason, provider_status=status)
+        return answer_error(response, "permanent", error_code(code), reason)
     return status_error(response, PREFIX, reason, code=None if code is None else error_code(code))
 
 
 def _error_body(response: httpx.Response) -> dict[str, Any] | None:
-    try:
-        body = response.json()
-    except ValueError:
-        return None
-    error = body.get("error") if isinstance(body, dict) else None
+    error = json_object(response).get("error")
     return error if isinstance(error, dict) else None
 
 

@@ -44,6 +44,7 @@ from shared.domain.channels import CredentialField, ProviderSpec
 from shared.domain.errors import ProviderError
 from shared.ports import Clock, ProviderModule, SendRequest, SendResult
 
+API_ORIGIN = "https://api.sendgrid.com"
 PREFIX = "SENDGRID"
 _CODES = {
     400: "SENDGRID_BAD_REQUEST",
@@ -61,7 +62,7 @@ class SendGridSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     base_url: str = Field(
-        default="https://api.sendgrid.com",
+        default=API_ORIGIN,
         pattern=r"^https?://[^\s/?#]+/?$",
         max_length=2048,
         description="The API origin; https://api.eu.sendgrid.com for EU regional subusers.",
@@ -97,12 +98,12 @@ class SendGridSender:
                 "permanent", "SENDGRID_UNAUTHORIZED", "The channel has no api_key credential"
             )
         body = mail_send_body(request.message, request.channel)
-        base = str((request.channel.get("settings") or {}).get("base_url") or "")
+        base = str((request.channel.get("settings") or {}).get("base_url") or API_ORIGIN)
         response = await call(
             self._http(),
             PREFIX,
             "POST",
-            (base or "https://api.sendgrid.com").rstrip("/") + "/v3/mail/send",
+            base.rstrip("/") + "/v3/mail/send",
             content=orjson.dumps(body),
             headers={"Authorization": f"Bearer {api_key}", "Content-Type": "application/json"},
         )

@@ -39,7 +39,13 @@ from typing import Any, Literal
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from shared.adapters.providers.http import LazyClient, call, retry_after, status_error
+from shared.adapters.providers.http import (
+    LazyClient,
+    call,
+    json_object,
+    retry_after,
+    status_error,
+)
 from shared.adapters.providers.telegram_callbacks import FILE_URL_SCHEME, TelegramCallbacks
 from shared.domain.channels import CredentialField, ProviderSpec
 from shared.domain.errors import ProviderError
@@ -84,7 +90,6 @@ class TelegramSender:
     """Sends telegram channels' messages through the Bot API, one HTTP call each."""
 
     def __init__(self, env: ProviderEnv) -> None:
-        self._env = env
         self._clients = LazyClient(
             allow_private=env.allow_private_egress,
             timeout=env.timeout_seconds,
@@ -103,7 +108,7 @@ class TelegramSender:
         response = await call(
             self._http(), PREFIX, "POST", f"{base}/bot{token}/{method}", json=params
         )
-        answer = _json(response)
+        answer = json_object(response)
         if not response.is_success:
             raise failure(response, answer, token)
         if answer.get("ok") is not True:
@@ -167,15 +172,7 @@ def _media_method(media_type: str) -> tuple[str, str]:
 
 def _file(url: str) -> str:
     """What the API takes for a file: an HTTP URL it fetches itself, or a file_id."""
-    return url.removeprefix(FILE_URL_SCHEME) if url.startswith(FILE_URL_SCHEME) else url
-
-
-def _json(response: httpx.Response) -> dict[str, Any]:
-    try:
-        answer = response.json()
-    except ValueError:
-        return {}
-    return answer if isinstance(answer, dict) else {}
+    return url.removeprefix(FILE_URL_SCHEME)
 
 
 def _provider_id(result: Any) -> str | None:

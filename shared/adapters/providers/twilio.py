@@ -30,7 +30,13 @@ import httpx
 import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
-from shared.adapters.providers.http import LazyClient, call, retry_after, status_error
+from shared.adapters.providers.http import (
+    LazyClient,
+    answer_error,
+    call,
+    json_object,
+    status_error,
+)
 from shared.adapters.providers.twilio_callbacks import TwilioCallbacks
 from shared.domain.channels import CredentialField, ProviderSpec
 from shared.domain.errors import ProviderError
@@ -77,7 +83,6 @@ class TwilioSender:
     """Sends sms and whatsapp channels' messages through Twilio's Messages API."""
 
     def __init__(self, env: ProviderEnv) -> None:
-        self._env = env
         self._clients = LazyClient(
             allow_private=env.allow_private_egress, timeout=env.timeout_seconds
         )
@@ -167,7 +172,7 @@ def _auth(credentials: Mapping[str, str]) -> tuple[str, tuple[str, str]]:
 
 
 def _sid(response: httpx.Response) -> str:
-    sid = _json(response).get("sid")
+    sid = json_object(response).get("sid")
     if not isinstance(sid, str) or not sid:
         raise ProviderError(
             "transient",
@@ -180,7 +185,7 @@ def _sid(response: httpx.Response) -> str:
 
 def api_error(response: httpx.Response, *, secrets: tuple[str, ...] = ()) -> ProviderError:
     """Twilio's error answer ``{code, message, more_info, status}`` as a ProviderError."""
-    body = _json(response)
+    body = json_object(response)
     reason = str(body.get("message") or f"Twilio answered HTTP {response.status_code}")[:1000]
     for secret in secrets:
         if secret:
@@ -190,28 +195,16 @@ def api_error(response: httpx.Response, *, secrets: tuple[str, ...] = ()) -> Pro
         code = int(code)
     if not isinstance(code, int):
         return status_error(response, PREFIX, reason)
-    name, status = f"{PREFIX}_{code}", str(response.status_code)
+    name = f"{PREFIX}_{code}"
     if code in _THROTTLED:
-        return ProviderError(
-            "throttled", name, reason, retry_after=retry_after(response), provider_status=status
-        )
+        return answer_error(response, "throttled", name, reason)
     if code in _TRANSIENT:
-        return ProviderError(
-            "transient", name, reason, retry_after=retry_after(response), provider_status=status
-        )
+        return answer_error(response, "transient", name, reason)
     error = status_error(response, PREFIX, reason, code=name)
     if code == _UNSUBSCRIBED:
         # The receiver replied STOP to Twilio (or the carrier): opt them out here too.
         error.details["opt_out"] = "unsubscribe"
     return error
-
-
-def _json(response: httpx.Response) -> dict[str, Any]:
-    try:
-        body = response.json()
-    except ValueError:
-        return {}
-    return body if isinstance(body, dict) else {}
 
 
 _CREDENTIALS = (

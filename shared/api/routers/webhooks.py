@@ -278,15 +278,16 @@ async def replay(
     data: ReplayRequest,
     caller: Annotated[Caller, scoped("update:webhook")],
 ) -> JsonResponse:
+    window = data.model_dump(mode="json")
+
     async def run() -> tuple[int, object]:
         replay_id, count = await webhooks.replay(
             caller.deps, caller.tenant_id, webhook_id, data.since, data.until
         )
-        window = data.model_dump(mode="json")
         await caller.audit("webhook.replay", type="webhook", id=webhook_id, events=count, **window)
         return 202, {"replay_id": replay_id, "events": count}
 
-    return await idempotent(caller, request, data.model_dump(mode="json"), run)
+    return await idempotent(caller, request, window, run)
 
 
 @router.post(
