@@ -40,8 +40,8 @@ from shared.api.app import create_app
 from shared.config import Settings
 from shared.containers import CONTAINERS, MESSAGES
 from shared.ports import OutgoingMessage, Query, ReceivedMessage
-from shared.services import tenants
 from shared.services.deps import Deps
+from shared.services.identity import tenants
 from tests.support import cosmos
 
 

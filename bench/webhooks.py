@@ -29,7 +29,9 @@ from shared.containers import WEBHOOKS
 from shared.domain.ids import new_id
 from shared.domain.messages import to_utc_text
 from shared.domain.webhooks import payload, webhook_secret_name
-from shared.services import tenants, webhook_delivery, webhook_fanout
+from shared.services.identity import tenants
+from shared.services.webhooks import deliverer as webhook_delivery
+from shared.services.webhooks import fanout as webhook_fanout
 from tests.peers.base import Peer
 
 SECRET = "whsec_" + "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"  # 24 bytes, base64

@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from shared import bootstrap
 from shared.config import Settings
 from shared.domain.errors import OcmError, ValidationFailed
-from shared.services import tenants
+from shared.services.identity import tenants
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -105,7 +105,7 @@ async def _tenant_limits(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def _reset_password(settings: Settings, email: str, as_json: bool) -> int:
-    from shared.services import users
+    from shared.services.identity import users
 
     deps = bootstrap.build(settings)
     try:

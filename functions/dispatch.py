@@ -5,7 +5,7 @@ from __future__ import annotations
 import azure.functions as func
 
 from shared.bootstrap import get_deps
-from shared.services import dead_letters, dispatch
+from shared.services.delivery import dead_letters, dispatch
 
 bp = func.Blueprint()  # type: ignore[no-untyped-call]  # the SDK leaves it unannotated
 

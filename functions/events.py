@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import azure.functions as func
 
-from shared.services import event_log
+from shared.services.events import log as event_log
 
 bp = func.Blueprint()  # type: ignore[no-untyped-call]  # the SDK leaves it unannotated
 

@@ -7,7 +7,8 @@ import logging
 import azure.functions as func
 
 from shared.bootstrap import get_deps
-from shared.services import housekeeping, outbox
+from shared.services import housekeeping
+from shared.services.messaging import outbox
 
 bp = func.Blueprint()  # type: ignore[no-untyped-call]  # the SDK leaves it unannotated
 log = logging.getLogger(__name__)

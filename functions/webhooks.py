@@ -6,7 +6,8 @@ from __future__ import annotations
 import azure.functions as func
 
 from shared.bootstrap import get_deps
-from shared.services import webhook_delivery, webhook_fanout
+from shared.services.webhooks import deliverer as webhook_delivery
+from shared.services.webhooks import fanout as webhook_fanout
 
 bp = func.Blueprint()  # type: ignore[no-untyped-call]  # the SDK leaves it unannotated
 

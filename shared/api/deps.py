@@ -9,8 +9,8 @@ from fastapi import Depends, Request, Security
 from fastapi.security import APIKeyHeader, SecurityScopes
 
 from shared.domain.errors import Forbidden, Unauthorized
-from shared.services import audit, limits, oauth, tenants
 from shared.services.deps import Deps, Principal
+from shared.services.identity import audit, limits, oauth, tenants
 
 WWW_AUTHENTICATE = {"WWW-Authenticate": 'ApiKey header="X-API-Key", Bearer realm="ocm"'}
 BEARER_INVALID = {"WWW-Authenticate": 'Bearer realm="ocm", error="invalid_token"'}

@@ -41,7 +41,7 @@ class Deps:
     in groups; Cosmos writes are durable on return, so there it does nothing."""
     lookups: LookupCache = field(default_factory=LookupCache)
     rate_buckets: dict[str, Any] = field(default_factory=dict)
-    """Each application's rate-limit state on this instance (shared.services.limits)."""
+    """Each application's rate-limit state on this instance (shared.services.identity.limits)."""
     """API keys and channels by name, cached briefly (see shared.services.lookups)."""
     closers: list[Callable[[], None]] = field(default_factory=list)
     """Releases resources (files, connections) when the platform stops."""

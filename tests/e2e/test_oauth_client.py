@@ -7,7 +7,7 @@ from __future__ import annotations
 import jwt
 from authlib.integrations.httpx_client import OAuth2Client
 
-from shared.services import oauth
+from shared.services.identity import oauth
 from tests.e2e.conftest import Client, Server
 
 

@@ -20,7 +20,7 @@ INFRA = Path(__file__).resolve().parents[2] / "infra"
 EVENT_TYPES = re.compile(r"each\.value\.\w+")
 CUSTOM_FILTER = "each.value.sql_filter"
 # The outbox publishes each event with the application property `type`
-# (shared/services/outbox.py); SQL filters name it as a delimited identifier.
+# (shared/services/messaging/outbox.py); SQL filters name it as a delimited identifier.
 FILTERED_PROPERTY = "[type]"
 
 

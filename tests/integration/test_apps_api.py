@@ -7,8 +7,8 @@ from typing import Any
 
 import httpx
 
-from shared.services import tenants
 from shared.services.deps import Deps
+from shared.services.identity import tenants
 
 BASE = "http://ocm"
 

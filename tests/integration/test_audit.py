@@ -9,8 +9,8 @@ import httpx
 import pytest
 
 from shared.api.app import create_app
-from shared.services import tenants
 from shared.services.deps import Deps
+from shared.services.identity import tenants
 
 
 @pytest.fixture

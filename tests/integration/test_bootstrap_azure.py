@@ -17,7 +17,7 @@ from shared.adapters.azure.keyvault import KeyVaultSecretStore
 from shared.adapters.azure.servicebus import ServiceBusQueue
 from shared.config import Settings
 from shared.containers import CONTAINERS
-from shared.services import tenants
+from shared.services.identity import tenants
 from tests.support import cosmos
 from tests.support.cosmos import CosmosServer
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import httpx
 
-from shared.services import tenants
 from shared.services.deps import Deps
+from shared.services.identity import tenants
 
 
 def names(answer: httpx.Response) -> list[str]:

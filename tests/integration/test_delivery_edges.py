@@ -18,8 +18,9 @@ from shared.adapters.providers.http import MAX_RETRY_AFTER, retry_after
 from shared.adapters.providers.meta_errors import graph_error
 from shared.containers import CHANNELS, MESSAGES
 from shared.domain.addresses import wa_id_to_e164
-from shared.services import dead_letters, provider_events, tenants
+from shared.services.delivery import dead_letters, provider_events
 from shared.services.deps import Deps
+from shared.services.identity import tenants
 from tests.peers.meta import MetaPeer
 from tests.peers.twilio import Failure, TwilioPeer
 from tests.support.pump import pump

@@ -11,8 +11,9 @@ import httpx
 import pytest
 
 from shared.containers import CHANNELS, MESSAGES
-from shared.services import dispatch, tenants
+from shared.services.delivery import dispatch
 from shared.services.deps import Deps
+from shared.services.identity import tenants
 from tests.support.pump import pump
 
 PHONE = {"type": "phone", "address": "+4791234567"}

@@ -20,8 +20,8 @@ from shared.api.app import create_app
 from shared.api.deps import Caller, Platform, get_deps, scoped
 from shared.api.direct import DirectRoutes, direct_routes
 from shared.api.routers import messages as messages_router
-from shared.services import tenants
 from shared.services.deps import Deps
+from shared.services.identity import tenants
 
 SMS = {
     "channel": "sandbox",

@@ -22,8 +22,10 @@ from shared import bootstrap
 from shared.config import Settings
 from shared.containers import MESSAGES
 from shared.domain.timeline import schedule
-from shared.services import channels, messages, outbox, tenants
+from shared.services.channels import channels
 from shared.services.deps import Deps
+from shared.services.identity import tenants
+from shared.services.messaging import messages, outbox
 
 FUNCTIONS = {
     fn.get_function_name(): fn.get_user_function() for fn in app_functions(function_app.app)
@@ -253,7 +255,7 @@ async def test_a_dead_lettered_provider_event_is_logged_for_an_operator(
     deps: Deps, caplog: pytest.LogCaptureFixture
 ) -> None:
     from shared.ports import ProviderEvent
-    from shared.services import provider_events
+    from shared.services.delivery import provider_events
 
     await provider_events.enqueue(
         deps,

@@ -11,8 +11,8 @@ import pytest
 
 from shared import bootstrap
 from shared.config import Settings
-from shared.services import oauth, tenants
 from shared.services.deps import Deps
+from shared.services.identity import oauth, tenants
 
 SEND = {
     "channel": "sandbox",
@@ -186,7 +186,7 @@ async def _knows(deps: Deps, kid: str) -> bool:
 
 
 async def test_users_have_rate_buckets_of_their_own(api: httpx.AsyncClient, deps: Deps) -> None:
-    from shared.services import limits
+    from shared.services.identity import limits
 
     rules = {
         "requests_per_second": 1.0,

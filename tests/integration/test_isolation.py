@@ -11,8 +11,8 @@ from typing import Any
 
 import httpx
 
-from shared.services import tenants
 from shared.services.deps import Deps
+from shared.services.identity import tenants
 from tests.integration.public_routes import PUBLIC
 
 # GET routes without a parameter that are not lists (the caller's own record).

@@ -11,8 +11,8 @@ import httpx
 from shared import bootstrap
 from shared.config import Settings
 from shared.domain.errors import OcmError
-from shared.services import limits, tenants
 from shared.services.deps import Deps
+from shared.services.identity import limits, tenants
 from tests.fakes import FakeClock, FakeDocumentStore
 from tests.unit.conftest import SETTINGS
 

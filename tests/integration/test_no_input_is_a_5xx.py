@@ -60,7 +60,7 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TestClient, 
     deps = bootstrap.build(
         Settings(OCM_DATA_DIR=Path(tmp_path_factory.mktemp("fuzz")), OCM_RATE_LIMIT_PER_SECOND=0)
     )
-    from shared.services import tenants
+    from shared.services.identity import tenants
 
     with TestClient(create_app(lambda: deps), raise_server_exceptions=False) as client:
         created = client.portal.call(tenants.create_tenant, deps, "fuzz")  # type: ignore[union-attr]
@@ -184,7 +184,7 @@ async def test_a_client_that_hangs_up_mid_body_is_not_an_internal_error(
 ) -> None:
     deps = bootstrap.build(Settings(OCM_DATA_DIR=tmp_path))
     app = create_app(lambda: deps)
-    from shared.services import tenants
+    from shared.services.identity import tenants
 
     created = await tenants.create_tenant(deps, "gone")
     scope = {

@@ -11,8 +11,8 @@ import httpx
 import jwt
 import pytest
 
-from shared.services import oauth, tenants
 from shared.services.deps import Deps
+from shared.services.identity import oauth, tenants
 
 TOKEN = "/api/v1/oauth/token"
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}

@@ -10,8 +10,9 @@ from urllib.parse import quote
 import httpx
 import pytest
 
-from shared.services import opt_outs, tenants
 from shared.services.deps import Deps
+from shared.services.identity import tenants
+from shared.services.receivers import opt_outs
 
 PATH = "/api/v1/opt-outs"
 

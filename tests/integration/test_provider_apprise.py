@@ -17,8 +17,8 @@ from shared.adapters.providers.apprise_chat import PROVIDER, AppriseSender
 from shared.domain.channels import validate_settings
 from shared.domain.errors import ProviderError, ValidationFailed
 from shared.ports import SendRequest
-from shared.services import tenants
 from shared.services.deps import Deps
+from shared.services.identity import tenants
 from tests.peers.apprise_peers import NtfyPeer, WebhookPeer
 from tests.support.pump import pump
 

@@ -17,8 +17,8 @@ from shared.adapters.providers.fcm import PROVIDER, FcmSender
 from shared.adapters.providers.fcm_auth import SCOPE
 from shared.domain.errors import ProviderError
 from shared.ports import ProviderEnv, SendRequest
-from shared.services import tenants
 from shared.services.deps import Deps
+from shared.services.identity import tenants
 from tests.peers.fcm import FcmPeer
 from tests.support.pump import pump
 

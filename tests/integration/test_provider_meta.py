@@ -16,8 +16,8 @@ from shared.adapters.providers.meta_callbacks import MetaCallbacks, signature
 from shared.adapters.providers.meta_errors import graph_error
 from shared.domain.errors import CallbackInvalid, CallbackRejected, ProviderError
 from shared.ports import CallbackRequest, SendRequest
-from shared.services import tenants
 from shared.services.deps import Deps
+from shared.services.identity import tenants
 from tests.peers.meta import MetaPeer
 from tests.support.pump import pump
 

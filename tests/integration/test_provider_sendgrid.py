@@ -21,8 +21,8 @@ from shared.adapters.providers.sendgrid_callbacks import (
 )
 from shared.domain.errors import CallbackInvalid, CallbackRejected, ProviderError
 from shared.ports import CallbackRequest, SendRequest
-from shared.services import tenants
 from shared.services.deps import Deps
+from shared.services.identity import tenants
 from tests.fakes import FakeClock
 from tests.peers.sendgrid import Failure, SendGridPeer, public_key_of, sign
 from tests.support.pump import pump

@@ -17,8 +17,8 @@ from shared.adapters.providers.telegram import PROVIDER, TelegramSender
 from shared.domain.channels import validate_settings
 from shared.domain.errors import CallbackInvalid, CallbackRejected, ProviderError
 from shared.ports import CallbackRequest, ProviderEnv, SendRequest
-from shared.services import tenants
 from shared.services.deps import Deps
+from shared.services.identity import tenants
 from tests.peers import telegram as tg
 from tests.peers.telegram import TelegramPeer
 from tests.support.pump import pump

@@ -21,8 +21,8 @@ from shared.api.app import create_app
 from shared.config import Settings
 from shared.domain.errors import CallbackInvalid, CallbackRejected, ProviderError
 from shared.ports import CallbackRequest, ProviderEnv, SendRequest
-from shared.services import tenants
 from shared.services.deps import Deps
+from shared.services.identity import tenants
 from tests.peers.twilio import Failure, TwilioPeer
 from tests.support.pump import pump
 

@@ -20,8 +20,8 @@ from shared.adapters.providers.webpush import PROVIDER, WebPushSender
 from shared.adapters.providers.webpush_crypto import PushSubscription, encrypt
 from shared.domain.errors import ProviderError
 from shared.ports import ProviderEnv, SendRequest
-from shared.services import tenants
 from shared.services.deps import Deps
+from shared.services.identity import tenants
 from tests.peers.webpush import (
     SUBJECT,
     Browser,

@@ -14,8 +14,8 @@ import pytest
 from aiosmtpd.controller import Controller
 
 from shared.config import Settings
-from shared.services import tenants
 from shared.services.deps import Deps
+from shared.services.identity import tenants
 from tests.integration.test_smtp_sender import Recorder
 from tests.support.pump import pump
 
@@ -311,7 +311,7 @@ async def test_a_template_is_rendered_for_the_channel_when_the_message_is_accept
 
 
 async def test_instances_racing_to_make_the_unsubscribe_key_agree_on_one(deps) -> None:
-    from shared.services import unsubscribe
+    from shared.services.receivers import unsubscribe
 
     made = await unsubscribe._make_key(deps)
     lost = await unsubscribe._make_key(deps)  # another instance, a moment later: it lost

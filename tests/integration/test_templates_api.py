@@ -9,8 +9,8 @@ from typing import Any
 import httpx
 import pytest
 
-from shared.services import tenants
 from shared.services.deps import Deps
+from shared.services.identity import tenants
 
 TEMPLATES = "/api/v1/templates"
 PROBLEM = "application/problem+json"

@@ -10,8 +10,9 @@ import httpx
 import pytest
 
 from shared.domain.terminals import owns
-from shared.services import tenants, terminals
+from shared.services.channels import terminals
 from shared.services.deps import Deps
+from shared.services.identity import tenants
 
 PATH = "/api/v1/terminals"
 

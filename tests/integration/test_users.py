@@ -12,8 +12,8 @@ import pytest
 
 from shared.config import Settings
 from shared.containers import USERS
-from shared.services import tenants, users
 from shared.services.deps import Deps
+from shared.services.identity import tenants, users
 
 PASSWORD = "correct horse battery staple"
 

@@ -27,8 +27,9 @@ from shared.domain.messages import to_utc_text
 from shared.domain.models import Document
 from shared.domain.webhook_schemas import EndpointEventData
 from shared.domain.webhooks import payload, webhook_headers_name, webhook_secret_name
-from shared.services import webhook_delivery, webhook_fanout
 from shared.services.deps import Deps
+from shared.services.webhooks import deliverer as webhook_delivery
+from shared.services.webhooks import fanout as webhook_fanout
 from tests.peers.webhook_receiver import Answer, WebhookReceiver
 
 TENANT = "ten_01jwebhooks0000000000000000"

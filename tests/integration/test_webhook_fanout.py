@@ -21,8 +21,11 @@ from shared.containers import EVENTS, WEBHOOK_DELIVERIES, WEBHOOKS
 from shared.domain.ids import new_id
 from shared.domain.messages import to_utc_text
 from shared.ports import Filter, OutgoingMessage, Query
-from shared.services import tenants, webhook_delivery, webhook_fanout, webhooks
 from shared.services.deps import Deps
+from shared.services.identity import tenants
+from shared.services.webhooks import deliverer as webhook_delivery
+from shared.services.webhooks import fanout as webhook_fanout
+from shared.services.webhooks import subscriptions as webhooks
 from tests.peers.webhook_receiver import WebhookReceiver
 
 

@@ -35,8 +35,10 @@ from shared.domain.webhooks import (
     webhook_secret_name,
 )
 from shared.ports import Query
-from shared.services import tenants, webhook_attempt, webhook_fanout
 from shared.services.deps import Deps
+from shared.services.identity import tenants
+from shared.services.webhooks import attempt as webhook_attempt
+from shared.services.webhooks import fanout as webhook_fanout
 
 WEBHOOKS_PATH = "/api/v1/webhooks"
 PROBLEM = "application/problem+json"

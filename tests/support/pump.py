@@ -3,7 +3,7 @@ triggers do, until nothing is due (scheduled messages wait for their time)."""
 
 from __future__ import annotations
 
-from shared.services import dispatch, provider_events
+from shared.services.delivery import dispatch, provider_events
 from shared.services.deps import Deps
 
 

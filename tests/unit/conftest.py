@@ -14,8 +14,9 @@ from shared.config import Settings
 from shared.containers import MESSAGES
 from shared.domain.channels import Catalog, ChannelCreate
 from shared.domain.models import Document
-from shared.services import channels, tenants
+from shared.services.channels import channels
 from shared.services.deps import Deps
+from shared.services.identity import tenants
 from tests.fakes import FakeClock, FakeDocumentStore, FakeQueue, FakeSecretStore
 
 

@@ -11,8 +11,10 @@ from shared.containers import CHANNELS, MESSAGES
 from shared.domain.channels import ChannelCreate, ChannelUpdate
 from shared.domain.errors import ConflictError, NotFoundError, ValidationFailed
 from shared.domain.messages import Terminal
-from shared.services import channels, messages, tenants
-from shared.services.channels import credentials_secret_name
+from shared.services.channels import channels
+from shared.services.channels.channels import credentials_secret_name
+from shared.services.identity import tenants
+from shared.services.messaging import messages
 from tests.fakes import FakeDocumentStore, FakeSecretStore
 from tests.unit.conftest import World
 

@@ -9,7 +9,8 @@ import orjson
 
 from shared.containers import MESSAGES
 from shared.ports import ReceivedMessage, SendRequest, SendResult
-from shared.services import dispatch, messages, provider_events
+from shared.services.delivery import dispatch, provider_events
+from shared.services.messaging import messages
 from tests.unit.conftest import SETTINGS, World, sandbox_message, stored
 
 OUTBOUND = SETTINGS.OCM_OUTBOUND_QUEUE
@@ -178,7 +179,7 @@ async def test_a_paused_channel_holds_messages_without_using_attempts_or_throttl
     world: World,
 ) -> None:
     from shared.domain.channels import ChannelUpdate
-    from shared.services import channels
+    from shared.services.channels import channels
 
     msg = await messages.accept_message(world.deps, world.tenant_id, message())
     await channels.update_channel(

@@ -10,8 +10,10 @@ import pytest
 from shared.containers import CHANNELS, DIRECTORY
 from shared.domain.channels import ChannelUpdate
 from shared.domain.errors import NotFoundError
-from shared.services import channels, directory, messages, tenants
+from shared.services.channels import channels
+from shared.services.identity import directory, tenants
 from shared.services.lookups import LookupCache
+from shared.services.messaging import messages
 from tests.unit.conftest import World, sandbox_message
 
 

@@ -18,8 +18,10 @@ from shared.domain.errors import (
 )
 from shared.domain.messages import to_utc_text
 from shared.ports import Filter, Query
-from shared.services import channels, dispatch, messages, provider_events
-from shared.services.messages import MessageFilter
+from shared.services.channels import channels
+from shared.services.delivery import dispatch, provider_events
+from shared.services.messaging import messages
+from shared.services.messaging.messages import MessageFilter
 from tests.unit.conftest import SETTINGS, World, sandbox_message
 
 OUTBOUND = SETTINGS.OCM_OUTBOUND_QUEUE

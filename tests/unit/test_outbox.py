@@ -11,7 +11,9 @@ import orjson
 from shared.containers import MESSAGES
 from shared.domain.models import Document
 from shared.ports import OutgoingMessage, ReceivedMessage, Subscription
-from shared.services import channels, dispatch, messages, outbox
+from shared.services.channels import channels
+from shared.services.delivery import dispatch
+from shared.services.messaging import messages, outbox
 from tests.fakes import FakeQueue
 from tests.unit.conftest import SETTINGS, World, sandbox_message, stored
 

@@ -12,7 +12,8 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from shared import telemetry
 from shared.config import Settings
-from shared.services import dispatch, messages
+from shared.services.delivery import dispatch
+from shared.services.messaging import messages
 from tests.unit.conftest import SETTINGS, World, sandbox_message
 
 _EXPORTER = InMemorySpanExporter()

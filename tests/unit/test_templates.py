@@ -18,7 +18,8 @@ from shared.domain.templates import (
     check_template,
     render,
 )
-from shared.services import templates, tenants
+from shared.services.channels import templates
+from shared.services.identity import tenants
 from tests.unit.conftest import World
 
 

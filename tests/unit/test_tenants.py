@@ -9,8 +9,8 @@ import pytest
 from shared.containers import DIRECTORY
 from shared.domain.errors import Unauthorized, ValidationFailed
 from shared.domain.ids import hash_secret
-from shared.services import directory, tenants
-from shared.services.tenants import NewTenant
+from shared.services.identity import directory, tenants
+from shared.services.identity.tenants import NewTenant
 from tests.fakes import FakeDocumentStore
 from tests.unit.conftest import World
 

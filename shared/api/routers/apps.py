@@ -10,7 +10,7 @@ from shared.api.deps import Caller, scoped
 from shared.api.idempotent import run as idempotent
 from shared.api.responses import JsonResponse
 from shared.api.schemas import AppList, AppPublic, AppWithKey, ClientSecretIssued, problems
-from shared.services import apps
+from shared.services.identity import apps
 
 router = APIRouter(prefix="/api/v1/apps", tags=["apps"])
 

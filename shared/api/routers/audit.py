@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query
 from shared.api.deps import Caller, scoped
 from shared.api.responses import JsonResponse
 from shared.api.schemas import AuditList, problems
-from shared.services import audit
+from shared.services.identity import audit
 
 router = APIRouter(prefix="/api/v1/audit", tags=["audit"])
 

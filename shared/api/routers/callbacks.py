@@ -7,7 +7,7 @@ from fastapi import APIRouter, Request, Response
 
 from shared.api.deps import Platform
 from shared.ports import CallbackRequest
-from shared.services import callbacks
+from shared.services.delivery import callbacks
 
 router = APIRouter(tags=["callbacks"])
 

@@ -14,7 +14,8 @@ from shared.domain.channels import ChannelCreate, ChannelPublic, ChannelUpdate
 from shared.domain.errors import ValidationFailed
 from shared.domain.messages import InboundCreate
 from shared.domain.models import Document
-from shared.services import channels, provider_events
+from shared.services.channels import channels
+from shared.services.delivery import provider_events
 
 router = APIRouter(prefix="/api/v1/channels", tags=["channels"])
 

@@ -14,7 +14,7 @@ from shared.api.schemas import BatchAccepted, MessageList, MessagePublic, proble
 from shared.domain.errors import FieldError, ValidationFailed
 from shared.domain.messages import UtcDatetime
 from shared.domain.status import STATUSES
-from shared.services import messages
+from shared.services.messaging import messages
 
 router = APIRouter(prefix="/api/v1/messages", tags=["messages"])
 

@@ -12,7 +12,7 @@ from shared.api.idempotent import run as idempotent
 from shared.api.responses import JsonResponse
 from shared.api.schemas import problems
 from shared.domain.opt_outs import OptOutCreate, OptOutPublic
-from shared.services import opt_outs
+from shared.services.receivers import opt_outs
 
 router = APIRouter(prefix="/api/v1/opt-outs", tags=["opt-outs"])
 

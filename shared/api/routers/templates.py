@@ -17,7 +17,7 @@ from shared.domain.templates import (
     TemplatePublic,
     TemplateUpdate,
 )
-from shared.services import templates
+from shared.services.channels import templates
 
 router = APIRouter(prefix="/api/v1/templates", tags=["templates"])
 

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from shared.api.deps import Caller, scoped
 from shared.api.responses import JsonResponse
 from shared.api.schemas import problems
-from shared.services import tenants
+from shared.services.identity import tenants
 
 router = APIRouter(prefix="/api/v1/tenants", tags=["tenants"])
 

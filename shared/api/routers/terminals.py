@@ -13,7 +13,7 @@ from shared.api.responses import JsonResponse
 from shared.api.schemas import problems
 from shared.domain.models import Document
 from shared.domain.terminals import TerminalCreate, TerminalPublic, TerminalUpdate
-from shared.services import terminals
+from shared.services.channels import terminals
 
 router = APIRouter(prefix="/api/v1/terminals", tags=["terminals"])
 

@@ -7,7 +7,7 @@ import html
 from fastapi import APIRouter, Request, Response
 
 from shared.api.deps import Platform
-from shared.services import unsubscribe
+from shared.services.receivers import unsubscribe
 
 router = APIRouter(tags=["unsubscribe"])
 

@@ -11,7 +11,7 @@ from shared.api.deps import Caller, client_address, scoped
 from shared.api.responses import JsonResponse
 from shared.api.schemas import TokenPair, UserInvited, UserList, UserPublic, problems
 from shared.domain.errors import NotFoundError
-from shared.services import users
+from shared.services.identity import users
 
 router = APIRouter(tags=["users"])
 NO_STORE = {"Cache-Control": "no-store"}

@@ -17,7 +17,7 @@ from shared.api.schemas import problems
 from shared.domain import webhook_schemas
 from shared.domain.messages import UtcDatetime
 from shared.domain.webhooks import EVENT_TYPES, WebhookCreate, WebhookPublic, WebhookUpdate
-from shared.services import webhooks
+from shared.services.webhooks import subscriptions as webhooks
 
 router = APIRouter(prefix="/api/v1", tags=["webhooks"])
 WEBHOOK = "/webhooks/{webhook_id}"

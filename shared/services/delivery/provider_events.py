@@ -22,9 +22,10 @@ from shared.domain.messages import InboundCreate, to_utc_text
 from shared.domain.models import Document
 from shared.domain.timeline import change_status, error_info, start
 from shared.ports import Filter, OutgoingMessage, PreconditionFailed, ProviderEvent, Query
-from shared.services import contacts, opt_outs, outbox
-from shared.services.channels import policy_of
+from shared.services.channels.channels import policy_of
 from shared.services.deps import Deps
+from shared.services.messaging import outbox
+from shared.services.receivers import contacts, opt_outs
 
 log = logging.getLogger(__name__)
 

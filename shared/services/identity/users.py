@@ -46,8 +46,8 @@ from shared.domain.ids import hash_secret, new_id
 from shared.domain.messages import to_utc_text
 from shared.domain.models import Document
 from shared.ports import SYSTEM, Conflict, Filter, NotFound, Page, PreconditionFailed, Query
-from shared.services import audit, oauth, tenants
 from shared.services.deps import Deps, Principal
+from shared.services.identity import audit, oauth, tenants
 from shared.services.pages import list_page
 
 Role = Literal["viewer", "developer", "admin", "owner"]

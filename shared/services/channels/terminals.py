@@ -17,7 +17,7 @@ from shared.domain.terminals import (
     terminal_key,
 )
 from shared.ports import Conflict, Filter, NotFound, Page, Query
-from shared.services.channels import get_channel
+from shared.services.channels.channels import get_channel
 from shared.services.deps import Deps
 from shared.services.pages import list_page
 

@@ -23,8 +23,8 @@ from shared.domain.models import Document
 from shared.domain.status import PENDING
 from shared.domain.timeline import FALLBACK_JOB, event_payload
 from shared.ports import SYSTEM, Filter, OutgoingMessage, Query
-from shared.services import webhook_fanout
 from shared.services.deps import Deps
+from shared.services.webhooks import fanout as webhook_fanout
 
 log = logging.getLogger(__name__)
 

@@ -28,8 +28,8 @@ from shared.domain.ids import new_api_key, new_id
 from shared.domain.messages import to_utc_text
 from shared.domain.models import Document
 from shared.ports import Filter, Page, PreconditionFailed, Query
-from shared.services import directory, oauth
 from shared.services.deps import Deps, Principal
+from shared.services.identity import directory, oauth
 from shared.services.pages import list_page
 
 Slot = Literal["primary", "secondary"]

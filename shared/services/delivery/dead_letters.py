@@ -9,9 +9,9 @@ import orjson
 from shared.containers import MESSAGES
 from shared.domain.timeline import FALLBACK_JOB, change_status, error_info
 from shared.ports import PreconditionFailed
-from shared.services import outbox
+from shared.services.delivery.dispatch import Job
 from shared.services.deps import Deps
-from shared.services.dispatch import Job
+from shared.services.messaging import outbox
 
 log = logging.getLogger(__name__)
 

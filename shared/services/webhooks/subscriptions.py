@@ -2,7 +2,7 @@
 deliveries, retried, replayed and tested.
 
 The document and secret formats are in shared/domain/webhooks.py. Deliveries are made
-by shared.services.webhook_fanout (create_delivery, enqueue_delivery) and attempted by
+by shared.services.webhooks.fanout (create_delivery, enqueue_delivery) and attempted by
 the deliverer, which re-checks the endpoint's address on every connection: what this
 module checks at create and update is early feedback, not the guard.
 """
@@ -35,9 +35,9 @@ from shared.domain.webhooks import (
 )
 from shared.egress import EgressRefused, resolve
 from shared.ports import Filter, Page, PreconditionFailed, Query
-from shared.services import webhook_fanout
 from shared.services.deps import Deps
 from shared.services.pages import list_page
+from shared.services.webhooks import fanout as webhook_fanout
 
 MAX_WEBHOOKS = 100
 """Per tenant: the fan-out reads a tenant's subscriptions whole for every event."""

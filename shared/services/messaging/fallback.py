@@ -21,8 +21,8 @@ from shared.domain.ids import derived_id
 from shared.domain.models import Document
 from shared.domain.timeline import FALLBACK_JOB, add_event, error_info
 from shared.ports import Conflict, PreconditionFailed
-from shared.services import messages, outbox
 from shared.services.deps import Deps
+from shared.services.messaging import messages, outbox
 
 log = logging.getLogger(__name__)
 

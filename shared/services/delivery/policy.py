@@ -26,7 +26,7 @@ from shared.domain.messages import to_utc_text
 from shared.domain.models import Document
 from shared.domain.retry import MAX_RETRY_AFTER
 from shared.domain.timeline import add_event
-from shared.services import channels as channel_service
+from shared.services.channels import channels as channel_service
 from shared.services.deps import Deps
 
 

@@ -37,10 +37,13 @@ from shared.domain.models import Document
 from shared.domain.status import PENDING
 from shared.domain.timeline import change_status, schedule, start
 from shared.ports import Filter, Page, PreconditionFailed, Query
-from shared.services import channels as channel_service
-from shared.services import limits, outbox, send_rules, tenants, unsubscribe, webhook_fanout
+from shared.services.channels import channels as channel_service
 from shared.services.deps import Deps
+from shared.services.identity import limits, tenants
+from shared.services.messaging import outbox, send_rules
 from shared.services.pages import list_page
+from shared.services.receivers import unsubscribe
+from shared.services.webhooks import fanout as webhook_fanout
 
 MAX_MESSAGE_BYTES = 256 * 1024
 MAX_BATCH = 1000

@@ -31,8 +31,8 @@ from shared.domain.ids import hash_secret, new_id
 from shared.domain.messages import to_utc_text
 from shared.domain.models import Document
 from shared.ports import SYSTEM, Filter, Query
-from shared.services import tenants, users
 from shared.services.deps import Deps, Principal
+from shared.services.identity import tenants, users
 
 ISSUER = "urn:ocm"
 AUDIENCE = "urn:ocm:api"

@@ -25,9 +25,9 @@ from shared.domain.errors import NotFoundError
 from shared.domain.messages import to_utc_text
 from shared.domain.models import Document
 from shared.ports import SYSTEM, Conflict
-from shared.services import opt_outs
 from shared.services.deps import Deps
-from shared.services.oauth import PLATFORM
+from shared.services.identity.oauth import PLATFORM
+from shared.services.receivers import opt_outs
 
 KEY_ENTRY = "unsubscribe_key"
 """The Directory entry naming the one key's secret: whoever creates it first wins."""

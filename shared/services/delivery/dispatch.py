@@ -25,10 +25,13 @@ from shared.domain.retry import MAX_RETRY_AFTER, retry_delay
 from shared.domain.status import FINAL
 from shared.domain.timeline import add_event, change_status, error_info, schedule
 from shared.ports import PreconditionFailed, SendRequest, SendResult
-from shared.services import channels as channel_service
-from shared.services import delivery_policy, fallback, opt_outs, outbox, provider_events
-from shared.services.channels import load_credentials
+from shared.services.channels import channels as channel_service
+from shared.services.channels.channels import load_credentials
+from shared.services.delivery import policy as delivery_policy
+from shared.services.delivery import provider_events
 from shared.services.deps import Deps
+from shared.services.messaging import fallback, outbox
+from shared.services.receivers import opt_outs
 
 log = logging.getLogger(__name__)
 

@@ -20,9 +20,10 @@ from shared.domain.messages import Terminal, to_utc_text
 from shared.domain.models import Document
 from shared.domain.timeline import change_status, error_info
 from shared.ports import Conflict, Filter, Page, PreconditionFailed, Query
-from shared.services import directory, outbox
 from shared.services.deps import Deps
+from shared.services.identity import directory
 from shared.services.lookups import find_named, find_named_cached, forget_named
+from shared.services.messaging import outbox
 from shared.services.pages import list_page
 
 log = logging.getLogger(__name__)

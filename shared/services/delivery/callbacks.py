@@ -15,9 +15,10 @@ import logging
 from shared.containers import CHANNELS
 from shared.domain.errors import CallbackInvalid, NotFoundError
 from shared.ports import CallbackReply, CallbackRequest, ProviderEvent
-from shared.services import directory, provider_events
-from shared.services.channels import load_credentials
+from shared.services.channels.channels import load_credentials
+from shared.services.delivery import provider_events
 from shared.services.deps import Deps
+from shared.services.identity import directory
 
 log = logging.getLogger(__name__)
 

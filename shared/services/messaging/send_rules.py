@@ -21,9 +21,10 @@ from shared.domain.content_rules import check_content
 from shared.domain.errors import FieldError, ValidationFailed
 from shared.domain.messages import MessageCreate
 from shared.domain.models import Document
-from shared.services import channels as channel_service
-from shared.services import contacts, opt_outs, templates, terminals
+from shared.services.channels import channels as channel_service
+from shared.services.channels import templates, terminals
 from shared.services.deps import Deps
+from shared.services.receivers import contacts, opt_outs
 
 
 @dataclass(frozen=True, slots=True)

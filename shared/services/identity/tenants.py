@@ -12,8 +12,8 @@ from shared.domain.ids import hash_secret, new_id, split_api_key
 from shared.domain.messages import to_utc_text
 from shared.domain.models import Document
 from shared.ports import SYSTEM, Filter, Query
-from shared.services import apps, audit, directory
 from shared.services.deps import Deps, Principal
+from shared.services.identity import apps, audit, directory
 
 
 @dataclass(frozen=True, slots=True)

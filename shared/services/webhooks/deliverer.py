@@ -30,9 +30,10 @@ from shared.domain.webhooks import (
     next_delay,
 )
 from shared.ports import PreconditionFailed
-from shared.services import webhook_attempt, webhook_fanout
 from shared.services.deps import Deps
-from shared.services.webhook_attempt import Answer
+from shared.services.webhooks import attempt as webhook_attempt
+from shared.services.webhooks import fanout as webhook_fanout
+from shared.services.webhooks.attempt import Answer
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,2 @@
+"""Channels: a tenant's sending set-up — channels, terminals (sender identities),
+templates."""

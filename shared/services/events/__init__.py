@@ -1,0 +1,2 @@
+"""Events: the events topic's contract — who listens (interest), publishing, the
+operators' log."""

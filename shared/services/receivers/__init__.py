@@ -1,0 +1,2 @@
+"""Receivers: consent and contact — opt-outs, one-click unsubscribe, the WhatsApp
+24-hour window."""
