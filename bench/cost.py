@@ -29,7 +29,7 @@ import httpx
 import orjson
 
 import function_app
-from functions.local_runtime import LocalRuntime
+from ocm_cli.local_runtime import LocalRuntime
 from shared import bootstrap
 from shared.adapters.azure.cosmos import CosmosDocumentStore, build_cosmos_client, create_containers
 from shared.adapters.embedded.clock import SystemClock
@@ -41,7 +41,7 @@ from shared.config import Settings
 from shared.containers import CONTAINERS, MESSAGES
 from shared.ports import OutgoingMessage, Query, ReceivedMessage
 from shared.services.deps import Deps
-from shared.services.identity import tenants
+from shared.services.onboarding import signup
 from tests.support import cosmos
 
 
@@ -147,7 +147,7 @@ async def run(messages: int, batch: bool) -> dict[str, Any]:
 async def _measure(
     deps: Deps, store: CosmosDocumentStore, queue: MeteredQueue, count: int, batch: bool
 ) -> dict[str, Any]:
-    created = await tenants.create_tenant(deps, "cost")
+    created = await signup.create_tenant(deps, "cost")
     api = httpx.AsyncClient(
         transport=httpx.ASGITransport(app=create_app(lambda: deps)),
         base_url="http://ocm",

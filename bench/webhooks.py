@@ -29,7 +29,7 @@ from shared.containers import WEBHOOKS
 from shared.domain.ids import new_id
 from shared.domain.messages import to_utc_text
 from shared.domain.webhooks import payload, webhook_secret_name
-from shared.services.identity import tenants
+from shared.services.onboarding import signup
 from shared.services.webhooks import deliverer as webhook_delivery
 from shared.services.webhooks import fanout as webhook_fanout
 from tests.peers.base import Peer
@@ -99,7 +99,7 @@ async def _ocm(url: str, count: int, concurrency: int, data_dir: Path) -> float:
     settings = Settings(OCM_DATA_DIR=data_dir, OCM_LOOKUP_CACHE_SECONDS=60)
     deps = bootstrap.build(settings)
     try:
-        tenant_id = (await tenants.create_tenant(deps, "bench")).tenant["id"]
+        tenant_id = (await signup.create_tenant(deps, "bench")).tenant["id"]
         stamp = to_utc_text(deps.clock.now())
         subscription = await deps.store.create(
             WEBHOOKS,

@@ -5,8 +5,9 @@ Nothing here runs at import time; the first ``get_deps()`` builds the platform.
 
 from __future__ import annotations
 
+import contextlib
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -192,3 +193,13 @@ async def close(deps: Deps) -> None:
         closer()
     for async_closer in deps.async_closers:
         await async_closer()
+
+
+@contextlib.asynccontextmanager
+async def running(settings: Settings) -> AsyncIterator[Deps]:
+    """The platform built from ``settings`` for one task (a CLI command), closed after."""
+    deps = build(settings)
+    try:
+        yield deps
+    finally:
+        await close(deps)

@@ -9,8 +9,10 @@ from fastapi import Depends, Request, Security
 from fastapi.security import APIKeyHeader, SecurityScopes
 
 from shared.domain.errors import Forbidden, Unauthorized
-from shared.services.deps import Deps, Principal
-from shared.services.identity import audit, limits, oauth, tenants
+from shared.domain.principal import Principal
+from shared.services.deps import Deps
+from shared.services.identity import audit, authentication, limits, tenants
+from shared.services.identity.tokens import InvalidToken
 
 WWW_AUTHENTICATE = {"WWW-Authenticate": 'ApiKey header="X-API-Key", Bearer realm="ocm"'}
 BEARER_INVALID = {"WWW-Authenticate": 'Bearer realm="ocm", error="invalid_token"'}
@@ -63,7 +65,7 @@ class ApiKeyAuth(APIKeyHeader):
         api_key = request.headers.get("x-api-key")
         if api_key:
             try:
-                principal = await tenants.authenticate_api_key(deps, api_key)
+                principal = await authentication.authenticate_api_key(deps, api_key)
             except Unauthorized as exc:
                 exc.headers = {**exc.headers, **WWW_AUTHENTICATE}
                 raise
@@ -120,8 +122,8 @@ async def _bearer(deps: Deps, authorization: str | None) -> Principal:
             headers=WWW_AUTHENTICATE,
         )
     try:
-        return await oauth.authenticate_token(deps, token.strip())
-    except oauth.InvalidToken:
+        return await authentication.authenticate_token(deps, token.strip())
+    except InvalidToken:
         raise Unauthorized(
             "The access token is not valid", code="INVALID_CREDENTIALS", headers=BEARER_INVALID
         ) from None

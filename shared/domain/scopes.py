@@ -36,8 +36,7 @@ SCOPES: dict[str, str] = {
 }
 
 ALL: frozenset[str] = frozenset(SCOPES)
-WILDCARD = "*"
-"""Granted to bootstrap keys made before scopes were listed: every scope."""
+"""Every scope: what a new tenant's bootstrap application holds."""
 
 
 def unknown(scopes: list[str] | set[str] | frozenset[str]) -> list[str]:

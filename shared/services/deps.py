@@ -40,27 +40,10 @@ class Deps:
     """Awaits durability of every write so far: the embedded store commits writes
     in groups; Cosmos writes are durable on return, so there it does nothing."""
     lookups: LookupCache = field(default_factory=LookupCache)
-    rate_buckets: dict[str, Any] = field(default_factory=dict)
-    """Each application's rate-limit state on this instance (shared.services.identity.limits)."""
     """API keys and channels by name, cached briefly (see shared.services.lookups)."""
+    rate_buckets: dict[str, Any] = field(default_factory=dict)
+    """Each application's rate-limit state on this instance (identity.limits)."""
     closers: list[Callable[[], None]] = field(default_factory=list)
     """Releases resources (files, connections) when the platform stops."""
     async_closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     """The same for clients that close asynchronously (the Azure SDKs), in order."""
-
-
-@dataclass(frozen=True, slots=True)
-class Principal:
-    """Who is calling: resolved from a credential, never from the request body."""
-
-    tenant_id: str
-    app_id: str
-    credential_id: str
-    scopes: frozenset[str]
-    user_id: str | None = None
-    """Set when a user (not an application) is calling."""
-    acting_from: str | None = None
-    """The parent tenant whose credential acts for this (child) tenant, if any."""
-
-    def has(self, scope: str) -> bool:
-        return "*" in self.scopes or scope in self.scopes

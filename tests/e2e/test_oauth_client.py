@@ -7,7 +7,7 @@ from __future__ import annotations
 import jwt
 from authlib.integrations.httpx_client import OAuth2Client
 
-from shared.services.identity import oauth
+from shared.services.identity import tokens
 from tests.e2e.conftest import Client, Server
 
 
@@ -45,8 +45,8 @@ def test_an_oauth2_library_gets_a_token_and_sends_with_it(server: Server, client
             token["access_token"],
             signing_key.key,
             algorithms=["ES256"],
-            audience=oauth.AUDIENCE,
-            issuer=oauth.ISSUER,
+            audience=tokens.AUDIENCE,
+            issuer=tokens.ISSUER,
         )
         assert claims["tenant"] == client.tenant_id
         assert claims["scope"] == "read:message send:message"

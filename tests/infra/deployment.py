@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import function_app
-from functions.local_runtime import app_functions
+from ocm_cli.triggers import app_functions
 from tests.infra.hcl import Computed, Module, Scope
 
 INFRA = Path(__file__).resolve().parents[2] / "infra"

@@ -9,12 +9,13 @@ import httpx
 
 from shared.services.deps import Deps
 from shared.services.identity import tenants
+from shared.services.onboarding import signup
 
 BASE = "http://ocm"
 
 
 async def tenant_key(deps: Deps, name: str = "acme") -> str:
-    return (await tenants.create_tenant(deps, name)).api_key
+    return (await signup.create_tenant(deps, name)).api_key
 
 
 def auth(key: str) -> dict[str, str]:
@@ -153,7 +154,7 @@ async def test_another_tenants_app_is_not_found(api: httpx.AsyncClient, deps: De
 async def test_a_suspended_tenant_gets_403_until_resumed(
     api: httpx.AsyncClient, deps: Deps
 ) -> None:
-    created = await tenants.create_tenant(deps, "acme")
+    created = await signup.create_tenant(deps, "acme")
     key, tenant_id = created.api_key, created.tenant["id"]
     assert await status_of(api, key) == 200
     await tenants.set_status(deps, tenant_id, "suspended")

@@ -11,6 +11,7 @@ import pytest
 from shared.api.app import create_app
 from shared.services.deps import Deps
 from shared.services.identity import tenants
+from shared.services.onboarding import signup
 
 
 @pytest.fixture
@@ -23,7 +24,7 @@ async def api(deps: Deps) -> AsyncIterator[httpx.AsyncClient]:
 async def test_management_actions_are_recorded_with_actor_and_address(
     api: httpx.AsyncClient, deps: Deps
 ) -> None:
-    created = await tenants.create_tenant(deps, "acme")
+    created = await signup.create_tenant(deps, "acme")
     key = {"X-API-Key": created.api_key}
     prefix = created.api_key.split("_")[1]
     await api.post("/api/v1/channels", json={"name": "mail", "type": "sandbox"}, headers=key)
@@ -76,7 +77,7 @@ async def test_management_actions_are_recorded_with_actor_and_address(
 async def test_credentials_are_audited_by_field_name_only(
     api: httpx.AsyncClient, deps: Deps
 ) -> None:
-    key = {"X-API-Key": (await tenants.create_tenant(deps, "acme")).api_key}
+    key = {"X-API-Key": (await signup.create_tenant(deps, "acme")).api_key}
     await api.post(
         "/api/v1/channels",
         json={
@@ -102,8 +103,8 @@ async def test_credentials_are_audited_by_field_name_only(
 async def test_a_tenant_sees_only_its_own_records_and_needs_the_scope(
     api: httpx.AsyncClient, deps: Deps
 ) -> None:
-    a = {"X-API-Key": (await tenants.create_tenant(deps, "a")).api_key}
-    b = {"X-API-Key": (await tenants.create_tenant(deps, "b")).api_key}
+    a = {"X-API-Key": (await signup.create_tenant(deps, "a")).api_key}
+    b = {"X-API-Key": (await signup.create_tenant(deps, "b")).api_key}
     await api.post("/api/v1/channels", json={"name": "mail", "type": "sandbox"}, headers=a)
     assert (await api.get("/api/v1/audit", headers=b)).json()["items"] == []
     weak = (
@@ -117,7 +118,7 @@ async def test_behind_a_trusted_proxy_the_address_is_the_hop_it_appended(
     api: httpx.AsyncClient, deps: Deps
 ) -> None:
     deps.settings.OCM_TRUST_FORWARDED_FOR = True
-    key = {"X-API-Key": (await tenants.create_tenant(deps, "acme")).api_key}
+    key = {"X-API-Key": (await signup.create_tenant(deps, "acme")).api_key}
     await api.post(
         "/api/v1/channels",
         json={"name": "mail", "type": "sandbox"},

@@ -17,7 +17,8 @@ from shared.adapters.azure.keyvault import KeyVaultSecretStore
 from shared.adapters.azure.servicebus import ServiceBusQueue
 from shared.config import Settings
 from shared.containers import CONTAINERS
-from shared.services.identity import tenants
+from shared.services.identity import authentication
+from shared.services.onboarding import signup
 from tests.support import cosmos
 from tests.support.cosmos import CosmosServer
 
@@ -53,8 +54,8 @@ async def test_the_azure_backend_runs_on_cosmos_service_bus_and_key_vault(
         assert isinstance(deps.queue, ServiceBusQueue)
         assert isinstance(deps.secrets, KeyVaultSecretStore)
         # The store is live: a tenant goes to Cosmos and its key authenticates.
-        created = await tenants.create_tenant(deps, "acme")
-        principal = await tenants.authenticate_api_key(deps, created.api_key)
+        created = await signup.create_tenant(deps, "acme")
+        principal = await authentication.authenticate_api_key(deps, created.api_key)
         assert principal.tenant_id == created.tenant["id"]
     finally:
         await bootstrap.close(deps)

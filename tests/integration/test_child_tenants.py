@@ -7,6 +7,7 @@ import httpx
 
 from shared.services.deps import Deps
 from shared.services.identity import tenants
+from shared.services.onboarding import signup
 
 
 def names(answer: httpx.Response) -> list[str]:
@@ -17,7 +18,7 @@ def names(answer: httpx.Response) -> list[str]:
 async def test_a_parent_manages_its_children_and_never_the_reverse(
     api: httpx.AsyncClient, deps: Deps
 ) -> None:
-    parent = await tenants.create_tenant(deps, "parent")
+    parent = await signup.create_tenant(deps, "parent")
     p_key = {"X-API-Key": parent.api_key}
     made = await api.post("/api/v1/tenants", json={"name": "child"}, headers=p_key)
     assert made.status_code == 201, made.text
@@ -57,7 +58,7 @@ async def test_a_parent_manages_its_children_and_never_the_reverse(
 
 
 async def test_a_tenant_not_active_yet_cannot_act(api: httpx.AsyncClient, deps: Deps) -> None:
-    created = await tenants.create_tenant(deps, "new")
+    created = await signup.create_tenant(deps, "new")
     key = {"X-API-Key": created.api_key}
     for status, code in (
         ("provisioning", "TENANT_NOT_ACTIVE"),

@@ -20,7 +20,8 @@ from shared.containers import CHANNELS, MESSAGES
 from shared.domain.addresses import wa_id_to_e164
 from shared.services.delivery import dead_letters, provider_events
 from shared.services.deps import Deps
-from shared.services.identity import tenants
+from shared.services.identity import authentication
+from shared.services.onboarding import signup
 from tests.peers.meta import MetaPeer
 from tests.peers.twilio import Failure, TwilioPeer
 from tests.support.pump import pump
@@ -31,7 +32,7 @@ TEXT = {"type": "text", "text": "hello"}
 
 @pytest.fixture
 async def key(deps: Deps) -> dict[str, str]:
-    return {"X-API-Key": (await tenants.create_tenant(deps, "acme")).api_key}
+    return {"X-API-Key": (await signup.create_tenant(deps, "acme")).api_key}
 
 
 @pytest.fixture
@@ -41,7 +42,7 @@ def twilio() -> Iterator[TwilioPeer]:
 
 
 async def tenant_of(deps: Deps, key: dict[str, str]) -> str:
-    return (await tenants.authenticate_api_key(deps, key["X-API-Key"])).tenant_id
+    return (await authentication.authenticate_api_key(deps, key["X-API-Key"])).tenant_id
 
 
 async def post(api: httpx.AsyncClient, key: dict[str, str], path: str, body: Any) -> Any:

@@ -13,7 +13,8 @@ import pytest
 from shared.containers import CHANNELS, MESSAGES
 from shared.services.delivery import dispatch
 from shared.services.deps import Deps
-from shared.services.identity import tenants
+from shared.services.identity import authentication
+from shared.services.onboarding import signup
 from tests.support.pump import pump
 
 PHONE = {"type": "phone", "address": "+4791234567"}
@@ -22,7 +23,7 @@ TEXT = {"type": "text", "text": "hello"}
 
 @pytest.fixture
 async def key(deps: Deps) -> str:
-    return (await tenants.create_tenant(deps, "acme")).api_key
+    return (await signup.create_tenant(deps, "acme")).api_key
 
 
 async def channel(api: httpx.AsyncClient, key: str, name: str, **body: Any) -> dict[str, Any]:
@@ -117,7 +118,7 @@ async def test_the_fallback_job_twice_creates_one_fallback(api, deps, key) -> No
 
 
 async def _tenant(deps: Deps, key: str) -> str:
-    principal = await tenants.authenticate_api_key(deps, key)
+    principal = await authentication.authenticate_api_key(deps, key)
     return principal.tenant_id
 
 

@@ -21,7 +21,7 @@ from shared.api.deps import Caller, Platform, get_deps, scoped
 from shared.api.direct import DirectRoutes, direct_routes
 from shared.api.routers import messages as messages_router
 from shared.services.deps import Deps
-from shared.services.identity import tenants
+from shared.services.onboarding import signup
 
 SMS = {
     "channel": "sandbox",
@@ -63,7 +63,7 @@ async def pair(deps: Deps) -> AsyncIterator[Pair]:
 
 @pytest.fixture
 async def keys(deps: Deps, pair: Pair) -> dict[str, str]:
-    created = await tenants.create_tenant(deps, "acme")
+    created = await signup.create_tenant(deps, "acme")
     key = {"X-API-Key": created.api_key}
     made = await pair[1].post(
         "/api/v1/channels", json={"name": "sandbox", "type": "sandbox"}, headers=key

@@ -17,15 +17,15 @@ import pytest
 from azure.functions.timer import TimerRequest
 
 import function_app
-from functions.local_runtime import app_functions, discover, to_functions_message
+from ocm_cli.triggers import app_functions, discover, to_functions_message
 from shared import bootstrap
 from shared.config import Settings
 from shared.containers import MESSAGES
 from shared.domain.timeline import schedule
 from shared.services.channels import channels
 from shared.services.deps import Deps
-from shared.services.identity import tenants
 from shared.services.messaging import messages, outbox
+from shared.services.onboarding import signup
 
 FUNCTIONS = {
     fn.get_function_name(): fn.get_user_function() for fn in app_functions(function_app.app)
@@ -118,7 +118,7 @@ def test_every_queue_topic_and_timer_trigger_is_discovered() -> None:
 async def test_a_message_travels_through_the_http_queue_and_topic_functions(
     deps: Deps, caplog: pytest.LogCaptureFixture
 ) -> None:
-    tenant = await tenants.create_tenant(deps, "acme")
+    tenant = await signup.create_tenant(deps, "acme")
     created = await http(
         "POST", "/api/v1/channels", tenant.api_key, {"name": "sandbox", "type": "sandbox"}
     )
@@ -157,7 +157,7 @@ async def test_a_problem_comes_back_through_the_http_function(deps: Deps) -> Non
 
 
 async def _accept(deps: Deps) -> tuple[str, str]:
-    tenant = await tenants.create_tenant(deps, "acme")
+    tenant = await signup.create_tenant(deps, "acme")
     tenant_id = tenant.tenant["id"]
     await channels.create_channel(
         deps, tenant_id, channels.ChannelCreate(name="sandbox", type="sandbox")
@@ -231,7 +231,7 @@ class LockedOnce:
 
 
 async def test_a_consumer_survives_a_failed_receive(deps: Deps) -> None:
-    from functions.local_runtime import LocalRuntime
+    from ocm_cli.local_runtime import LocalRuntime
 
     deps.queue = LockedOnce(deps.queue)
     tenant_id, message_id = await _accept(deps)
@@ -273,8 +273,8 @@ async def test_a_dead_lettered_provider_event_is_logged_for_an_operator(
 async def test_http_goes_first_but_dispatch_never_stops(deps: Deps) -> None:
     """Under a burst of requests a consumer waits (at most HTTP_FIRST_MAX_WAIT per
     batch); when HTTP is quiet it does not wait at all."""
-    from functions import local_runtime
-    from functions.local_runtime import LocalRuntime
+    from ocm_cli import local_runtime
+    from ocm_cli.local_runtime import LocalRuntime
 
     runtime = LocalRuntime(function_app.app, deps)
     loop = asyncio.get_running_loop()

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 import function_app
-from functions.local_runtime import app_functions
+from ocm_cli.triggers import app_functions
 from shared.config import Settings
 
 ROOT = Path(__file__).resolve().parents[2]

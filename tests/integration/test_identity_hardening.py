@@ -12,7 +12,8 @@ import pytest
 from shared import bootstrap
 from shared.config import Settings
 from shared.services.deps import Deps
-from shared.services.identity import oauth, tenants
+from shared.services.identity import authentication, tenants, tokens
+from shared.services.onboarding import signup
 
 SEND = {
     "channel": "sandbox",
@@ -33,7 +34,7 @@ async def app_with(
 async def test_a_weaker_app_cannot_take_over_a_stronger_one(
     api: httpx.AsyncClient, deps: Deps
 ) -> None:
-    root = {"X-API-Key": (await tenants.create_tenant(deps, "acme")).api_key}
+    root = {"X-API-Key": (await signup.create_tenant(deps, "acme")).api_key}
     apps = (await api.get("/api/v1/apps", headers=root)).json()["items"]
     strong = apps[0]["id"]  # the bootstrap app: every scope
     weak = {
@@ -57,7 +58,7 @@ async def test_a_weaker_app_cannot_take_over_a_stronger_one(
 async def test_an_app_cannot_make_owners_or_roles_beyond_its_scopes(
     api: httpx.AsyncClient, deps: Deps
 ) -> None:
-    root = {"X-API-Key": (await tenants.create_tenant(deps, "acme")).api_key}
+    root = {"X-API-Key": (await signup.create_tenant(deps, "acme")).api_key}
     everything = {
         "X-API-Key": (
             await app_with(
@@ -86,7 +87,7 @@ async def test_an_app_cannot_make_owners_or_roles_beyond_its_scopes(
 async def test_a_replayed_create_never_shows_the_key_again(
     api: httpx.AsyncClient, deps: Deps
 ) -> None:
-    root = {"X-API-Key": (await tenants.create_tenant(deps, "acme")).api_key}
+    root = {"X-API-Key": (await signup.create_tenant(deps, "acme")).api_key}
     body = {"name": "x", "scopes": ["read:app"]}
     first = await api.post("/api/v1/apps", json=body, headers={**root, "Idempotency-Key": "k1"})
     replay = await api.post("/api/v1/apps", json=body, headers={**root, "Idempotency-Key": "k1"})
@@ -100,7 +101,7 @@ async def test_a_replayed_create_never_shows_the_key_again(
 async def test_a_suspended_parent_stops_its_children_and_children_share_its_quota(
     api: httpx.AsyncClient, deps: Deps
 ) -> None:
-    parent = await tenants.create_tenant(deps, "parent")
+    parent = await signup.create_tenant(deps, "parent")
     p_key = {"X-API-Key": parent.api_key}
     child = (await api.post("/api/v1/tenants", json={"name": "kid"}, headers=p_key)).json()
     c_key = {"X-API-Key": child["api_key"]}
@@ -120,7 +121,7 @@ async def test_a_suspended_parent_stops_its_children_and_children_share_its_quot
 async def test_a_child_bootstrap_key_holds_no_more_than_its_creator(
     api: httpx.AsyncClient, deps: Deps
 ) -> None:
-    root = {"X-API-Key": (await tenants.create_tenant(deps, "acme")).api_key}
+    root = {"X-API-Key": (await signup.create_tenant(deps, "acme")).api_key}
     maker = {"X-API-Key": (await app_with(api, root, ["manage:tenant", "read:channel"]))["api_key"]}
     child = (await api.post("/api/v1/tenants", json={"name": "kid"}, headers=maker)).json()
     c_key = {"X-API-Key": child["api_key"]}
@@ -136,7 +137,7 @@ async def test_a_reissued_client_secret_retires_tokens_of_the_old_one(
 ) -> None:
     import asyncio
 
-    root = {"X-API-Key": (await tenants.create_tenant(deps, "acme")).api_key}
+    root = {"X-API-Key": (await signup.create_tenant(deps, "acme")).api_key}
     app_id = (await app_with(api, root, ["read:app"]))["app"]["id"]
     old = (await api.post(f"/api/v1/apps/{app_id}/client-secret", headers=root)).json()
     form = {
@@ -160,11 +161,11 @@ async def test_another_instance_s_new_signing_key_is_found_at_once(tmp_path: Pat
     one, two = bootstrap.build(settings), bootstrap.build(settings)
     try:
         # Instance two caches the JWKS, then instance one rotates and signs with the new key.
-        await oauth.published_keys(two)
-        await oauth.rotate_signing_key(one)
+        await tokens.published_keys(two)
+        await tokens.rotate_signing_key(one)
         await one.flush()
-        kid, _ = await oauth.signing_key(one)
-        assert kid in [k["kid"] for k in await oauth.published_keys(one)]
+        kid, _ = await tokens.signing_key(one)
+        assert kid in [k["kid"] for k in await tokens.published_keys(one)]
         # Two's cached JWKS lacks the new kid: asked about it, two looks again.
         assert await _knows(two, kid)
     finally:
@@ -176,11 +177,11 @@ async def test_another_instance_s_new_signing_key_is_found_at_once(tmp_path: Pat
 async def _knows(deps: Deps, kid: str) -> bool:
     import jwt
 
-    _, pem = await oauth.signing_key(deps)
+    _, pem = await tokens.signing_key(deps)
     token = jwt.encode({"sub": "x"}, pem, algorithm="ES256", headers={"kid": kid})
     try:
-        await oauth.authenticate_token(deps, token)
-    except oauth.InvalidToken as exc:
+        await authentication.authenticate_token(deps, token)
+    except tokens.InvalidToken as exc:
         return "unknown signing key" not in str(exc)  # it found the key; the claims fail
     return True
 

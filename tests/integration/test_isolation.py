@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 
 from shared.services.deps import Deps
-from shared.services.identity import tenants
+from shared.services.onboarding import signup
 from tests.integration.public_routes import PUBLIC
 
 # GET routes without a parameter that are not lists (the caller's own record).
@@ -79,9 +79,9 @@ async def call(
 
 
 async def test_tenant_b_never_reaches_tenant_a(api: httpx.AsyncClient, deps: Deps) -> None:
-    tenant_a = await tenants.create_tenant(deps, "a")
+    tenant_a = await signup.create_tenant(deps, "a")
     a = tenant_a.api_key
-    b = (await tenants.create_tenant(deps, "b")).api_key
+    b = (await signup.create_tenant(deps, "b")).api_key
     # A's resources, one of each kind.
     channel = (
         await call(api, a, "POST", "/api/v1/channels", {"name": "a-channel", "type": "sandbox"})

@@ -13,6 +13,7 @@ from shared.config import Settings
 from shared.domain.errors import OcmError
 from shared.services.deps import Deps
 from shared.services.identity import limits, tenants
+from shared.services.onboarding import signup
 from tests.fakes import FakeClock, FakeDocumentStore
 from tests.unit.conftest import SETTINGS
 
@@ -25,7 +26,7 @@ SEND = {
 
 
 async def tenant(api: httpx.AsyncClient, deps: Deps) -> tuple[str, dict[str, str]]:
-    created = await tenants.create_tenant(deps, "acme")
+    created = await signup.create_tenant(deps, "acme")
     key = {"X-API-Key": created.api_key}
     await api.post("/api/v1/channels", json={"name": "sandbox", "type": "sandbox"}, headers=key)
     return created.tenant["id"], key
@@ -115,7 +116,7 @@ async def test_a_monthly_quota_holds_across_instances(tmp_path: Path) -> None:
     settings = Settings(OCM_DATA_DIR=tmp_path, OCM_QUOTA_MESSAGES_PER_MONTH=5)
     first, second = bootstrap.build(settings), bootstrap.build(settings)
     try:
-        created = await tenants.create_tenant(first, "acme")
+        created = await signup.create_tenant(first, "acme")
         tenant_id = created.tenant["id"]
         accepted = 0
         for deps in (first, second, first, second, first, second, first):

@@ -19,6 +19,7 @@ from shared.config import Settings
 from shared.containers import MESSAGES
 from shared.ports import Query
 from shared.services.deps import Deps
+from shared.services.onboarding import signup
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
@@ -60,10 +61,9 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TestClient, 
     deps = bootstrap.build(
         Settings(OCM_DATA_DIR=Path(tmp_path_factory.mktemp("fuzz")), OCM_RATE_LIMIT_PER_SECOND=0)
     )
-    from shared.services.identity import tenants
 
     with TestClient(create_app(lambda: deps), raise_server_exceptions=False) as client:
-        created = client.portal.call(tenants.create_tenant, deps, "fuzz")  # type: ignore[union-attr]
+        created = client.portal.call(signup.create_tenant, deps, "fuzz")  # type: ignore[union-attr]
         client.headers["X-API-Key"] = created.api_key
         assert (
             client.post("/api/v1/channels", json={"name": "sandbox", "type": "sandbox"}).status_code
@@ -184,9 +184,8 @@ async def test_a_client_that_hangs_up_mid_body_is_not_an_internal_error(
 ) -> None:
     deps = bootstrap.build(Settings(OCM_DATA_DIR=tmp_path))
     app = create_app(lambda: deps)
-    from shared.services.identity import tenants
 
-    created = await tenants.create_tenant(deps, "gone")
+    created = await signup.create_tenant(deps, "gone")
     scope = {
         "type": "http",
         "asgi": {"version": "3.0"},

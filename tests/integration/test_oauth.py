@@ -12,14 +12,15 @@ import jwt
 import pytest
 
 from shared.services.deps import Deps
-from shared.services.identity import oauth, tenants
+from shared.services.identity import tenants, tokens
+from shared.services.onboarding import signup
 
 TOKEN = "/api/v1/oauth/token"
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 
 
 async def client_app(api: httpx.AsyncClient, deps: Deps, scopes: list[str]) -> dict[str, Any]:
-    created = await tenants.create_tenant(deps, "acme")
+    created = await signup.create_tenant(deps, "acme")
     root = {"X-API-Key": created.api_key}
     await api.post("/api/v1/channels", json={"name": "sandbox", "type": "sandbox"}, headers=root)
     app = (
@@ -72,8 +73,8 @@ async def test_a_token_from_client_secret_post_sends_a_message_and_verifies_with
         grant["access_token"],
         jwt.PyJWK(key).key,
         algorithms=["ES256"],
-        audience=oauth.AUDIENCE,
-        issuer=oauth.ISSUER,
+        audience=tokens.AUDIENCE,
+        issuer=tokens.ISSUER,
     )
     assert claims["tenant"] == client["tenant_id"] and claims["sub"] == client["client_id"]
     assert claims["exp"] - claims["iat"] == 3600
@@ -186,7 +187,7 @@ async def test_signing_keys_rotate_without_breaking_valid_tokens(
 ) -> None:
     client = await client_app(api, deps, ["read:message"])
     before = (await get_token(api, client)).json()["access_token"]
-    await oauth.rotate_signing_key(deps)
+    await tokens.rotate_signing_key(deps)
     after = (await get_token(api, client)).json()["access_token"]
     assert jwt.get_unverified_header(before)["kid"] != jwt.get_unverified_header(after)["kid"]
     kids = {k["kid"] for k in (await api.get("/api/.well-known/jwks.json")).json()["keys"]}

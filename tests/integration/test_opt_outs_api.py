@@ -11,14 +11,14 @@ import httpx
 import pytest
 
 from shared.services.deps import Deps
-from shared.services.identity import tenants
+from shared.services.onboarding import signup
 from shared.services.receivers import opt_outs
 
 PATH = "/api/v1/opt-outs"
 
 
 async def tenant(deps: Deps, name: str = "acme") -> tuple[dict[str, str], str]:
-    created = await tenants.create_tenant(deps, name)
+    created = await signup.create_tenant(deps, name)
     return {"X-API-Key": created.api_key}, created.tenant["id"]
 
 

@@ -18,7 +18,7 @@ from shared.domain.channels import validate_settings
 from shared.domain.errors import ProviderError, ValidationFailed
 from shared.ports import SendRequest
 from shared.services.deps import Deps
-from shared.services.identity import tenants
+from shared.services.onboarding import signup
 from tests.peers.apprise_peers import NtfyPeer, WebhookPeer
 from tests.support.pump import pump
 
@@ -304,7 +304,7 @@ def test_settings_default_the_timeout_and_take_no_base_url() -> None:
 
 async def chat_channel(api: httpx.AsyncClient, deps: Deps, url: str) -> dict[str, str]:
     """A tenant with an apprise chat channel sending to ``url``; its API key header."""
-    created = await tenants.create_tenant(deps, "acme")
+    created = await signup.create_tenant(deps, "acme")
     key = {"X-API-Key": created.api_key}
     channel = await api.post(
         "/api/v1/channels",

@@ -18,7 +18,7 @@ from shared.adapters.providers.fcm_auth import SCOPE
 from shared.domain.errors import ProviderError
 from shared.ports import ProviderEnv, SendRequest
 from shared.services.deps import Deps
-from shared.services.identity import tenants
+from shared.services.onboarding import signup
 from tests.peers.fcm import FcmPeer
 from tests.support.pump import pump
 
@@ -260,7 +260,7 @@ async def test_private_destinations_are_refused_without_permission(peer) -> None
 
 async def fcm_channel(api: httpx.AsyncClient, deps: Deps, peer: FcmPeer) -> dict[str, str]:
     """A tenant with an FCM push channel on the peer; its API key header."""
-    created = await tenants.create_tenant(deps, "acme")
+    created = await signup.create_tenant(deps, "acme")
     key = {"X-API-Key": created.api_key}
     channel = await api.post(
         "/api/v1/channels",
@@ -326,7 +326,7 @@ async def test_through_the_api_fcm_takes_no_callbacks(api, deps, peer) -> None:
 
 
 async def test_through_the_api_unknown_settings_are_refused(api, deps) -> None:
-    created = await tenants.create_tenant(deps, "acme")
+    created = await signup.create_tenant(deps, "acme")
     answer = await api.post(
         "/api/v1/channels",
         json={"name": "push", "type": "push", "provider": "fcm", "settings": {"server_key": "x"}},

@@ -17,7 +17,7 @@ from shared.adapters.providers.meta_errors import graph_error
 from shared.domain.errors import CallbackInvalid, CallbackRejected, ProviderError
 from shared.ports import CallbackRequest, SendRequest
 from shared.services.deps import Deps
-from shared.services.identity import tenants
+from shared.services.onboarding import signup
 from tests.peers.meta import MetaPeer
 from tests.support.pump import pump
 
@@ -554,7 +554,7 @@ async def whatsapp_channel(
     api: httpx.AsyncClient, deps: Deps, peer: MetaPeer
 ) -> tuple[dict[str, str], str]:
     """A tenant's key and the id of its whatsapp channel (no provider named: meta)."""
-    key = {"X-API-Key": (await tenants.create_tenant(deps, "acme")).api_key}
+    key = {"X-API-Key": (await signup.create_tenant(deps, "acme")).api_key}
     created = await api.post(
         "/api/v1/channels",
         json={

@@ -22,7 +22,7 @@ from shared.adapters.providers.sendgrid_callbacks import (
 from shared.domain.errors import CallbackInvalid, CallbackRejected, ProviderError
 from shared.ports import CallbackRequest, SendRequest
 from shared.services.deps import Deps
-from shared.services.identity import tenants
+from shared.services.onboarding import signup
 from tests.fakes import FakeClock
 from tests.peers.sendgrid import Failure, SendGridPeer, public_key_of, sign
 from tests.support.pump import pump
@@ -570,7 +570,7 @@ def test_with_both_configured_both_must_pass(helper) -> None:
 
 
 async def setup_channel(api: httpx.AsyncClient, deps: Deps, peer: SendGridPeer, **creds: str):
-    created = await tenants.create_tenant(deps, "acme")
+    created = await signup.create_tenant(deps, "acme")
     key = {"X-API-Key": created.api_key}
     channel = await api.post(
         "/api/v1/channels",

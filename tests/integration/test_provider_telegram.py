@@ -18,7 +18,7 @@ from shared.domain.channels import validate_settings
 from shared.domain.errors import CallbackInvalid, CallbackRejected, ProviderError
 from shared.ports import CallbackRequest, ProviderEnv, SendRequest
 from shared.services.deps import Deps
-from shared.services.identity import tenants
+from shared.services.onboarding import signup
 from tests.peers import telegram as tg
 from tests.peers.telegram import TelegramPeer
 from tests.support.pump import pump
@@ -457,7 +457,7 @@ async def telegram_channel(
     api: httpx.AsyncClient, deps: Deps, peer: TelegramPeer
 ) -> tuple[dict[str, str], str]:
     """A tenant with a telegram channel on the peer; its API key header and channel id."""
-    created = await tenants.create_tenant(deps, "acme")
+    created = await signup.create_tenant(deps, "acme")
     key = {"X-API-Key": created.api_key}
     channel = await api.post(
         "/api/v1/channels",

@@ -22,7 +22,7 @@ from shared.config import Settings
 from shared.domain.errors import CallbackInvalid, CallbackRejected, ProviderError
 from shared.ports import CallbackRequest, ProviderEnv, SendRequest
 from shared.services.deps import Deps
-from shared.services.identity import tenants
+from shared.services.onboarding import signup
 from tests.peers.twilio import Failure, TwilioPeer
 from tests.support.pump import pump
 
@@ -578,7 +578,7 @@ async def post_callback(api: httpx.AsyncClient, signed: Any) -> httpx.Response:
 
 @pytest.fixture
 async def key(deps: Deps) -> dict[str, str]:
-    created = await tenants.create_tenant(deps, "acme")
+    created = await signup.create_tenant(deps, "acme")
     return {"X-API-Key": created.api_key}
 
 
@@ -676,7 +676,7 @@ async def test_behind_a_front_end_the_signature_covers_the_public_url(
     transport = httpx.ASGITransport(app=create_app(lambda: platform))
     try:
         async with httpx.AsyncClient(transport=transport, base_url="http://10.0.0.4") as api:
-            key = {"X-API-Key": (await tenants.create_tenant(platform, "acme")).api_key}
+            key = {"X-API-Key": (await signup.create_tenant(platform, "acme")).api_key}
             callback = await sms_channel(api, key, peer)
             assert callback.startswith(f"{public}/api/v1/callbacks/twilio/")
             internal = callback.replace(public, "http://10.0.0.4")

@@ -21,7 +21,7 @@ from shared.adapters.providers.webpush_crypto import PushSubscription, encrypt
 from shared.domain.errors import ProviderError
 from shared.ports import ProviderEnv, SendRequest
 from shared.services.deps import Deps
-from shared.services.identity import tenants
+from shared.services.onboarding import signup
 from tests.peers.webpush import (
     SUBJECT,
     Browser,
@@ -333,7 +333,7 @@ async def test_unusable_vapid_credentials_are_permanent_and_never_quoted(sender,
 
 async def webpush_channel(api: httpx.AsyncClient, deps: Deps, vapid: Vapid) -> dict[str, str]:
     """A tenant with a Web Push channel; its API key header."""
-    created = await tenants.create_tenant(deps, "acme")
+    created = await signup.create_tenant(deps, "acme")
     key = {"X-API-Key": created.api_key}
     channel = await api.post(
         "/api/v1/channels",

@@ -15,7 +15,7 @@ from aiosmtpd.controller import Controller
 
 from shared.config import Settings
 from shared.services.deps import Deps
-from shared.services.identity import tenants
+from shared.services.onboarding import signup
 from tests.integration.test_smtp_sender import Recorder
 from tests.support.pump import pump
 
@@ -42,7 +42,7 @@ def smtp() -> Iterator[tuple[Recorder, int]]:
 
 @pytest.fixture
 async def key(deps: Deps) -> str:
-    return (await tenants.create_tenant(deps, "acme")).api_key
+    return (await signup.create_tenant(deps, "acme")).api_key
 
 
 async def call(

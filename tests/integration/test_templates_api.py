@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from shared.services.deps import Deps
-from shared.services.identity import tenants
+from shared.services.onboarding import signup
 
 TEMPLATES = "/api/v1/templates"
 PROBLEM = "application/problem+json"
@@ -37,7 +37,7 @@ WELCOME: dict[str, Any] = {
 
 
 async def tenant_key(deps: Deps, name: str = "acme") -> str:
-    return (await tenants.create_tenant(deps, name)).api_key
+    return (await signup.create_tenant(deps, name)).api_key
 
 
 def auth(key: str, **headers: str) -> dict[str, str]:

@@ -12,7 +12,7 @@ import pytest
 from shared.domain.terminals import owns
 from shared.services.channels import terminals
 from shared.services.deps import Deps
-from shared.services.identity import tenants
+from shared.services.onboarding import signup
 
 PATH = "/api/v1/terminals"
 
@@ -22,7 +22,7 @@ async def tenant(
 ) -> tuple[dict[str, str], str]:
     """A tenant's key header and id, with a sandbox channel ``sms-main`` and an SMTP
     channel ``mail``."""
-    created = await tenants.create_tenant(deps, name)
+    created = await signup.create_tenant(deps, name)
     key = {"X-API-Key": created.api_key}
     for channel in (
         {"name": "sms-main", "type": "sandbox"},

@@ -13,7 +13,8 @@ import pytest
 from shared.config import Settings
 from shared.containers import USERS
 from shared.services.deps import Deps
-from shared.services.identity import tenants, users
+from shared.services.identity import sessions, users
+from shared.services.onboarding import signup
 
 PASSWORD = "correct horse battery staple"
 
@@ -46,7 +47,7 @@ def bearer(pair: dict[str, Any]) -> dict[str, str]:
 async def test_an_invited_user_signs_in_and_acts_with_the_role_s_scopes(
     api: httpx.AsyncClient, deps: Deps
 ) -> None:
-    created = await tenants.create_tenant(deps, "acme")
+    created = await signup.create_tenant(deps, "acme")
     root = {"X-API-Key": created.api_key}
     viewer = await user_with_role(api, root, "Viewer@Example.com", "viewer")
     me = await api.get("/api/v1/users/me", headers=bearer(viewer))
@@ -69,8 +70,8 @@ async def test_an_invited_user_signs_in_and_acts_with_the_role_s_scopes(
 
 
 async def test_email_is_unique_across_the_platform(api: httpx.AsyncClient, deps: Deps) -> None:
-    a = {"X-API-Key": (await tenants.create_tenant(deps, "a")).api_key}
-    b = {"X-API-Key": (await tenants.create_tenant(deps, "b")).api_key}
+    a = {"X-API-Key": (await signup.create_tenant(deps, "a")).api_key}
+    b = {"X-API-Key": (await signup.create_tenant(deps, "b")).api_key}
     await api.post("/api/v1/users", json={"email": "ann@example.com", "role": "viewer"}, headers=a)
     clash = await api.post(
         "/api/v1/users", json={"email": "ANN@example.com", "role": "viewer"}, headers=b
@@ -79,7 +80,7 @@ async def test_email_is_unique_across_the_platform(api: httpx.AsyncClient, deps:
 
 
 async def test_roles_are_granted_up_to_one_s_own(api: httpx.AsyncClient, deps: Deps) -> None:
-    root = {"X-API-Key": (await tenants.create_tenant(deps, "acme")).api_key}
+    root = {"X-API-Key": (await signup.create_tenant(deps, "acme")).api_key}
     admin = await user_with_role(api, root, "admin@example.com", "admin")
     owner_by_admin = await api.post(
         "/api/v1/users", json={"email": "o@example.com", "role": "owner"}, headers=bearer(admin)
@@ -117,7 +118,7 @@ async def test_roles_are_granted_up_to_one_s_own(api: httpx.AsyncClient, deps: D
 async def test_refresh_tokens_rotate_and_a_reused_one_revokes_its_family(
     api: httpx.AsyncClient, deps: Deps
 ) -> None:
-    root = {"X-API-Key": (await tenants.create_tenant(deps, "acme")).api_key}
+    root = {"X-API-Key": (await signup.create_tenant(deps, "acme")).api_key}
     first = await user_with_role(api, root, "r@example.com", "viewer")
     second = await api.post("/api/v1/auth/refresh", json={"refresh_token": first["refresh_token"]})
     assert second.status_code == 200
@@ -145,15 +146,15 @@ async def test_refresh_tokens_rotate_and_a_reused_one_revokes_its_family(
 async def test_guessing_slows_down_without_locking_anyone_out(
     api: httpx.AsyncClient, deps: Deps
 ) -> None:
-    root = {"X-API-Key": (await tenants.create_tenant(deps, "acme")).api_key}
+    root = {"X-API-Key": (await signup.create_tenant(deps, "acme")).api_key}
     await user_with_role(api, root, "g@example.com", "viewer")
     statuses = []
-    for _ in range(users.FREE_FAILURES_ACCOUNT + 1):
+    for _ in range(sessions.FREE_FAILURES_ACCOUNT + 1):
         wrong = await api.post(
             "/api/v1/auth/login", json={"email": "g@example.com", "password": "wrong password!"}
         )
         statuses.append(wrong.status_code)
-    assert statuses == [401] * users.FREE_FAILURES_ACCOUNT + [429]
+    assert statuses == [401] * sessions.FREE_FAILURES_ACCOUNT + [429]
     assert int(wrong.headers["retry-after"]) == 2
     assert wrong.json()["code"] == "TOO_MANY_ATTEMPTS"
     # Slowed, not locked: refused attempts do not lengthen the wait, and once it has
@@ -179,21 +180,21 @@ async def test_guessing_slows_down_without_locking_anyone_out(
 async def test_parallel_guesses_get_no_more_checks_than_allowed(
     api: httpx.AsyncClient, deps: Deps
 ) -> None:
-    root = {"X-API-Key": (await tenants.create_tenant(deps, "acme")).api_key}
+    root = {"X-API-Key": (await signup.create_tenant(deps, "acme")).api_key}
     await user_with_role(api, root, "p2@example.com", "viewer")
     guesses = [
         api.post("/api/v1/auth/login", json={"email": "p2@example.com", "password": f"guess {i}!"})
         for i in range(40)
     ]
     statuses = [a.status_code for a in await asyncio.gather(*guesses)]
-    assert statuses.count(401) <= users.FREE_FAILURES_ACCOUNT + 1  # the rest: refused at once
+    assert statuses.count(401) <= sessions.FREE_FAILURES_ACCOUNT + 1  # the rest: refused at once
     assert statuses.count(401) + statuses.count(429) == 40
 
 
 async def test_a_password_is_reset_with_an_operator_token(
     api: httpx.AsyncClient, deps: Deps
 ) -> None:
-    root = {"X-API-Key": (await tenants.create_tenant(deps, "acme")).api_key}
+    root = {"X-API-Key": (await signup.create_tenant(deps, "acme")).api_key}
     pair = await user_with_role(api, root, "p@example.com", "viewer")
     token = await users.reset_token(deps, "p@example.com")
     new_password = "another long password"

@@ -22,7 +22,7 @@ from shared.domain.ids import new_id
 from shared.domain.messages import to_utc_text
 from shared.ports import Filter, OutgoingMessage, Query
 from shared.services.deps import Deps
-from shared.services.identity import tenants
+from shared.services.onboarding import signup
 from shared.services.webhooks import deliverer as webhook_delivery
 from shared.services.webhooks import fanout as webhook_fanout
 from shared.services.webhooks import subscriptions as webhooks
@@ -55,7 +55,7 @@ def receiver() -> Iterator[WebhookReceiver]:
 
 
 async def tenant(deps: Deps, name: str) -> tuple[str, dict[str, str]]:
-    created = await tenants.create_tenant(deps, name)
+    created = await signup.create_tenant(deps, name)
     return created.tenant["id"], {"X-API-Key": created.api_key}
 
 

@@ -36,7 +36,7 @@ from shared.domain.webhooks import (
 )
 from shared.ports import Query
 from shared.services.deps import Deps
-from shared.services.identity import tenants
+from shared.services.onboarding import signup
 from shared.services.webhooks import attempt as webhook_attempt
 from shared.services.webhooks import fanout as webhook_fanout
 
@@ -57,7 +57,7 @@ def settings(tmp_path: Path) -> Settings:
 
 
 async def tenant_key(deps: Deps, name: str = "acme") -> dict[str, str]:
-    return {"X-API-Key": (await tenants.create_tenant(deps, name)).api_key}
+    return {"X-API-Key": (await signup.create_tenant(deps, name)).api_key}
 
 
 async def create(
@@ -125,7 +125,7 @@ def message_event(
 async def test_a_webhook_is_created_with_a_secret_shown_once_and_read_back(
     api: httpx.AsyncClient, deps: Deps
 ) -> None:
-    made = await tenants.create_tenant(deps, "acme")
+    made = await signup.create_tenant(deps, "acme")
     key = {"X-API-Key": made.api_key}
     created = await create(api, key)
     hook, secret = created["webhook"], created["secret"]
@@ -286,7 +286,7 @@ async def test_production_takes_public_and_not_yet_resolvable_https_endpoints(
 async def test_a_webhook_is_changed_field_by_field_and_audited(
     api: httpx.AsyncClient, deps: Deps
 ) -> None:
-    created = await tenants.create_tenant(deps, "acme")
+    created = await signup.create_tenant(deps, "acme")
     key = {"X-API-Key": created.api_key}
     hook = (await create(api, key))["webhook"]
     path = f"{WEBHOOKS_PATH}/{hook['id']}"
@@ -338,7 +338,7 @@ async def test_a_webhook_is_changed_field_by_field_and_audited(
 async def test_patched_header_values_go_to_the_secret_store_never_the_document(
     api: httpx.AsyncClient, deps: Deps
 ) -> None:
-    made = await tenants.create_tenant(deps, "acme")
+    made = await signup.create_tenant(deps, "acme")
     key, tenant_id = {"X-API-Key": made.api_key}, made.tenant["id"]
     hook = (await create(api, key, {**HOOK, "headers": {}}))["webhook"]
     assert hook["header_names"] == []
@@ -367,7 +367,7 @@ async def test_patched_header_values_go_to_the_secret_store_never_the_document(
 async def test_a_webhook_made_before_header_values_moved_still_shows_and_moves_them(
     api: httpx.AsyncClient, deps: Deps
 ) -> None:
-    made = await tenants.create_tenant(deps, "acme")
+    made = await signup.create_tenant(deps, "acme")
     key, tenant_id = {"X-API-Key": made.api_key}, made.tenant["id"]
     hook = (await create(api, key, {**HOOK, "headers": {}}))["webhook"]
     legacy = await stored_webhook(deps, tenant_id, hook["id"])
@@ -389,7 +389,7 @@ async def test_a_webhook_made_before_header_values_moved_still_shows_and_moves_t
 async def test_enabling_a_disabled_webhook_clears_its_failure_record(
     api: httpx.AsyncClient, deps: Deps
 ) -> None:
-    created = await tenants.create_tenant(deps, "acme")
+    created = await signup.create_tenant(deps, "acme")
     key = {"X-API-Key": created.api_key}
     hook = (await create(api, key))["webhook"]
     await deps.store.patch(  # as the health check leaves one it disabled
@@ -483,7 +483,7 @@ async def hook_with_deliveries(
     api: httpx.AsyncClient, deps: Deps, count: int = 3
 ) -> tuple[dict[str, str], str, str, list[dict[str, Any]]]:
     """A tenant's webhook and ``count`` events fanned out to it, as the topic would."""
-    created = await tenants.create_tenant(deps, "acme")
+    created = await signup.create_tenant(deps, "acme")
     key, tenant_id = {"X-API-Key": created.api_key}, created.tenant["id"]
     hook_id = (await create(api, key))["webhook"]["id"]
     now = deps.clock.now()
@@ -593,7 +593,7 @@ async def test_a_delivery_is_reached_only_through_its_own_webhook(
 async def test_a_replay_redelivers_the_window_through_the_current_filters(
     api: httpx.AsyncClient, deps: Deps
 ) -> None:
-    created = await tenants.create_tenant(deps, "acme")
+    created = await signup.create_tenant(deps, "acme")
     key, tenant_id = {"X-API-Key": created.api_key}, created.tenant["id"]
     hook_id = (await create(api, key))["webhook"]["id"]
     now = deps.clock.now()
@@ -607,7 +607,7 @@ async def test_a_replay_redelivers_the_window_through_the_current_filters(
     ]
     for event in kept:
         await deps.store.create(EVENTS, event)
-    other = await tenants.create_tenant(deps, "other")
+    other = await signup.create_tenant(deps, "other")
     await deps.store.create(EVENTS, message_event(other.tenant["id"], 9, now - 3 * hour))
 
     window = {"since": kept[1]["timestamp"], "until": kept[4]["timestamp"]}
@@ -659,7 +659,7 @@ async def test_a_replay_window_must_be_ordered_and_within_the_retention(
 async def test_a_test_event_is_signed_and_delivered_to_that_endpoint_only(
     api: httpx.AsyncClient, deps: Deps
 ) -> None:
-    created = await tenants.create_tenant(deps, "acme")
+    created = await signup.create_tenant(deps, "acme")
     key, tenant_id = {"X-API-Key": created.api_key}, created.tenant["id"]
     hook_id = (await create(api, key, {**HOOK, "events": ["message.failed"]}))["webhook"]["id"]
     await create(api, key, {**HOOK, "events": ["*"]})  # another endpoint: not tested

@@ -16,7 +16,7 @@ from shared.domain.channels import Catalog, ChannelCreate
 from shared.domain.models import Document
 from shared.services.channels import channels
 from shared.services.deps import Deps
-from shared.services.identity import tenants
+from shared.services.onboarding import signup
 from tests.fakes import FakeClock, FakeDocumentStore, FakeQueue, FakeSecretStore
 
 
@@ -57,7 +57,7 @@ async def world() -> World:
         catalog=Catalog(spec for p in discover() for spec in p.specs),
         rng=random.Random(7),
     )
-    created = await tenants.create_tenant(deps, "acme")
+    created = await signup.create_tenant(deps, "acme")
     tenant_id = created.tenant["id"]
     await channels.create_channel(deps, tenant_id, ChannelCreate(name="sandbox", type="sandbox"))
     return World(deps=deps, clock=clock, queue=queue, tenant_id=tenant_id)

@@ -13,8 +13,8 @@ from shared.domain.errors import ConflictError, NotFoundError, ValidationFailed
 from shared.domain.messages import Terminal
 from shared.services.channels import channels
 from shared.services.channels.channels import credentials_secret_name
-from shared.services.identity import tenants
 from shared.services.messaging import messages
+from shared.services.onboarding import signup
 from tests.fakes import FakeDocumentStore, FakeSecretStore
 from tests.unit.conftest import World
 
@@ -28,7 +28,7 @@ async def smtp_channel(world: World, name: str = "email-main", **fields: Any) ->
 
 
 async def other_tenant(world: World) -> str:
-    created = await tenants.create_tenant(world.deps, "globex")
+    created = await signup.create_tenant(world.deps, "globex")
     tenant_id: str = created.tenant["id"]
     return tenant_id
 

@@ -11,9 +11,10 @@ from shared.containers import CHANNELS, DIRECTORY
 from shared.domain.channels import ChannelUpdate
 from shared.domain.errors import NotFoundError
 from shared.services.channels import channels
-from shared.services.identity import directory, tenants
+from shared.services.identity import authentication, directory
 from shared.services.lookups import LookupCache
 from shared.services.messaging import messages
+from shared.services.onboarding import signup
 from tests.unit.conftest import World, sandbox_message
 
 
@@ -100,13 +101,13 @@ async def test_another_instances_change_shows_within_the_ttl(world: World) -> No
 
 
 async def test_an_api_key_entry_is_cached_and_can_be_forgotten(world: World) -> None:
-    created = await tenants.create_tenant(world.deps, "acme")
+    created = await signup.create_tenant(world.deps, "acme")
     prefix = created.api_key.split("_")[1]
-    await tenants.authenticate_api_key(world.deps, created.api_key)
+    await authentication.authenticate_api_key(world.deps, created.api_key)
     await world.deps.store.patch(
         DIRECTORY, created.tenant["id"], directory.api_key_id(prefix), {"status": "revoked"}
     )
-    await tenants.authenticate_api_key(world.deps, created.api_key)  # still cached
+    await authentication.authenticate_api_key(world.deps, created.api_key)  # still cached
     directory.forget_api_key(world.deps, prefix)
     with pytest.raises(Exception, match="not valid"):
-        await tenants.authenticate_api_key(world.deps, created.api_key)
+        await authentication.authenticate_api_key(world.deps, created.api_key)

@@ -19,7 +19,7 @@ from shared.domain.templates import (
     render,
 )
 from shared.services.channels import templates
-from shared.services.identity import tenants
+from shared.services.onboarding import signup
 from tests.unit.conftest import World
 
 
@@ -418,7 +418,7 @@ async def test_a_message_renders_its_template_for_the_channel_type(world: World)
 async def test_a_message_naming_a_missing_or_another_tenants_template_is_bad_input(
     world: World,
 ) -> None:
-    globex = (await tenants.create_tenant(world.deps, "globex")).tenant["id"]
+    globex = (await signup.create_tenant(world.deps, "globex")).tenant["id"]
     await create(world)
     for tenant_id, content in (
         (world.tenant_id, {**CONTENT, "template": "nope"}),

@@ -9,14 +9,15 @@ import pytest
 from shared.containers import DIRECTORY
 from shared.domain.errors import Unauthorized, ValidationFailed
 from shared.domain.ids import hash_secret
-from shared.services.identity import directory, tenants
-from shared.services.identity.tenants import NewTenant
+from shared.services.identity import authentication, directory
+from shared.services.onboarding import signup
+from shared.services.onboarding.signup import NewTenant
 from tests.fakes import FakeDocumentStore
 from tests.unit.conftest import World
 
 
 async def new_tenant(world: World, name: str = "globex") -> NewTenant:
-    return await tenants.create_tenant(world.deps, name)
+    return await signup.create_tenant(world.deps, name)
 
 
 def parts(key: str) -> tuple[str, str]:
@@ -32,13 +33,13 @@ def stored_bytes(world: World) -> bytes:
 
 async def refused(world: World, key: str) -> Unauthorized:
     with pytest.raises(Unauthorized) as caught:
-        await tenants.authenticate_api_key(world.deps, key)
+        await authentication.authenticate_api_key(world.deps, key)
     return caught.value
 
 
 async def test_a_valid_key_resolves_to_its_tenant_and_app(world: World) -> None:
     created = await new_tenant(world)
-    principal = await tenants.authenticate_api_key(world.deps, created.api_key)
+    principal = await authentication.authenticate_api_key(world.deps, created.api_key)
     assert principal.tenant_id == created.tenant["id"]
     assert principal.app_id.startswith("app_")
     assert principal.credential_id == directory.api_key_id(parts(created.api_key)[0])
@@ -48,7 +49,7 @@ async def test_a_valid_key_resolves_to_its_tenant_and_app(world: World) -> None:
 async def test_each_tenants_key_resolves_to_that_tenant(world: World) -> None:
     one, two = await new_tenant(world, "one"), await new_tenant(world, "two")
     for created in (one, two):
-        principal = await tenants.authenticate_api_key(world.deps, created.api_key)
+        principal = await authentication.authenticate_api_key(world.deps, created.api_key)
         assert principal.tenant_id == created.tenant["id"]
 
 
@@ -121,6 +122,6 @@ async def test_a_secret_containing_underscores_is_read_whole(world: World) -> No
         prefix, world.tenant_id, "app_1", hash_secret(secret), ["*"], "2030-01-01T00:00:00.000Z"
     )
     await world.deps.store.create(DIRECTORY, entry)
-    principal = await tenants.authenticate_api_key(world.deps, f"ocm_{prefix}_{secret}")
+    principal = await authentication.authenticate_api_key(world.deps, f"ocm_{prefix}_{secret}")
     assert principal.tenant_id == world.tenant_id
     assert (await refused(world, f"ocm_{prefix}_under_score")).code == "INVALID_CREDENTIALS"

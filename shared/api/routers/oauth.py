@@ -15,14 +15,15 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from shared.api.responses import JsonResponse
-from shared.services.identity import oauth
+from shared.services.identity import client_credentials, tokens
+from shared.services.identity.client_credentials import OAuthError
 
 router = APIRouter(tags=["oauth"])
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 MAX_FORM = 8192
 
 
-def _error(exc: oauth.OAuthError, basic: bool) -> JSONResponse:
+def _error(exc: OAuthError, basic: bool) -> JSONResponse:
     headers = dict(NO_STORE)
     if exc.status == 401:
         headers["WWW-Authenticate"] = 'Basic realm="ocm"' if basic else 'Bearer realm="ocm"'
@@ -38,10 +39,10 @@ def _basic(header: str | None) -> tuple[str, str] | None:
     try:
         decoded = base64.b64decode(value.strip(), validate=True).decode()
     except (binascii.Error, UnicodeDecodeError):
-        raise oauth.OAuthError("invalid_client", "Malformed Basic credentials", 401) from None
+        raise OAuthError("invalid_client", "Malformed Basic credentials", 401) from None
     client_id, sep, secret = decoded.partition(":")
     if not sep:
-        raise oauth.OAuthError("invalid_client", "Malformed Basic credentials", 401)
+        raise OAuthError("invalid_client", "Malformed Basic credentials", 401)
     return unquote_plus(client_id), unquote_plus(secret)
 
 
@@ -83,35 +84,35 @@ async def token(request: Request) -> JSONResponse:
     try:
         body = await request.body()
         if len(body) > MAX_FORM:
-            raise oauth.OAuthError("invalid_request", "The form is too large")
+            raise OAuthError("invalid_request", "The form is too large")
         content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if content_type != "application/x-www-form-urlencoded":
-            raise oauth.OAuthError(
+            raise OAuthError(
                 "invalid_request", "Send the form as application/x-www-form-urlencoded"
             )
         try:
             form = parse_qs(body.decode(), keep_blank_values=True, strict_parsing=False)
         except UnicodeDecodeError:
-            raise oauth.OAuthError("invalid_request", "The form is not UTF-8") from None
+            raise OAuthError("invalid_request", "The form is not UTF-8") from None
         if any(len(values) > 1 for values in form.values()):
-            raise oauth.OAuthError("invalid_request", "A parameter is repeated")
+            raise OAuthError("invalid_request", "A parameter is repeated")
         fields: dict[str, Any] = {k: v[0] for k, v in form.items()}
         if fields.get("grant_type") != "client_credentials":
-            raise oauth.OAuthError(
+            raise OAuthError(
                 "unsupported_grant_type" if fields.get("grant_type") else "invalid_request",
                 "Only grant_type=client_credentials is supported",
             )
         credentials = _basic(request.headers.get("authorization"))
         if credentials is not None and ("client_secret" in fields):
-            raise oauth.OAuthError("invalid_request", "Authenticate the client one way only")
+            raise OAuthError("invalid_request", "Authenticate the client one way only")
         if credentials is None:
             if not fields.get("client_id") or not fields.get("client_secret"):
-                raise oauth.OAuthError("invalid_client", "Client authentication is missing", 401)
+                raise OAuthError("invalid_client", "Client authentication is missing", 401)
             credentials = (fields["client_id"], fields["client_secret"])
-        answer = await oauth.issue_token(
+        answer = await client_credentials.issue_token(
             request.app.state.get_deps(), credentials[0], credentials[1], fields.get("scope")
         )
-    except oauth.OAuthError as exc:
+    except OAuthError as exc:
         return _error(exc, basic)
     return JSONResponse(answer, headers=NO_STORE)
 
@@ -122,5 +123,5 @@ async def token(request: Request) -> JSONResponse:
     responses={200: {"description": '`{"keys": [...]}` (EC P-256, `alg` ES256)'}},
 )
 async def jwks(request: Request) -> JsonResponse:
-    keys = await oauth.published_keys(request.app.state.get_deps())
+    keys = await tokens.published_keys(request.app.state.get_deps())
     return JsonResponse({"keys": keys}, headers={"Cache-Control": "public, max-age=300"})

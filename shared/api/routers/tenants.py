@@ -12,6 +12,7 @@ from shared.api.deps import Caller, scoped
 from shared.api.responses import JsonResponse
 from shared.api.schemas import problems
 from shared.services.identity import tenants
+from shared.services.onboarding import signup
 
 router = APIRouter(prefix="/api/v1/tenants", tags=["tenants"])
 
@@ -48,7 +49,7 @@ class ChildList(BaseModel):
 async def create_child(
     data: ChildCreate, caller: Annotated[Caller, scoped("manage:tenant")]
 ) -> JsonResponse:
-    created = await tenants.create_tenant(
+    created = await signup.create_tenant(
         caller.deps, data.name, parent_id=caller.tenant_id, grant=caller.principal.scopes
     )
     await caller.audit("tenant.child.create", type="tenant", id=created.tenant["id"])

@@ -11,7 +11,7 @@ from shared.api.deps import Caller, client_address, scoped
 from shared.api.responses import JsonResponse
 from shared.api.schemas import TokenPair, UserInvited, UserList, UserPublic, problems
 from shared.domain.errors import NotFoundError
-from shared.services.identity import users
+from shared.services.identity import sessions, users
 
 router = APIRouter(tags=["users"])
 NO_STORE = {"Cache-Control": "no-store"}
@@ -112,9 +112,9 @@ async def reset_password(request: Request, data: users.Password) -> JsonResponse
     summary="Sign in with e-mail and password: an access token (15 min) and a refresh token",
     responses={200: {"model": TokenPair}, **problems(401, 403, 422, 429)},
 )
-async def login(request: Request, data: users.Login) -> JsonResponse:
+async def login(request: Request, data: sessions.Login) -> JsonResponse:
     deps = request.app.state.get_deps()
-    return JsonResponse(await users.login(deps, data, client_address(request)), headers=NO_STORE)
+    return JsonResponse(await sessions.login(deps, data, client_address(request)), headers=NO_STORE)
 
 
 @router.post(
@@ -124,7 +124,7 @@ async def login(request: Request, data: users.Login) -> JsonResponse:
 )
 async def refresh(request: Request, data: RefreshToken) -> JsonResponse:
     deps = request.app.state.get_deps()
-    return JsonResponse(await users.refresh(deps, data.refresh_token), headers=NO_STORE)
+    return JsonResponse(await sessions.refresh(deps, data.refresh_token), headers=NO_STORE)
 
 
 @router.post(
@@ -134,5 +134,5 @@ async def refresh(request: Request, data: RefreshToken) -> JsonResponse:
     responses=problems(422),
 )
 async def logout(request: Request, data: RefreshToken) -> Response:
-    await users.logout(request.app.state.get_deps(), data.refresh_token)
+    await sessions.logout(request.app.state.get_deps(), data.refresh_token)
     return Response(status_code=204)

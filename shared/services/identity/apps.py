@@ -27,9 +27,10 @@ from shared.domain.errors import (
 from shared.domain.ids import new_api_key, new_id
 from shared.domain.messages import to_utc_text
 from shared.domain.models import Document
+from shared.domain.principal import Principal
 from shared.ports import Filter, Page, PreconditionFailed, Query
-from shared.services.deps import Deps, Principal
-from shared.services.identity import directory, oauth
+from shared.services.deps import Deps
+from shared.services.identity import client_credentials, directory
 from shared.services.pages import list_page
 
 Slot = Literal["primary", "secondary"]
@@ -175,7 +176,7 @@ async def delete_app(deps: Deps, principal: Principal, app_id: str) -> None:
     app = await _managed(deps, principal, app_id)
     for slot in SLOTS:
         await _revoke(deps, app, slot)
-    await oauth.revoke_client_secret(deps, app)
+    await client_credentials.revoke_client_secret(deps, app)
     await deps.store.patch(
         APPS,
         tenant_id,
@@ -254,7 +255,7 @@ async def _delete_entry(deps: Deps, tenant_id: str, prefix: str) -> None:
 async def _sync_keys(deps: Deps, app: Document) -> None:
     """Copy the app's scopes and status onto its key entries and its client secret's
     entry (what requests read)."""
-    client_id = oauth.client_entry_id(app["id"])
+    client_id = client_credentials.client_entry_id(app["id"])
     if app.get("client"):
         await deps.store.patch(
             DIRECTORY,
@@ -282,7 +283,7 @@ async def issue_client_secret(
     it replaces stops working. Shown once."""
     tenant_id = principal.tenant_id
     app = await _managed(deps, principal, app_id)
-    secret = await oauth.issue_client_secret(deps, app)
+    secret = await client_credentials.issue_client_secret(deps, app)
     now = to_utc_text(deps.clock.now())
     app = await deps.store.patch(
         APPS, tenant_id, app_id, {"client": {"created_at": now}, "updated_at": now}
@@ -293,7 +294,7 @@ async def issue_client_secret(
 async def revoke_client_secret(deps: Deps, principal: Principal, app_id: str) -> Document:
     tenant_id = principal.tenant_id
     app = await _managed(deps, principal, app_id)
-    if not await oauth.revoke_client_secret(deps, app):
+    if not await client_credentials.revoke_client_secret(deps, app):
         raise NotFoundError(f"{app_id!r} has no client secret", code="CLIENT_SECRET_NOT_FOUND")
     return await deps.store.patch(
         APPS, tenant_id, app_id, {"client": None, "updated_at": to_utc_text(deps.clock.now())}

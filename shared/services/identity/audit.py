@@ -14,8 +14,9 @@ from shared.containers import AUDIT
 from shared.domain.ids import new_id
 from shared.domain.messages import to_utc_text
 from shared.domain.models import Document
+from shared.domain.principal import Principal
 from shared.ports import Filter, Page, Query
-from shared.services.deps import Deps, Principal
+from shared.services.deps import Deps
 from shared.services.pages import list_page
 
 PUBLIC_FIELDS = ("id", "at", "action", "actor", "target", "address")

@@ -1,59 +1,19 @@
-"""Tenants and their bootstrap credential; API-key authentication."""
+"""Tenants: their status (which every credential's request checks), their lineage
+(a child tenant inherits status, limits and quotas), and their limits."""
 
 from __future__ import annotations
 
-import hmac
-from dataclasses import dataclass
-
 from shared.containers import TENANTS
-from shared.domain import scopes
 from shared.domain.errors import Forbidden, NotFoundError, Unauthorized, ValidationFailed
-from shared.domain.ids import hash_secret, new_id, split_api_key
 from shared.domain.messages import to_utc_text
 from shared.domain.models import Document
+from shared.domain.principal import Principal
 from shared.ports import SYSTEM, Filter, Query
-from shared.services.deps import Deps, Principal
-from shared.services.identity import apps, audit, directory
-
-
-@dataclass(frozen=True, slots=True)
-class NewTenant:
-    tenant: Document
-    api_key: str
-
+from shared.services.deps import Deps
+from shared.services.identity import audit
 
 STATUSES = ("provisioning", "pending_confirmation", "active", "suspended")
 MAX_DEPTH = 5  # tenants under tenants, at most this deep
-
-
-async def create_tenant(
-    deps: Deps, name: str, parent_id: str | None = None, *, grant: frozenset[str] | None = None
-) -> NewTenant:
-    """A tenant and its first client application, holding every scope, with its
-    primary API key (shown once). The app is an ordinary one: its key rotates. With
-    ``parent_id`` it is a child tenant, which the parent's credentials may manage."""
-    name = name.strip()
-    if not 1 <= len(name) <= 128:
-        raise ValidationFailed("A tenant name has 1 to 128 characters")
-    now = to_utc_text(deps.clock.now())
-    tenant_id = new_id("tn")
-    tenant = {
-        "id": tenant_id,
-        "tenant_id": tenant_id,
-        "name": name,
-        "status": "active",
-        "parent_id": parent_id,
-        "created_at": now,
-        "updated_at": now,
-    }
-    if parent_id is not None and len(await lineage(deps, parent_id)) > MAX_DEPTH:
-        raise ValidationFailed(f"Tenants nest at most {MAX_DEPTH} deep", code="TOO_DEEP")
-    await deps.store.create(TENANTS, tenant)
-    granted = scopes.ALL if grant is None else scopes.ALL & grant  # a child: the creator's
-    operator = Principal(tenant_id, app_id="", credential_id="", scopes=granted)
-    bootstrap = apps.AppCreate(name="bootstrap", scopes=sorted(granted))
-    _, key = await apps.create_app(deps, operator, bootstrap)
-    return NewTenant(tenant=tenant, api_key=key)
 
 
 async def get_tenant(deps: Deps, tenant_id: str) -> Document:
@@ -181,23 +141,3 @@ async def list_tenants(deps: Deps) -> list[Document]:
     """Operator view (system scope): every tenant."""
     page = await deps.store.query(TENANTS, Query(scope=SYSTEM, order_by="created_at", limit=1000))
     return page.items
-
-
-async def authenticate_api_key(deps: Deps, key: str) -> Principal:
-    """Resolve ``X-API-Key`` to a principal, or raise Unauthorized (one message for all)."""
-    parts = split_api_key(key)
-    if parts is None:
-        raise Unauthorized("The API key is not valid", code="INVALID_CREDENTIALS")
-    prefix, secret = parts
-    entry = await directory.find_api_key(deps, prefix)
-    if entry is None or entry.get("status") != "active":
-        raise Unauthorized("The API key is not valid", code="INVALID_CREDENTIALS")
-    if not hmac.compare_digest(entry["secret_sha256"], hash_secret(secret)):
-        raise Unauthorized("The API key is not valid", code="INVALID_CREDENTIALS")
-    await check_active(deps, entry["tenant_id"])
-    return Principal(
-        tenant_id=entry["tenant_id"],
-        app_id=entry["app_id"],
-        credential_id=entry["id"],
-        scopes=frozenset(entry.get("scopes", ())),
-    )

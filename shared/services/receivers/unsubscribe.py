@@ -24,9 +24,9 @@ from shared.containers import DIRECTORY
 from shared.domain.errors import NotFoundError
 from shared.domain.messages import to_utc_text
 from shared.domain.models import Document
-from shared.ports import SYSTEM, Conflict
+from shared.ports import Conflict
 from shared.services.deps import Deps
-from shared.services.identity.oauth import PLATFORM
+from shared.services.identity import directory
 from shared.services.receivers import opt_outs
 
 KEY_ENTRY = "unsubscribe_key"
@@ -36,7 +36,7 @@ PATH = "/api/v1/unsubscribe/"
 
 async def _key(deps: Deps) -> bytes:
     async def load() -> Document:
-        entry = await deps.store.read(DIRECTORY, SYSTEM, KEY_ENTRY)
+        entry = await directory.entry(deps, KEY_ENTRY)
         if entry is None:
             entry = await _make_key(deps)
         stored = await deps.secrets.get(entry["secret_name"])
@@ -57,7 +57,7 @@ async def _make_key(deps: Deps) -> Document:
     await deps.secrets.set(name, secrets.token_urlsafe(32))
     entry = {
         "id": KEY_ENTRY,
-        "tenant_id": PLATFORM,
+        "tenant_id": directory.PLATFORM,
         "kind": "unsubscribe_key",
         "secret_name": name,
         "created_at": to_utc_text(deps.clock.now()),
@@ -65,7 +65,7 @@ async def _make_key(deps: Deps) -> Document:
     try:
         return await deps.store.create(DIRECTORY, entry)
     except Conflict:
-        winner = await deps.store.read(DIRECTORY, SYSTEM, KEY_ENTRY)
+        winner = await directory.entry(deps, KEY_ENTRY)
         assert winner is not None
         return winner
 

@@ -1,4 +1,4 @@
-"""The `ocm` command: serve the platform locally, and operator tasks."""
+"""The `ocm` command's commands: serve the platform locally, and operator tasks."""
 
 from __future__ import annotations
 
@@ -16,7 +16,8 @@ from pydantic import ValidationError
 from shared import bootstrap
 from shared.config import Settings
 from shared.domain.errors import OcmError, ValidationFailed
-from shared.services.identity import tenants
+from shared.services.identity import tenants, users
+from shared.services.onboarding import signup
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -35,11 +36,8 @@ def _print(data: Any, as_json: bool, text: str) -> None:
 
 
 async def _tenant_create(settings: Settings, name: str, as_json: bool) -> int:
-    deps = bootstrap.build(settings)
-    try:
-        created = await tenants.create_tenant(deps, name)
-    finally:
-        await bootstrap.close(deps)
+    async with bootstrap.running(settings) as deps:
+        created = await signup.create_tenant(deps, name)
     tenant_id = created.tenant["id"]
     _print(
         {"tenant_id": tenant_id, "api_key": created.api_key},
@@ -50,11 +48,8 @@ async def _tenant_create(settings: Settings, name: str, as_json: bool) -> int:
 
 
 async def _tenant_list(settings: Settings, as_json: bool) -> int:
-    deps = bootstrap.build(settings)
-    try:
+    async with bootstrap.running(settings) as deps:
         items = await tenants.list_tenants(deps)
-    finally:
-        await bootstrap.close(deps)
     rows = [{"tenant_id": t["id"], "name": t["name"], "status": t["status"]} for t in items]
     _print(
         rows, as_json, "\n".join(f"{r['tenant_id']}  {r['status']:<9} {r['name']}" for r in rows)
@@ -63,11 +58,8 @@ async def _tenant_list(settings: Settings, as_json: bool) -> int:
 
 
 async def _tenant_status(settings: Settings, tenant_id: str, status: str, as_json: bool) -> int:
-    deps = bootstrap.build(settings)
-    try:
+    async with bootstrap.running(settings) as deps:
         doc = await tenants.set_status(deps, tenant_id, status)
-    finally:
-        await bootstrap.close(deps)
     _print(
         {"tenant_id": doc["id"], "status": doc["status"]},
         as_json,
@@ -89,11 +81,8 @@ async def _tenant_limits(settings: Settings, args: argparse.Namespace) -> int:
                 raise ValidationFailed(
                     f"--{name.replace('_', '-')} takes a number or 'default'"
                 ) from None
-    deps = bootstrap.build(settings)
-    try:
+    async with bootstrap.running(settings) as deps:
         doc = await tenants.set_limits(deps, args.tenant_id, changes)
-    finally:
-        await bootstrap.close(deps)
     limits = doc.get("limits") or {}
     _print(
         {"tenant_id": doc["id"], "limits": limits},
@@ -105,13 +94,8 @@ async def _tenant_limits(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def _reset_password(settings: Settings, email: str, as_json: bool) -> int:
-    from shared.services.identity import users
-
-    deps = bootstrap.build(settings)
-    try:
+    async with bootstrap.running(settings) as deps:
         token = await users.reset_token(deps, email)
-    finally:
-        await bootstrap.close(deps)
     _print(
         {"email": email, "reset_token": token, "expires_in": users.RESET_SECONDS},
         as_json,
@@ -122,17 +106,17 @@ async def _reset_password(settings: Settings, email: str, as_json: bool) -> int:
 
 
 async def _serve(settings: Settings) -> int:
-    from function_app import app  # the one FunctionApp, with every trigger
+    # Imported here: building the Functions app (every trigger) is for `serve` alone.
+    from function_app import app
     from functions.http import asgi_app
-    from functions.local_runtime import serve
+    from ocm_cli.local_runtime import serve
 
-    deps = bootstrap.build(settings)
-    bootstrap.set_deps(deps)
-    try:
-        await serve(app, asgi_app, deps, host=settings.OCM_HOST, port=settings.OCM_PORT)
-    finally:
-        await bootstrap.close(deps)
-        bootstrap.set_deps(None)
+    async with bootstrap.running(settings) as deps:
+        bootstrap.set_deps(deps)
+        try:
+            await serve(app, asgi_app, deps, host=settings.OCM_HOST, port=settings.OCM_PORT)
+        finally:
+            bootstrap.set_deps(None)
     return 0
 
 

@@ -12,25 +12,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import gc
-import inspect
 import logging
-import os
-import re
 import signal
 from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import uvicorn
-from azure.functions.decorators.function_app import Function, FunctionRegister
-from azure.functions.servicebus import ServiceBusMessage
+from azure.functions.decorators.function_app import FunctionRegister
 from azure.functions.timer import TimerRequest
 from croniter import croniter
 
-from shared.config import Settings
+from ocm_cli.triggers import Trigger, call, discover, to_functions_message
 from shared.ports import Queue, ReceivedMessage
 from shared.services.deps import Deps
 
@@ -44,78 +38,6 @@ HTTP_FIRST_MAX_WAIT = 0.2
 """How long a queue consumer lets HTTP requests go first (see _defer)."""
 HTTP_QUIET = 0.002
 """No request for this long, and none in progress: HTTP is not busy."""
-_SETTING = re.compile(r"%([A-Za-z0-9_]+)%")
-
-
-def resolve(expression: str, settings: Settings) -> str:
-    """Expand ``%NAME%`` binding expressions from settings, then the environment."""
-
-    def lookup(match: re.Match[str]) -> str:
-        name = match.group(1)
-        value = getattr(settings, name, os.environ.get(name))
-        if value is None:
-            raise KeyError(f"binding expression %{name}% names no setting")
-        return str(value)
-
-    return _SETTING.sub(lookup, expression)
-
-
-@dataclass(frozen=True)
-class Trigger:
-    name: str
-    kind: str  # "queue" or "timer"
-    target: str  # queue entity or NCRONTAB schedule
-    function: Callable[..., Any]
-
-
-@functools.cache
-def app_functions(app: FunctionRegister) -> tuple[Function, ...]:
-    """The app's functions (the SDK lets ``get_functions`` run once per app)."""
-    return tuple(app.get_functions())
-
-
-def discover(app: FunctionRegister, settings: Settings) -> list[Trigger]:
-    """Every Service Bus and timer trigger the app declares."""
-    triggers = []
-    for fn in app_functions(app):
-        binding = fn.get_trigger()
-        if binding is None:
-            continue
-        data = binding.get_dict_repr()
-        user_fn = fn.get_user_function()
-        name = fn.get_function_name() or user_fn.__name__
-        if data["type"] == "serviceBusTrigger":
-            if "topicName" in data:
-                entity = f"{data['topicName']}/subscriptions/{data['subscriptionName']}"
-            else:
-                entity = data["queueName"]
-            triggers.append(Trigger(name, "queue", resolve(entity, settings), user_fn))
-        elif data["type"] == "timerTrigger":
-            schedule = resolve(data["schedule"], settings)
-            triggers.append(Trigger(name, "timer", schedule, user_fn))
-    return triggers
-
-
-def to_functions_message(msg: ReceivedMessage) -> ServiceBusMessage:
-    """The object the Functions host would pass (its concrete class, not the ABC)."""
-    return ServiceBusMessage(
-        body=msg.body,
-        message_id=msg.message_id,
-        delivery_count=msg.delivery_count,
-        enqueued_time_utc=msg.enqueued_at,
-        lock_token=msg.lock_token,
-        subject=msg.subject,
-        label=msg.subject,
-        dead_letter_reason=msg.dead_letter_reason,
-        application_properties=dict(msg.application_properties),
-        user_properties=dict(msg.application_properties),
-    )
-
-
-async def _call(function: Callable[..., Any], argument: Any) -> None:
-    result = function(argument)
-    if inspect.isawaitable(result):
-        await result
 
 
 class LocalRuntime:
@@ -219,7 +141,7 @@ class LocalRuntime:
 
     async def _handle(self, trigger: Trigger, msg: ReceivedMessage) -> None:
         try:
-            await _call(trigger.function, to_functions_message(msg))
+            await call(trigger.function, to_functions_message(msg))
         except Exception:
             log.exception("%s failed on message %s; abandoning", trigger.name, msg.message_id)
             await _settle(self.queue.abandon(trigger.target, msg))
@@ -238,7 +160,7 @@ class LocalRuntime:
                     return
             past_due = (datetime.now(UTC) - due).total_seconds() > 5
             try:
-                await _call(trigger.function, TimerRequest(past_due=past_due))
+                await call(trigger.function, TimerRequest(past_due=past_due))
             except Exception:
                 log.exception("timer %s failed", trigger.name)
 

@@ -1,0 +1,104 @@
+"""What proves a user is who they say: a password (argon2id), an e-mail's Directory
+entry, and the tokens kept as Directory entries (single-use and refresh).
+
+- E-mail is unique across the platform (normalised): an entry ``email_<sha256>``
+  points at the user.
+- Passwords are hashed with argon2id (argon2-cffi's defaults: 64 MiB, 3 passes), off
+  the event loop.
+- Tokens are kept as SHA-256 only, in entries ``<kind>_<sha256>`` that expire.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from email_validator import EmailNotValidError, validate_email
+
+from shared.containers import DIRECTORY, USERS
+from shared.domain.errors import FieldError, ValidationFailed
+from shared.domain.ids import hash_secret
+from shared.domain.models import Document
+from shared.ports import Filter, Query
+from shared.services.deps import Deps
+from shared.services.identity import directory
+
+_hasher = PasswordHasher()
+
+
+async def hash_password(password: str) -> str:
+    return await asyncio.to_thread(_hasher.hash, password)
+
+
+async def password_matches(hashed: str, password: str) -> bool:
+    try:
+        return await asyncio.to_thread(_hasher.verify, hashed, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def normalise_email(email: str) -> str:
+    try:
+        checked = validate_email(email.strip(), check_deliverability=False)
+    except EmailNotValidError as exc:
+        raise ValidationFailed(
+            "The e-mail address is not valid", errors=[FieldError("email", str(exc))]
+        ) from None
+    return checked.normalized.lower()
+
+
+def email_entry_id(email: str) -> str:
+    return f"email_{hash_secret(email)}"
+
+
+def token_entry_id(kind: str, token: str) -> str:
+    return f"{kind}_{hash_secret(token)}"
+
+
+async def by_email(deps: Deps, email: str) -> Document | None:
+    """The user with this (normalised) e-mail, in whichever tenant."""
+    entry = await directory.entry(deps, email_entry_id(email))
+    if entry is None:
+        return None
+    return await deps.store.read(USERS, entry["tenant_id"], entry["user_id"])
+
+
+async def token_entry(deps: Deps, kind: str, token: str) -> Document | None:
+    """The entry of a single-use or refresh token, if it is one of ``kind``."""
+    entry = await directory.entry(deps, token_entry_id(kind, token))
+    return entry if entry is not None and entry.get("kind") == kind else None
+
+
+async def _refresh_entries(deps: Deps, tenant_id: str) -> list[Document]:
+    """Every refresh-token entry of the tenant, page after page."""
+    found: list[Document] = []
+    cursor = None
+    while True:
+        page = await deps.store.query(
+            DIRECTORY,
+            Query(
+                scope=tenant_id,
+                where=(Filter("kind", "eq", "refresh"),),
+                limit=1000,
+                cursor=cursor,
+            ),
+        )
+        found += page.items
+        if page.next_cursor is None:
+            return found
+        cursor = page.next_cursor
+
+
+async def revoke_family(deps: Deps, entry: Document) -> None:
+    """Revoke every refresh token descended from the same sign-in as ``entry``."""
+    for doc in await _refresh_entries(deps, entry["tenant_id"]):
+        if doc.get("family") == entry["family"]:
+            await deps.store.delete(DIRECTORY, doc["tenant_id"], doc["id"])
+
+
+async def revoke_refresh_tokens(deps: Deps, user: Document) -> None:
+    """Revoke every refresh token of the user (a new password, a disabled user)."""
+    for doc in await _refresh_entries(deps, user["tenant_id"]):
+        if doc.get("user_id") == user["id"]:
+            await deps.store.delete(DIRECTORY, doc["tenant_id"], doc["id"])
