@@ -22,17 +22,8 @@ from shared.domain.channels import NAME_PATTERN
 from shared.domain.errors import FieldError, ValidationFailed
 from shared.domain.messages import MAX_TEXT, FreeJson
 from shared.domain.models import Document
-from shared.domain.template_sandbox import (
-    ENVIRONMENTS,
-    RenderError,
-    budget,
-    compiled,
-    render_source,
-)
-
-# The sandbox's limits, re-exported: callers have always imported them from here.
-from shared.domain.template_sandbox import MAX_VALUE as MAX_VALUE
-from shared.domain.template_sandbox import MAX_WORK as MAX_WORK
+from shared.domain.template_budget import budget
+from shared.domain.template_sandbox import ENVIRONMENTS, RenderError, compiled, render_source
 
 VariantKey = Literal["email", "sms", "whatsapp", "telegram", "push", "chat", "sandbox", "default"]
 VariableType = Literal["string", "number", "boolean", "any"]
