@@ -5,14 +5,14 @@ A template declares its variables and holds one variant per channel type (plus
 ``default``); each variant's sources are Jinja2. Sources compile and render in a
 bounded sandbox (``shared.domain.template_sandbox``): a render's work, the values it
 builds and each field's length are capped, and what the sandbox could not bound is
-refused when the template is kept.
+refused when the template is kept. What a variant's fields render to, per channel
+type, is in ``shared.domain.template_rendering``.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 from jinja2 import TemplateSyntaxError, meta
@@ -22,17 +22,9 @@ from shared.domain.channels import NAME_PATTERN
 from shared.domain.errors import FieldError, ValidationFailed
 from shared.domain.messages import MAX_TEXT, FreeJson
 from shared.domain.models import Document
-from shared.domain.template_sandbox import (
-    ENVIRONMENTS,
-    RenderError,
-    budget,
-    compiled,
-    render_source,
-)
-
-# The sandbox's limits, re-exported: callers have always imported them from here.
-from shared.domain.template_sandbox import MAX_VALUE as MAX_VALUE
-from shared.domain.template_sandbox import MAX_WORK as MAX_WORK
+from shared.domain.template_budget import budget
+from shared.domain.template_rendering import MAX_HTML, Fields, check_data, render_variant
+from shared.domain.template_sandbox import ENVIRONMENTS, compiled
 
 VariantKey = Literal["email", "sms", "whatsapp", "telegram", "push", "chat", "sandbox", "default"]
 VariableType = Literal["string", "number", "boolean", "any"]
@@ -45,10 +37,6 @@ RESERVED = frozenset(
 )
 """Names a template could not reach as variables (literals, operators, globals)."""
 
-MAX_HTML = 200_000
-MAX_SUBJECT = 998
-MAX_TITLE = 1024
-MAX_PUSH_BODY = 4096
 MAX_SOURCES = 400_000
 """All sources of a template together: the document stays well inside a store's limit."""
 
@@ -257,123 +245,6 @@ def render(
             errors=[FieldError(f"{at}language", "a language code like en_US")],
         )
     key = channel_type if channel_type in template["variants"] else "default"
-    fields = _Fields(template["name"], key, variant, values, at)
+    fields = Fields(template["name"], key, variant, values, at)
     with budget():  # one budget for all fields of the message
-        return _render_variant(fields, channel_type, language, in_window)
-
-
-def _render_variant(
-    fields: _Fields, channel_type: str, language: str | None, in_window: bool | None
-) -> tuple[Document, str | None]:
-    variant, values = fields.variant, fields.values
-    if channel_type == "email":
-        return _email(fields), fields.line("subject", MAX_SUBJECT)
-    if channel_type == "push":
-        push = {
-            "title": fields.line("title", MAX_TITLE),
-            "body": fields.text("text", MAX_PUSH_BODY),
-        }
-        return {"type": "push", **{k: v for k, v in push.items() if v}, "data": {}}, None
-    wt = variant.get("whatsapp_template")
-    if channel_type == "whatsapp" and wt and (in_window is False or "text" not in variant):
-        return _whatsapp_template(wt, values, language), None
-    return {"type": "text", "text": fields.required("text", MAX_TEXT)}, None
-
-
-def _email(fields: _Fields) -> Document:
-    if "html" not in fields.variant:
-        return {"type": "text", "text": fields.required("text", MAX_TEXT)}
-    content: Document = {"type": "html", "html": fields.required("html", MAX_HTML)}
-    text = fields.text("text", MAX_TEXT)
-    return {**content, "text": text} if text else content
-
-
-def _whatsapp_template(wt: Document, values: dict[str, Any], language: str | None) -> Document:
-    """What Meta sends as a template message: the body's parameters as text, in order."""
-    parameters = ["" if values[p] is None else str(values[p]) for p in wt["parameters"]]
-    return {
-        "type": "template",
-        "template": wt["name"],
-        "language": language or wt["language"],
-        "data": {"parameters": parameters},
-    }
-
-
-@dataclass(frozen=True, slots=True)
-class _Fields:
-    """A variant's sources, rendered on demand with the message's values."""
-
-    template: str
-    key: str
-    variant: Document
-    values: dict[str, Any]
-    at: str
-
-    def text(self, name: str, limit: int) -> str | None:
-        source = self.variant.get(name)
-        if source is None:
-            return None
-        try:
-            return render_source(source, name == "html", self.values, limit)
-        except RenderError as exc:
-            raise self._failed(name, str(exc)) from None
-
-    def required(self, name: str, limit: int) -> str:
-        rendered = self.text(name, limit)
-        if not rendered:
-            raise self._failed(name, "rendered empty")
-        return rendered
-
-    def line(self, name: str, limit: int) -> str | None:
-        """A one-line field (subject, title): line breaks and runs of spaces become one."""
-        rendered = self.text(name, limit)
-        if rendered is None:
-            return None
-        return " ".join(rendered.split()) or None
-
-    def _failed(self, name: str, message: str) -> ValidationFailed:
-        return ValidationFailed(
-            f"The template {self.template!r} could not be rendered ({self.key} {name}): {message}",
-            code="TEMPLATE_RENDER_FAILED",
-            errors=[FieldError(f"{self.at}template", f"variants.{self.key}.{name}: {message}")],
-        )
-
-
-def check_data(variables: list[Document], data: Any, at: str) -> dict[str, Any]:
-    """Every declared variable's value (None for a missing optional one), or the
-    first kind of problem (missing, unknown, invalid) with every problem listed."""
-    if not isinstance(data, dict):
-        raise ValidationFailed("The data is not valid", errors=[FieldError(at, "an object")])
-    declared = {v["name"]: v for v in variables}
-    missing = [
-        FieldError(f"{at}.{name}", "required")
-        for name, v in declared.items()
-        if v.get("required", True) and data.get(name) is None
-    ]
-    unknown = [
-        FieldError(f"{at}.{k}", "not a variable of the template") for k in data if k not in declared
-    ]
-    invalid = [
-        FieldError(f"{at}.{k}", _TYPE_NAMES[declared[k]["type"]])
-        for k, value in data.items()
-        if k in declared and value is not None and not _is_type(value, declared[k]["type"])
-    ]
-    for code, detail, errors in (
-        ("TEMPLATE_VARIABLE_MISSING", "A required template variable is missing", missing),
-        ("TEMPLATE_VARIABLE_UNKNOWN", "The data names a variable the template lacks", unknown),
-        ("TEMPLATE_VARIABLE_INVALID", "A template variable has the wrong type", invalid),
-    ):
-        if errors:
-            raise ValidationFailed(detail, code=code, errors=missing + unknown + invalid)
-    return {name: data.get(name) for name in declared}
-
-
-_TYPE_NAMES = {"string": "a string", "number": "a number", "boolean": "true or false", "any": ""}
-
-
-def _is_type(value: Any, kind: str) -> bool:
-    if kind == "string":
-        return isinstance(value, str)
-    if kind == "number":
-        return isinstance(value, int | float) and not isinstance(value, bool)
-    return isinstance(value, bool) if kind == "boolean" else True
+        return render_variant(fields, channel_type, language, in_window)

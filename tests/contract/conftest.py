@@ -75,8 +75,8 @@ def cosmos_server() -> Iterator[CosmosServer]:
 
 
 # What the Cosmos DB adapter cannot show against the local server, or does not
-# promise because Cosmos DB itself does not (see ports.py); each test that needs
-# one of these is marked with ``pytest.mark.needs(...)``.
+# promise because Cosmos DB itself does not (see shared/ports/documents.py); each
+# test that needs one of these is marked with ``pytest.mark.needs(...)``.
 COSMOS_GAPS = {
     "clock": "documents expire by Cosmos DB's own clock (ttl), not a fake one; the "
     "local server does not expire them at all (tests/contract/test_cosmos_live.py)",

@@ -11,8 +11,8 @@ import pytest
 
 from shared.containers import TEMPLATES
 from shared.domain.errors import ConflictError, ValidationFailed
+from shared.domain.template_budget import MAX_VALUE
 from shared.domain.templates import (
-    MAX_VALUE,
     TemplateCreate,
     TemplateUpdate,
     check_template,

@@ -24,8 +24,8 @@ import orjson
 from standardwebhooks import Webhook
 
 from shared.domain.models import Document
+from shared.domain.webhook_endpoints import header_errors
 from shared.domain.webhooks import (
-    header_errors,
     live_secrets,
     payload,
     webhook_headers_name,

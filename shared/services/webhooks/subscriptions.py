@@ -21,15 +21,14 @@ from shared.domain.errors import ConflictError, FieldError, NotFoundError, Valid
 from shared.domain.ids import new_id
 from shared.domain.messages import to_utc_text
 from shared.domain.models import Document
+from shared.domain.webhook_endpoints import header_errors, url_error
 from shared.domain.webhooks import (
     WebhookCreate,
     WebhookPublic,
     WebhookUpdate,
-    header_errors,
     matches,
     new_secret,
     rotate,
-    url_error,
     webhook_headers_name,
     webhook_secret_name,
 )

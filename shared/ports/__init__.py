@@ -1,0 +1,83 @@
+"""Ports: the small interfaces the services depend on; adapters implement them.
+
+Every adapter of a port passes the same contract suite (tests/contract/). The
+package is the ports' public face: import from ``shared.ports``, not its modules.
+"""
+
+from shared.domain.errors import CallbackInvalid, CallbackRejected, ProviderError
+from shared.ports.clock import Clock
+from shared.ports.documents import (
+    SYSTEM,
+    Conflict,
+    ContainerSpec,
+    DocumentStore,
+    Filter,
+    FilterOp,
+    InvalidCursor,
+    NotFound,
+    Page,
+    PreconditionFailed,
+    Query,
+    Scope,
+    StoreError,
+    SystemScope,
+)
+from shared.ports.providers import (
+    CallbackReply,
+    CallbackRequest,
+    Callbacks,
+    ProviderEnv,
+    ProviderEvent,
+    ProviderModule,
+    Sender,
+    SendRequest,
+    SendResult,
+)
+from shared.ports.queues import (
+    MessageLockLost,
+    OutgoingMessage,
+    Queue,
+    ReceivedMessage,
+    Subscription,
+    reaches_anyone,
+    subscribers,
+)
+from shared.ports.secrets import SecretStore
+
+__all__ = [
+    "SYSTEM",
+    "CallbackInvalid",
+    "CallbackRejected",
+    "CallbackReply",
+    "CallbackRequest",
+    "Callbacks",
+    "Clock",
+    "Conflict",
+    "ContainerSpec",
+    "DocumentStore",
+    "Filter",
+    "FilterOp",
+    "InvalidCursor",
+    "MessageLockLost",
+    "NotFound",
+    "OutgoingMessage",
+    "Page",
+    "PreconditionFailed",
+    "ProviderEnv",
+    "ProviderError",
+    "ProviderEvent",
+    "ProviderModule",
+    "Query",
+    "Queue",
+    "ReceivedMessage",
+    "Scope",
+    "SecretStore",
+    "SendRequest",
+    "SendResult",
+    "Sender",
+    "StoreError",
+    "Subscription",
+    "SystemScope",
+    "reaches_anyone",
+    "subscribers",
+]

@@ -1,0 +1,109 @@
+"""The queue port: Service Bus queues and topic subscriptions, and where a message
+sent to an entity lands."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+
+
+class MessageLockLost(Exception):
+    """The peek-lock of a received queue message expired or was settled already."""
+
+
+@dataclass(frozen=True, slots=True)
+class OutgoingMessage:
+    """A message to put on a queue or topic.
+
+    ``message_id`` drives duplicate detection: a second message with the same id
+    inside the detection window is dropped silently.
+    """
+
+    message_id: str
+    body: bytes
+    scheduled_at: datetime | None = None
+    subject: str | None = None
+    application_properties: Mapping[str, str | int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ReceivedMessage:
+    message_id: str
+    body: bytes
+    delivery_count: int
+    lock_token: str
+    enqueued_at: datetime
+    subject: str | None = None
+    application_properties: Mapping[str, str | int] = field(default_factory=dict)
+    dead_letter_reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Subscription:
+    """A topic subscription. With ``only``, it keeps the messages whose application
+    property ``only[0]`` is one of ``only[1]`` — a Service Bus SQL filter rule
+    ``<property> IN (...)`` — and the others never reach it."""
+
+    name: str
+    only: tuple[str, tuple[str, ...]] | None = None
+
+    def accepts(self, message: OutgoingMessage) -> bool:
+        return self.takes(message.application_properties)
+
+    def takes(self, application_properties: Mapping[str, str | int]) -> bool:
+        """Whether a message with these application properties passes the rule."""
+        if self.only is None:
+            return True
+        field, values = self.only
+        return application_properties.get(field) in values
+
+
+def reaches_anyone(
+    topics: Mapping[str, Sequence[Subscription]],
+    entity: str,
+    application_properties: Mapping[str, str | int],
+) -> bool:
+    """Whether a message sent to ``entity`` lands anywhere: a queue always, a topic
+    if one of its subscriptions takes it."""
+    subs = topics.get(entity)
+    return subs is None or any(s.takes(application_properties) for s in subs)
+
+
+def subscribers(
+    topics: Mapping[str, Sequence[Subscription]], entity: str, message: OutgoingMessage
+) -> list[str]:
+    """The entities a message sent to ``entity`` lands in: itself for a queue, the
+    subscriptions that accept it for a topic."""
+    subs = topics.get(entity)
+    if subs is None:
+        return [entity]
+    return [f"{entity}/subscriptions/{s.name}" for s in subs if s.accepts(message)]
+
+
+class Queue(Protocol):
+    """Service Bus semantics: at-least-once, peek-lock, delivery count, dead-letter
+    after ``max_delivery_count``, scheduled enqueue, duplicate detection by id.
+
+    Entity names: a queue ``q``, a topic subscription ``topic/subscriptions/sub``,
+    and the dead-letter sub-queue of either ``<entity>/$DeadLetterQueue``.
+    """
+
+    async def send(self, entity: str, messages: Sequence[OutgoingMessage]) -> None: ...
+
+    def reaches_anyone(self, entity: str, application_properties: Mapping[str, str | int]) -> bool:
+        """Whether a message with these properties sent to ``entity`` would land in any
+        queue or subscription, so a sender may skip building one nobody receives.
+        True when the adapter cannot tell (Service Bus: its broker applies the rules)."""
+        ...
+
+    async def receive(
+        self, entity: str, *, max_messages: int = 1, lock_seconds: float = 60.0
+    ) -> list[ReceivedMessage]: ...
+
+    async def complete(self, entity: str, message: ReceivedMessage) -> None: ...
+
+    async def abandon(self, entity: str, message: ReceivedMessage) -> None: ...
+
+    async def dead_letter(self, entity: str, message: ReceivedMessage, reason: str) -> None: ...
