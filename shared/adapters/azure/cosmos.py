@@ -28,8 +28,7 @@ from azure.cosmos.aio import ContainerProxy, CosmosClient, DatabaseProxy
 from azure.cosmos.exceptions import CosmosHttpResponseError
 
 from shared.adapters.azure.cosmos_layout import CosmosContainer, layout, unique_property
-from shared.adapters.embedded.documents import apply_changes, decode_cursor, encode_cursor
-from shared.adapters.embedded.sqlite_sql import check_name
+from shared.adapters.documents import apply_changes, check_name, decode_cursor, encode_cursor
 from shared.domain.models import Document
 from shared.ports import (
     SYSTEM,
