@@ -11,15 +11,14 @@ one is used under its own lock.
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import logging
 import uuid
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Generic, TypeVar
+from typing import Any
 
 from azure.core.credentials_async import AsyncTokenCredential
 from azure.servicebus import (
@@ -37,17 +36,15 @@ from azure.servicebus.exceptions import (
     MessageSizeExceededError,
 )
 
+from shared.adapters.azure.servicebus_links import DEAD_LETTER, Entity, Handle, billed
 from shared.ports import MessageLockLost, OutgoingMessage, ReceivedMessage
 
 log = logging.getLogger(__name__)
 
-DEAD_LETTER = "/$DeadLetterQueue"
-SUBSCRIPTIONS = "/subscriptions/"
 # Application properties the broker adds when it dead-letters a message; the port
 # reports the reason on its own, and a redriven message must not carry them.
 BROKER_PROPERTIES = frozenset({"DeadLetterReason", "DeadLetterErrorDescription"})
 MAX_MESSAGE_ID = 128  # Service Bus refuses longer message ids
-BILLING_CHUNK = 64 * 1024  # Standard bills one operation per started 64 KB of a message
 # A held message whose lock ended this long ago (clock skew allowed) is forgotten.
 LOCK_GRACE = timedelta(minutes=1)
 SENDERS_PER_ENTITY = 4
@@ -69,37 +66,6 @@ def build_service_bus_client(
             raise ValueError("an identity-based Service Bus connection needs a credential")
         return ServiceBusClient(fully_qualified_namespace, credential)
     raise ValueError("Service Bus needs a fully qualified namespace or a connection string")
-
-
-@dataclass(frozen=True, slots=True)
-class Entity:
-    """A port entity name taken apart: a queue or ``topic/subscriptions/sub``, and
-    whether it names the dead-letter sub-queue."""
-
-    name: str
-    subscription: str | None = None
-    dead_letter: bool = False
-
-    @classmethod
-    def parse(cls, entity: str) -> Entity:
-        path, dead_letter = entity, entity.endswith(DEAD_LETTER)
-        if dead_letter:
-            path = entity[: -len(DEAD_LETTER)]
-        topic, sep, subscription = path.partition(SUBSCRIPTIONS)
-        if not topic or "/" in topic or (sep and (not subscription or "/" in subscription)):
-            raise ValueError(f"{entity!r} is not a queue, a subscription or a dead-letter queue")
-        return cls(topic, subscription if sep else None, dead_letter)
-
-
-Link = TypeVar("Link", ServiceBusSender, ServiceBusReceiver)
-
-
-@dataclass(slots=True)
-class _Handle(Generic[Link]):
-    """A sender or receiver with the lock that keeps its use one coroutine at a time."""
-
-    link: Link
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
 @dataclass(slots=True)
@@ -138,9 +104,9 @@ class ServiceBusQueue:
         self._wait = receive_wait_seconds
         # Senders are not coroutine-safe, so each is used by one send at a time;
         # a few per entity let concurrent requests send in parallel.
-        self._senders: dict[str, list[_Handle[ServiceBusSender]]] = {}
+        self._senders: dict[str, list[Handle[ServiceBusSender]]] = {}
         self._turns = itertools.count()
-        self._receivers: dict[str, _Handle[ServiceBusReceiver]] = {}
+        self._receivers: dict[str, Handle[ServiceBusReceiver]] = {}
         # lock token -> (entity, SDK message): settling needs the object received.
         self._held: dict[str, tuple[str, ServiceBusReceivedMessage]] = {}
         self.operations: Counter[str] = Counter()
@@ -180,7 +146,7 @@ class ServiceBusQueue:
             )
         self._forget_expired()
         received = [self._hold(entity, m) for m in got]
-        self.operations[f"receive:{entity}"] += sum(_billed(len(m.body)) for m in received) or 1
+        self.operations[f"receive:{entity}"] += sum(billed(len(m.body)) for m in received) or 1
         log.debug("received %d message(s) from %s", len(received), entity)
         return received
 
@@ -231,7 +197,7 @@ class ServiceBusQueue:
 
     # --- sending -------------------------------------------------------------------
 
-    def _sender(self, entity: str) -> _Handle[ServiceBusSender]:
+    def _sender(self, entity: str) -> Handle[ServiceBusSender]:
         """An idle sender of ``entity`` if there is one, else a new one while the
         entity has fewer than SENDERS_PER_ENTITY, else the least busy."""
         pool = self._senders.get(entity)
@@ -248,7 +214,7 @@ class ServiceBusQueue:
                 link = self._client.get_topic_sender(topic_name=entity)
             else:
                 link = self._client.get_queue_sender(queue_name=entity)
-            pool.append(_Handle(link))
+            pool.append(Handle(link))
             return pool[-1]
         return pool[next(self._turns) % len(pool)]
 
@@ -268,12 +234,12 @@ class ServiceBusQueue:
                     f"not fit in a batch for {entity!r} (at most "
                     f"{batches[-1].batch.max_size_in_bytes} bytes)"
                 )
-            batches[-1].billed += _billed(size)
+            batches[-1].billed += billed(size)
         return batches
 
     # --- receiving and settling ------------------------------------------------------
 
-    def _receiver(self, entity: str) -> _Handle[ServiceBusReceiver]:
+    def _receiver(self, entity: str) -> Handle[ServiceBusReceiver]:
         handle = self._receivers.get(entity)
         if handle is None:
             parsed = Entity.parse(entity)
@@ -292,7 +258,7 @@ class ServiceBusQueue:
                 link = self._client.get_queue_receiver(
                     queue_name=parsed.name, sub_queue=sub_queue, receive_mode=mode
                 )
-            handle = self._receivers[entity] = _Handle(link)
+            handle = self._receivers[entity] = Handle(link)
         return handle
 
     def _hold(self, entity: str, message: ServiceBusReceivedMessage) -> ReceivedMessage:
@@ -363,10 +329,6 @@ def _added(batch: ServiceBusMessageBatch, message: ServiceBusMessage) -> int | N
     except MessageSizeExceededError:
         return None
     return batch.size_in_bytes - before
-
-
-def _billed(size: int) -> int:
-    return max(1, -(-size // BILLING_CHUNK))
 
 
 def _from_sdk(message: ServiceBusReceivedMessage) -> ReceivedMessage:
