@@ -11,32 +11,28 @@ one is used under its own lock.
 
 from __future__ import annotations
 
-import itertools
 import logging
 import uuid
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from azure.core.credentials_async import AsyncTokenCredential
 from azure.servicebus import (
-    ServiceBusMessage,
-    ServiceBusMessageBatch,
     ServiceBusReceivedMessage,
     ServiceBusReceiveMode,
     ServiceBusSubQueue,
 )
-from azure.servicebus.aio import ServiceBusClient, ServiceBusReceiver, ServiceBusSender
+from azure.servicebus.aio import ServiceBusClient, ServiceBusReceiver
 from azure.servicebus.amqp import AmqpMessageBodyType
 from azure.servicebus.exceptions import (
     MessageAlreadySettled,
     MessageLockLostError,
-    MessageSizeExceededError,
 )
 
 from shared.adapters.azure.servicebus_links import DEAD_LETTER, Entity, Handle, billed
+from shared.adapters.azure.servicebus_send import Senders
 from shared.ports import MessageLockLost, OutgoingMessage, ReceivedMessage
 
 log = logging.getLogger(__name__)
@@ -68,14 +64,6 @@ def build_service_bus_client(
     raise ValueError("Service Bus needs a fully qualified namespace or a connection string")
 
 
-@dataclass(slots=True)
-class _Outgoing:
-    """A batch to send, and the operations it will be billed."""
-
-    batch: ServiceBusMessageBatch
-    billed: int = 0
-
-
 class ServiceBusQueue:
     """Queue port over one ``ServiceBusClient``; ``topics`` names the entities that
     are topics (the rest are queues). Subscriptions and their filter rules, lock
@@ -102,14 +90,11 @@ class ServiceBusQueue:
         self._topics = frozenset(topics)
         self._credential = credential
         self._wait = receive_wait_seconds
-        # Senders are not coroutine-safe, so each is used by one send at a time;
-        # a few per entity let concurrent requests send in parallel.
-        self._senders: dict[str, list[Handle[ServiceBusSender]]] = {}
-        self._turns = itertools.count()
+        self.operations: Counter[str] = Counter()
+        self._senders = Senders(client, self._topics, self.operations, SENDERS_PER_ENTITY)
         self._receivers: dict[str, Handle[ServiceBusReceiver]] = {}
         # lock token -> (entity, SDK message): settling needs the object received.
         self._held: dict[str, tuple[str, ServiceBusReceivedMessage]] = {}
-        self.operations: Counter[str] = Counter()
 
     def reaches_anyone(self, entity: str, application_properties: Mapping[str, str | int]) -> bool:
         """Always True: subscriptions and their rules live in the namespace."""
@@ -120,13 +105,8 @@ class ServiceBusQueue:
         large for any batch raises ValueError before anything is sent."""
         if not messages:
             return
-        handle = self._sender(entity)
-        async with handle.lock:
-            batches = await self._batches(handle.link, entity, messages)
-            for outgoing in batches:
-                await handle.link.send_messages(outgoing.batch)
-                self.operations[f"send:{entity}"] += outgoing.billed
-        log.debug("sent %d message(s) to %s in %d batch(es)", len(messages), entity, len(batches))
+        batches = await self._senders.send(entity, messages)
+        log.debug("sent %d message(s) to %s in %d batch(es)", len(messages), entity, batches)
 
     async def receive(
         self, entity: str, *, max_messages: int = 1, lock_seconds: float = 60.0
@@ -195,48 +175,6 @@ class ServiceBusQueue:
         if self._credential is not None:
             await self._credential.close()
 
-    # --- sending -------------------------------------------------------------------
-
-    def _sender(self, entity: str) -> Handle[ServiceBusSender]:
-        """An idle sender of ``entity`` if there is one, else a new one while the
-        entity has fewer than SENDERS_PER_ENTITY, else the least busy."""
-        pool = self._senders.get(entity)
-        if pool is None:
-            parsed = Entity.parse(entity)
-            if parsed.subscription is not None or parsed.dead_letter:
-                raise ValueError(f"cannot send to {entity!r}: send to its queue or topic")
-            pool = self._senders[entity] = []
-        idle = next((h for h in pool if not h.lock.locked()), None)
-        if idle is not None:
-            return idle
-        if len(pool) < SENDERS_PER_ENTITY:
-            if entity in self._topics:
-                link = self._client.get_topic_sender(topic_name=entity)
-            else:
-                link = self._client.get_queue_sender(queue_name=entity)
-            pool.append(Handle(link))
-            return pool[-1]
-        return pool[next(self._turns) % len(pool)]
-
-    async def _batches(
-        self, sender: ServiceBusSender, entity: str, messages: Sequence[OutgoingMessage]
-    ) -> list[_Outgoing]:
-        batches = [_Outgoing(await sender.create_message_batch())]
-        for message in messages:
-            sdk_message = _to_sdk(message)
-            size = _added(batches[-1].batch, sdk_message)
-            if size is None:  # the batch is full: the message starts another
-                batches.append(_Outgoing(await sender.create_message_batch()))
-                size = _added(batches[-1].batch, sdk_message)
-            if size is None:
-                raise ValueError(
-                    f"message {message.message_id!r} ({len(message.body)} bytes of body) does "
-                    f"not fit in a batch for {entity!r} (at most "
-                    f"{batches[-1].batch.max_size_in_bytes} bytes)"
-                )
-            batches[-1].billed += billed(size)
-        return batches
-
     # --- receiving and settling ------------------------------------------------------
 
     def _receiver(self, entity: str) -> Handle[ServiceBusReceiver]:
@@ -298,37 +236,6 @@ class ServiceBusQueue:
                 ) from error
         # Still held after any other error: the caller may retry while the lock lasts.
         self._held.pop(message.lock_token, None)
-
-
-def _to_sdk(message: OutgoingMessage) -> ServiceBusMessage:
-    properties: dict[str | bytes, Any] = {k: v for k, v in message.application_properties.items()}
-    return ServiceBusMessage(
-        message.body,
-        message_id=message.message_id,
-        subject=message.subject,
-        application_properties=properties or None,
-        # Honoured on the ordinary send path, batches included ("Message sequencing
-        # and timestamps", Scheduled messages); schedule_messages is only needed to
-        # cancel later, by sequence number.
-        scheduled_enqueue_time_utc=_aware(message.scheduled_at),
-    )
-
-
-def _aware(moment: datetime | None) -> datetime | None:
-    """The SDK sends the instant (``timestamp()``): a naive time would read as local."""
-    if moment is not None and moment.tzinfo is None:
-        raise ValueError("times must be timezone-aware")
-    return moment
-
-
-def _added(batch: ServiceBusMessageBatch, message: ServiceBusMessage) -> int | None:
-    """Add the message to the batch; its encoded size, or None if it does not fit."""
-    before = batch.size_in_bytes
-    try:
-        batch.add_message(message)
-    except MessageSizeExceededError:
-        return None
-    return batch.size_in_bytes - before
 
 
 def _from_sdk(message: ServiceBusReceivedMessage) -> ReceivedMessage:
