@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 
-from shared.adapters.embedded.documents import (
+from shared.adapters.documents import (
     apply_changes,
     decode_cursor,
     encode_cursor,

@@ -15,27 +15,24 @@ expired documents vanish on Cosmos's schedule but are never read (``ttl``).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
-from azure.core import MatchConditions
 from azure.core.credentials_async import AsyncTokenCredential
 from azure.cosmos import PartitionKey
-from azure.cosmos.aio import ContainerProxy, CosmosClient, DatabaseProxy
-from azure.cosmos.exceptions import CosmosHttpResponseError
+from azure.cosmos.aio import CosmosClient, DatabaseProxy
 
-from shared.adapters.azure.cosmos_layout import CosmosContainer, layout, unique_property
-from shared.adapters.embedded.documents import apply_changes, decode_cursor, encode_cursor
-from shared.adapters.embedded.sqlite_sql import check_name
+from shared.adapters.azure.cosmos_container import Container, ResponseHook, call, to_document
+from shared.adapters.azure.cosmos_layout import CosmosContainer, layout
+from shared.adapters.azure.cosmos_patch import increment_counter, patch_document
+from shared.adapters.azure.cosmos_query import query_page, select
 from shared.domain.models import Document
 from shared.ports import (
     SYSTEM,
     Conflict,
     ContainerSpec,
-    Filter,
     NotFound,
     Page,
     PreconditionFailed,
@@ -47,11 +44,6 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-_SYSTEM_PROPERTIES = ("_rid", "_self", "_attachments", "_ts", "_etag", "_lsn")
-_COMPARISONS = {"lt": "<", "lte": "<=", "gt": ">", "gte": ">="}
-MAX_PATCH_OPERATIONS = 10  # Cosmos DB's limit per patch request
-_UNSET = "\u0000"  # prefix of a unique property's value when its field is unset
-
 
 class CosmosMeter:
     """Operations and request units (RU) per ``operation:container``, from the
@@ -61,7 +53,7 @@ class CosmosMeter:
         self.operations: Counter[str] = Counter()
         self.request_units: dict[str, float] = defaultdict(float)
 
-    def hook(self, operation: str, container: str) -> Callable[[Mapping[str, Any], Any], None]:
+    def hook(self, operation: str, container: str) -> ResponseHook:
         key = f"{operation}:{container}"
 
         def record(headers: Mapping[str, Any], _result: Any) -> None:
@@ -115,20 +107,6 @@ def _partition_key(shape: CosmosContainer) -> PartitionKey:
     return PartitionKey(path=paths[0], kind="Hash", version=definition["version"])
 
 
-class _Container:
-    """One container: its spec, layout and client."""
-
-    def __init__(self, spec: ContainerSpec, client: ContainerProxy) -> None:
-        self.spec = spec
-        self.shape: CosmosContainer = layout(spec)
-        self.client = client
-        self.by_id_alone = spec.partition_key == ("id",)
-
-    def key(self, tenant_id: str, doc_id: str) -> Any:
-        values = [tenant_id if f == "tenant_id" else doc_id for f in self.spec.partition_key]
-        return values[0] if len(values) == 1 else values
-
-
 class CosmosDocumentStore:
     """The DocumentStore port over one Cosmos DB database."""
 
@@ -140,43 +118,32 @@ class CosmosDocumentStore:
         meter: CosmosMeter | None = None,
         concurrency: int = 32,
     ) -> None:
+        self.meter = meter or CosmosMeter()
         self._containers = {
-            spec.name: _Container(spec, database.get_container_client(spec.name))
+            spec.name: Container(spec, database.get_container_client(spec.name), self.meter.hook)
             for spec in containers
         }
-        self.meter = meter or CosmosMeter()
         self._concurrency = concurrency
 
     # --- writes -------------------------------------------------------------------
 
     async def create(self, container: str, doc: Document) -> Document:
         c = self._container(container)
-        body = self._body(c, doc)
-        created = await _call(
-            c.client.create_item(body, response_hook=self.meter.hook("create", container))
-        )
-        return _load(created)
+        return await c.create(c.body(doc))
 
     async def create_many(self, container: str, docs: Sequence[Document]) -> None:
         """Creates concurrently; if any fails, deletes the ones that were created and
         raises that failure (all-or-nothing, short of a crash in between)."""
         c = self._container(container)
-        bodies = [self._body(c, doc) for doc in docs]
-        results = await self._bounded(
-            [
-                _call(c.client.create_item(b, response_hook=self.meter.hook("create", container)))
-                for b in bodies
-            ]
-        )
+        bodies = [c.body(doc) for doc in docs]
+        results = await self._bounded([c.create(b) for b in bodies])
         failures = [r for r in results if isinstance(r, BaseException)]
         if not failures:
             return
         created = [
             b for b, r in zip(bodies, results, strict=True) if not isinstance(r, BaseException)
         ]
-        undo = await self._bounded(
-            [self._delete_quietly(c, b["tenant_id"], b["id"]) for b in created]
-        )
+        undo = await self._bounded([c.delete_quietly(b["tenant_id"], b["id"]) for b in created])
         for outcome in undo:
             if isinstance(outcome, BaseException):
                 log.error("could not undo part of a failed batch in %s", container)
@@ -184,16 +151,16 @@ class CosmosDocumentStore:
 
     async def replace(self, container: str, doc: Document, *, etag: str | None = None) -> Document:
         c = self._container(container)
-        body = self._body(c, doc)
+        body = c.body(doc)
         if not c.by_id_alone:
-            return await self._replace(c, body, etag)
+            return await c.replace(body, etag)
         # Keyed by id alone, another tenant's document sits in the same partition:
         # replace only the version this tenant's read found (retried if it moved on
         # meanwhile, unless the caller asked for a version of its own).
         for _ in range(5):
-            owned = await self._owned_etag(c, body["tenant_id"], body["id"], etag)
+            owned = await c.owned_etag(body["tenant_id"], body["id"], etag)
             try:
-                return await self._replace(c, body, owned)
+                return await c.replace(body, owned)
             except PreconditionFailed:
                 if etag is not None:
                     raise
@@ -201,44 +168,23 @@ class CosmosDocumentStore:
 
     async def upsert(self, container: str, doc: Document) -> Document:
         c = self._container(container)
-        body = self._body(c, doc)
+        body = c.body(doc)
         if not c.by_id_alone:
-            upserted = await _call(
-                c.client.upsert_item(body, response_hook=self.meter.hook("upsert", container))
-            )
-            return _load(upserted)
+            upserted = await call(c.client.upsert_item(body, response_hook=c.hook("upsert")))
+            return to_document(upserted)
         # Keyed by id alone: create, or replace the version this tenant owns, so a
         # write racing another tenant's create cannot overwrite it.
         for _ in range(5):
-            current = await self._read(c, body["id"], body["id"])
+            current = await c.read(body["id"], body["id"])
             if current is not None and current["tenant_id"] != body["tenant_id"]:
                 raise Conflict(f"{container}/{body['id']} belongs to another tenant")
             try:
                 if current is None:
-                    created = await _call(
-                        c.client.create_item(
-                            body, response_hook=self.meter.hook("create", container)
-                        )
-                    )
-                    return _load(created)
-                return await self._replace(c, body, current["_etag"])
+                    return await c.create(body)
+                return await c.replace(body, current["_etag"])
             except (Conflict, PreconditionFailed, NotFound):
                 continue  # someone wrote in between: look again
         raise PreconditionFailed(f"{container}/{body['id']} keeps changing")
-
-    async def _replace(self, c: _Container, body: Document, etag: str | None) -> Document:
-        try:
-            replaced = await _call(
-                c.client.replace_item(
-                    body["id"],
-                    body,
-                    **_condition(etag),
-                    response_hook=self.meter.hook("replace", c.spec.name),
-                )
-            )
-        except NotFound:
-            raise NotFound(f"{c.spec.name}/{body['id']}") from None
-        return _load(replaced)
 
     async def patch(
         self,
@@ -249,35 +195,7 @@ class CosmosDocumentStore:
         *,
         etag: str | None = None,
     ) -> Document:
-        c = self._container(container)
-        apply_changes({}, changes)  # refuses id, tenant_id and _etag before any call
-        # Cosmos's patch cannot create a missing parent object, so a dotted path
-        # (none on the services' hot paths) reads, changes and replaces instead.
-        native = not c.by_id_alone and all("." not in path for path in changes)
-        if native and len(changes) + len(c.spec.unique) <= MAX_PATCH_OPERATIONS:
-            operations = [
-                {"op": "set", "path": f"/{path}", "value": value} for path, value in changes.items()
-            ]
-            operations += [
-                {
-                    "op": "set",
-                    "path": f"/{unique_property(f)}",
-                    "value": _unique(changes[f], doc_id),
-                }
-                for f in c.spec.unique
-                if f in changes
-            ]
-            patched = await _call(
-                c.client.patch_item(
-                    doc_id,
-                    c.key(tenant_id, doc_id),
-                    operations,
-                    **_condition(etag),
-                    response_hook=self.meter.hook("patch", container),
-                )
-            )
-            return _load(patched)
-        return await self._read_modify_replace(c, tenant_id, doc_id, changes, etag)
+        return await patch_document(self._container(container), tenant_id, doc_id, changes, etag)
 
     async def patch_many(
         self,
@@ -311,15 +229,8 @@ class CosmosDocumentStore:
         c = self._container(container)
         try:
             if c.by_id_alone:
-                etag = await self._owned_etag(c, tenant_id, doc_id, etag)
-            await _call(
-                c.client.delete_item(
-                    doc_id,
-                    c.key(tenant_id, doc_id),
-                    **_condition(etag),
-                    response_hook=self.meter.hook("delete", container),
-                )
-            )
+                etag = await c.owned_etag(tenant_id, doc_id, etag)
+            await c.delete(tenant_id, doc_id, etag)
         except NotFound:
             return False
         return True
@@ -329,10 +240,10 @@ class CosmosDocumentStore:
     async def read(self, container: str, scope: Scope, doc_id: str) -> Document | None:
         c = self._container(container)
         if scope is SYSTEM and not c.by_id_alone:
-            page = await self._select(c, "c.id = @id", {"@id": doc_id}, None, 1, "id", False)
+            page = await select(c, "c.id = @id", {"@id": doc_id}, None, 1, "id", False)
             return page[0] if page else None
         key = doc_id if c.by_id_alone else c.key(str(scope), doc_id)
-        doc = await self._read(c, doc_id, key)
+        doc = await c.read(doc_id, key)
         if doc is None or (scope is not SYSTEM and doc["tenant_id"] != scope):
             return None
         return doc
@@ -340,185 +251,27 @@ class CosmosDocumentStore:
     async def query(self, container: str, query: Query) -> Page:
         if query.limit < 1:
             raise ValueError("limit must be at least 1")
-        c = self._container(container)
-        c.spec.check_query(query)
-        params: dict[str, Any] = {}
-        where: list[str] = []
-        partition: Any = None
-        if query.scope is not SYSTEM:
-            where.append("c.tenant_id = @tenant")
-            params["@tenant"] = query.scope
-            if c.spec.partition_key[0] == "tenant_id":
-                # A prefix of a hierarchical key keeps the query in the tenant's partitions.
-                multi = len(c.spec.partition_key) > 1
-                partition = [query.scope] if multi else query.scope
-        for i, f in enumerate(query.where):
-            where.append(_condition_sql(f, f"@p{i}", params))
-        branches: list[tuple[str, dict[str, Any]]] = [("true", {})]
-        if query.cursor is not None:
-            value, last_id = decode_cursor(query.cursor, query.order_by)
-            branches = _after_cursor(_field(query.order_by), query.descending, value, last_id)
-        found: list[Document] = []
-        for sql, values in branches:
-            if len(found) > query.limit:
-                break
-            found += await self._select(
-                c,
-                " AND ".join([*where, sql]),
-                {**params, **values},
-                partition,
-                query.limit + 1 - len(found),
-                query.order_by,
-                query.descending,
-            )
-        more = len(found) > query.limit
-        found = found[: query.limit]
-        cursor = None
-        if more:
-            last = found[-1]
-            cursor = encode_cursor(query.order_by, _value(last, query.order_by), last["id"])
-        return Page(found, cursor)
+        return await query_page(self._container(container), query)
 
     async def increment(
         self, container: str, tenant_id: str, doc_id: str, field: str, by: int, *, ttl: int
     ) -> int:
         """Cosmos's atomic ``incr`` patch; a missing counter is created, and a create
         that loses a race to another instance's becomes an increment."""
-        c = self._container(container)
-        if c.by_id_alone:
-            raise ValueError("counters live in containers keyed by tenant")
-        key = c.key(tenant_id, doc_id)
-        for _ in range(3):
-            try:
-                patched = await _call(
-                    c.client.patch_item(
-                        doc_id,
-                        key,
-                        [{"op": "incr", "path": f"/{field}", "value": by}],
-                        response_hook=self.meter.hook("increment", container),
-                    )
-                )
-                return int(patched[field])
-            except NotFound:
-                pass
-            body = {"id": doc_id, "tenant_id": tenant_id, field: by, "ttl": ttl}
-            try:
-                await _call(
-                    c.client.create_item(body, response_hook=self.meter.hook("create", container))
-                )
-                return by
-            except Conflict:
-                continue
-        raise PreconditionFailed(f"{container}/{doc_id} could not be counted")
+        return await increment_counter(
+            self._container(container), tenant_id, doc_id, field, by, ttl
+        )
 
     async def close(self) -> None:
         """Nothing of its own: the client is closed by whoever built it."""
 
     # --- internals ----------------------------------------------------------------
 
-    def _container(self, name: str) -> _Container:
+    def _container(self, name: str) -> Container:
         try:
             return self._containers[name]
         except KeyError:
             raise ValueError(f"unknown container {name!r}") from None
-
-    def _body(self, c: _Container, doc: Document) -> Document:
-        doc_id, tenant_id = doc.get("id"), doc.get("tenant_id")
-        if not isinstance(doc_id, str) or not isinstance(tenant_id, str):
-            raise ValueError("a document needs a string id and tenant_id")
-        body = {k: v for k, v in doc.items() if k != "_etag"}
-        for f in c.spec.unique:
-            body[unique_property(f)] = _unique(_value(body, f), doc_id)
-        return body
-
-    async def _read(self, c: _Container, doc_id: str, key: Any) -> Document | None:
-        try:
-            item = await _call(
-                c.client.read_item(doc_id, key, response_hook=self.meter.hook("read", c.spec.name))
-            )
-        except NotFound:
-            return None
-        return _load(item)
-
-    async def _owned_etag(
-        self, c: _Container, tenant_id: str, doc_id: str, etag: str | None
-    ) -> str:
-        """For containers keyed by id alone: the tenant's document's etag (the one
-        given, if it still matches), so the write that follows cannot touch another
-        tenant's document or a newer version."""
-        current = await self._read(c, doc_id, doc_id)
-        if current is None or current["tenant_id"] != tenant_id:
-            raise NotFound(f"{c.spec.name}/{doc_id}")
-        if etag is not None and current["_etag"] != etag:
-            raise PreconditionFailed(f"{c.spec.name}/{doc_id} has changed")
-        current_etag: str = current["_etag"]
-        return current_etag
-
-    async def _read_modify_replace(
-        self,
-        c: _Container,
-        tenant_id: str,
-        doc_id: str,
-        changes: Mapping[str, Any],
-        etag: str | None,
-    ) -> Document:
-        for _ in range(5):
-            current = await self._read(c, doc_id, c.key(tenant_id, doc_id))
-            if current is None or current["tenant_id"] != tenant_id:
-                raise NotFound(f"{c.spec.name}/{doc_id}")
-            if etag is not None and current["_etag"] != etag:
-                raise PreconditionFailed(f"{c.spec.name}/{doc_id} has changed")
-            apply_changes(current, changes)
-            try:
-                return await self._replace(c, self._body(c, current), current["_etag"])
-            except PreconditionFailed:
-                if etag is not None:
-                    raise
-        raise PreconditionFailed(f"{c.spec.name}/{doc_id} keeps changing")
-
-    async def _delete_quietly(self, c: _Container, tenant_id: str, doc_id: str) -> None:
-        with contextlib.suppress(NotFound):
-            await _call(
-                c.client.delete_item(
-                    doc_id,
-                    c.key(tenant_id, doc_id),
-                    response_hook=self.meter.hook("delete", c.spec.name),
-                )
-            )
-
-    async def _select(
-        self,
-        c: _Container,
-        where: str,
-        params: Mapping[str, Any],
-        partition: Any,
-        top: int,
-        order_by: str,
-        descending: bool,
-    ) -> list[Document]:
-        direction = "DESC" if descending else "ASC"
-        order = f"c.id {direction}"
-        if order_by != "id":
-            order = f"{_field(order_by)} {direction}, {order}"
-        sql = f"SELECT TOP {int(top)} * FROM c WHERE {where} ORDER BY {order}"  # noqa: S608
-        options: dict[str, Any] = {"max_item_count": min(top, 1000)}
-        if partition is not None:
-            options["partition_key"] = partition
-        items = c.client.query_items(
-            sql,
-            parameters=[{"name": k, "value": v} for k, v in params.items()],
-            response_hook=self.meter.hook("query", c.spec.name),
-            **options,
-        )
-        found: list[Document] = []
-        try:
-            async for item in items:
-                found.append(_load(item))
-                if len(found) >= top:
-                    break
-        except CosmosHttpResponseError as exc:
-            raise _translated(exc) from exc
-        return found
 
     async def _bounded(self, calls: Sequence[Awaitable[T]]) -> list[T | BaseException]:
         gate = asyncio.Semaphore(self._concurrency)
@@ -528,112 +281,3 @@ class CosmosDocumentStore:
                 return await call
 
         return await asyncio.gather(*(one(call) for call in calls), return_exceptions=True)
-
-
-# --- helpers ----------------------------------------------------------------------------
-
-
-async def _call(operation: Awaitable[T]) -> T:
-    """Await one SDK call, with its failures as the port's exceptions."""
-    try:
-        return await operation
-    except CosmosHttpResponseError as exc:
-        raise _translated(exc) from exc
-
-
-def _translated(exc: CosmosHttpResponseError) -> Exception:
-    status = exc.status_code
-    if status == 404:
-        return NotFound("not found")
-    if status == 409:
-        return Conflict("a document with that id or unique value exists")
-    if status == 412:
-        return PreconditionFailed("the document has changed")
-    if status == 400:
-        return ValueError(f"Cosmos DB refused the request: {exc.message}")
-    return exc
-
-
-def _condition(etag: str | None) -> dict[str, Any]:
-    if etag is None:
-        return {}
-    return {"etag": etag, "match_condition": MatchConditions.IfNotModified}
-
-
-def _load(item: Mapping[str, Any]) -> Document:
-    doc = {
-        k: v for k, v in item.items() if k not in _SYSTEM_PROPERTIES and not k.startswith("uq__")
-    }
-    doc["_etag"] = item["_etag"]
-    return doc
-
-
-def _value(doc: Mapping[str, Any], field: str) -> Any:
-    node: Any = doc
-    for part in field.split("."):
-        if not isinstance(node, Mapping):
-            return None
-        node = node.get(part)
-    return node
-
-
-def _unique(value: Any, doc_id: str) -> Any:
-    return _UNSET + doc_id if value is None else value
-
-
-def _field(name: str) -> str:
-    parts = [check_name(p) for p in name.split(".")]
-    return "c" + "".join(f'["{p}"]' for p in parts)
-
-
-def _is_null(expr: str) -> str:
-    return f"(NOT IS_DEFINED({expr}) OR IS_NULL({expr}))"
-
-
-def _condition_sql(f: Filter, name: str, params: dict[str, Any]) -> str:
-    """One filter as Cosmos SQL; a missing field counts as null, as in the other
-    stores, and ``ne`` is exactly the negation of ``eq``."""
-    expr = _field(f.field)
-    if f.op in ("eq", "ne"):
-        if f.value is None:
-            sql = _is_null(expr)
-        else:
-            params[name] = f.value
-            sql = f"(IS_DEFINED({expr}) AND {expr} = {name})"
-        return sql if f.op == "eq" else f"NOT {sql}"
-    if f.op == "in":
-        values = [v for v in f.value if v is not None]
-        parts = []
-        if values:
-            names = [f"{name}_{i}" for i in range(len(values))]
-            params.update(zip(names, values, strict=True))
-            parts.append(f"{expr} IN ({', '.join(names)})")
-        if len(values) < len(f.value):
-            parts.append(_is_null(expr))
-        return f"({' OR '.join(parts) or 'false'})"
-    if f.value is None:
-        raise ValueError(f"{f.op} needs a value")
-    params[name] = f.value
-    return f"{expr} {_COMPARISONS[f.op]} {name}"
-
-
-def _after_cursor(
-    expr: str, descending: bool, value: Any, doc_id: str
-) -> list[tuple[str, dict[str, Any]]]:
-    """The documents after a cursor, as branches read in turn (null sorts first)."""
-    null, set_ = _is_null(expr), f"NOT {_is_null(expr)}"
-    after_id = {"@after_id": doc_id}
-    if value is None:
-        if descending:
-            return [(f"{null} AND c.id < @after_id", after_id)]
-        return [(f"{null} AND c.id > @after_id", after_id), (set_, {})]
-    cursor = {"@after_value": value, **after_id}
-    if descending:
-        return [
-            (
-                f"({expr} < @after_value OR ({expr} = @after_value AND c.id < @after_id))",
-                cursor,
-            ),
-            (null, {}),
-        ]
-    return [(f"({expr} > @after_value OR ({expr} = @after_value AND c.id > @after_id))", cursor)]

@@ -11,45 +11,22 @@ one is used under its own lock.
 
 from __future__ import annotations
 
-import asyncio
-import itertools
 import logging
 import uuid
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from typing import Any, Generic, TypeVar
 
 from azure.core.credentials_async import AsyncTokenCredential
-from azure.servicebus import (
-    ServiceBusMessage,
-    ServiceBusMessageBatch,
-    ServiceBusReceivedMessage,
-    ServiceBusReceiveMode,
-    ServiceBusSubQueue,
-)
-from azure.servicebus.aio import ServiceBusClient, ServiceBusReceiver, ServiceBusSender
-from azure.servicebus.amqp import AmqpMessageBodyType
-from azure.servicebus.exceptions import (
-    MessageAlreadySettled,
-    MessageLockLostError,
-    MessageSizeExceededError,
-)
+from azure.servicebus.aio import ServiceBusClient
 
-from shared.ports import MessageLockLost, OutgoingMessage, ReceivedMessage
+from shared.adapters.azure.servicebus_links import DEAD_LETTER, Entity
+from shared.adapters.azure.servicebus_receive import Receivers
+from shared.adapters.azure.servicebus_send import Senders
+from shared.ports import OutgoingMessage, ReceivedMessage
 
 log = logging.getLogger(__name__)
 
-DEAD_LETTER = "/$DeadLetterQueue"
-SUBSCRIPTIONS = "/subscriptions/"
-# Application properties the broker adds when it dead-letters a message; the port
-# reports the reason on its own, and a redriven message must not carry them.
-BROKER_PROPERTIES = frozenset({"DeadLetterReason", "DeadLetterErrorDescription"})
 MAX_MESSAGE_ID = 128  # Service Bus refuses longer message ids
-BILLING_CHUNK = 64 * 1024  # Standard bills one operation per started 64 KB of a message
-# A held message whose lock ended this long ago (clock skew allowed) is forgotten.
-LOCK_GRACE = timedelta(minutes=1)
 SENDERS_PER_ENTITY = 4
 
 
@@ -69,45 +46,6 @@ def build_service_bus_client(
             raise ValueError("an identity-based Service Bus connection needs a credential")
         return ServiceBusClient(fully_qualified_namespace, credential)
     raise ValueError("Service Bus needs a fully qualified namespace or a connection string")
-
-
-@dataclass(frozen=True, slots=True)
-class Entity:
-    """A port entity name taken apart: a queue or ``topic/subscriptions/sub``, and
-    whether it names the dead-letter sub-queue."""
-
-    name: str
-    subscription: str | None = None
-    dead_letter: bool = False
-
-    @classmethod
-    def parse(cls, entity: str) -> Entity:
-        path, dead_letter = entity, entity.endswith(DEAD_LETTER)
-        if dead_letter:
-            path = entity[: -len(DEAD_LETTER)]
-        topic, sep, subscription = path.partition(SUBSCRIPTIONS)
-        if not topic or "/" in topic or (sep and (not subscription or "/" in subscription)):
-            raise ValueError(f"{entity!r} is not a queue, a subscription or a dead-letter queue")
-        return cls(topic, subscription if sep else None, dead_letter)
-
-
-Link = TypeVar("Link", ServiceBusSender, ServiceBusReceiver)
-
-
-@dataclass(slots=True)
-class _Handle(Generic[Link]):
-    """A sender or receiver with the lock that keeps its use one coroutine at a time."""
-
-    link: Link
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-
-
-@dataclass(slots=True)
-class _Outgoing:
-    """A batch to send, and the operations it will be billed."""
-
-    batch: ServiceBusMessageBatch
-    billed: int = 0
 
 
 class ServiceBusQueue:
@@ -133,17 +71,12 @@ class ServiceBusQueue:
         receive_wait_seconds: float = 5.0,
     ) -> None:
         self._client = client
-        self._topics = frozenset(topics)
         self._credential = credential
         self._wait = receive_wait_seconds
-        # Senders are not coroutine-safe, so each is used by one send at a time;
-        # a few per entity let concurrent requests send in parallel.
-        self._senders: dict[str, list[_Handle[ServiceBusSender]]] = {}
-        self._turns = itertools.count()
-        self._receivers: dict[str, _Handle[ServiceBusReceiver]] = {}
-        # lock token -> (entity, SDK message): settling needs the object received.
-        self._held: dict[str, tuple[str, ServiceBusReceivedMessage]] = {}
         self.operations: Counter[str] = Counter()
+        topic_names = frozenset(topics)
+        self._senders = Senders(client, topic_names, self.operations, SENDERS_PER_ENTITY)
+        self._receivers = Receivers(client, topic_names, self.operations)
 
     def reaches_anyone(self, entity: str, application_properties: Mapping[str, str | int]) -> bool:
         """Always True: subscriptions and their rules live in the namespace."""
@@ -154,13 +87,8 @@ class ServiceBusQueue:
         large for any batch raises ValueError before anything is sent."""
         if not messages:
             return
-        handle = self._sender(entity)
-        async with handle.lock:
-            batches = await self._batches(handle.link, entity, messages)
-            for outgoing in batches:
-                await handle.link.send_messages(outgoing.batch)
-                self.operations[f"send:{entity}"] += outgoing.billed
-        log.debug("sent %d message(s) to %s in %d batch(es)", len(messages), entity, len(batches))
+        batches = await self._senders.send(entity, messages)
+        log.debug("sent %d message(s) to %s in %d batch(es)", len(messages), entity, batches)
 
     async def receive(
         self, entity: str, *, max_messages: int = 1, lock_seconds: float = 60.0
@@ -173,25 +101,18 @@ class ServiceBusQueue:
         """
         if max_messages < 1:
             raise ValueError("max_messages must be at least 1")
-        handle = self._receiver(entity)
-        async with handle.lock:
-            got = await handle.link.receive_messages(
-                max_message_count=max_messages, max_wait_time=self._wait
-            )
-        self._forget_expired()
-        received = [self._hold(entity, m) for m in got]
-        self.operations[f"receive:{entity}"] += sum(_billed(len(m.body)) for m in received) or 1
+        received = await self._receivers.receive(entity, max_messages, self._wait)
         log.debug("received %d message(s) from %s", len(received), entity)
         return received
 
     async def complete(self, entity: str, message: ReceivedMessage) -> None:
-        await self._settle("complete", entity, message)
+        await self._receivers.settle("complete", entity, message)
 
     async def abandon(self, entity: str, message: ReceivedMessage) -> None:
-        await self._settle("abandon", entity, message)
+        await self._receivers.settle("abandon", entity, message)
 
     async def dead_letter(self, entity: str, message: ReceivedMessage, reason: str) -> None:
-        await self._settle("dead_letter", entity, message, reason)
+        await self._receivers.settle("dead_letter", entity, message, reason)
 
     async def redrive(self, entity: str, *, max_messages: int = 100) -> int:
         """Move up to ``max_messages`` dead letters of queue ``entity`` back to it;
@@ -224,190 +145,9 @@ class ServiceBusQueue:
         the credential the queue owns."""
         self._senders.clear()
         self._receivers.clear()
-        self._held.clear()
         await self._client.close()
         if self._credential is not None:
             await self._credential.close()
-
-    # --- sending -------------------------------------------------------------------
-
-    def _sender(self, entity: str) -> _Handle[ServiceBusSender]:
-        """An idle sender of ``entity`` if there is one, else a new one while the
-        entity has fewer than SENDERS_PER_ENTITY, else the least busy."""
-        pool = self._senders.get(entity)
-        if pool is None:
-            parsed = Entity.parse(entity)
-            if parsed.subscription is not None or parsed.dead_letter:
-                raise ValueError(f"cannot send to {entity!r}: send to its queue or topic")
-            pool = self._senders[entity] = []
-        idle = next((h for h in pool if not h.lock.locked()), None)
-        if idle is not None:
-            return idle
-        if len(pool) < SENDERS_PER_ENTITY:
-            if entity in self._topics:
-                link = self._client.get_topic_sender(topic_name=entity)
-            else:
-                link = self._client.get_queue_sender(queue_name=entity)
-            pool.append(_Handle(link))
-            return pool[-1]
-        return pool[next(self._turns) % len(pool)]
-
-    async def _batches(
-        self, sender: ServiceBusSender, entity: str, messages: Sequence[OutgoingMessage]
-    ) -> list[_Outgoing]:
-        batches = [_Outgoing(await sender.create_message_batch())]
-        for message in messages:
-            sdk_message = _to_sdk(message)
-            size = _added(batches[-1].batch, sdk_message)
-            if size is None:  # the batch is full: the message starts another
-                batches.append(_Outgoing(await sender.create_message_batch()))
-                size = _added(batches[-1].batch, sdk_message)
-            if size is None:
-                raise ValueError(
-                    f"message {message.message_id!r} ({len(message.body)} bytes of body) does "
-                    f"not fit in a batch for {entity!r} (at most "
-                    f"{batches[-1].batch.max_size_in_bytes} bytes)"
-                )
-            batches[-1].billed += _billed(size)
-        return batches
-
-    # --- receiving and settling ------------------------------------------------------
-
-    def _receiver(self, entity: str) -> _Handle[ServiceBusReceiver]:
-        handle = self._receivers.get(entity)
-        if handle is None:
-            parsed = Entity.parse(entity)
-            sub_queue = ServiceBusSubQueue.DEAD_LETTER if parsed.dead_letter else None
-            mode = ServiceBusReceiveMode.PEEK_LOCK
-            if parsed.subscription is not None:
-                link = self._client.get_subscription_receiver(
-                    topic_name=parsed.name,
-                    subscription_name=parsed.subscription,
-                    sub_queue=sub_queue,
-                    receive_mode=mode,
-                )
-            elif parsed.name in self._topics:
-                raise ValueError(f"{entity!r} is a topic: receive from one of its subscriptions")
-            else:
-                link = self._client.get_queue_receiver(
-                    queue_name=parsed.name, sub_queue=sub_queue, receive_mode=mode
-                )
-            handle = self._receivers[entity] = _Handle(link)
-        return handle
-
-    def _hold(self, entity: str, message: ServiceBusReceivedMessage) -> ReceivedMessage:
-        received = _from_sdk(message)
-        self._held[received.lock_token] = (entity, message)
-        return received
-
-    def _forget_expired(self) -> None:
-        """Drop messages received but never settled once their lock is long gone."""
-        cutoff = datetime.now(UTC) - LOCK_GRACE
-        for token, (_, message) in list(self._held.items()):
-            until = message.locked_until_utc
-            if until is not None and until < cutoff:
-                del self._held[token]
-
-    async def _settle(
-        self, action: str, entity: str, message: ReceivedMessage, reason: str | None = None
-    ) -> None:
-        held = self._held.get(message.lock_token)
-        if held is None or held[0] != entity:
-            raise MessageLockLost(f"the lock on {message.message_id} in {entity} is lost")
-        sdk_message = held[1]
-        handle = self._receivers[entity]
-        async with handle.lock:
-            self.operations[f"{action}:{entity}"] += 1  # billed even when refused
-            try:
-                if action == "complete":
-                    await handle.link.complete_message(sdk_message)
-                elif action == "abandon":
-                    await handle.link.abandon_message(sdk_message)
-                else:
-                    await handle.link.dead_letter_message(sdk_message, reason=reason)
-            except (MessageLockLostError, MessageAlreadySettled) as error:
-                self._held.pop(message.lock_token, None)
-                raise MessageLockLost(
-                    f"the lock on {message.message_id} in {entity} is lost"
-                ) from error
-        # Still held after any other error: the caller may retry while the lock lasts.
-        self._held.pop(message.lock_token, None)
-
-
-def _to_sdk(message: OutgoingMessage) -> ServiceBusMessage:
-    properties: dict[str | bytes, Any] = {k: v for k, v in message.application_properties.items()}
-    return ServiceBusMessage(
-        message.body,
-        message_id=message.message_id,
-        subject=message.subject,
-        application_properties=properties or None,
-        # Honoured on the ordinary send path, batches included ("Message sequencing
-        # and timestamps", Scheduled messages); schedule_messages is only needed to
-        # cancel later, by sequence number.
-        scheduled_enqueue_time_utc=_aware(message.scheduled_at),
-    )
-
-
-def _aware(moment: datetime | None) -> datetime | None:
-    """The SDK sends the instant (``timestamp()``): a naive time would read as local."""
-    if moment is not None and moment.tzinfo is None:
-        raise ValueError("times must be timezone-aware")
-    return moment
-
-
-def _added(batch: ServiceBusMessageBatch, message: ServiceBusMessage) -> int | None:
-    """Add the message to the batch; its encoded size, or None if it does not fit."""
-    before = batch.size_in_bytes
-    try:
-        batch.add_message(message)
-    except MessageSizeExceededError:
-        return None
-    return batch.size_in_bytes - before
-
-
-def _billed(size: int) -> int:
-    return max(1, -(-size // BILLING_CHUNK))
-
-
-def _from_sdk(message: ServiceBusReceivedMessage) -> ReceivedMessage:
-    token = message.lock_token
-    if token is None:
-        raise RuntimeError("a peek-locked message came without a lock token")
-    return ReceivedMessage(
-        message_id=message.message_id or "",
-        body=_body(message),
-        # The AMQP header counts earlier failed deliveries (zero on the first, AMQP
-        # 1.0 §3.2.1); the port counts deliveries from 1, as .NET's DeliveryCount does.
-        delivery_count=(message.delivery_count or 0) + 1,
-        lock_token=str(token),
-        enqueued_at=message.enqueued_time_utc or datetime.now(UTC),
-        subject=message.subject,
-        application_properties=_properties(message.application_properties),
-        dead_letter_reason=message.dead_letter_reason,
-    )
-
-
-def _body(message: ServiceBusReceivedMessage) -> bytes:
-    """The payload: the data sections joined (``body`` yields them one by one)."""
-    if message.body_type != AmqpMessageBodyType.DATA:
-        raise ValueError(f"message {message.message_id} has a {message.body_type} body, not data")
-    return b"".join(message.body)
-
-
-def _properties(raw: Mapping[str | bytes, Any] | None) -> dict[str, str | int]:
-    """Received keys and string values arrive as bytes (SDK ``application_properties``)."""
-    decoded: dict[str, str | int] = {}
-    for key, value in (raw or {}).items():
-        name = key.decode() if isinstance(key, bytes) else key
-        if name in BROKER_PROPERTIES:
-            continue
-        if isinstance(value, bytes):
-            decoded[name] = value.decode()
-        elif isinstance(value, str | int):
-            decoded[name] = value
-        else:
-            decoded[name] = str(value)
-    return decoded
 
 
 def _resend(dead: ReceivedMessage) -> OutgoingMessage:

@@ -6,22 +6,14 @@ value is a bound parameter.
 
 from __future__ import annotations
 
-import re
 from functools import lru_cache
 from typing import Any
 
+from shared.adapters.documents import check_name
 from shared.ports import ContainerSpec, Filter
 
-_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _COLUMNS = frozenset({"id", "tenant_id"})
 _COMPARISONS = {"lt": "<", "lte": "<=", "gt": ">", "gte": ">="}
-
-
-def check_name(name: str) -> str:
-    """Names end up inside SQL text, so only identifiers are accepted."""
-    if not _NAME.fullmatch(name):
-        raise ValueError(f"invalid name {name!r}")
-    return name
 
 
 @lru_cache(maxsize=512)

@@ -10,11 +10,16 @@ from typing import Any, NoReturn
 
 import orjson
 
-from shared.adapters.embedded.documents import apply_changes, decode_cursor, encode_cursor, expiry
+from shared.adapters.documents import (
+    apply_changes,
+    check_name,
+    decode_cursor,
+    encode_cursor,
+    expiry,
+)
 from shared.adapters.embedded.sqlite_db import SqliteDatabase, insert_rows
 from shared.adapters.embedded.sqlite_sql import (
     after_cursor_sql,
-    check_name,
     condition_sql,
     field_sql,
     index_ddl,

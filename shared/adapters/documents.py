@@ -1,9 +1,10 @@
-"""Document semantics every store shares: patch paths, TTL, page cursors."""
+"""Document semantics every store shares: field names, patch paths, TTL, page cursors."""
 
 from __future__ import annotations
 
 import base64
 import binascii
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -13,6 +14,14 @@ from shared.domain.models import Document
 from shared.ports import InvalidCursor
 
 _FIXED_KEYS = frozenset({"id", "tenant_id", "_etag"})
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def check_name(name: str) -> str:
+    """Names end up inside SQL text, so only identifiers are accepted."""
+    if not _NAME.fullmatch(name):
+        raise ValueError(f"invalid name {name!r}")
+    return name
 
 
 def apply_changes(doc: Document, changes: Mapping[str, Any]) -> None:
