@@ -7,13 +7,14 @@ import contextlib
 import itertools
 import sqlite3
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
 
 from shared.adapters.embedded.sqlite_db import SqliteDatabase, insert_rows
+from shared.adapters.embedded.sqlite_dedup import DuplicateDetection
 from shared.ports import (
     Clock,
     MessageLockLost,
@@ -59,11 +60,6 @@ _SELECT = (
     "SELECT seq, message_id, body, subject, properties, enqueued_at, delivery_count, "
     "dead_letter_reason FROM queue_messages"
 )
-PRUNE_EVERY = 5.0  # seconds between clean-ups of expired duplicate-detection ids
-_CHUNK = 500
-_SEEN_CHUNK = (
-    300  # rows of three parameters per INSERT  # stays far below SQLite's limit on bound parameters
-)
 
 
 def subscriptions(
@@ -102,9 +98,8 @@ class SqliteQueue:
         self._clock = clock
         self._topics = subscriptions(topics)
         self._max_delivery_count = max_delivery_count
-        self._window = duplicate_window.total_seconds()
+        self._seen = DuplicateDetection(duplicate_window.total_seconds())
         self._events: dict[str, asyncio.Event] = {}
-        self._pruned_at = 0.0
         # Lock tokens need only be unique: a random prefix per process and a counter.
         self._token_prefix = f"{uuid.uuid4().hex[:12]}-"
         self._tokens = itertools.count(1)
@@ -119,7 +114,7 @@ class SqliteQueue:
     async def send(self, entity: str, messages: Sequence[OutgoingMessage]) -> None:
         now = self._now()
         with self._db.transaction() as conn:
-            fresh = self._deduplicate(conn, entity, messages, now)
+            fresh = self._seen.fresh(conn, entity, messages, now)
             rows = [
                 (
                     target,
@@ -228,53 +223,6 @@ class SqliteQueue:
             dead = 0
         return {"active": active, "scheduled": scheduled, "locked": locked, "dead_letter": dead}
 
-    def _deduplicate(
-        self,
-        conn: sqlite3.Connection,
-        entity: str,
-        messages: Sequence[OutgoingMessage],
-        now: float,
-    ) -> list[OutgoingMessage]:
-        if now - self._pruned_at >= PRUNE_EVERY:  # not on every send: it costs a scan
-            conn.execute("DELETE FROM queue_seen WHERE seen_at <= ?", (now - self._window,))
-            self._pruned_at = now
-        ids = list(dict.fromkeys(m.message_id for m in messages))
-        # One statement in the common case: RETURNING names the ids not seen before.
-        new = _returned(
-            conn,
-            ids,
-            _SEEN_CHUNK,
-            lambda chunk: (
-                "INSERT OR IGNORE INTO queue_seen VALUES "  # noqa: S608
-                f"{', '.join('(?, ?, ?)' for _ in chunk)} RETURNING message_id",
-                [value for message_id in chunk for value in (entity, message_id, now)],
-            ),
-        )
-        if len(new) < len(ids):
-            new |= self._renew_expired(conn, entity, [i for i in ids if i not in new], now)
-        fresh = []
-        for m in messages:
-            if m.message_id in new:
-                new.discard(m.message_id)  # a repeat inside this call is a duplicate too
-                fresh.append(m)
-        return fresh
-
-    def _renew_expired(
-        self, conn: sqlite3.Connection, entity: str, ids: Sequence[str], now: float
-    ) -> set[str]:
-        """Ids seen before, but longer ago than the window (not pruned yet): fresh again."""
-        return _returned(
-            conn,
-            ids,
-            _CHUNK,
-            lambda chunk: (
-                "UPDATE queue_seen SET seen_at = ? WHERE entity = ? "  # noqa: S608
-                f"AND message_id IN ({', '.join('?' * len(chunk))}) AND seen_at <= ? "
-                "RETURNING message_id",
-                (now, entity, *chunk, now - self._window),
-            ),
-        )
-
     def _locked(
         self, conn: sqlite3.Connection, entity: str, message: ReceivedMessage
     ) -> tuple[int, int]:
@@ -312,21 +260,6 @@ class SqliteQueue:
 
     def _now(self) -> float:
         return self._clock.now().timestamp()
-
-
-def _returned(
-    conn: sqlite3.Connection,
-    ids: Sequence[str],
-    size: int,
-    statement: Callable[[Sequence[str]], tuple[str, Sequence[Any]]],
-) -> set[str]:
-    """Run a ``… RETURNING message_id`` statement over ``ids`` in chunks of ``size``
-    (bound parameters are limited); the ids it returned."""
-    returned: set[str] = set()
-    for start in range(0, len(ids), size):
-        sql, params = statement(ids[start : start + size])
-        returned.update(row[0] for row in conn.execute(sql, params))
-    return returned
 
 
 def _received(row: Sequence[Any], lock_token: str) -> ReceivedMessage:

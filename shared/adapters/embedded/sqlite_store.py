@@ -6,7 +6,7 @@ import itertools
 import os
 import sqlite3
 from collections.abc import Mapping, Sequence
-from typing import Any, NoReturn
+from typing import Any
 
 import orjson
 
@@ -24,6 +24,20 @@ from shared.adapters.embedded.sqlite_sql import (
     field_sql,
     index_ddl,
 )
+from shared.adapters.embedded.sqlite_table import (
+    INCREMENT,
+    INSERT,
+    INSERT_HEAD,
+    ON_CONFLICT,
+    SCHEMA,
+    UPDATE,
+    UPSERT,
+    live_body,
+    live_rows,
+    load,
+    raise_conflict,
+    rows_written,
+)
 from shared.domain.models import Document
 from shared.ports import (
     SYSTEM,
@@ -37,45 +51,9 @@ from shared.ports import (
     Scope,
 )
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS documents (
-    container TEXT NOT NULL,
-    id TEXT NOT NULL,
-    tenant_id TEXT NOT NULL,
-    etag TEXT NOT NULL,
-    expires_at REAL,
-    body TEXT NOT NULL,
-    PRIMARY KEY (container, id)
-);
-CREATE INDEX IF NOT EXISTS documents_tenant ON documents (container, tenant_id, id);
-CREATE INDEX IF NOT EXISTS documents_expiry ON documents (expires_at)
-    WHERE expires_at IS NOT NULL;
-"""
-
 # SQL text is only built from constants and names check_name() accepted (see
 # sqlite_sql), hence the `noqa: S608` below; values are always bound.
 _LIVE = "(expires_at IS NULL OR expires_at > ?)"
-_CHUNK = 500  # ids per IN (…), far below SQLite's limit on bound parameters
-
-# ON CONFLICT … WHERE: an expired document still in the table does not block its id.
-_INSERT_HEAD = "INSERT INTO documents (container, id, tenant_id, etag, expires_at, body)"
-_ON_CONFLICT = """
-ON CONFLICT (container, id) DO UPDATE SET tenant_id = excluded.tenant_id,
-    etag = excluded.etag, expires_at = excluded.expires_at, body = excluded.body
-WHERE documents.expires_at <= ?
-"""
-_INSERT = f"{_INSERT_HEAD} VALUES (?, ?, ?, ?, ?, ?) {_ON_CONFLICT}"
-_UPDATE = "UPDATE documents SET etag = ?, expires_at = ?, body = ? WHERE container = ? AND id = ?"
-_UPSERT = _INSERT.replace(
-    "WHERE documents.expires_at <= ?",
-    "WHERE documents.tenant_id = excluded.tenant_id OR documents.expires_at <= ?",
-)
-
-
-def _load(etag: str, body: str) -> Document:
-    doc: Document = orjson.loads(body)
-    doc["_etag"] = etag
-    return doc
 
 
 class SqliteDocumentStore:
@@ -102,20 +80,18 @@ class SqliteDocumentStore:
         now = self._now()
         row = self._row(container, doc, now)
         with self._db.transaction(one_write=True) as conn:
-            if _written(conn, _INSERT, [(*row, now)]) != 1:
+            if rows_written(conn, INSERT, [(*row, now)]) != 1:
                 raise Conflict(f"{container}/{row[1]} exists")
-        return _load(row[3], row[5])
+        return load(row[3], row[5])
 
     async def create_many(self, container: str, docs: Sequence[Document]) -> None:
         now = self._now()
         rows = [self._row(container, doc, now) for doc in docs]
         with self._db.transaction() as conn:
             try:
-                written = insert_rows(
-                    conn, _INSERT_HEAD, rows, tail=_ON_CONFLICT, tail_params=(now,)
-                )
+                written = insert_rows(conn, INSERT_HEAD, rows, tail=ON_CONFLICT, tail_params=(now,))
             except sqlite3.IntegrityError as exc:
-                _raise_conflict(exc)
+                raise_conflict(exc)
             if written != len(rows):
                 raise Conflict(f"a document of this batch exists in {container}")
 
@@ -128,31 +104,31 @@ class SqliteDocumentStore:
         ).fetchone()
         if row is None or (scope is not SYSTEM and row[0] != scope):
             return None
-        return _load(row[1], row[2])
+        return load(row[1], row[2])
 
     async def replace(self, container: str, doc: Document, *, etag: str | None = None) -> Document:
         now = self._now()
         _, doc_id, tenant_id, new_etag, expires_at, body = self._row(container, doc, now)
         with self._db.transaction(one_write=True) as conn:
             # The common case in one statement; only a miss looks at why.
-            updated = _written(
+            updated = rows_written(
                 conn,
-                _UPDATE + " AND tenant_id = ? AND (expires_at IS NULL OR expires_at > ?)"
+                UPDATE + " AND tenant_id = ? AND (expires_at IS NULL OR expires_at > ?)"
                 " AND (? IS NULL OR etag = ?)",
                 [(new_etag, expires_at, body, container, doc_id, tenant_id, now, etag, etag)],
             )
             if updated != 1:
-                self._check(conn, container, tenant_id, doc_id, etag, now)
+                live_body(conn, container, tenant_id, doc_id, etag, now)
                 raise PreconditionFailed(f"{container}/{doc_id} has changed")
-        return _load(new_etag, body)
+        return load(new_etag, body)
 
     async def upsert(self, container: str, doc: Document) -> Document:
         now = self._now()
         row = self._row(container, doc, now)
         with self._db.transaction(one_write=True) as conn:
-            if _written(conn, _UPSERT, [(*row, now)]) != 1:
+            if rows_written(conn, UPSERT, [(*row, now)]) != 1:
                 raise Conflict(f"{container}/{row[1]} belongs to another tenant")
-        return _load(row[3], row[5])
+        return load(row[3], row[5])
 
     async def patch(
         self,
@@ -166,15 +142,11 @@ class SqliteDocumentStore:
         now = self._now()
         self._spec(container)
         with self._db.transaction(one_write=True) as conn:
-            body = self._check(conn, container, tenant_id, doc_id, etag, now)
+            body = live_body(conn, container, tenant_id, doc_id, etag, now)
             doc: Document = orjson.loads(body)
             apply_changes(doc, changes)
             new_etag, body = self._new_etag(), orjson.dumps(doc).decode()
-            _written(
-                conn,
-                _UPDATE,
-                [(new_etag, expiry(doc, now), body, container, doc_id)],
-            )
+            rows_written(conn, UPDATE, [(new_etag, expiry(doc, now), body, container, doc_id)])
         doc["_etag"] = new_etag
         return doc
 
@@ -188,7 +160,7 @@ class SqliteDocumentStore:
         unique = bool(self._spec(container).unique)
         rows = []
         with self._db.transaction() as conn:
-            current = _live_rows(conn, container, [item[1] for item in items], now)
+            current = live_rows(conn, container, [item[1] for item in items], now)
             for tenant_id, doc_id, changes, etag in items:
                 found = current.get(doc_id)
                 if found is None or found[0] != tenant_id or etag not in (None, found[1]):
@@ -198,13 +170,13 @@ class SqliteDocumentStore:
                 row = (self._new_etag(), expiry(doc, now), orjson.dumps(doc).decode())
                 if unique:  # one by one, so a clash skips only its own item
                     try:
-                        _written(conn, _UPDATE, [(*row, container, doc_id)])
+                        rows_written(conn, UPDATE, [(*row, container, doc_id)])
                     except Conflict:
                         continue
                 rows.append((*row, container, doc_id))
                 current[doc_id] = (tenant_id, row[0], row[2])
             if not unique:
-                conn.executemany(_UPDATE, rows)
+                conn.executemany(UPDATE, rows)
         return len(rows)
 
     async def delete(
@@ -214,7 +186,7 @@ class SqliteDocumentStore:
         self._spec(container)
         with self._db.transaction(one_write=True) as conn:
             try:
-                self._check(conn, container, tenant_id, doc_id, etag, now)
+                live_body(conn, container, tenant_id, doc_id, etag, now)
             except NotFound:
                 return False
             conn.execute(
@@ -256,7 +228,7 @@ class SqliteDocumentStore:
         more = len(rows) > query.limit
         rows = rows[: query.limit]
         cursor = encode_cursor(query.order_by, rows[-1][3], rows[-1][0]) if more else None
-        return Page([_load(etag, body) for _, etag, body, _ in rows], cursor)
+        return Page([load(etag, body) for _, etag, body, _ in rows], cursor)
 
     async def increment(
         self, container: str, tenant_id: str, doc_id: str, field: str, by: int, *, ttl: int
@@ -270,18 +242,7 @@ class SqliteDocumentStore:
             # One statement: create, or add to a live document of this tenant (an
             # expired one starts again from ``by``).
             row = conn.execute(
-                "INSERT INTO documents (container, id, tenant_id, etag, expires_at, body) "
-                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (container, id) DO UPDATE SET "
-                "etag = excluded.etag, "
-                "body = CASE WHEN documents.expires_at IS NOT NULL "
-                "AND documents.expires_at <= ? THEN excluded.body "
-                "ELSE json_set(documents.body, ?, "
-                "coalesce(json_extract(documents.body, ?), 0) + ?) END, "
-                "expires_at = CASE WHEN documents.expires_at IS NOT NULL "
-                "AND documents.expires_at <= ? THEN excluded.expires_at "
-                "ELSE documents.expires_at END "
-                "WHERE documents.tenant_id = excluded.tenant_id "
-                "RETURNING json_extract(body, ?)",
+                INCREMENT,
                 (
                     container,
                     doc_id,
@@ -312,28 +273,6 @@ class SqliteDocumentStore:
         self._db.optimize()
         return removed
 
-    def _check(
-        self,
-        conn: sqlite3.Connection,
-        container: str,
-        tenant_id: str,
-        doc_id: str,
-        etag: str | None,
-        now: float,
-    ) -> str:
-        """The live body of the tenant's document; NotFound or PreconditionFailed."""
-        row = conn.execute(
-            "SELECT etag, body FROM documents WHERE container = ? AND id = ? "
-            "AND tenant_id = ? AND (expires_at IS NULL OR expires_at > ?)",
-            (container, doc_id, tenant_id, now),
-        ).fetchone()
-        if row is None:
-            raise NotFound(f"{container}/{doc_id}")
-        if etag is not None and row[0] != etag:
-            raise PreconditionFailed(f"{container}/{doc_id} has changed")
-        body: str = row[1]
-        return body
-
     def _row(
         self, container: str, doc: Document, now: float
     ) -> tuple[str, str, str, str, float | None, str]:
@@ -362,35 +301,3 @@ class SqliteDocumentStore:
 
     def _now(self) -> float:
         return self._clock.now().timestamp()
-
-
-def _live_rows(
-    conn: sqlite3.Connection, container: str, ids: Sequence[str], now: float
-) -> dict[str, tuple[str, str, str]]:
-    """id → (tenant_id, etag, body) of the live documents among ``ids``."""
-    found: dict[str, tuple[str, str, str]] = {}
-    unique = list(dict.fromkeys(ids))
-    for start in range(0, len(unique), _CHUNK):
-        chunk = unique[start : start + _CHUNK]
-        for doc_id, tenant_id, etag, body in conn.execute(
-            "SELECT id, tenant_id, etag, body FROM documents WHERE container = ? "  # noqa: S608
-            f"AND id IN ({', '.join('?' * len(chunk))}) "
-            "AND (expires_at IS NULL OR expires_at > ?)",
-            (container, *chunk, now),
-        ):
-            found[doc_id] = (tenant_id, etag, body)
-    return found
-
-
-def _written(conn: sqlite3.Connection, sql: str, rows: Sequence[Sequence[Any]]) -> int:
-    """Run a write for every row; a unique-index violation is a Conflict."""
-    try:
-        return conn.executemany(sql, rows).rowcount
-    except sqlite3.IntegrityError as exc:
-        _raise_conflict(exc)
-
-
-def _raise_conflict(exc: sqlite3.IntegrityError) -> NoReturn:
-    if "UNIQUE" not in str(exc):
-        raise exc
-    raise Conflict("a unique field already has that value in this tenant") from exc

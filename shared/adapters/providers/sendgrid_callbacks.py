@@ -29,9 +29,9 @@ import hmac
 import time
 from collections.abc import Callable, Mapping
 from email import policy
-from email.message import EmailMessage, Message
+from email.message import Message
 from email.parser import BytesParser, HeaderParser
-from email.utils import getaddresses, parseaddr
+from email.utils import parseaddr
 from typing import Any
 
 import orjson
@@ -39,6 +39,14 @@ from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from shared.adapters.providers.sendgrid_inbound import (
+    bodies,
+    decoder,
+    email_terminal,
+    form_fields,
+    inbound_content,
+    receiver,
+)
 from shared.domain.errors import CallbackInvalid, CallbackRejected
 from shared.domain.models import Document
 from shared.ports import CallbackReply, CallbackRequest, ProviderEvent
@@ -206,12 +214,12 @@ def _receipt(event: Mapping[str, Any], channel_id: str) -> ProviderEvent | None:
 
 def parse_inbound(request: CallbackRequest) -> ProviderEvent:
     """The inbound email of one Inbound Parse POST (default or raw format)."""
-    fields = _form_fields(request.headers.get("content-type", ""), request.body)
-    text = _decoder(fields)
+    fields = form_fields(request.headers.get("content-type", ""), request.body)
+    text = decoder(fields)
     mime: Message
     if "email" in fields:  # the raw format: the whole MIME message in one field
         mime = BytesParser(policy=policy.default).parsebytes(fields["email"])
-        plain, markup = _bodies(mime)
+        plain, markup = bodies(mime)
     else:
         mime = HeaderParser(policy=policy.default).parsestr(text("headers"))
         plain, markup = text("text"), text("html")
@@ -224,93 +232,12 @@ def parse_inbound(request: CallbackRequest) -> ProviderEvent:
     payload: dict[str, Any] = {
         "event_id": message_id,
         "provider_message_id": message_id,
-        "sender": _terminal(name, sender),
-        "receiver": _receiver(text("to"), text("envelope")),
-        "content": _inbound_content(plain, markup),
+        "sender": email_terminal(name, sender),
+        "receiver": receiver(text("to"), text("envelope")),
+        "content": inbound_content(plain, markup),
         "subject": " ".join(text("subject").split())[:998] or None,
     }
     return ProviderEvent(kind="inbound", payload=payload)
-
-
-def _form_fields(content_type: str, body: bytes) -> dict[str, bytes]:
-    """The form's text fields (files — attachments — are left out)."""
-    head = f"MIME-Version: 1.0\r\nContent-Type: {content_type}\r\n\r\n".encode()
-    form = BytesParser(policy=policy.HTTP).parsebytes(head + body)
-    if not isinstance(form, EmailMessage) or not form.is_multipart():
-        raise CallbackInvalid("The Inbound Parse body is not multipart/form-data")
-    fields: dict[str, bytes] = {}
-    for part in form.iter_parts():
-        name = part.get_param("name", header="content-disposition")
-        if isinstance(name, str) and name and part.get_filename() is None:
-            payload = part.get_payload(decode=True)
-            fields[name] = payload if isinstance(payload, bytes) else b""
-    if not fields:
-        raise CallbackInvalid("The Inbound Parse form has no fields")
-    return fields
-
-
-def _decoder(fields: Mapping[str, bytes]) -> Callable[[str], str]:
-    """Reads a field in the charset SendGrid's ``charsets`` field names for it."""
-    try:
-        charsets = orjson.loads(fields.get("charsets") or b"{}")
-    except orjson.JSONDecodeError:
-        charsets = {}
-
-    def text(name: str) -> str:
-        raw = fields.get(name, b"")
-        charset = charsets.get(name) if isinstance(charsets, dict) else None
-        try:
-            return raw.decode(str(charset or "utf-8"), errors="replace")
-        except LookupError:
-            return raw.decode("utf-8", errors="replace")
-
-    return text
-
-
-def _bodies(mime: Message) -> tuple[str, str]:
-    """The text and HTML bodies of a raw MIME message ("" where it has none)."""
-    if not isinstance(mime, EmailMessage):
-        return "", ""
-    found = []
-    for kind in ("plain", "html"):
-        part = mime.get_body(preferencelist=(kind,))
-        try:
-            text = str(part.get_content()) if part is not None else ""
-            found.append(text.replace("\r\n", "\n"))
-        except (LookupError, ValueError):
-            found.append("")
-    return found[0], found[1]
-
-
-def _terminal(name: str, address: str) -> dict[str, str]:
-    terminal = {"type": "email", "address": address}
-    name = " ".join(name.split())[:256]
-    if name:
-        terminal["display_name"] = name
-    return terminal
-
-
-def _receiver(to: str, envelope: str) -> dict[str, str] | None:
-    """The first ``to`` address, else the envelope's first recipient."""
-    addresses = [a for _, a in getaddresses([to]) if "@" in a and len(a) <= 320]
-    if not addresses:
-        try:
-            recipients = orjson.loads(envelope or "{}").get("to") or []
-        except (orjson.JSONDecodeError, AttributeError):
-            recipients = []
-        if not isinstance(recipients, list):
-            recipients = []
-        addresses = [str(a) for a in recipients if "@" in str(a) and len(str(a)) <= 320]
-    return _terminal("", addresses[0]) if addresses else None
-
-
-def _inbound_content(plain: str, markup: str) -> dict[str, str]:
-    if markup.strip():
-        content = {"type": "html", "html": markup}
-        if plain.strip():
-            content["text"] = plain
-        return content
-    return {"type": "text", "text": plain}
 
 
 __all__ = [
