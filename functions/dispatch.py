@@ -14,7 +14,7 @@ bp = func.Blueprint()  # type: ignore[no-untyped-call]  # the SDK leaves it unan
     arg_name="msg", queue_name="%OCM_OUTBOUND_QUEUE%", connection="ServiceBusConnection"
 )
 async def dispatch_message(msg: func.ServiceBusMessage) -> None:
-    await dispatch.dispatch(get_deps(), dispatch.Job.decode(msg.get_body()))
+    await dispatch.handle(get_deps(), msg.get_body())
 
 
 @bp.service_bus_queue_trigger(

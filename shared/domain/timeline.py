@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
+from shared.domain.jobs import fallback_job_id
 from shared.domain.messages import to_utc_text
 from shared.domain.models import Document
 from shared.domain.status import can_move, emits_event
@@ -88,10 +89,6 @@ def change_status(
     return True
 
 
-FALLBACK_JOB = ":fb:"
-"""Marks a fallback job: ``{message_id}:fb:{f|t}`` (on failure / on the timer)."""
-
-
 def schedule(doc: Document, job: str, attempt: int, due: datetime) -> None:
     """Record the one job dispatch will accept next (written with the document)."""
     doc["dispatch"] = {"job": job, "attempt": attempt, "due_at": to_utc_text(due)}
@@ -106,10 +103,10 @@ def _arm_fallback(doc: Document, status: str, at: datetime) -> None:
         return
     attempt = int(doc.get("attempts") or 0)
     if status in ("failed", "expired"):
-        schedule(doc, f"{doc['id']}{FALLBACK_JOB}f", attempt, at)
+        schedule(doc, fallback_job_id(doc["id"], "failure"), attempt, at)
     elif status == "sent" and doc.get("fallback_after"):
         due = at + timedelta(seconds=doc["fallback_after"])
-        schedule(doc, f"{doc['id']}{FALLBACK_JOB}t", attempt, due)
+        schedule(doc, fallback_job_id(doc["id"], "timer"), attempt, due)
 
 
 def start(doc: Document, status: str, at: datetime, **details: Any) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import weakref
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -12,6 +13,9 @@ from shared.domain.channels import Catalog
 from shared.http_client import LazyClient
 from shared.ports import Callbacks, Clock, DocumentStore, Queue, SecretStore, Sender
 from shared.services.lookups import LookupCache
+
+Route = tuple[str, str, bool]
+"""An event's tenant, type, and whether some webhook of the tenant wants it."""
 
 
 async def _nothing_to_flush() -> None:
@@ -43,6 +47,11 @@ class Deps:
     """API keys and channels by name, cached briefly (see shared.services.lookups)."""
     rate_buckets: dict[str, Any] = field(default_factory=dict)
     """Each application's rate-limit state on this instance (identity.limits)."""
+    event_routes: weakref.WeakKeyDictionary[Queue, dict[Route, dict[str, str | int] | None]] = (
+        field(default_factory=weakref.WeakKeyDictionary)
+    )
+    """Per queue: whether an event reaches a subscriber of its events topic, by tenant,
+    type and webhook interest, with its properties if so (events.publish.route)."""
     closers: list[Callable[[], None]] = field(default_factory=list)
     """Releases resources (files, connections) when the platform stops."""
     async_closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)

@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from shared.containers import CHANNELS, MESSAGES
+from shared.domain.jobs import DispatchJob
 from shared.services.delivery import dispatch
 from shared.services.deps import Deps
 from shared.services.identity import authentication
@@ -111,7 +112,7 @@ async def test_the_fallback_job_twice_creates_one_fallback(api, deps, key) -> No
     doc = await deps.store.read(MESSAGES, await _tenant(deps, key), primary["id"])
     assert doc is not None
     again = await dispatch.dispatch(
-        deps, dispatch.Job(doc["tenant_id"], doc["id"], f"{doc['id']}:fb:f")
+        deps, DispatchJob(doc["tenant_id"], doc["id"], f"{doc['id']}:fb:f")
     )
     assert again == "dropped"
     assert types(await read(api, key, primary["id"])).count("message.fallback") == 1
@@ -257,7 +258,7 @@ async def _run_due(deps: Deps, key: str, message_id: str) -> None:
     """The paused message's next check, now (instead of OCM_PAUSED_RECHECK_SECONDS on)."""
     doc = await deps.store.read(MESSAGES, await _tenant(deps, key), message_id)
     assert doc is not None
-    await dispatch.dispatch(deps, dispatch.Job(doc["tenant_id"], doc["id"], doc["dispatch"]["job"]))
+    await dispatch.dispatch(deps, DispatchJob(doc["tenant_id"], doc["id"], doc["dispatch"]["job"]))
 
 
 async def test_without_receipts_sent_counts_as_delivered(api, deps, key) -> None:

@@ -21,10 +21,11 @@ from ocm_cli.triggers import app_functions, discover, to_functions_message
 from shared import bootstrap
 from shared.config import Settings
 from shared.containers import MESSAGES
+from shared.domain.jobs import dispatch_job_id
 from shared.domain.timeline import schedule
 from shared.services.channels import channels
 from shared.services.deps import Deps
-from shared.services.messaging import messages, outbox
+from shared.services.messaging import intake
 from shared.services.onboarding import signup
 
 FUNCTIONS = {
@@ -167,7 +168,7 @@ async def _accept(deps: Deps) -> tuple[str, str]:
         "receiver": {"type": "email", "address": "bob@example.com"},
         "content": {"type": "text", "text": "hi"},
     }
-    msg = await messages.accept_message(deps, tenant_id, body)
+    msg = await intake.accept_message(deps, tenant_id, body)
     return tenant_id, msg["id"]
 
 
@@ -191,7 +192,7 @@ async def test_the_outbox_timer_re_enqueues_a_job_lost_after_persisting(deps: De
     await deps.queue.complete(queue, received)  # as if the enqueue had never happened
     doc = await deps.store.read(MESSAGES, tenant_id, message_id)
     assert doc is not None
-    schedule(doc, outbox.job_id(message_id, 1, "lost"), 1, deps.clock.now())
+    schedule(doc, dispatch_job_id(message_id, 1, "lost"), 1, deps.clock.now())
     await deps.store.replace(MESSAGES, doc)
     await FUNCTIONS["outbox_sweep"](TimerRequest(past_due=True))
     [again] = await deps.queue.receive(queue)

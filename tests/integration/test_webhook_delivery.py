@@ -28,6 +28,7 @@ from shared.domain.models import Document
 from shared.domain.webhook_schemas import EndpointEventData
 from shared.domain.webhooks import payload, webhook_headers_name, webhook_secret_name
 from shared.services.deps import Deps
+from shared.services.events import interest
 from shared.services.webhooks import deliverer as webhook_delivery
 from shared.services.webhooks import fanout as webhook_fanout
 from tests.peers.webhook_receiver import Answer, WebhookReceiver
@@ -475,7 +476,7 @@ async def test_redirects_are_not_followed(deps: Deps, receiver: WebhookReceiver)
 
 async def test_a_410_disables_the_subscription(deps: Deps, receiver: WebhookReceiver) -> None:
     subscription = await subscribe(deps, receiver.hook_url())
-    assert len(await webhook_fanout.subscriptions(deps, TENANT)) == 1  # cached by the fan-out
+    assert len(await interest.subscriptions(deps, TENANT)) == 1  # cached by the fan-out
     receiver.fail_next(1, 410)
 
     outcome, doc = await deliver_once(deps, subscription)
@@ -484,7 +485,7 @@ async def test_a_410_disables_the_subscription(deps: Deps, receiver: WebhookRece
     assert await jobs_waiting(deps) == 0
     after = await reread(deps, subscription)
     assert after["enabled"] is False
-    [seen_by_fan_out] = await webhook_fanout.subscriptions(deps, TENANT)
+    [seen_by_fan_out] = await interest.subscriptions(deps, TENANT)
     assert seen_by_fan_out["enabled"] is False
     assert after["disabled_reason"] == "410 Gone from the endpoint"
     [event] = await platform_events(deps)

@@ -22,6 +22,7 @@ from shared.domain.ids import new_id
 from shared.domain.messages import to_utc_text
 from shared.ports import Filter, OutgoingMessage, Query
 from shared.services.deps import Deps
+from shared.services.events import interest
 from shared.services.onboarding import signup
 from shared.services.webhooks import deliverer as webhook_delivery
 from shared.services.webhooks import fanout as webhook_fanout
@@ -80,7 +81,7 @@ def event(tenant_id: str, n: int = 1) -> dict[str, Any]:
 
 
 async def deliveries(deps: Deps, tenant_id: str) -> list[dict[str, Any]]:
-    hooks = await webhook_fanout.subscriptions(deps, tenant_id)
+    hooks = await interest.subscriptions(deps, tenant_id)
     found = []
     for hook in hooks:
         page = await deps.store.query(
@@ -176,7 +177,7 @@ async def test_custom_headers_reach_the_endpoint_and_a_patch_changes_them(
     assert first["authorization"] == "Bearer first-t0ken"
     stored = await deps.store.read(WEBHOOKS, a, hook_id)
     assert b"first-t0ken" not in orjson.dumps(stored)
-    cached = await webhook_fanout.subscriptions(deps, a)  # what the fan-out keeps
+    cached = await interest.subscriptions(deps, a)  # what the fan-out keeps
     assert b"t0ken" not in orjson.dumps(cached)
 
     patched = await api.patch(

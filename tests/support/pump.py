@@ -3,6 +3,7 @@ triggers do, until nothing is due (scheduled messages wait for their time)."""
 
 from __future__ import annotations
 
+from shared.domain.jobs import DispatchJob
 from shared.services.delivery import dispatch, provider_events
 from shared.services.deps import Deps
 
@@ -16,7 +17,7 @@ async def pump(deps: Deps, *, rounds: int = 50) -> int:
         for entity in (settings.OCM_OUTBOUND_QUEUE, settings.OCM_PROVIDER_EVENTS_QUEUE):
             for received in await deps.queue.receive(entity, max_messages=32):
                 if entity == settings.OCM_OUTBOUND_QUEUE:
-                    await dispatch.dispatch(deps, dispatch.Job.decode(received.body))
+                    await dispatch.dispatch(deps, DispatchJob.decode(received.body))
                 else:
                     await provider_events.handle(deps, received.body)
                 await deps.queue.complete(entity, received)

@@ -13,7 +13,7 @@ from shared.domain.errors import ConflictError, NotFoundError, ValidationFailed
 from shared.domain.messages import Terminal
 from shared.services.channels import channels
 from shared.services.channels.channels import credentials_secret_name
-from shared.services.messaging import messages
+from shared.services.messaging import intake, messages
 from shared.services.onboarding import signup
 from tests.fakes import FakeDocumentStore, FakeSecretStore
 from tests.unit.conftest import World
@@ -162,7 +162,7 @@ async def test_a_sandbox_channel_takes_no_credentials(world: World) -> None:
 async def test_deleting_a_channel_frees_its_name_and_its_credentials(world: World) -> None:
     doc = await smtp_channel(world)
     await channels.set_credentials(world.deps, world.tenant_id, "email-main", {"username": "u"})
-    assert await channels.delete_channel(world.deps, world.tenant_id, "email-main") == 0
+    assert await messages.delete_channel(world.deps, world.tenant_id, "email-main") == 0
     with pytest.raises(NotFoundError):
         await channels.get_channel(world.deps, world.tenant_id, "email-main")
     assert credentials_secret_name(doc["id"]) not in secrets(world).values
@@ -179,8 +179,8 @@ async def test_deleting_a_channel_fails_its_pending_messages(world: World) -> No
         "receiver": {"type": "phone", "address": "+4791234567"},
         "content": {"type": "text", "text": "hi"},
     }
-    msg = await messages.accept_message(world.deps, world.tenant_id, raw)
-    assert await channels.delete_channel(world.deps, world.tenant_id, "sandbox") == 1
+    msg = await intake.accept_message(world.deps, world.tenant_id, raw)
+    assert await messages.delete_channel(world.deps, world.tenant_id, "sandbox") == 1
     doc = await world.deps.store.read(MESSAGES, world.tenant_id, msg["id"])
     assert doc is not None
     assert doc["status"] == "failed"
@@ -188,7 +188,7 @@ async def test_deleting_a_channel_fails_its_pending_messages(world: World) -> No
     assert doc["outbox_at"] is None
     assert [e["type"] for e in doc["events"]] == ["message.queued", "message.failed"]
     with pytest.raises(NotFoundError) as caught:
-        await messages.accept_message(world.deps, world.tenant_id, raw)
+        await intake.accept_message(world.deps, world.tenant_id, raw)
     assert caught.value.code == "CHANNEL_NOT_FOUND"
 
 
@@ -205,7 +205,7 @@ async def test_another_tenants_channel_is_not_found(world: World) -> None:
     with pytest.raises(NotFoundError):
         await channels.set_credentials(world.deps, other, "email-main", {"username": "u"})
     with pytest.raises(NotFoundError):
-        await channels.delete_channel(world.deps, other, "email-main")
+        await messages.delete_channel(world.deps, other, "email-main")
     page = await channels.list_channels(world.deps, other, limit=10, cursor=None)
     assert page.items == []
     assert (await channels.get_channel(world.deps, world.tenant_id, "email-main"))["status"] == (

@@ -8,9 +8,10 @@ from typing import Any
 import orjson
 
 from shared.containers import MESSAGES
+from shared.domain.jobs import DispatchJob
 from shared.ports import ReceivedMessage, SendRequest, SendResult
 from shared.services.delivery import dispatch, provider_events
-from shared.services.messaging import messages
+from shared.services.messaging import intake, messages
 from tests.unit.conftest import SETTINGS, World, sandbox_message, stored
 
 OUTBOUND = SETTINGS.OCM_OUTBOUND_QUEUE
@@ -28,7 +29,7 @@ async def next_job(world: World) -> ReceivedMessage:
 
 async def run_job(world: World) -> str:
     received = await next_job(world)
-    outcome = await dispatch.dispatch(world.deps, dispatch.Job.decode(received.body))
+    outcome = await dispatch.dispatch(world.deps, DispatchJob.decode(received.body))
     await world.queue.complete(OUTBOUND, received)
     return outcome
 
@@ -46,7 +47,7 @@ class CountingSender:
 
 
 async def test_a_queued_message_is_sent_and_its_receipt_follows(world: World) -> None:
-    msg = await messages.accept_message(world.deps, world.tenant_id, message())
+    msg = await intake.accept_message(world.deps, world.tenant_id, message())
     assert await run_job(world) == "sent"
     doc = await stored(world, msg["id"])
     assert doc["status"] == "sent"
@@ -57,7 +58,7 @@ async def test_a_queued_message_is_sent_and_its_receipt_follows(world: World) ->
 
 
 async def test_a_transient_error_schedules_a_retry_with_a_new_job_id(world: World) -> None:
-    msg = await messages.accept_message(
+    msg = await intake.accept_message(
         world.deps, world.tenant_id, message(sandbox={"send": "transient", "fail_times": 1})
     )
     assert await run_job(world) == "retrying"
@@ -68,11 +69,11 @@ async def test_a_transient_error_schedules_a_retry_with_a_new_job_id(world: Worl
     world.clock.advance(timedelta(seconds=2))
     received = await next_job(world)
     assert received.message_id == f"{msg['id']}:2"
-    assert await dispatch.dispatch(world.deps, dispatch.Job.decode(received.body)) == "sent"
+    assert await dispatch.dispatch(world.deps, DispatchJob.decode(received.body)) == "sent"
 
 
 async def test_retries_stop_at_max_attempts_and_fail_with_the_providers_code(world: World) -> None:
-    msg = await messages.accept_message(
+    msg = await intake.accept_message(
         world.deps, world.tenant_id, message(max_attempts=2, sandbox={"send": "transient"})
     )
     assert await run_job(world) == "retrying"
@@ -84,7 +85,7 @@ async def test_retries_stop_at_max_attempts_and_fail_with_the_providers_code(wor
 
 
 async def test_a_throttle_reschedules_without_using_an_attempt(world: World) -> None:
-    msg = await messages.accept_message(
+    msg = await intake.accept_message(
         world.deps,
         world.tenant_id,
         message(
@@ -105,9 +106,9 @@ async def test_a_throttle_reschedules_without_using_an_attempt(world: World) -> 
 async def test_a_duplicate_job_never_sends_twice(world: World) -> None:
     sender = CountingSender()
     world.deps.senders = {"sandbox": sender}
-    await messages.accept_message(world.deps, world.tenant_id, message())
+    await intake.accept_message(world.deps, world.tenant_id, message())
     received = await next_job(world)
-    job = dispatch.Job.decode(received.body)
+    job = DispatchJob.decode(received.body)
     assert await dispatch.dispatch(world.deps, job) == "sent"
     assert await dispatch.dispatch(world.deps, job) == "dropped"
     assert len(sender.calls) == 1
@@ -116,9 +117,9 @@ async def test_a_duplicate_job_never_sends_twice(world: World) -> None:
 async def test_a_redelivered_job_after_a_crash_mid_send_sends_once_more(world: World) -> None:
     sender = CountingSender()
     world.deps.senders = {"sandbox": sender}
-    msg = await messages.accept_message(world.deps, world.tenant_id, message())
+    msg = await intake.accept_message(world.deps, world.tenant_id, message())
     received = await next_job(world)
-    job = dispatch.Job.decode(received.body)
+    job = DispatchJob.decode(received.body)
     doc = await stored(world, msg["id"])
     # The first delivery claimed the message, then the process died before sending.
     doc["status"] = "sending"
@@ -130,12 +131,12 @@ async def test_a_redelivered_job_after_a_crash_mid_send_sends_once_more(world: W
 
 
 async def test_a_second_job_while_a_send_is_in_flight_is_dropped(world: World) -> None:
-    msg = await messages.accept_message(world.deps, world.tenant_id, message())
+    msg = await intake.accept_message(world.deps, world.tenant_id, message())
     doc = await stored(world, msg["id"])
     doc["status"] = "sending"
     doc["claim"] = {"job": "someone-else", "at": doc["created_at"]}
     await world.deps.store.replace(MESSAGES, doc)
-    job = dispatch.Job(world.tenant_id, msg["id"], f"{msg['id']}:1")
+    job = DispatchJob(world.tenant_id, msg["id"], f"{msg['id']}:1")
     assert await dispatch.dispatch(world.deps, job) == "dropped"
     world.clock.advance(timedelta(seconds=SETTINGS.OCM_CLAIM_TIMEOUT_SECONDS + 1))
     assert await dispatch.dispatch(world.deps, job) == "sent"  # the claim was abandoned
@@ -144,7 +145,7 @@ async def test_a_second_job_while_a_send_is_in_flight_is_dropped(world: World) -
 async def test_a_cancelled_message_is_not_sent(world: World) -> None:
     sender = CountingSender()
     world.deps.senders = {"sandbox": sender}
-    msg = await messages.accept_message(world.deps, world.tenant_id, message())
+    msg = await intake.accept_message(world.deps, world.tenant_id, message())
     await messages.cancel_message(world.deps, world.tenant_id, msg["id"])
     assert await run_job(world) == "dropped"
     assert sender.calls == []
@@ -152,14 +153,14 @@ async def test_a_cancelled_message_is_not_sent(world: World) -> None:
 
 async def test_an_expired_message_is_not_sent(world: World) -> None:
     expires = (world.clock.now() + timedelta(seconds=5)).isoformat()
-    msg = await messages.accept_message(world.deps, world.tenant_id, message(expires_at=expires))
+    msg = await intake.accept_message(world.deps, world.tenant_id, message(expires_at=expires))
     world.clock.advance(timedelta(seconds=6))
     assert await run_job(world) == "expired"
     assert (await stored(world, msg["id"]))["status"] == "expired"
 
 
 async def test_events_reach_the_topic_once_each_with_deterministic_ids(world: World) -> None:
-    msg = await messages.accept_message(world.deps, world.tenant_id, message())
+    msg = await intake.accept_message(world.deps, world.tenant_id, message())
     await run_job(world)
     receipts = await world.queue.receive(SETTINGS.OCM_PROVIDER_EVENTS_QUEUE)
     await provider_events.handle(world.deps, receipts[0].body)
@@ -181,7 +182,7 @@ async def test_a_paused_channel_holds_messages_without_using_attempts_or_throttl
     from shared.domain.channels import ChannelUpdate
     from shared.services.channels import channels
 
-    msg = await messages.accept_message(world.deps, world.tenant_id, message())
+    msg = await intake.accept_message(world.deps, world.tenant_id, message())
     await channels.update_channel(
         world.deps, world.tenant_id, "sandbox", ChannelUpdate(status="paused")
     )

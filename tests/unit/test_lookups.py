@@ -13,7 +13,7 @@ from shared.domain.errors import NotFoundError
 from shared.services.channels import channels
 from shared.services.identity import authentication, directory
 from shared.services.lookups import LookupCache
-from shared.services.messaging import messages
+from shared.services.messaging import intake, messages
 from shared.services.onboarding import signup
 from tests.unit.conftest import World, sandbox_message
 
@@ -75,29 +75,29 @@ async def test_the_cache_holds_at_most_max_entries_dropping_the_oldest() -> None
 
 
 async def test_this_process_sees_its_own_channel_changes_at_once(world: World) -> None:
-    await messages.accept_message(world.deps, world.tenant_id, sandbox_message())  # cached
+    await intake.accept_message(world.deps, world.tenant_id, sandbox_message())  # cached
     await channels.update_channel(
         world.deps, world.tenant_id, "sandbox", ChannelUpdate(description="changed")
     )
     doc = await channels.find_for_sending(world.deps, world.tenant_id, "sandbox")
     assert doc is not None and doc["description"] == "changed"
-    await channels.delete_channel(world.deps, world.tenant_id, "sandbox")
+    await messages.delete_channel(world.deps, world.tenant_id, "sandbox")
     with pytest.raises(NotFoundError):
-        await messages.accept_message(world.deps, world.tenant_id, sandbox_message())
+        await intake.accept_message(world.deps, world.tenant_id, sandbox_message())
 
 
 async def test_another_instances_change_shows_within_the_ttl(world: World) -> None:
     world.deps.lookups = LookupCache(ttl_seconds=60)
-    await messages.accept_message(world.deps, world.tenant_id, sandbox_message())
+    await intake.accept_message(world.deps, world.tenant_id, sandbox_message())
     channel = await channels.find_for_sending(world.deps, world.tenant_id, "sandbox")
     assert channel is not None
     # Another instance deletes the channel: this one keeps its entry for the TTL ...
     await world.deps.store.patch(CHANNELS, world.tenant_id, channel["id"], {"status": "deleted"})
-    await messages.accept_message(world.deps, world.tenant_id, sandbox_message())
+    await intake.accept_message(world.deps, world.tenant_id, sandbox_message())
     # ... and without the cache sees it at once.
     world.deps.lookups = LookupCache(ttl_seconds=0)
     with pytest.raises(NotFoundError):
-        await messages.accept_message(world.deps, world.tenant_id, sandbox_message())
+        await intake.accept_message(world.deps, world.tenant_id, sandbox_message())
 
 
 async def test_an_api_key_entry_is_cached_and_can_be_forgotten(world: World) -> None:

@@ -16,11 +16,12 @@ from shared.domain.errors import (
     PayloadTooLarge,
     ValidationFailed,
 )
+from shared.domain.jobs import DispatchJob
 from shared.domain.messages import to_utc_text
 from shared.ports import Filter, Query
 from shared.services.channels import channels
 from shared.services.delivery import dispatch, provider_events
-from shared.services.messaging import messages
+from shared.services.messaging import intake, messages
 from shared.services.messaging.messages import MessageFilter
 from tests.unit.conftest import SETTINGS, World, sandbox_message
 
@@ -50,7 +51,7 @@ async def test_a_batch_accepts_and_refuses_each_item_on_its_own(world: World) ->
         "not an object",
         message(),
     ]
-    result = await messages.accept_batch(world.deps, world.tenant_id, batch, {})
+    result = await intake.accept_batch(world.deps, world.tenant_id, batch, {})
     assert [i["index"] for i in result.items] == [0, 1, 2, 3, 4]
     assert [i["status"] for i in result.items] == [
         "queued",
@@ -81,7 +82,7 @@ async def test_a_batch_accepts_and_refuses_each_item_on_its_own(world: World) ->
 async def test_an_items_context_overrides_the_batchs(world: World) -> None:
     batch = [message(context={"order": "A-17", "step": 2}), message()]
     ctx = {"campaign": "spring", "step": 1}
-    result = await messages.accept_batch(world.deps, world.tenant_id, batch, ctx)
+    result = await intake.accept_batch(world.deps, world.tenant_id, batch, ctx)
     first, second = [
         await messages.get_message(world.deps, world.tenant_id, i["id"]) for i in result.items
     ]
@@ -93,23 +94,23 @@ async def test_an_items_context_overrides_the_batchs(world: World) -> None:
 
 async def test_a_batch_of_more_than_1000_is_refused_whole(world: World) -> None:
     with pytest.raises(PayloadTooLarge) as caught:
-        await messages.accept_batch(world.deps, world.tenant_id, [message()] * 1001, {})
+        await intake.accept_batch(world.deps, world.tenant_id, [message()] * 1001, {})
     assert caught.value.code == "BATCH_TOO_LARGE"
     assert caught.value.status == 413
     assert await stored_count(world) == 0
 
 
 async def test_a_batch_of_exactly_1000_is_accepted(world: World) -> None:
-    result = await messages.accept_batch(world.deps, world.tenant_id, [message()] * 1000, {})
+    result = await intake.accept_batch(world.deps, world.tenant_id, [message()] * 1000, {})
     assert {i["status"] for i in result.items} == {"queued"}
 
 
 async def test_a_message_over_256_kib_is_too_large(world: World) -> None:
     huge = message(context={f"k{i}": "x" * 6000 for i in range(45)})
     with pytest.raises(PayloadTooLarge) as caught:
-        await messages.accept_message(world.deps, world.tenant_id, huge)
+        await intake.accept_message(world.deps, world.tenant_id, huge)
     assert caught.value.code == "MESSAGE_TOO_LARGE"
-    result = await messages.accept_batch(world.deps, world.tenant_id, [huge, message()], {})
+    result = await intake.accept_batch(world.deps, world.tenant_id, [huge, message()], {})
     assert result.items[0]["error"]["code"] == "MESSAGE_TOO_LARGE"
     assert result.items[1]["status"] == "queued"
 
@@ -124,15 +125,15 @@ def sized(size: int) -> dict[str, Any]:
 
 
 async def test_a_message_of_exactly_256_kib_is_accepted(world: World) -> None:
-    msg = await messages.accept_message(world.deps, world.tenant_id, sized(256 * 1024))
+    msg = await intake.accept_message(world.deps, world.tenant_id, sized(256 * 1024))
     assert msg["status"] == "queued"
     with pytest.raises(PayloadTooLarge):
-        await messages.accept_message(world.deps, world.tenant_id, sized(256 * 1024 + 1))
+        await intake.accept_message(world.deps, world.tenant_id, sized(256 * 1024 + 1))
 
 
 async def test_a_message_to_send_later_is_scheduled_with_its_job_due_then(world: World) -> None:
     send_at = world.clock.now() + timedelta(hours=2)
-    msg = await messages.accept_message(
+    msg = await intake.accept_message(
         world.deps, world.tenant_id, message(send_at=send_at.isoformat())
     )
     assert msg["status"] == "scheduled"
@@ -146,7 +147,7 @@ async def test_a_message_to_send_later_is_scheduled_with_its_job_due_then(world:
 
 async def test_a_send_time_in_the_past_is_sent_now(world: World) -> None:
     send_at = world.clock.now() - timedelta(minutes=5)
-    msg = await messages.accept_message(
+    msg = await intake.accept_message(
         world.deps, world.tenant_id, message(send_at=send_at.isoformat())
     )
     assert msg["status"] == "queued"
@@ -155,7 +156,7 @@ async def test_a_send_time_in_the_past_is_sent_now(world: World) -> None:
 async def test_a_message_that_has_already_expired_is_refused(world: World) -> None:
     expired = (world.clock.now() - timedelta(seconds=1)).isoformat()
     with pytest.raises(ValidationFailed) as caught:
-        await messages.accept_message(
+        await intake.accept_message(
             world.deps, world.tenant_id, message(options={"expires_at": expired})
         )
     assert caught.value.code == "MESSAGE_EXPIRED"
@@ -165,7 +166,7 @@ async def test_a_message_that_has_already_expired_is_refused(world: World) -> No
 async def test_a_message_sent_after_it_expires_is_refused(world: World) -> None:
     now = world.clock.now()
     with pytest.raises(ValidationFailed) as caught:
-        await messages.accept_message(
+        await intake.accept_message(
             world.deps,
             world.tenant_id,
             message(
@@ -186,11 +187,11 @@ async def test_messages_are_listed_by_status_channel_and_direction(world: World)
         "content": {"type": "text", "text": "STOP"},
     }
     assert await provider_events.receive_inbound(world.deps, inbound) == "received"
-    sent = await messages.accept_message(world.deps, world.tenant_id, message())
-    queued = await messages.accept_message(world.deps, world.tenant_id, message())
+    sent = await intake.accept_message(world.deps, world.tenant_id, message())
+    queued = await intake.accept_message(world.deps, world.tenant_id, message())
     received = await world.queue.receive(OUTBOUND, max_messages=10)
     job = next(r for r in received if r.message_id == f"{sent['id']}:1")
-    assert await dispatch.dispatch(world.deps, dispatch.Job.decode(job.body)) == "sent"
+    assert await dispatch.dispatch(world.deps, DispatchJob.decode(job.body)) == "sent"
     assert await listed(world, status="sent") == [sent["id"]]
     assert await listed(world, status="queued") == [queued["id"]]
     assert len(await listed(world, channel="SANDBOX")) == 3
@@ -204,7 +205,7 @@ async def test_messages_are_listed_by_status_channel_and_direction(world: World)
 async def test_messages_are_listed_newest_first_within_since_and_until(world: World) -> None:
     ids = []
     for _ in range(4):
-        ids.append((await messages.accept_message(world.deps, world.tenant_id, message()))["id"])
+        ids.append((await intake.accept_message(world.deps, world.tenant_id, message()))["id"])
         world.clock.advance(60)
     start = world.clock.now() - timedelta(minutes=4)
     assert await listed(world) == ids[::-1]
@@ -217,7 +218,7 @@ async def test_messages_are_listed_newest_first_within_since_and_until(world: Wo
 async def test_pages_follow_the_cursor_to_the_end(world: World) -> None:
     ids = set()
     for _ in range(5):
-        ids.add((await messages.accept_message(world.deps, world.tenant_id, message()))["id"])
+        ids.add((await intake.accept_message(world.deps, world.tenant_id, message()))["id"])
     seen: list[str] = []
     cursor = None
     for _ in range(3):
@@ -240,23 +241,23 @@ async def test_a_cursor_from_elsewhere_is_refused(world: World) -> None:
 
 
 async def test_a_queued_message_can_be_cancelled(world: World) -> None:
-    msg = await messages.accept_message(world.deps, world.tenant_id, message())
+    msg = await intake.accept_message(world.deps, world.tenant_id, message())
     cancelled = await messages.cancel_message(world.deps, world.tenant_id, msg["id"])
     assert cancelled["status"] == "cancelled"
     assert "tenant_id" not in cancelled  # internal fields stay inside
 
 
 async def test_a_sent_message_cannot_be_cancelled(world: World) -> None:
-    msg = await messages.accept_message(world.deps, world.tenant_id, message())
+    msg = await intake.accept_message(world.deps, world.tenant_id, message())
     job = (await world.queue.receive(OUTBOUND))[0]
-    assert await dispatch.dispatch(world.deps, dispatch.Job.decode(job.body)) == "sent"
+    assert await dispatch.dispatch(world.deps, DispatchJob.decode(job.body)) == "sent"
     with pytest.raises(ConflictError) as caught:
         await messages.cancel_message(world.deps, world.tenant_id, msg["id"])
     assert caught.value.code == "MESSAGE_NOT_CANCELLABLE"
 
 
 async def test_another_tenants_message_is_not_found(world: World) -> None:
-    msg = await messages.accept_message(world.deps, world.tenant_id, message())
+    msg = await intake.accept_message(world.deps, world.tenant_id, message())
     with pytest.raises(NotFoundError) as caught:
         await messages.get_message(world.deps, "tn_other", msg["id"])
     assert caught.value.code == "MESSAGE_NOT_FOUND"
@@ -273,5 +274,5 @@ async def test_an_attachment_that_is_not_base64_is_refused_at_once(world: World)
         "attachments": [{"filename": "a.pdf", "content_type": "application/pdf", "content": "%%"}],
     }
     with pytest.raises(ValidationFailed) as refused:
-        await messages.accept_message(world.deps, world.tenant_id, message(content=content))
+        await intake.accept_message(world.deps, world.tenant_id, message(content=content))
     assert refused.value.errors[0].field.startswith("content.text.attachments.0.content")

@@ -9,11 +9,12 @@ from typing import Any
 import orjson
 
 from shared.containers import MESSAGES
+from shared.domain.jobs import DispatchJob
 from shared.domain.models import Document
 from shared.ports import OutgoingMessage, ReceivedMessage, Subscription
 from shared.services.channels import channels
 from shared.services.delivery import dispatch
-from shared.services.messaging import messages, outbox
+from shared.services.messaging import compose, intake, messages, outbox
 from tests.fakes import FakeQueue
 from tests.unit.conftest import SETTINGS, World, sandbox_message, stored
 
@@ -28,9 +29,9 @@ raw = sandbox_message
 async def persisted_but_never_handed_off(world: World, **fields: Any) -> Document:
     """What a crash between the write and the enqueue leaves behind."""
     body = raw(**fields)
-    msg = messages.parse_message(body)
+    msg = intake.parse_message(body)
     channel = await channels.get_channel(world.deps, world.tenant_id, "sandbox")
-    doc = messages.build_message(world.deps, world.tenant_id, body, msg, channel, world.clock.now())
+    doc = compose.build_message(world.deps, world.tenant_id, body, msg, channel, world.clock.now())
     return await world.deps.store.create(MESSAGES, doc)
 
 
@@ -125,7 +126,7 @@ async def test_a_cancelled_message_is_not_enqueued_by_the_sweep(world: World) ->
 
 
 async def test_a_message_handed_off_at_intake_is_not_published_twice(world: World) -> None:
-    await messages.accept_message(world.deps, world.tenant_id, raw())
+    await intake.accept_message(world.deps, world.tenant_id, raw())
     world.clock.advance(GRACE + 1)
     await outbox.sweep(world.deps)  # re-publishes; the queue drops the duplicates
     assert len(await drain(world, OUTBOUND)) == 1
@@ -149,7 +150,7 @@ async def test_a_message_written_when_the_queue_is_down_is_accepted_and_swept_la
     topics = {SETTINGS.OCM_EVENTS_TOPIC: [SETTINGS.OCM_EVENTS_LOG_SUBSCRIPTION]}
     flaky = FlakyQueue(world.clock, topics=topics)
     world.deps.queue = flaky
-    accepted = await messages.accept_message(world.deps, world.tenant_id, raw())
+    accepted = await intake.accept_message(world.deps, world.tenant_id, raw())
     assert accepted["status"] == "queued"  # the client is not told to retry: it would duplicate
     flaky.down = False
     world.clock.advance(timedelta(seconds=GRACE + 1))
@@ -181,13 +182,13 @@ async def test_events_no_subscription_takes_are_not_even_built(world: World) -> 
 
     only_failures = Subscription("failures", only=("type", ("message.failed",)))
     world.deps.queue = queue = Recording(world.clock, topics={topic: [only_failures]})
-    ok = await messages.accept_message(world.deps, world.tenant_id, sandbox_message())
-    bad = await messages.accept_message(
+    ok = await intake.accept_message(world.deps, world.tenant_id, sandbox_message())
+    bad = await intake.accept_message(
         world.deps, world.tenant_id, sandbox_message(options={"sandbox": {"send": "fail"}})
     )
     for _ in range(2):
         received = (await queue.receive(SETTINGS.OCM_OUTBOUND_QUEUE))[0]
-        await dispatch.dispatch(world.deps, dispatch.Job.decode(received.body))
+        await dispatch.dispatch(world.deps, DispatchJob.decode(received.body))
         await queue.complete(SETTINGS.OCM_OUTBOUND_QUEUE, received)
     assert sent == ["message.failed"]
     got = await queue.receive(f"{topic}/subscriptions/failures", max_messages=5)
@@ -201,12 +202,12 @@ async def test_a_new_message_carries_no_events_outbox_when_nobody_takes_its_even
     topic = SETTINGS.OCM_EVENTS_TOPIC
     only_failures = Subscription("failures", only=("type", ("message.failed",)))
     world.deps.queue = FakeQueue(world.clock, topics={topic: [only_failures]})
-    quiet = await messages.accept_message(world.deps, world.tenant_id, sandbox_message())
+    quiet = await intake.accept_message(world.deps, world.tenant_id, sandbox_message())
     doc = await stored(world, quiet["id"])
     assert doc["pending_events"] == [] and doc["events_at"] is None
     assert [e["type"] for e in doc["events"]] == ["message.queued"]  # the timeline keeps it
 
     world.deps.queue = FakeQueue(world.clock, topics={topic: ["everything"]})
-    heard = await messages.accept_message(world.deps, world.tenant_id, sandbox_message())
+    heard = await intake.accept_message(world.deps, world.tenant_id, sandbox_message())
     doc = await stored(world, heard["id"])
     assert len(doc["pending_events"]) == 1 and doc["events_at"] is not None

@@ -12,8 +12,9 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from shared import telemetry
 from shared.config import Settings
+from shared.domain.jobs import DispatchJob
 from shared.services.delivery import dispatch
-from shared.services.messaging import messages
+from shared.services.messaging import intake
 from tests.unit.conftest import SETTINGS, World, sandbox_message
 
 _EXPORTER = InMemorySpanExporter()
@@ -37,12 +38,12 @@ async def test_dispatch_joins_the_trace_of_the_request_that_accepted_the_message
 ) -> None:
     tracer = trace.get_tracer("test")
     with tracer.start_as_current_span("POST /api/v1/messages") as request:
-        doc = await messages.accept_message(world.deps, world.tenant_id, sandbox_message())
+        doc = await intake.accept_message(world.deps, world.tenant_id, sandbox_message())
     request_trace = request.get_span_context().trace_id
 
     # Later, in another invocation (no current span): the job carries the context.
     received = (await world.queue.receive(SETTINGS.OCM_OUTBOUND_QUEUE))[0]
-    job = dispatch.Job.decode(received.body)
+    job = DispatchJob.decode(received.body)
     assert job.traceparent is not None
     await dispatch.dispatch(world.deps, job)
 
@@ -60,7 +61,7 @@ async def test_dispatch_joins_the_trace_of_the_request_that_accepted_the_message
 
 
 async def test_the_trace_context_stays_internal(world: World, spans: InMemorySpanExporter) -> None:
-    doc = await messages.accept_message(world.deps, world.tenant_id, sandbox_message())
+    doc = await intake.accept_message(world.deps, world.tenant_id, sandbox_message())
     assert "traceparent" not in doc  # the API's view
     assert "traceparent" in (await world.deps.store.read("messages", world.tenant_id, doc["id"]))  # type: ignore[operator]
 

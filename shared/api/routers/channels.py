@@ -16,6 +16,7 @@ from shared.domain.messages import InboundCreate
 from shared.domain.models import Document
 from shared.services.channels import channels
 from shared.services.delivery import provider_events
+from shared.services.messaging import messages
 
 router = APIRouter(prefix="/api/v1/channels", tags=["channels"])
 
@@ -103,7 +104,7 @@ async def delete_channel(
     name: str, caller: Annotated[Caller, scoped("delete:channel")]
 ) -> Response:
     doc = await channels.get_channel(caller.deps, caller.tenant_id, name)
-    await channels.delete_channel(caller.deps, caller.tenant_id, name)
+    await messages.delete_channel(caller.deps, caller.tenant_id, name)
     await caller.audit("channel.delete", type="channel", id=doc["id"], name=doc["name"])
     return Response(status_code=204)
 

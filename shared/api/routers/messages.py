@@ -14,7 +14,7 @@ from shared.api.schemas import BatchAccepted, MessageList, MessagePublic, proble
 from shared.domain.errors import FieldError, ValidationFailed
 from shared.domain.messages import UtcDatetime
 from shared.domain.status import STATUSES
-from shared.services.messaging import messages
+from shared.services.messaging import intake, messages
 
 router = APIRouter(prefix="/api/v1/messages", tags=["messages"])
 
@@ -36,7 +36,7 @@ async def send_message(request: Request, caller: Sender) -> JsonResponse:
     body, size = await read_json(request)
 
     async def accept() -> tuple[int, object]:
-        return 202, await messages.accept_message(caller.deps, caller.tenant_id, body, size=size)
+        return 202, await intake.accept_message(caller.deps, caller.tenant_id, body, size=size)
 
     return await idempotent(caller, request, body, accept)
 
@@ -68,7 +68,7 @@ async def send_batch(request: Request, caller: Sender) -> JsonResponse:
         )
 
     async def accept() -> tuple[int, object]:
-        result = await messages.accept_batch(caller.deps, caller.tenant_id, items, context)
+        result = await intake.accept_batch(caller.deps, caller.tenant_id, items, context)
         return 202, {"batch_id": result.batch_id, "items": result.items}
 
     return await idempotent(caller, request, body, accept)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from shared.containers import CHANNELS, DIRECTORY, MESSAGES
+from shared.containers import CHANNELS, DIRECTORY
 from shared.domain.addresses import check_terminal
 from shared.domain.channels import (
     ChannelCreate,
@@ -18,12 +18,10 @@ from shared.domain.errors import ConflictError, FieldError, NotFoundError, Valid
 from shared.domain.ids import new_id
 from shared.domain.messages import Terminal, to_utc_text
 from shared.domain.models import Document
-from shared.domain.timeline import change_status, error_info
 from shared.ports import Conflict, Filter, Page, PreconditionFailed, Query
 from shared.services.deps import Deps
 from shared.services.identity import directory
 from shared.services.lookups import find_named, find_named_cached, forget_named
-from shared.services.messaging import outbox
 from shared.services.pages import list_page
 
 log = logging.getLogger(__name__)
@@ -233,18 +231,11 @@ def _decode(raw: str) -> dict[str, str]:
     return {str(k): str(v) for k, v in data.items()}
 
 
-PENDING_SWEEP_LIMIT = 1000
-
-
-async def delete_channel(deps: Deps, tenant_id: str, name: str) -> int:
-    """Stop new sends at once and fail pending messages with CHANNEL_DELETED.
-
-    The name is freed (kept as ``former_name``); dispatch refuses any message of
-    a deleted channel, so pending messages beyond this sweep fail when due.
-    Returns how many pending messages were failed here.
-    """
+async def retire_channel(deps: Deps, tenant_id: str, name: str) -> Document:
+    """Stop new sends at once: mark the channel deleted, free its name (kept as
+    ``former_name``) and delete its credentials; returns it as it was. Its pending
+    messages are messaging's to fail (``messaging.messages.delete_channel``)."""
     doc = await get_channel(deps, tenant_id, name)
-    now = deps.clock.now()
     await deps.store.patch(
         CHANNELS,
         tenant_id,
@@ -253,35 +244,9 @@ async def delete_channel(deps: Deps, tenant_id: str, name: str) -> int:
             "status": "deleted",
             "name": None,
             "former_name": doc["name"],
-            "updated_at": to_utc_text(now),
+            "updated_at": to_utc_text(deps.clock.now()),
         },
     )
     forget(deps, doc)
     await deps.secrets.delete(credentials_secret_name(doc["id"]))
-    return await fail_pending_messages(deps, tenant_id, doc["id"])
-
-
-async def fail_pending_messages(deps: Deps, tenant_id: str, channel_id: str) -> int:
-    page = await deps.store.query(
-        MESSAGES,
-        Query(
-            scope=tenant_id,
-            where=(
-                Filter("channel_id", "eq", channel_id),
-                Filter("status", "in", ["scheduled", "queued"]),
-            ),
-            limit=PENDING_SWEEP_LIMIT,
-        ),
-    )
-    failed = 0
-    for msg in page.items:
-        error = error_info("CHANNEL_DELETED", "The channel was deleted", permanent=True)
-        if not change_status(msg, "failed", deps.clock.now(), error=error):
-            continue
-        try:
-            written = await deps.store.replace(MESSAGES, msg, etag=msg["_etag"])
-        except PreconditionFailed:
-            continue  # dispatch got there first; it will see the channel is deleted
-        await outbox.hand_off(deps, [written])
-        failed += 1
-    return failed
+    return doc

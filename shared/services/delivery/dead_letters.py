@@ -7,9 +7,9 @@ import logging
 import orjson
 
 from shared.containers import MESSAGES
-from shared.domain.timeline import FALLBACK_JOB, change_status, error_info
+from shared.domain.jobs import DispatchJob
+from shared.domain.timeline import change_status, error_info
 from shared.ports import PreconditionFailed
-from shared.services.delivery.dispatch import Job
 from shared.services.deps import Deps
 from shared.services.messaging import outbox
 
@@ -18,12 +18,11 @@ log = logging.getLogger(__name__)
 
 async def fail_dead_lettered(deps: Deps, body: bytes, reason: str | None) -> str:
     """Mark the message of a dead-lettered dispatch job ``failed`` (DEAD_LETTERED)."""
-    try:
-        job = Job.decode(body)
-    except (orjson.JSONDecodeError, KeyError, TypeError):
+    job = DispatchJob.decode(body)
+    if job is None:
         log.error("unreadable dead-lettered dispatch job dropped")
         return "unreadable"
-    if FALLBACK_JOB in job.job:
+    if job.is_fallback:
         # A fallback job the queue gave up on: the primary's own status stands.
         log.error("fallback job of %s dead-lettered (%s)", job.message_id, reason)
         return "settled"

@@ -14,11 +14,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
 
-import orjson
-
 from shared import telemetry
 from shared.containers import CHANNELS, MESSAGES
 from shared.domain.errors import ProviderError
+from shared.domain.jobs import DispatchJob, Hold, dispatch_job_id, held_job_id
 from shared.domain.messages import to_utc_text
 from shared.domain.models import Document
 from shared.domain.retry import MAX_RETRY_AFTER, retry_delay
@@ -47,26 +46,8 @@ Outcome = Literal[
     "missing",
     "fallback",
     "refused",
+    "unreadable",
 ]
-
-
-@dataclass(frozen=True, slots=True)
-class Job:
-    tenant_id: str
-    message_id: str
-    job: str
-    traceparent: str | None = None
-
-    @classmethod
-    def decode(cls, body: bytes) -> Job:
-        data = orjson.loads(body)
-        trace = data.get("traceparent")
-        return cls(
-            tenant_id=data["tenant_id"],
-            message_id=data["message_id"],
-            job=data["job"],
-            traceparent=trace if isinstance(trace, str) else None,
-        )
 
 
 def _claim_is_fresh(doc: Document, now: datetime, timeout: float) -> bool:
@@ -75,7 +56,7 @@ def _claim_is_fresh(doc: Document, now: datetime, timeout: float) -> bool:
     return at is not None and now - datetime.fromisoformat(at) < timedelta(seconds=timeout)
 
 
-def _should_send(doc: Document, job: Job, now: datetime, timeout: float) -> bool:
+def _should_send(doc: Document, job: DispatchJob, now: datetime, timeout: float) -> bool:
     """Whether this job may (re)send the message."""
     status = doc["status"]
     if status in FINAL or status in ("sent", "delivered"):
@@ -86,7 +67,17 @@ def _should_send(doc: Document, job: Job, now: datetime, timeout: float) -> bool
     return bool((doc.get("dispatch") or {}).get("job") == job.job)
 
 
-async def dispatch(deps: Deps, job: Job) -> Outcome:
+async def handle(deps: Deps, body: bytes) -> Outcome:
+    """Handle one queue message of the outbound queue; an unreadable one is dropped
+    (it could never succeed: retrying it would only dead-letter it)."""
+    job = DispatchJob.decode(body)
+    if job is None:
+        log.error("unreadable dispatch job dropped")
+        return "unreadable"
+    return await dispatch(deps, job)
+
+
+async def dispatch(deps: Deps, job: DispatchJob) -> Outcome:
     """Handle one dispatch job; safe to call any number of times for the same job."""
     with telemetry.span(
         "dispatch", job.traceparent, message_id=job.message_id, tenant_id=job.tenant_id
@@ -94,8 +85,8 @@ async def dispatch(deps: Deps, job: Job) -> Outcome:
         return await _dispatch(deps, job)
 
 
-async def _dispatch(deps: Deps, job: Job) -> Outcome:
-    if fallback.is_fallback_job(job.job):
+async def _dispatch(deps: Deps, job: DispatchJob) -> Outcome:
+    if job.is_fallback:
         return await fallback.fire(deps, job.tenant_id, job.message_id, job.job)
     for _ in range(5):
         doc = await deps.store.read(MESSAGES, job.tenant_id, job.message_id)
@@ -142,19 +133,19 @@ async def _before_send(
         backup = await delivery_policy.next_backup(deps, doc)
         if backup is None:
             recheck = now + timedelta(seconds=deps.settings.OCM_PAUSED_RECHECK_SECONDS)
-            _reschedule(doc, until or recheck, "p")
+            _reschedule(doc, until or recheck, "paused")
             return "paused", None
         reason = "paused" if channel["status"] == "paused" else "throttled"
         delivery_policy.fail_over(doc, backup, now, reason)
         channel = backup
     turn = await delivery_policy.pace(deps, channel, now)
     if turn is not None:
-        _reschedule(doc, turn, "p")
+        _reschedule(doc, turn, "paused")
         return "paced", None
     return None, channel
 
 
-def _claim(doc: Document, job: Job, now: datetime) -> None:
+def _claim(doc: Document, job: DispatchJob, now: datetime) -> None:
     attempt = doc["dispatch"]["attempt"]
     doc["status"] = "sending"
     doc["claim"] = {"job": job.job, "at": to_utc_text(now)}
@@ -162,18 +153,18 @@ def _claim(doc: Document, job: Job, now: datetime) -> None:
     doc["outbox_at"] = None
 
 
-def _reschedule(doc: Document, due: datetime, kind: str) -> None:
-    """A new job for the same attempt (``t``hrottled or ``p``aused): uses no attempt.
+def _reschedule(doc: Document, due: datetime, hold: Hold) -> None:
+    """A new job for the same attempt (throttled, or paused or paced): uses no attempt.
 
     Throttles count towards OCM_MAX_THROTTLES; holds for a paused channel do not.
     """
     attempt = doc["dispatch"]["attempt"]
-    counter = "throttles" if kind == "t" else "holds"
+    counter = "throttles" if hold == "throttled" else "holds"
     doc[counter] = doc.get(counter, 0) + 1
     doc["status"] = "queued"
     doc["claim"] = None
     doc["attempts"] = attempt - 1
-    schedule(doc, outbox.job_id(doc["id"], attempt, f"{kind}{doc[counter]}"), attempt, due)
+    schedule(doc, held_job_id(doc["id"], attempt, hold, doc[counter]), attempt, due)
 
 
 async def _call_provider(
@@ -308,7 +299,7 @@ def _apply_result(
             else settings.OCM_RETRY_BASE_SECONDS
         )
         wait = min(max(wait, 0.0), MAX_RETRY_AFTER)
-        _reschedule(doc, now + timedelta(seconds=wait), "t")
+        _reschedule(doc, now + timedelta(seconds=wait), "throttled")
         return "throttled"
     if (
         result.kind == "transient"
@@ -319,7 +310,7 @@ def _apply_result(
         doc["status"] = "queued"
         reason = f"{result.code}, {doc['channel_failures']} times"
         delivery_policy.fail_over(doc, failover.backup, now, reason)
-        schedule(doc, outbox.job_id(doc["id"], attempt + 1), attempt + 1, now)
+        schedule(doc, dispatch_job_id(doc["id"], attempt + 1), attempt + 1, now)
         return "retrying"
     if result.kind == "transient" and attempt < doc["max_attempts"]:
         delay = retry_delay(
@@ -331,7 +322,7 @@ def _apply_result(
         )
         due = now + timedelta(seconds=delay)
         doc["status"] = "queued"
-        schedule(doc, outbox.job_id(doc["id"], attempt + 1), attempt + 1, due)
+        schedule(doc, dispatch_job_id(doc["id"], attempt + 1), attempt + 1, due)
         add_event(
             doc,
             "message.retrying",

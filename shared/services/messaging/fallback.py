@@ -18,20 +18,17 @@ from typing import Literal
 from shared.containers import MESSAGES
 from shared.domain.errors import OcmError
 from shared.domain.ids import derived_id
+from shared.domain.jobs import fallback_on_timer
 from shared.domain.models import Document
-from shared.domain.timeline import FALLBACK_JOB, add_event, error_info
+from shared.domain.timeline import add_event, error_info
 from shared.ports import Conflict, PreconditionFailed
 from shared.services.deps import Deps
-from shared.services.messaging import messages, outbox
+from shared.services.messaging import compose, intake, outbox
 
 log = logging.getLogger(__name__)
 
 Outcome = Literal["fallback", "dropped", "missing", "refused"]
 DELIVERED = frozenset({"delivered", "read"})
-
-
-def is_fallback_job(job: str) -> bool:
-    return FALLBACK_JOB in job
 
 
 def _due(doc: Document, job: str) -> bool:
@@ -40,7 +37,7 @@ def _due(doc: Document, job: str) -> bool:
         return False
     if doc["status"] in ("failed", "expired"):
         return True
-    return job.endswith(":t") and doc["status"] == "sent"
+    return fallback_on_timer(job) and doc["status"] == "sent"
 
 
 async def fire(deps: Deps, tenant_id: str, message_id: str, job: str) -> Outcome:
@@ -77,21 +74,21 @@ async def _create(deps: Deps, primary: Document, child_id: str) -> None:
     if await deps.store.read(MESSAGES, primary["tenant_id"], child_id) is not None:
         return
     raw = {**primary["fallback"], "context": primary.get("context") or {}}
-    msg = messages.parse_message(raw)
+    msg = intake.parse_message(raw)
     tenant_id = primary["tenant_id"]
-    doc = await messages.make_message(
+    doc = await compose.make_message(
         deps,
         tenant_id,
         raw,
         msg,
-        messages.ChannelCache(deps, tenant_id),
+        compose.ChannelCache(deps, tenant_id),
         deps.clock.now(),
         traceparent=primary.get("traceparent"),
         msg_id=child_id,
     )
     doc["parent_id"] = primary["id"]
     doc["tags"] = doc.get("tags") or primary.get("tags") or []
-    await messages.reserve(deps, tenant_id, 1)
+    await intake.reserve(deps, tenant_id, 1)
     try:
         await deps.store.create(MESSAGES, doc)
     except Conflict:

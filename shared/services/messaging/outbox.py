@@ -9,51 +9,25 @@ ignores stale jobs after it.
 from __future__ import annotations
 
 import logging
-import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-import orjson
-
 from shared import telemetry
 from shared.containers import MESSAGES
+from shared.domain.jobs import DispatchJob, is_fallback
 from shared.domain.messages import to_utc_text
 from shared.domain.models import Document
 from shared.domain.status import PENDING
-from shared.domain.timeline import FALLBACK_JOB, event_payload
+from shared.domain.timeline import event_payload
 from shared.ports import SYSTEM, Filter, OutgoingMessage, Query
 from shared.services.deps import Deps
-from shared.services.webhooks import fanout as webhook_fanout
+from shared.services.events import publish
+from shared.services.events.interest import interest
 
 log = logging.getLogger(__name__)
 
 SWEEP_PAGE = 500
-
-
-def job_id(message_id: str, attempt: int, suffix: str = "") -> str:
-    """The queue message id of one dispatch job: ``{message_id}:{attempt}[:suffix]``."""
-    return f"{message_id}:{attempt}{':' + suffix if suffix else ''}"
-
-
-_REACHES: weakref.WeakKeyDictionary[Any, dict[tuple[str, str, bool], bool]] = (
-    weakref.WeakKeyDictionary()
-)
-"""Per queue: whether an event reaches a subscriber, by tenant, type and webhook
-interest. A queue's topics and their rules do not change while it lives, and intake
-asks this for every new message (a batch, a thousand times the same)."""
-
-
-def _reaches(deps: Deps, tenant_id: str, event_type: str, webhooks: frozenset[str]) -> bool:
-    known = _REACHES.setdefault(deps.queue, {})
-    key = (tenant_id, event_type, webhook_fanout.wants(webhooks, event_type))
-    found = known.get(key)
-    if found is None:
-        if len(known) > 10_000:
-            known.clear()
-        properties = webhook_fanout.event_properties(tenant_id, event_type, webhooks)
-        found = known[key] = deps.queue.reaches_anyone(deps.settings.OCM_EVENTS_TOPIC, properties)
-    return found
 
 
 def forget_unreceived_events(
@@ -66,7 +40,10 @@ def forget_unreceived_events(
     if not pending:
         return
     types = {e["id"]: e["type"] for e in doc.get("events", ())}
-    kept = [eid for eid in pending if _reaches(deps, doc["tenant_id"], types[eid], webhooks)]
+    tenant_id = doc["tenant_id"]
+    kept = [
+        eid for eid in pending if publish.route(deps, tenant_id, types[eid], webhooks) is not None
+    ]
     if len(kept) < len(pending):
         doc["pending_events"] = kept
         if not kept:
@@ -74,14 +51,13 @@ def forget_unreceived_events(
 
 
 def job_message(doc: Document, now: datetime) -> OutgoingMessage:
-    job = doc["dispatch"]
-    due = datetime.fromisoformat(job["due_at"])
-    body = {"tenant_id": doc["tenant_id"], "message_id": doc["id"], "job": job["job"]}
-    if "traceparent" in doc:
-        body["traceparent"] = doc["traceparent"]
+    """The queue message of the dispatch job the document expects next."""
+    slot = doc["dispatch"]
+    due = datetime.fromisoformat(slot["due_at"])
+    job = DispatchJob(doc["tenant_id"], doc["id"], slot["job"], doc.get("traceparent"))
     return OutgoingMessage(
-        message_id=job["job"],
-        body=orjson.dumps(body),
+        message_id=job.job,
+        body=job.encode(),
         scheduled_at=due if due > now else None,
         subject="dispatch",
     )
@@ -105,51 +81,26 @@ def mark_published(doc: Document) -> None:
 
 
 async def _publish(deps: Deps, docs: Sequence[Document]) -> None:
-    topic = deps.settings.OCM_EVENTS_TOPIC
-    reaches: dict[tuple[str, str], dict[str, str | int] | None] = {}
-    webhooks = {t: await webhook_fanout.interest(deps, t) for t in {d["tenant_id"] for d in docs}}
-
-    def wanted(tenant_id: str, event_type: str) -> dict[str, str | int] | None:
-        """The event's properties if a subscriber takes it (asked once per tenant and
-        type), else None."""
-        key = (tenant_id, event_type)
-        if key not in reaches:
-            properties = webhook_fanout.event_properties(tenant_id, event_type, webhooks[tenant_id])
-            reaches[key] = properties if deps.queue.reaches_anyone(topic, properties) else None
-        return reaches[key]
-
-    events = [m for d in docs for m in _event_messages(d, wanted)]
-    if events:
-        await deps.queue.send(topic, events)
-
-
-def _event_messages(
-    doc: Document, wanted: Callable[[str, str], dict[str, str | int] | None]
-) -> list[OutgoingMessage]:
-    """The document's pending events that someone receives (the rest would be
-    dropped by the topic: building them is wasted work on the intake path)."""
-    pending = set(doc.get("pending_events") or ())
-    out = []
-    for entry in doc.get("events", ()):
-        if entry.get("id") not in pending:
-            continue
-        properties = wanted(doc["tenant_id"], entry["type"])
-        if properties is not None:
-            out.append(
-                OutgoingMessage(
-                    message_id=entry["id"],
-                    body=orjson.dumps(event_payload(doc, entry)),
-                    subject=entry["type"],
-                    application_properties=properties,
-                )
-            )
-    return out
+    tenants = {d["tenant_id"] for d in docs}
+    webhooks = {t: await interest(deps, t) for t in tenants}
+    events = []
+    for doc in docs:
+        pending = set(doc.get("pending_events") or ())
+        tenant_id = doc["tenant_id"]
+        for entry in doc.get("events", ()):
+            if entry.get("id") not in pending:
+                continue
+            # Built only for an event someone receives: the intake path's hot loop.
+            properties = publish.route(deps, tenant_id, entry["type"], webhooks[tenant_id])
+            if properties is not None:
+                events.append(publish.message(event_payload(doc, entry), properties))
+    await publish.send(deps, events)
 
 
 def _has_job(doc: Document) -> bool:
     if doc.get("outbox_at") is None:
         return False
-    return doc["status"] in PENDING or FALLBACK_JOB in (doc.get("dispatch") or {}).get("job", "")
+    return doc["status"] in PENDING or is_fallback((doc.get("dispatch") or {}).get("job", ""))
 
 
 async def hand_off(

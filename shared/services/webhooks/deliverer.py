@@ -14,12 +14,9 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
 from typing import Any, Literal
-
-import orjson
 
 from shared.containers import WEBHOOK_DELIVERIES, WEBHOOKS
 from shared.domain.ids import new_id
@@ -31,9 +28,11 @@ from shared.domain.webhooks import (
 )
 from shared.ports import PreconditionFailed
 from shared.services.deps import Deps
+from shared.services.events import interest, publish
 from shared.services.webhooks import attempt as webhook_attempt
-from shared.services.webhooks import fanout as webhook_fanout
+from shared.services.webhooks import jobs
 from shared.services.webhooks.attempt import Answer
+from shared.services.webhooks.jobs import WebhookJob
 
 log = logging.getLogger(__name__)
 
@@ -48,25 +47,9 @@ GONE_REASON = "410 Gone from the endpoint"
 ATTEMPTS_KEPT = 50
 
 
-@dataclass(frozen=True, slots=True)
-class DeliveryJob:
-    tenant_id: str
-    delivery_id: str
-    attempt: int
-
-    @classmethod
-    def decode(cls, body: bytes) -> DeliveryJob | None:
-        """The job a queue message carries (None: the body is not one)."""
-        try:
-            data = orjson.loads(body)
-            return cls(str(data["tenant_id"]), str(data["delivery_id"]), int(data["attempt"]))
-        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
-            return None
-
-
 async def deliver(deps: Deps, body: bytes) -> Outcome:
     """Handle one delivery job; safe to call any number of times for the same job."""
-    job = DeliveryJob.decode(body)
+    job = WebhookJob.decode(body)
     if job is None:
         log.error("unreadable webhook delivery job dropped")
         return "unreadable"
@@ -93,7 +76,7 @@ async def deliver(deps: Deps, body: bytes) -> Outcome:
 
 async def fail_dead_lettered(deps: Deps, body: bytes, reason: str | None) -> str:
     """Fail the delivery of a job the queue gave up on, so none stays pending forever."""
-    job = DeliveryJob.decode(body)
+    job = WebhookJob.decode(body)
     if job is None:
         log.error("unreadable dead-lettered webhook delivery job dropped")
         return "unreadable"
@@ -112,7 +95,7 @@ async def fail_dead_lettered(deps: Deps, body: bytes, reason: str | None) -> str
 
 
 async def _record(
-    deps: Deps, doc: Document, job: DeliveryJob, answer: Answer, subscription: Document
+    deps: Deps, doc: Document, job: WebhookJob, answer: Answer, subscription: Document
 ) -> Document | None:
     """Write the attempt and its outcome; None if another run recorded it first."""
     now = deps.clock.now()
@@ -199,9 +182,8 @@ async def _follow_up(
     await _change_subscription(deps, doc["tenant_id"], doc["webhook_id"], subscription, change)
     if doc["status"] == "pending" and doc.get("next_attempt_at"):
         due = datetime.fromisoformat(doc["next_attempt_at"])
-        await webhook_fanout.enqueue_delivery(
-            deps, doc, int(doc["attempt_count"]) + 1, due if due > now else None
-        )
+        job = WebhookJob.of(doc, int(doc["attempt_count"]) + 1)
+        await jobs.enqueue(deps, job, due if due > now else None)
         return "retrying"
     return "delivered" if doc["status"] == "delivered" else "failed"
 
@@ -236,7 +218,7 @@ async def _change_subscription(
                 sub = await deps.store.replace(WEBHOOKS, sub, etag=sub["_etag"])
             except PreconditionFailed:
                 continue
-            webhook_fanout.forget(deps, tenant_id)
+            interest.forget(deps, tenant_id)
         await _publish_pending(deps, sub)
         return
     raise RuntimeError("concurrent updates of a webhook subscription; the queue will redeliver")
@@ -245,7 +227,7 @@ async def _change_subscription(
 async def _publish_pending(deps: Deps, sub: Document) -> None:
     pending = sub.get("pending_events") or []
     for event in pending:
-        await webhook_fanout.publish_platform_event(
+        await publish.publish_platform_event(
             deps, sub["tenant_id"], event["type"], event["data"], event_id=event["id"]
         )
     if pending:
@@ -253,7 +235,7 @@ async def _publish_pending(deps: Deps, sub: Document) -> None:
             await deps.store.patch(
                 WEBHOOKS, sub["tenant_id"], sub["id"], {"pending_events": []}, etag=sub["_etag"]
             )
-        webhook_fanout.forget(deps, sub["tenant_id"])
+        interest.forget(deps, sub["tenant_id"])
 
 
 def _unless_newer(sub: Document, *, change: Change, attempted: str) -> Events | None:
@@ -307,6 +289,3 @@ def _failing(
         reason = f"{error}; disabled at {until} unless a delivery succeeds before"
         return [("webhook.endpoint.failing", _about(sub, reason))]
     return [] if started else None
-
-
-__all__ = ["DeliveryJob", "deliver", "fail_dead_lettered"]

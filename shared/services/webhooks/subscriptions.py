@@ -2,7 +2,7 @@
 deliveries, retried, replayed and tested.
 
 The document and secret formats are in shared/domain/webhooks.py. Deliveries are made
-by shared.services.webhooks.fanout (create_delivery, enqueue_delivery) and attempted by
+by shared.services.webhooks.fanout (create_delivery; jobs: enqueue) and attempted by
 the deliverer, which re-checks the endpoint's address on every connection: what this
 module checks at create and update is early feedback, not the guard.
 """
@@ -35,8 +35,11 @@ from shared.domain.webhooks import (
 from shared.egress import EgressRefused, resolve
 from shared.ports import Filter, Page, PreconditionFailed, Query
 from shared.services.deps import Deps
+from shared.services.events import interest, publish
 from shared.services.pages import list_page
 from shared.services.webhooks import fanout as webhook_fanout
+from shared.services.webhooks import jobs
+from shared.services.webhooks.jobs import WebhookJob
 
 MAX_WEBHOOKS = 100
 """Per tenant: the fan-out reads a tenant's subscriptions whole for every event."""
@@ -99,7 +102,7 @@ async def create_webhook(deps: Deps, tenant_id: str, data: WebhookCreate) -> tup
     if data.headers:  # likewise its header values: never named without them
         await _set_headers(deps, doc["id"], data.headers)
     written = await deps.store.create(WEBHOOKS, doc)
-    webhook_fanout.forget(deps, tenant_id)
+    interest.forget(deps, tenant_id)
     return written, secret
 
 
@@ -152,7 +155,7 @@ async def update_webhook(
             written = await deps.store.replace(WEBHOOKS, doc, etag=doc["_etag"])
         except PreconditionFailed:
             continue
-        webhook_fanout.forget(deps, tenant_id)
+        interest.forget(deps, tenant_id)
         return written
     raise ConflictError("The webhook changed while updating; try again", code="CONCURRENT_UPDATE")
 
@@ -163,7 +166,7 @@ async def delete_webhook(deps: Deps, tenant_id: str, webhook_id: str) -> None:
     records expire as usual."""
     await get_webhook(deps, tenant_id, webhook_id)
     await deps.store.delete(WEBHOOKS, tenant_id, webhook_id)
-    webhook_fanout.forget(deps, tenant_id)
+    interest.forget(deps, tenant_id)
     await deps.secrets.delete(webhook_secret_name(webhook_id))
     await deps.secrets.delete(webhook_headers_name(webhook_id))  # a missing one is fine
 
@@ -311,9 +314,8 @@ async def retry_delivery(deps: Deps, tenant_id: str, webhook_id: str, delivery_i
         raise ConflictError(
             "The delivery changed while retrying; try again", code="CONCURRENT_UPDATE"
         ) from None
-    await webhook_fanout.enqueue_delivery(
-        deps, written, int(doc["attempt_count"]) + 1, None, retry=int(written["retries"])
-    )
+    attempt, retry = int(doc["attempt_count"]) + 1, int(written["retries"])
+    await jobs.enqueue(deps, WebhookJob.of(written, attempt, retry))
     return written
 
 
@@ -378,13 +380,8 @@ async def send_test(deps: Deps, tenant_id: str, webhook_id: str) -> Document:
     """A signed ``webhook.test`` event to this subscription alone (not kept for replay)."""
     subscription = await _enabled(deps, tenant_id, webhook_id)
     now = deps.clock.now()
-    event = {
-        "id": new_id("evt_test", now),
-        "type": "webhook.test",
-        "timestamp": to_utc_text(now),
-        "tenant_id": tenant_id,
-        "data": {"webhook_id": webhook_id},
-    }
+    data = {"webhook_id": webhook_id}
+    event = publish.platform_event(tenant_id, "webhook.test", data, now, new_id("evt_test", now))
     return await webhook_fanout.create_delivery(deps, subscription, event, purpose="test")
 
 
