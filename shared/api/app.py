@@ -17,6 +17,7 @@ from shared.api.routers import (
     audit,
     callbacks,
     channels,
+    event_types,
     messages,
     meta,
     oauth,
@@ -26,6 +27,7 @@ from shared.api.routers import (
     terminals,
     unsubscribe,
     users,
+    webhook_deliveries,
     webhooks,
 )
 from shared.api.schemas import Problem
@@ -79,6 +81,8 @@ def create_app(
         opt_outs.router,
         unsubscribe.router,
         webhooks.router,
+        webhook_deliveries.router,
+        event_types.router,
     )
     for router in (*routers, meta.router):
         app.include_router(router)
@@ -86,7 +90,7 @@ def create_app(
         table = direct_routes([messages.router], [messages.send_message, messages.send_batch])
         app.add_middleware(DirectRoutes, table=table, handlers=app.exception_handlers)
     app.add_middleware(RequestBoundary, flush=lambda: get_deps().flush())
-    webhooks.document_webhooks(app)
+    event_types.document_webhooks(app)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 

@@ -73,19 +73,23 @@ def new_id(prefix: str, at: datetime | None = None) -> str:
     return f"{prefix}_{_MONOTONIC.next(ms)}"
 
 
+def digest(*parts: str) -> bytes:
+    """SHA-256 over ``parts``, one per line: what every id derived from what it stands
+    for is cut from (each kind keeps the form it was first stored in)."""
+    return hashlib.sha256("\n".join(parts).encode()).digest()
+
+
 def hashed_id(prefix: str, *parts: str) -> str:
     """An id derived from what it stands for (128 bits of SHA-256 over ``parts``), for
     documents found by a point read of what they are about, never by a query."""
-    digest = hashlib.sha256("\n".join(parts).encode()).hexdigest()
-    return f"{prefix}_{digest[:32]}"
+    return f"{prefix}_{digest(*parts).hex()[:32]}"
 
 
 def derived_id(prefix: str, parent_id: str, purpose: str) -> str:
     """A stable id made from another (a fallback of a message): the parent's time,
     then 80 bits of a hash, so deriving it twice names the same document."""
     ulid = parent_id.split("_", 1)[-1]
-    digest = hashlib.sha256(f"{parent_id}\n{purpose}".encode()).digest()[:10]
-    tail = base64.b32encode(digest).translate(_TO_CROCKFORD).decode()
+    tail = base64.b32encode(digest(parent_id, purpose)[:10]).translate(_TO_CROCKFORD).decode()
     return f"{prefix}_{ulid[:10]}{tail}"
 
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import base64
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Annotated, Any, Literal, get_args
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+
+from shared.domain.encoding import b64decode_lenient_spaces
 
 TerminalType = Literal["email", "phone", "alphanumeric", "telegram", "device", "topic", "url"]
 ContentType = Literal["text", "html", "media", "template", "push"]
@@ -82,7 +83,7 @@ class Attachment(Strict):
     def _base64(cls, value: str | None) -> str | None:
         if value is not None:
             try:
-                base64.b64decode("".join(value.split()), validate=True)
+                b64decode_lenient_spaces(value)
             except ValueError:
                 raise ValueError("is not base64") from None
         return value

@@ -8,13 +8,13 @@ channel type and the normalised address, so a send never queries.
 from __future__ import annotations
 
 import base64
-import hashlib
 from collections.abc import Iterable
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from shared.domain.addresses import normalise_address
+from shared.domain.ids import digest
 
 OptOutReason = Literal["keyword", "bounce", "complaint", "unsubscribe", "manual"]
 
@@ -95,8 +95,8 @@ def opt_out_id(tenant_id: str, channel_type: str, address: str) -> str:
     """``opt_`` and 130 bits of SHA-256 (base32) over tenant, type and normalised
     address: derived, so a send finds it by one point read; the tenant in the hash
     keeps ids unique across tenants."""
-    digest = hashlib.sha256(f"{tenant_id}\n{channel_type}\n{address}".encode()).digest()
-    return "opt_" + base64.b32encode(digest).decode().lower()[:26]
+    hashed = digest(tenant_id, channel_type, address)
+    return "opt_" + base64.b32encode(hashed).decode().lower()[:26]
 
 
 def keyword_action(

@@ -7,11 +7,11 @@ the document, so one write persists all three (the events' outbox).
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from shared.domain.jobs import fallback_job_id
+from shared.domain.message_document import ErrorInfo, MessageDocument, TimelineEntry
 from shared.domain.messages import to_utc_text
-from shared.domain.models import Document
 from shared.domain.status import can_move, emits_event
 
 
@@ -20,11 +20,11 @@ def event_id(message_id: str, seq: int) -> str:
     return f"evt_{message_id.removeprefix('msg_')}_{seq}"
 
 
-def _append(doc: Document, entry: dict[str, Any], at: datetime) -> str:
-    events: list[dict[str, Any]] = doc.setdefault("events", [])
+def _append(doc: MessageDocument, entry: dict[str, Any], at: datetime) -> str:
+    events = doc.setdefault("events", [])
     eid = event_id(doc["id"], len(events))
-    events.append({"id": eid, **entry, "at": to_utc_text(at)})
-    pending: list[str] = doc.setdefault("pending_events", [])
+    events.append(cast(TimelineEntry, {"id": eid, **entry, "at": to_utc_text(at)}))
+    pending = doc.setdefault("pending_events", [])
     pending.append(eid)
     if doc.get("events_at") is None:
         doc["events_at"] = to_utc_text(at)
@@ -34,7 +34,7 @@ def _append(doc: Document, entry: dict[str, Any], at: datetime) -> str:
 def _details(
     attempt: int | None,
     provider_message_id: str | None,
-    error: dict[str, Any] | None,
+    error: ErrorInfo | None,
     extra: dict[str, Any] | None,
 ) -> dict[str, Any]:
     out: dict[str, Any] = {}
@@ -55,13 +55,13 @@ job, if it has one, is armed in its place)."""
 
 
 def change_status(
-    doc: Document,
+    doc: MessageDocument,
     status: str,
     at: datetime,
     *,
     attempt: int | None = None,
     provider_message_id: str | None = None,
-    error: dict[str, Any] | None = None,
+    error: ErrorInfo | None = None,
     extra: dict[str, Any] | None = None,
 ) -> bool:
     """Move the message to ``status`` if that is forward progress.
@@ -71,9 +71,8 @@ def change_status(
     """
     details = _details(attempt, provider_message_id, error, extra)
     if not can_move(doc["status"], status):
-        doc.setdefault("events", []).append(
-            {"type": "status.ignored", "status": status, "at": to_utc_text(at), **details}
-        )
+        ignored = {"type": "status.ignored", "status": status, "at": to_utc_text(at), **details}
+        doc.setdefault("events", []).append(cast(TimelineEntry, ignored))
         return False
     doc["status"] = status
     doc["updated_at"] = to_utc_text(at)
@@ -89,13 +88,13 @@ def change_status(
     return True
 
 
-def schedule(doc: Document, job: str, attempt: int, due: datetime) -> None:
+def schedule(doc: MessageDocument, job: str, attempt: int, due: datetime) -> None:
     """Record the one job dispatch will accept next (written with the document)."""
     doc["dispatch"] = {"job": job, "attempt": attempt, "due_at": to_utc_text(due)}
     doc["outbox_at"] = to_utc_text(due)
 
 
-def _arm_fallback(doc: Document, status: str, at: datetime) -> None:
+def _arm_fallback(doc: MessageDocument, status: str, at: datetime) -> None:
     """A message with a fallback gets its fallback job in the same write as the status
     that calls for it: failed or expired (now), or sent on a channel with receipts
     (``fallback_after`` seconds on, when no delivery receipt came by then)."""
@@ -109,7 +108,7 @@ def _arm_fallback(doc: Document, status: str, at: datetime) -> None:
         schedule(doc, fallback_job_id(doc["id"], "timer"), attempt, due)
 
 
-def start(doc: Document, status: str, at: datetime, **details: Any) -> None:
+def start(doc: MessageDocument, status: str, at: datetime, **details: Any) -> None:
     """The first status of a new message, with its event."""
     doc["status"] = status
     doc["events"] = []
@@ -118,19 +117,19 @@ def start(doc: Document, status: str, at: datetime, **details: Any) -> None:
     _append(doc, {"type": f"message.{status}", "status": status, **details}, at)
 
 
-def add_event(doc: Document, event_type: str, at: datetime, **details: Any) -> str:
+def add_event(doc: MessageDocument, event_type: str, at: datetime, **details: Any) -> str:
     """An event that is not a status change (``message.retrying``)."""
     doc["updated_at"] = to_utc_text(at)
     return _append(doc, {"type": event_type, "status": doc["status"], **details}, at)
 
 
-def error_info(code: str, reason: str, *, permanent: bool, **more: Any) -> dict[str, Any]:
+def error_info(code: str, reason: str, *, permanent: bool, **more: Any) -> ErrorInfo:
     info: dict[str, Any] = {"code": code, "reason": reason, "permanent": permanent}
     info.update({k: v for k, v in more.items() if v is not None})
-    return info
+    return cast(ErrorInfo, info)
 
 
-def event_payload(doc: Document, entry: dict[str, Any]) -> dict[str, Any]:
+def event_payload(doc: MessageDocument, entry: TimelineEntry) -> dict[str, Any]:
     """The published form of one timeline entry (what webhooks will carry)."""
     data: dict[str, Any] = {
         "message_id": doc["id"],

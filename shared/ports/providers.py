@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any, Literal, Protocol
 
 from shared.domain.channels import ProviderSpec
+from shared.domain.message_document import MessageDocument
 from shared.domain.models import Document
 from shared.ports.clock import Clock
 
@@ -18,7 +19,7 @@ class SendRequest:
     """What a provider needs to send one message (one attempt)."""
 
     tenant_id: str
-    message: Document
+    message: MessageDocument
     channel: Document
     credentials: Mapping[str, str]
     attempt: int

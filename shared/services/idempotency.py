@@ -16,6 +16,7 @@ import orjson
 
 from shared.containers import IDEMPOTENCY
 from shared.domain.errors import ConflictError, FieldError, ValidationFailed
+from shared.domain.ids import digest
 from shared.domain.messages import to_utc_text
 from shared.domain.models import Document
 from shared.ports import Conflict, PreconditionFailed
@@ -49,8 +50,7 @@ def body_hash(body: Any) -> str:
 
 
 def _record_id(tenant_id: str, route: str, key: str) -> str:
-    digest = hashlib.sha256(f"{tenant_id}\n{route}\n{key}".encode()).hexdigest()[:40]
-    return f"idem_{digest}"
+    return f"idem_{digest(tenant_id, route, key).hex()[:40]}"
 
 
 def check_key(key: str) -> str:

@@ -25,8 +25,8 @@ from shared.services.deps import Deps
 from shared.services.events import interest
 from shared.services.onboarding import signup
 from shared.services.webhooks import deliverer as webhook_delivery
+from shared.services.webhooks import deliveries as webhook_deliveries
 from shared.services.webhooks import fanout as webhook_fanout
-from shared.services.webhooks import subscriptions as webhooks
 from tests.peers.webhook_receiver import WebhookReceiver
 
 
@@ -251,7 +251,7 @@ async def test_a_replay_too_large_is_refused_before_anything_is_sent(
         await deps.store.create(
             EVENTS, {**event(a, n), "id": new_id("evt"), "timestamp": to_utc_text(now), "ttl": 600}
         )
-    monkeypatch.setattr(webhooks, "REPLAY_MAX", 3)
+    monkeypatch.setattr(webhook_deliveries, "REPLAY_MAX", 3)
     window = {"since": to_utc_text(now), "until": to_utc_text(now + timedelta(hours=1))}
     answer = await api.post(
         f"/api/v1/webhooks/{hook['webhook']['id']}/replay", json=window, headers=key

@@ -22,7 +22,7 @@ from openapi_spec_validator import validate
 
 from shared import bootstrap
 from shared.api.app import create_app
-from shared.api.routers.webhooks import document_webhooks
+from shared.api.routers.event_types import document_webhooks
 from shared.config import Settings
 from shared.containers import EVENTS, WEBHOOK_DELIVERIES, WEBHOOKS
 from shared.domain.messages import to_utc_text

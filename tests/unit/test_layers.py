@@ -254,6 +254,52 @@ def test_functions_holds_only_triggers() -> None:
     assert not_triggers(REPO / "functions") == []
 
 
+MAX_MODULE_LINES = 300
+MAX_FUNCTION_LINES = 60
+
+
+def test_every_module_reads_in_one_sitting() -> None:
+    too_long = [
+        f"{name}: {count} lines"
+        for name, path in modules(REPO).items()
+        if (count := len(path.read_text().splitlines())) > MAX_MODULE_LINES
+    ]
+    assert too_long == []
+
+
+def test_every_function_is_short() -> None:
+    too_long = [
+        f"{name}.{node.name}: {node.end_lineno - node.lineno + 1} lines"
+        for name, path in modules(REPO).items()
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+        and node.end_lineno is not None
+        and node.end_lineno - node.lineno + 1 > MAX_FUNCTION_LINES
+    ]
+    assert too_long == []
+
+
+def _names_imported(path: Path) -> set[str]:
+    return {
+        alias.asname or alias.name
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.ImportFrom)
+        for alias in node.names
+    }
+
+
+def test_only_the_directory_reads_the_directory_across_tenants() -> None:
+    """ARCHITECTURE's one narrow door: a service that names both the Directory and the
+    system scope could read any tenant's entries."""
+    door = "shared.services.identity.directory"
+    readers = [
+        name
+        for name, path in modules(REPO).items()
+        if name.startswith("shared.services.") and {"DIRECTORY", "SYSTEM"} <= _names_imported(path)
+    ]
+    assert readers == [door]
+
+
 # --- the checks above catch what they are for ----------------------------------------
 
 

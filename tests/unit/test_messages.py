@@ -20,7 +20,8 @@ from shared.domain.jobs import DispatchJob
 from shared.domain.messages import to_utc_text
 from shared.ports import Filter, Query
 from shared.services.channels import channels
-from shared.services.delivery import dispatch, provider_events
+from shared.services.delivery import dispatch
+from shared.services.delivery.inbound import receive_inbound
 from shared.services.messaging import intake, messages
 from shared.services.messaging.messages import MessageFilter
 from tests.unit.conftest import SETTINGS, World, sandbox_message
@@ -186,7 +187,7 @@ async def test_messages_are_listed_by_status_channel_and_direction(world: World)
         "sender": {"type": "phone", "address": "+4791234567"},
         "content": {"type": "text", "text": "STOP"},
     }
-    assert await provider_events.receive_inbound(world.deps, inbound) == "received"
+    assert await receive_inbound(world.deps, inbound) == "received"
     sent = await intake.accept_message(world.deps, world.tenant_id, message())
     queued = await intake.accept_message(world.deps, world.tenant_id, message())
     received = await world.queue.receive(OUTBOUND, max_messages=10)

@@ -10,7 +10,7 @@ from functools import lru_cache
 from typing import Any
 
 from shared.adapters.documents import check_name
-from shared.ports import ContainerSpec, Filter
+from shared.ports import SYSTEM, ContainerSpec, Filter, Query
 
 _COLUMNS = frozenset({"id", "tenant_id"})
 _COMPARISONS = {"lt": "<", "lte": "<=", "gt": ">", "gte": ">="}
@@ -24,6 +24,21 @@ def field_sql(field: str) -> str:
     for part in field.split("."):
         check_name(part)
     return f"json_extract(body, '$.{field}')"
+
+
+def where_sql(container: str, query: Query, now: float) -> tuple[list[str], list[Any]]:
+    """The conditions of a query (its container, its tenant unless SYSTEM, the live
+    documents only, its filters) and their parameters; ``container`` is a checked name."""
+    where = [f"container = '{container}'", "(expires_at IS NULL OR expires_at > ?)"]
+    params: list[Any] = [now]
+    if query.scope is not SYSTEM:
+        where.append("tenant_id = ?")
+        params.append(query.scope)
+    for f in query.where:
+        sql, values = condition_sql(f)
+        where.append(sql)
+        params.extend(values)
+    return where, params
 
 
 def condition_sql(f: Filter) -> tuple[str, list[Any]]:

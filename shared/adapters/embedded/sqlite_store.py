@@ -18,12 +18,7 @@ from shared.adapters.documents import (
     expiry,
 )
 from shared.adapters.embedded.sqlite_db import SqliteDatabase, insert_rows
-from shared.adapters.embedded.sqlite_sql import (
-    after_cursor_sql,
-    condition_sql,
-    field_sql,
-    index_ddl,
-)
+from shared.adapters.embedded.sqlite_sql import after_cursor_sql, field_sql, index_ddl, where_sql
 from shared.adapters.embedded.sqlite_table import (
     INCREMENT,
     INSERT,
@@ -51,11 +46,9 @@ from shared.ports import (
     Scope,
 )
 
+
 # SQL text is only built from constants and names check_name() accepted (see
 # sqlite_sql), hence the `noqa: S608` below; values are always bound.
-_LIVE = "(expires_at IS NULL OR expires_at > ?)"
-
-
 class SqliteDocumentStore:
     """Documents in one ``documents`` table keyed by (container, id)."""
 
@@ -199,16 +192,7 @@ class SqliteDocumentStore:
             raise ValueError("limit must be at least 1")
         spec = self._spec(container)
         spec.check_query(query)
-        name = check_name(spec.name)
-        where: list[str] = [f"container = '{name}'", _LIVE]
-        params: list[Any] = [self._now()]
-        if query.scope is not SYSTEM:
-            where.append("tenant_id = ?")
-            params.append(query.scope)
-        for f in query.where:
-            sql, values = condition_sql(f)
-            where.append(sql)
-            params.extend(values)
+        where, params = where_sql(check_name(spec.name), query, self._now())
         order = field_sql(query.order_by)
         branches: list[tuple[str, list[Any]]] = [("1", [])]
         if query.cursor is not None:

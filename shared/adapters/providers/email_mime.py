@@ -7,7 +7,6 @@ from our message id, so every attempt carries the same one.
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import html
 import re
@@ -17,6 +16,7 @@ from email.message import EmailMessage
 from email.utils import formatdate
 from typing import Any
 
+from shared.domain.encoding import b64decode_lenient_spaces
 from shared.domain.errors import ProviderError
 
 _DROP_BLOCKS = re.compile(r"<(script|style)\b.*?</\1\s*>", re.IGNORECASE | re.DOTALL)
@@ -82,7 +82,7 @@ def build_email(
                 "ATTACHMENT_URL_NOT_SUPPORTED",
             )
         try:
-            data = base64.b64decode("".join(str(attachment["content"]).split()), validate=True)
+            data = b64decode_lenient_spaces(str(attachment["content"]))
         except ValueError:
             raise invalid(f"attachment {attachment.get('filename')!r} is not base64") from None
         maintype, _, subtype = str(attachment.get("content_type") or "").partition("/")

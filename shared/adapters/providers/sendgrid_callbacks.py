@@ -47,6 +47,7 @@ from shared.adapters.providers.sendgrid_inbound import (
     inbound_content,
     receiver,
 )
+from shared.domain.encoding import b64decode_lenient_spaces
 from shared.domain.errors import CallbackInvalid, CallbackRejected
 from shared.domain.models import Document
 from shared.ports import CallbackReply, CallbackRequest, ProviderEvent
@@ -76,7 +77,7 @@ def verify_signature(public_key: str, signature: str, timestamp: str, body: byte
     """Whether ``signature`` is SendGrid's ECDSA signature of ``timestamp`` + ``body``."""
     try:
         key = _public_key(public_key)
-        der = base64.b64decode("".join(signature.split()), validate=True)
+        der = b64decode_lenient_spaces(signature)
         key.verify(der, timestamp.encode("ascii") + body, ec.ECDSA(hashes.SHA256()))
     except (InvalidSignature, UnsupportedAlgorithm, ValueError, TypeError, binascii.Error):
         return False
@@ -88,7 +89,7 @@ def _public_key(text: str) -> ec.EllipticCurvePublicKey:
     if "BEGIN PUBLIC KEY" in text:
         key = serialization.load_pem_public_key(text.strip().encode("ascii"))
     else:
-        der = base64.b64decode("".join(text.split()), validate=True)
+        der = b64decode_lenient_spaces(text)
         key = serialization.load_der_public_key(der)
     if not isinstance(key, ec.EllipticCurvePublicKey) or key.curve.name != "secp256r1":
         raise ValueError("not a P-256 public key")

@@ -35,9 +35,11 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared.adapters.providers.http import LazyClient, call, status_error
-from shared.adapters.providers.webpush_crypto import PushSubscription, Vapid, b64url, encrypt
+from shared.adapters.providers.webpush_crypto import PushSubscription, Vapid, encrypt
 from shared.domain.channels import CredentialField, ProviderSpec
+from shared.domain.encoding import b64url
 from shared.domain.errors import ProviderError
+from shared.domain.message_document import receiver_of
 from shared.ports import ProviderEnv, ProviderModule, SendRequest, SendResult
 
 MAX_PAYLOAD = 3993
@@ -98,7 +100,7 @@ class WebPushSender:
     async def send(self, request: SendRequest) -> SendResult:
         settings: Mapping[str, Any] = request.channel.get("settings") or {}
         subscription = PushSubscription.parse(
-            request.message["receiver"]["address"], plain_http=self._env.allow_private_egress
+            receiver_of(request.message)["address"], plain_http=self._env.allow_private_egress
         )
         vapid = Vapid.from_credentials(request.credentials)
         body = encrypt(payload(request.message), subscription)

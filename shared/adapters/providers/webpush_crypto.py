@@ -3,7 +3,6 @@ encryption (aes128gcm) and RFC 8292 VAPID identification."""
 
 from __future__ import annotations
 
-import base64
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -15,19 +14,11 @@ import jwt
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+from shared.domain.encoding import b64url, b64url_decode
 from shared.domain.errors import ProviderError
 
 VAPID_LIFETIME = timedelta(hours=12)
 """RFC 8292 §2: a VAPID token must expire within 24 hours of the request."""
-
-
-def b64url_decode(text: str) -> bytes:
-    """Base64url with or without padding (browsers send it without)."""
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-
-
-def b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,4 +123,4 @@ def _bad_subscription(reason: str) -> ProviderError:
     return ProviderError("permanent", "WEBPUSH_BAD_SUBSCRIPTION", f"The receiver: {reason}")
 
 
-__all__ = ["PushSubscription", "Vapid", "b64url", "b64url_decode", "encrypt", "origin"]
+__all__ = ["PushSubscription", "Vapid", "encrypt", "origin"]

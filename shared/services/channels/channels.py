@@ -18,7 +18,8 @@ from shared.domain.errors import ConflictError, FieldError, NotFoundError, Valid
 from shared.domain.ids import new_id
 from shared.domain.messages import Terminal, to_utc_text
 from shared.domain.models import Document
-from shared.ports import Conflict, Filter, Page, PreconditionFailed, Query
+from shared.ports import Conflict, Filter, Page, Query
+from shared.services import concurrency
 from shared.services.deps import Deps
 from shared.services.identity import directory
 from shared.services.lookups import find_named, find_named_cached, forget_named
@@ -164,8 +165,7 @@ async def list_channels(deps: Deps, tenant_id: str, *, limit: int, cursor: str |
 
 
 async def update_channel(deps: Deps, tenant_id: str, name: str, data: ChannelUpdate) -> Document:
-    for _ in range(3):
-        doc = await get_channel(deps, tenant_id, name)
+    async def change(doc: Document) -> None:
         spec = deps.catalog.resolve(doc["type"], doc["provider"])
         changes = data.model_dump(exclude_unset=True)
         if "settings" in changes and changes["settings"] is not None:
@@ -181,13 +181,13 @@ async def update_channel(deps: Deps, tenant_id: str, name: str, data: ChannelUpd
                 deps, tenant_id, doc["name"], doc["type"], data.policy
             )
         doc["updated_at"] = to_utc_text(deps.clock.now())
-        try:
-            written = await deps.store.replace(CHANNELS, doc, etag=doc["_etag"])
-        except PreconditionFailed:
-            continue
-        forget(deps, written)
-        return written
-    raise ConflictError("The channel changed while updating; try again", code="CONCURRENT_UPDATE")
+
+    tries = concurrency.for_request("The channel changed while updating")
+    written = await concurrency.rewrite(
+        deps.store, CHANNELS, lambda: get_channel(deps, tenant_id, name), change, tries
+    )
+    forget(deps, written)
+    return written
 
 
 async def set_credentials(

@@ -20,7 +20,8 @@ from shared.domain.templates import (
     check_template,
     render,
 )
-from shared.ports import Conflict, Page, PreconditionFailed, Query
+from shared.ports import Conflict, Page, Query
+from shared.services import concurrency
 from shared.services.deps import Deps
 from shared.services.lookups import find_named, find_named_cached, forget_named
 from shared.services.pages import list_page
@@ -96,8 +97,7 @@ async def list_templates(deps: Deps, tenant_id: str, *, limit: int, cursor: str 
 
 
 async def update_template(deps: Deps, tenant_id: str, name: str, data: TemplateUpdate) -> Document:
-    for _ in range(3):
-        doc = await get_template(deps, tenant_id, name)
+    async def change(doc: Document) -> None:
         variables = data.variables
         if variables is None:
             variables = [TemplateVariable.model_validate(v) for v in doc["variables"]]
@@ -112,13 +112,13 @@ async def update_template(deps: Deps, tenant_id: str, name: str, data: TemplateU
         if "description" in data.model_fields_set:
             doc["description"] = data.description
         doc["updated_at"] = to_utc_text(deps.clock.now())
-        try:
-            written = await deps.store.replace(TEMPLATES, doc, etag=doc["_etag"])
-        except PreconditionFailed:
-            continue
-        forget(deps, written)
-        return written
-    raise ConflictError("The template changed while updating; try again", code="CONCURRENT_UPDATE")
+
+    tries = concurrency.for_request("The template changed while updating")
+    written = await concurrency.rewrite(
+        deps.store, TEMPLATES, lambda: get_template(deps, tenant_id, name), change, tries
+    )
+    forget(deps, written)
+    return written
 
 
 async def delete_template(deps: Deps, tenant_id: str, name: str) -> Document:

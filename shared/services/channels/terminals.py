@@ -19,7 +19,7 @@ from shared.domain.terminals import (
 from shared.ports import Conflict, Filter, NotFound, Page, Query
 from shared.services.channels.channels import get_channel
 from shared.services.deps import Deps
-from shared.services.pages import list_page
+from shared.services.pages import every_page, list_page
 
 INTERNAL_FIELDS = ("_etag", "tenant_id", "key")
 SCAN_PAGE = 1000
@@ -120,22 +120,11 @@ async def active_senders(deps: Deps, tenant_id: str, channel_id: str) -> Senders
 
 async def _load_senders(deps: Deps, tenant_id: str, channel_id: str) -> Document:
     # Always a document, so a channel with no terminals is cached too.
+    query = Query(scope=tenant_id, where=(Filter("channel_id", "eq", channel_id),), limit=SCAN_PAGE)
     found: set[tuple[str, str]] = set()
-    cursor: str | None = None
-    while True:
-        page = await deps.store.query(
-            TERMINALS,
-            Query(
-                scope=tenant_id,
-                where=(Filter("channel_id", "eq", channel_id),),
-                limit=SCAN_PAGE,
-                cursor=cursor,
-            ),
-        )
-        found |= sending_identities(page.items)
-        cursor = page.next_cursor
-        if cursor is None:
-            return {"senders": frozenset(found)}
+    async for page in every_page(deps.store, TERMINALS, query):
+        found |= sending_identities(page)
+    return {"senders": frozenset(found)}
 
 
 def forget(deps: Deps, doc: Document) -> None:

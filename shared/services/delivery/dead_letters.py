@@ -6,12 +6,13 @@ import logging
 
 import orjson
 
-from shared.containers import MESSAGES
 from shared.domain.jobs import DispatchJob
+from shared.domain.message_document import MessageDocument
 from shared.domain.timeline import change_status, error_info
-from shared.ports import PreconditionFailed
+from shared.services import concurrency
+from shared.services.concurrency import Keep
 from shared.services.deps import Deps
-from shared.services.messaging import outbox
+from shared.services.messaging import outbox, repository
 
 log = logging.getLogger(__name__)
 
@@ -26,12 +27,10 @@ async def fail_dead_lettered(deps: Deps, body: bytes, reason: str | None) -> str
         # A fallback job the queue gave up on: the primary's own status stands.
         log.error("fallback job of %s dead-lettered (%s)", job.message_id, reason)
         return "settled"
-    for _ in range(5):
-        doc = await deps.store.read(MESSAGES, job.tenant_id, job.message_id)
-        if doc is None:
-            return "missing"
+
+    async def fail(doc: MessageDocument) -> str | Keep[str]:
         if doc["status"] not in ("scheduled", "queued", "sending"):
-            return "settled"
+            return Keep("settled")
         error = error_info(
             "DEAD_LETTERED",
             f"The queue gave up on this message ({reason or 'no reason given'})",
@@ -39,13 +38,15 @@ async def fail_dead_lettered(deps: Deps, body: bytes, reason: str | None) -> str
         )
         doc["claim"] = None
         change_status(doc, "failed", deps.clock.now(), attempt=doc.get("attempts"), error=error)
-        try:
-            written = await deps.store.replace(MESSAGES, doc, etag=doc["_etag"])
-        except PreconditionFailed:
-            continue
-        await outbox.hand_off(deps, [written])
         return "failed"
-    raise RuntimeError("could not mark the dead-lettered message failed; will be redelivered")
+
+    tries = concurrency.for_queue(f"failing the dead-lettered {job.message_id}")
+    done = await repository.update(deps, job.tenant_id, job.message_id, fail, tries)
+    if done is None:
+        return "missing"
+    if done.doc is not None:
+        await outbox.hand_off(deps, [done.doc])
+    return done.outcome
 
 
 async def log_dead_provider_event(body: bytes, reason: str | None) -> None:

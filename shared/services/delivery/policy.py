@@ -22,6 +22,7 @@ import math
 from datetime import UTC, datetime, timedelta
 
 from shared.containers import CHANNELS, COUNTERS
+from shared.domain.message_document import MessageDocument
 from shared.domain.messages import to_utc_text
 from shared.domain.models import Document
 from shared.domain.retry import MAX_RETRY_AFTER
@@ -79,13 +80,13 @@ async def pause(deps: Deps, channel: Document, seconds: float, now: datetime) ->
     )
 
 
-async def origin_of(deps: Deps, doc: Document) -> Document | None:
+async def origin_of(deps: Deps, doc: MessageDocument) -> Document | None:
     """The channel the message was sent to first: its policy governs failover."""
     name = doc.get("origin_channel") or doc["channel"]
     return await channel_service.find_for_sending(deps, doc["tenant_id"], name)
 
 
-async def next_backup(deps: Deps, doc: Document) -> Document | None:
+async def next_backup(deps: Deps, doc: MessageDocument) -> Document | None:
     """The first backup of the message's first channel it has not tried, if usable:
     active, not paused, and able to send as someone (its default sender)."""
     first = await origin_of(deps, doc)
@@ -101,13 +102,13 @@ async def next_backup(deps: Deps, doc: Document) -> Document | None:
             backup is not None
             and backup["status"] == "active"
             and paused_until(backup, now) is None
-            and _can_send_as(deps, backup, doc)
+            and _can_send_as(deps, backup)
         ):
             return backup
     return None
 
 
-def _can_send_as(deps: Deps, backup: Document, doc: Document) -> bool:
+def _can_send_as(deps: Deps, backup: Document) -> bool:
     """A backup sends as its default sender; without one, only where no sender is
     needed (push, the sandbox) — another channel's sender is not its to use."""
     if backup.get("default_sender") or backup["provider"] == "sandbox":
@@ -116,9 +117,9 @@ def _can_send_as(deps: Deps, backup: Document, doc: Document) -> bool:
     return spec is not None and not spec.sender_types
 
 
-def fail_over(doc: Document, backup: Document, now: datetime, reason: str) -> None:
+def fail_over(doc: MessageDocument, backup: Document, now: datetime, reason: str) -> None:
     """Move the message to ``backup``, sending as its default sender."""
-    tried: list[str] = doc.setdefault("channels_tried", [doc["channel"]])
+    tried = doc.setdefault("channels_tried", [doc["channel"]])
     doc.setdefault("origin_channel", doc["channel"])
     moved = {"from": doc["channel"], "to": backup["name"], "reason": reason}
     tried.append(backup["name"])
@@ -129,8 +130,8 @@ def fail_over(doc: Document, backup: Document, now: datetime, reason: str) -> No
     add_event(doc, "message.retrying", now, failover=moved)
 
 
-def failures_reached(doc: Document, failover_after: int) -> bool:
+def failures_reached(doc: MessageDocument, failover_after: int) -> bool:
     """Count this transient failure on the message's channel; whether it is the last
     one before failover."""
-    doc["channel_failures"] = int(doc.get("channel_failures") or 0) + 1
-    return bool(doc["channel_failures"] >= failover_after)
+    failures = doc["channel_failures"] = doc.get("channel_failures", 0) + 1
+    return failures >= failover_after

@@ -18,7 +18,6 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from shared.containers import APPS, DIRECTORY
 from shared.domain import scopes as scope_table
 from shared.domain.errors import (
-    ConflictError,
     FieldError,
     Forbidden,
     NotFoundError,
@@ -28,7 +27,8 @@ from shared.domain.ids import new_api_key, new_id
 from shared.domain.messages import to_utc_text
 from shared.domain.models import Document
 from shared.domain.principal import Principal
-from shared.ports import Filter, Page, PreconditionFailed, Query
+from shared.ports import Filter, Page, Query
+from shared.services import concurrency
 from shared.services.deps import Deps
 from shared.services.identity import client_credentials, directory
 from shared.services.pages import list_page
@@ -154,20 +154,16 @@ async def update_app(deps: Deps, principal: Principal, app_id: str, data: AppUpd
         )
     if not changes:
         raise ValidationFailed("Nothing to change", errors=[FieldError("body", "empty")])
-    for _ in range(3):
-        app = await _managed(deps, principal, app_id)
-        changes["updated_at"] = to_utc_text(deps.clock.now())
-        try:
-            app = await deps.store.patch(
-                APPS, principal.tenant_id, app_id, changes, etag=app["_etag"]
-            )
-        except PreconditionFailed:
-            continue
-        await _sync_keys(deps, app)
-        return app
-    raise ConflictError(
-        "The application changed while updating; try again", code="CONCURRENT_UPDATE"
+
+    async def change(app: Document) -> None:
+        app.update(changes, updated_at=to_utc_text(deps.clock.now()))
+
+    tries = concurrency.for_request("The application changed while updating")
+    app = await concurrency.rewrite(
+        deps.store, APPS, lambda: _managed(deps, principal, app_id), change, tries
     )
+    await _sync_keys(deps, app)
+    return app
 
 
 async def delete_app(deps: Deps, principal: Principal, app_id: str) -> None:

@@ -23,6 +23,7 @@ from shared.domain.models import Document
 from shared.ports import Filter, Query
 from shared.services.deps import Deps
 from shared.services.identity import directory
+from shared.services.pages import every_page
 
 _hasher = PasswordHasher()
 
@@ -72,22 +73,8 @@ async def token_entry(deps: Deps, kind: str, token: str) -> Document | None:
 
 async def _refresh_entries(deps: Deps, tenant_id: str) -> list[Document]:
     """Every refresh-token entry of the tenant, page after page."""
-    found: list[Document] = []
-    cursor = None
-    while True:
-        page = await deps.store.query(
-            DIRECTORY,
-            Query(
-                scope=tenant_id,
-                where=(Filter("kind", "eq", "refresh"),),
-                limit=1000,
-                cursor=cursor,
-            ),
-        )
-        found += page.items
-        if page.next_cursor is None:
-            return found
-        cursor = page.next_cursor
+    query = Query(scope=tenant_id, where=(Filter("kind", "eq", "refresh"),), limit=1000)
+    return [doc async for page in every_page(deps.store, DIRECTORY, query) for doc in page]
 
 
 async def revoke_family(deps: Deps, entry: Document) -> None:

@@ -14,6 +14,7 @@ from shared.domain.errors import (
 )
 from shared.domain.ids import new_id
 from shared.domain.jobs import dispatch_job_id
+from shared.domain.message_document import MessageDocument, Party
 from shared.domain.messages import (
     MessageCreate,
     Terminal,
@@ -67,10 +68,10 @@ def _check_times(msg: MessageCreate, now: datetime) -> None:
         )
 
 
-def _terminal(t: Terminal | None) -> dict[str, Any] | None:
+def _party(t: Terminal | None) -> Party | None:
     if t is None:
         return None
-    out: dict[str, Any] = {"type": t.type, "address": t.address}
+    out: Party = {"type": t.type, "address": t.address}
     if t.display_name is not None:
         out["display_name"] = t.display_name
     return out
@@ -88,7 +89,7 @@ async def make_message(
     batch_context: dict[str, Any] | None = None,
     traceparent: str | None = None,
     msg_id: str | None = None,
-) -> Document:
+) -> MessageDocument:
     """A new outbound message document, checked against its channel's rules (and its
     fallbacks against theirs: a fallback that could not be sent is refused now)."""
     channel = await channels.get(msg.channel)
@@ -111,8 +112,11 @@ async def make_message(
     )
     if prepared is None:
         return doc
-    doc.update(prepared.extra)
-    doc.update(await send_rules.check(deps, doc, prepared, channel))
+    if prepared.template is not None:
+        doc["template"] = prepared.template
+    segments = await send_rules.check(deps, doc, prepared, channel)
+    if segments is not None:
+        doc["segments"] = segments
     if channel["type"] == "email":
         headers = await unsubscribe.headers_for(deps, doc)
         if headers:
@@ -139,7 +143,7 @@ def build_message(
     traceparent: str | None = None,
     msg_id: str | None = None,
     webhooks: frozenset[str] = frozenset(),
-) -> Document:
+) -> MessageDocument:
     """A new outbound message document with its first status and dispatch job
     (``webhooks``: the event types the tenant's webhooks take)."""
     spec = deps.catalog.resolve(channel["type"], channel["provider"])
@@ -152,15 +156,17 @@ def build_message(
     stamp = to_utc_text(now)
     due = msg.send_at if msg.send_at is not None and msg.send_at > now else now
     options = raw.get("options") or {}
-    doc: Document = {
+    first = "scheduled" if due > now else "queued"
+    doc: MessageDocument = {
         "id": msg_id,
         "tenant_id": tenant_id,
         "direction": "outbound",
+        "status": first,
         "channel": channel["name"],
         "channel_id": channel["id"],
         "provider": channel["provider"],
-        "receiver": _terminal(receiver),
-        "sender": _terminal(sender),
+        "receiver": _party(receiver),
+        "sender": _party(sender),
         "content": raw["content"],
         "subject": msg.subject,
         "context": {**(batch_context or {}), **msg.context},
@@ -179,7 +185,7 @@ def build_message(
     }
     if traceparent is not None:
         doc["traceparent"] = traceparent
-    start(doc, "scheduled" if due > now else "queued", now)
+    start(doc, first, now)
     outbox.forget_unreceived_events(deps, doc, webhooks)
     schedule(doc, dispatch_job_id(msg_id, 1), 1, due)
     return doc

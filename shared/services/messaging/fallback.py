@@ -15,23 +15,23 @@ from __future__ import annotations
 import logging
 from typing import Literal
 
-from shared.containers import MESSAGES
 from shared.domain.errors import OcmError
 from shared.domain.ids import derived_id
 from shared.domain.jobs import fallback_on_timer
-from shared.domain.models import Document
+from shared.domain.message_document import MessageDocument
 from shared.domain.timeline import add_event, error_info
-from shared.ports import Conflict, PreconditionFailed
+from shared.ports import Conflict
+from shared.services import concurrency
+from shared.services.concurrency import Keep, Updated
 from shared.services.deps import Deps
-from shared.services.messaging import compose, intake, outbox
+from shared.services.messaging import compose, intake, outbox, repository
 
 log = logging.getLogger(__name__)
 
 Outcome = Literal["fallback", "dropped", "missing", "refused"]
-DELIVERED = frozenset({"delivered", "read"})
 
 
-def _due(doc: Document, job: str) -> bool:
+def _due(doc: MessageDocument, job: str) -> bool:
     """Whether the primary still calls for its fallback."""
     if doc.get("fallback_id") or doc.get("fallback_error") or not doc.get("fallback"):
         return False
@@ -41,37 +41,38 @@ def _due(doc: Document, job: str) -> bool:
 
 
 async def fire(deps: Deps, tenant_id: str, message_id: str, job: str) -> Outcome:
-    for _ in range(5):
-        doc = await deps.store.read(MESSAGES, tenant_id, message_id)
-        if doc is None:
-            return "missing"
+    async def record(doc: MessageDocument) -> Outcome | Keep[Outcome]:
         if not _due(doc, job):
-            return "dropped"
+            return Keep("dropped")
         now = deps.clock.now()
         child_id = derived_id("msg", doc["id"], "fallback")
         try:
             await _create(deps, doc, child_id)
         except OcmError as exc:
-            doc["fallback_error"] = error_info(exc.code, exc.detail, permanent=True)
-            add_event(doc, "message.fallback", now, error=doc["fallback_error"])
+            error = doc["fallback_error"] = error_info(exc.code, exc.detail, permanent=True)
+            add_event(doc, "message.fallback", now, error=error)
             outcome: Outcome = "refused"
         else:
             doc["fallback_id"] = child_id
             add_event(doc, "message.fallback", now, fallback_id=child_id)
             outcome = "fallback"
         doc["outbox_at"] = None
-        try:
-            written = await deps.store.replace(MESSAGES, doc, etag=doc["_etag"])
-        except PreconditionFailed:
-            continue
-        await outbox.hand_off(deps, [written])
         return outcome
-    raise RuntimeError("could not record the fallback; the queue will redeliver")
+
+    tries = concurrency.for_queue("recording the fallback")
+    done: Updated[MessageDocument, Outcome] | None = await repository.update(
+        deps, tenant_id, message_id, record, tries
+    )
+    if done is None:
+        return "missing"
+    if done.doc is not None:
+        await outbox.hand_off(deps, [done.doc])
+    return done.outcome
 
 
-async def _create(deps: Deps, primary: Document, child_id: str) -> None:
+async def _create(deps: Deps, primary: MessageDocument, child_id: str) -> None:
     """The fallback message, accepted as a client's would be (idempotent by id)."""
-    if await deps.store.read(MESSAGES, primary["tenant_id"], child_id) is not None:
+    if await repository.read(deps, primary["tenant_id"], child_id) is not None:
         return
     raw = {**primary["fallback"], "context": primary.get("context") or {}}
     msg = intake.parse_message(raw)
@@ -90,7 +91,7 @@ async def _create(deps: Deps, primary: Document, child_id: str) -> None:
     doc["tags"] = doc.get("tags") or primary.get("tags") or []
     await intake.reserve(deps, tenant_id, 1)
     try:
-        await deps.store.create(MESSAGES, doc)
+        await repository.create(deps, doc)
     except Conflict:
         return
     await outbox.hand_off(deps, [doc], clear=False, best_effort=True)

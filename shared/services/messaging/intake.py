@@ -16,7 +16,6 @@ import orjson
 from pydantic import ValidationError
 
 from shared import telemetry
-from shared.containers import MESSAGES
 from shared.domain.errors import (
     FieldError,
     OcmError,
@@ -24,6 +23,7 @@ from shared.domain.errors import (
     ValidationFailed,
 )
 from shared.domain.ids import new_id
+from shared.domain.message_document import MessageDocument
 from shared.domain.messages import (
     MAX_JSON_DEPTH,
     MessageCreate,
@@ -32,7 +32,7 @@ from shared.domain.messages import (
 from shared.domain.models import Document
 from shared.services.deps import Deps
 from shared.services.identity import limits, tenants
-from shared.services.messaging import outbox
+from shared.services.messaging import outbox, repository
 from shared.services.messaging.compose import ChannelCache, make_message
 from shared.services.messaging.messages import public
 
@@ -100,7 +100,7 @@ async def accept_message(
         )
         span.set_attribute("ocm.message_id", doc["id"])
         await reserve(deps, tenant_id, 1)
-        await deps.store.create(MESSAGES, doc)
+        await repository.create(deps, doc)
         await outbox.hand_off(deps, [doc], clear=False, best_effort=True)
     return public(doc)
 
@@ -140,7 +140,7 @@ async def _accept_batch(
 ) -> BatchResult:
     channels = ChannelCache(deps, tenant_id)
     items: list[dict[str, Any]] = []
-    docs: list[Document] = []
+    docs: list[MessageDocument] = []
     trace = telemetry.traceparent()
     for index, raw in enumerate(messages):
         try:
@@ -165,7 +165,7 @@ async def _accept_batch(
         items.append({"index": index, "id": doc["id"], "status": doc["status"], "error": None})
     if docs:
         await reserve(deps, tenant_id, len(docs))
-        await deps.store.create_many(MESSAGES, docs)
+        await repository.create_many(deps, docs)
         await outbox.hand_off(deps, docs, clear=False, best_effort=True)
     return BatchResult(batch_id=batch_id, items=items)
 

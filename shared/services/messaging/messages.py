@@ -3,52 +3,39 @@ messages of a deleted channel, failed."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from shared.containers import MESSAGES
-from shared.domain.errors import (
-    ConflictError,
-    NotFoundError,
-)
-from shared.domain.messages import (
-    to_utc_text,
-)
+from shared.domain.errors import ConflictError, NotFoundError
+from shared.domain.message_document import INTERNAL_FIELDS, MessageDocument
+from shared.domain.messages import to_utc_text
 from shared.domain.models import Document
 from shared.domain.status import PENDING
 from shared.domain.timeline import change_status, error_info
 from shared.ports import Filter, Page, PreconditionFailed, Query
+from shared.services import concurrency
 from shared.services.channels import channels as channel_service
 from shared.services.deps import Deps
-from shared.services.messaging import outbox
+from shared.services.messaging import outbox, repository
 from shared.services.pages import list_page
 
-INTERNAL_FIELDS = frozenset(
-    {
-        "_etag",
-        "tenant_id",
-        "dispatch",
-        "outbox_at",
-        "events_at",
-        "pending_events",
-        "claim",
-        "receipt_ids",
-        "traceparent",
-        "channel_failures",
-    }
-)
 
-
-def public(doc: Document) -> Document:
+def public(doc: Mapping[str, Any]) -> Document:
     return {k: v for k, v in doc.items() if k not in INTERNAL_FIELDS}
 
 
-async def get_message(deps: Deps, tenant_id: str, message_id: str) -> Document:
-    doc = await deps.store.read(MESSAGES, tenant_id, message_id)
+async def get_message(deps: Deps, tenant_id: str, message_id: str) -> MessageDocument:
+    doc = await repository.read(deps, tenant_id, message_id)
     if doc is None:
-        raise NotFoundError(f"No message {message_id!r}", code="MESSAGE_NOT_FOUND")
+        raise _not_found(message_id)
     return doc
+
+
+def _not_found(message_id: str) -> NotFoundError:
+    return NotFoundError(f"No message {message_id!r}", code="MESSAGE_NOT_FOUND")
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,21 +83,22 @@ async def list_messages(
 
 async def cancel_message(deps: Deps, tenant_id: str, message_id: str) -> Document:
     """Cancel a scheduled or queued message; its queued job is then ignored."""
-    for _ in range(3):
-        doc = await get_message(deps, tenant_id, message_id)
+
+    async def cancel(doc: MessageDocument) -> None:
         if doc["status"] not in PENDING:
             raise ConflictError(
                 f"Only scheduled or queued messages can be cancelled; this one is {doc['status']}",
                 code="MESSAGE_NOT_CANCELLABLE",
             )
         change_status(doc, "cancelled", deps.clock.now())
-        try:
-            written = await deps.store.replace(MESSAGES, doc, etag=doc["_etag"])
-        except PreconditionFailed:
-            continue
-        await outbox.hand_off(deps, [written])
-        return public(written)
-    raise ConflictError("The message changed while cancelling; try again", code="CONCURRENT_UPDATE")
+
+    current = await get_message(deps, tenant_id, message_id)
+    tries = concurrency.for_request("The message changed while cancelling")
+    done = await repository.update(deps, tenant_id, message_id, cancel, tries, first=current)
+    if done is None or done.doc is None:  # cancel always writes; None: gone meanwhile
+        raise _not_found(message_id)
+    await outbox.hand_off(deps, [done.doc])
+    return public(done.doc)
 
 
 PENDING_SWEEP_LIMIT = 1000
@@ -128,24 +116,20 @@ async def delete_channel(deps: Deps, tenant_id: str, name: str) -> int:
 
 
 async def fail_pending_messages(deps: Deps, tenant_id: str, channel_id: str) -> int:
-    page = await deps.store.query(
-        MESSAGES,
-        Query(
-            scope=tenant_id,
-            where=(
-                Filter("channel_id", "eq", channel_id),
-                Filter("status", "in", ["scheduled", "queued"]),
-            ),
-            limit=PENDING_SWEEP_LIMIT,
-        ),
+    where = (
+        Filter("channel_id", "eq", channel_id),
+        Filter("status", "in", ["scheduled", "queued"]),
+    )
+    pending = await repository.find(
+        deps, Query(scope=tenant_id, where=where, limit=PENDING_SWEEP_LIMIT)
     )
     failed = 0
-    for msg in page.items:
+    for msg in pending:
         error = error_info("CHANNEL_DELETED", "The channel was deleted", permanent=True)
         if not change_status(msg, "failed", deps.clock.now(), error=error):
             continue
         try:
-            written = await deps.store.replace(MESSAGES, msg, etag=msg["_etag"])
+            written = await repository.replace(deps, msg, etag=msg["_etag"])
         except PreconditionFailed:
             continue  # dispatch got there first; it will see the channel is deleted
         await outbox.hand_off(deps, [written])

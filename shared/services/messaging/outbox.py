@@ -16,14 +16,15 @@ from typing import Any
 from shared import telemetry
 from shared.containers import MESSAGES
 from shared.domain.jobs import DispatchJob, is_fallback
+from shared.domain.message_document import MessageDocument
 from shared.domain.messages import to_utc_text
-from shared.domain.models import Document
 from shared.domain.status import PENDING
 from shared.domain.timeline import event_payload
 from shared.ports import SYSTEM, Filter, OutgoingMessage, Query
 from shared.services.deps import Deps
 from shared.services.events import publish
 from shared.services.events.interest import interest
+from shared.services.messaging import repository
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +32,7 @@ SWEEP_PAGE = 500
 
 
 def forget_unreceived_events(
-    deps: Deps, doc: Document, webhooks: frozenset[str] = frozenset()
+    deps: Deps, doc: MessageDocument, webhooks: frozenset[str] = frozenset()
 ) -> None:
     """Drop the pending events of a new document that no subscriber would receive
     (an events topic with only a failures log, say), so it is written without an
@@ -39,7 +40,7 @@ def forget_unreceived_events(
     pending = doc.get("pending_events")
     if not pending:
         return
-    types = {e["id"]: e["type"] for e in doc.get("events", ())}
+    types = {e.get("id"): e["type"] for e in doc.get("events", ())}
     tenant_id = doc["tenant_id"]
     kept = [
         eid for eid in pending if publish.route(deps, tenant_id, types[eid], webhooks) is not None
@@ -50,7 +51,7 @@ def forget_unreceived_events(
             doc["events_at"] = None
 
 
-def job_message(doc: Document, now: datetime) -> OutgoingMessage:
+def job_message(doc: MessageDocument, now: datetime) -> OutgoingMessage:
     """The queue message of the dispatch job the document expects next."""
     slot = doc["dispatch"]
     due = datetime.fromisoformat(slot["due_at"])
@@ -63,7 +64,7 @@ def job_message(doc: Document, now: datetime) -> OutgoingMessage:
     )
 
 
-async def enqueue_jobs(deps: Deps, docs: Sequence[Document]) -> None:
+async def enqueue_jobs(deps: Deps, docs: Sequence[MessageDocument]) -> None:
     if not docs:
         return
     now = deps.clock.now()
@@ -73,14 +74,14 @@ async def enqueue_jobs(deps: Deps, docs: Sequence[Document]) -> None:
         await deps.queue.send(queue, [job_message(d, now) for d in docs])
 
 
-def mark_published(doc: Document) -> None:
+def mark_published(doc: MessageDocument) -> None:
     """Dispatch holds the document's current job: its pending events went out before
     the job was handed off (see ``hand_off``), so the claim may clear them."""
     doc["pending_events"] = []
     doc["events_at"] = None
 
 
-async def _publish(deps: Deps, docs: Sequence[Document]) -> None:
+async def _publish(deps: Deps, docs: Sequence[MessageDocument]) -> None:
     tenants = {d["tenant_id"] for d in docs}
     webhooks = {t: await interest(deps, t) for t in tenants}
     events = []
@@ -97,14 +98,15 @@ async def _publish(deps: Deps, docs: Sequence[Document]) -> None:
     await publish.send(deps, events)
 
 
-def _has_job(doc: Document) -> bool:
+def _has_job(doc: MessageDocument) -> bool:
     if doc.get("outbox_at") is None:
         return False
-    return doc["status"] in PENDING or is_fallback((doc.get("dispatch") or {}).get("job", ""))
+    slot = doc.get("dispatch")
+    return doc["status"] in PENDING or (slot is not None and is_fallback(slot["job"]))
 
 
 async def hand_off(
-    deps: Deps, docs: Sequence[Document], *, clear: bool = True, best_effort: bool = False
+    deps: Deps, docs: Sequence[MessageDocument], *, clear: bool = True, best_effort: bool = False
 ) -> None:
     """After documents were written: enqueue their dispatch jobs and publish their
     pending events, then clear both outboxes where nobody wrote since (etag).
@@ -140,12 +142,13 @@ async def hand_off(
         await deps.store.patch_many(MESSAGES, items)
 
 
-async def _overdue(deps: Deps, field: str, cutoff: str) -> list[Document]:
+async def _overdue(deps: Deps, field: str, cutoff: str) -> list[MessageDocument]:
     """Messages whose ``field`` (an outbox mark) is set and older than ``cutoff``."""
     # "is set" is spelled out so stores can use their partial (set-only) index.
     where = (Filter(field, "ne", None), Filter(field, "lte", cutoff))
-    query = Query(scope=SYSTEM, where=where, order_by=field, limit=SWEEP_PAGE)
-    return (await deps.store.query(MESSAGES, query)).items
+    return await repository.find(
+        deps, Query(scope=SYSTEM, where=where, order_by=field, limit=SWEEP_PAGE)
+    )
 
 
 SWEEP_PAGES = 20

@@ -19,6 +19,7 @@ from shared.domain import opt_outs as opt_out_rules
 from shared.domain import terminals as terminal_rules
 from shared.domain.content_rules import check_content
 from shared.domain.errors import FieldError, ValidationFailed
+from shared.domain.message_document import MessageDocument, Party
 from shared.domain.messages import MessageCreate
 from shared.domain.models import Document
 from shared.services.channels import channels as channel_service
@@ -31,8 +32,8 @@ from shared.services.receivers import contacts, opt_outs
 class Prepared:
     raw: dict[str, Any]
     message: MessageCreate
-    extra: dict[str, Any]
-    """Fields the message document gains (the rendered template's name and data)."""
+    template: dict[str, Any] | None
+    """The rendered template's name and data (None: no OCM template)."""
     in_window: bool | None
     """WhatsApp: whether the receiver wrote within 24 hours (None elsewhere)."""
 
@@ -58,26 +59,29 @@ async def prepare(
     if channel["type"] == "whatsapp":
         receiver = opt_out_rules.lookup_address(channel["type"], msg.receiver.address)
         window = await contacts.in_window(deps, tenant_id, channel["id"], receiver, now)
-    extra: dict[str, Any] = {}
+    template = None
     if msg.content.type == "template":
-        raw, msg, extra = await _render(deps, tenant_id, raw, msg, channel, window)
-    return Prepared(raw=raw, message=msg, extra=extra, in_window=window)
+        raw, msg, template = await _render(deps, tenant_id, raw, msg, channel, window)
+    return Prepared(raw=raw, message=msg, template=template, in_window=window)
 
 
-async def check(deps: Deps, doc: Document, prepared: Prepared, channel: Document) -> dict[str, Any]:
+async def check(
+    deps: Deps, doc: MessageDocument, prepared: Prepared, channel: Document
+) -> int | None:
     """The channel type's rules for a message document (its sender and receiver
-    normalised), or a ValidationFailed; returns what the document gains (segments)."""
+    normalised), or a ValidationFailed; returns its SMS segments (None: not an SMS)."""
     msg, channel_type, tenant_id = prepared.message, channel["type"], doc["tenant_id"]
     if channel_type == "sandbox":
-        return {}  # it simulates every provider: no rule of a real one applies
+        return None  # it simulates every provider: no rule of a real one applies
     max_segments = channel_service.policy_of(channel).max_segments if channel_type == "sms" else 0
     segments = check_content(
         channel_type, prepared.raw["content"], msg.subject, max_segments=max_segments
     )
-    if channel["provider"] != "sandbox" and doc.get("sender"):
-        await _check_sender(deps, tenant_id, doc["sender"], channel)
-    if channel_type in opt_out_rules.OPT_OUT_TYPES:
-        await _check_not_opted_out(deps, tenant_id, channel_type, doc["receiver"]["address"])
+    sender, receiver = doc.get("sender"), doc.get("receiver")
+    if channel["provider"] != "sandbox" and sender:
+        await _check_sender(deps, tenant_id, sender, channel)
+    if channel_type in opt_out_rules.OPT_OUT_TYPES and receiver:
+        await _check_not_opted_out(deps, tenant_id, channel_type, receiver["address"])
     if prepared.in_window is False and msg.content.type != "template":
         raise ValidationFailed(
             "WhatsApp takes free-form messages only within 24 hours of the receiver's "
@@ -85,7 +89,7 @@ async def check(deps: Deps, doc: Document, prepared: Prepared, channel: Document
             code="WHATSAPP_OUTSIDE_WINDOW",
             errors=[FieldError("content.type", "use a template outside the 24-hour window")],
         )
-    return {} if segments is None else {"segments": segments}
+    return segments
 
 
 async def _render(
@@ -95,14 +99,14 @@ async def _render(
     msg: MessageCreate,
     channel: Document,
     window: bool | None,
-) -> tuple[dict[str, Any], MessageCreate, dict[str, Any]]:
+) -> tuple[dict[str, Any], MessageCreate, dict[str, Any] | None]:
     """An OCM template's variant for the channel type; a template name OCM does not
     know passes through to providers that carry their own (WhatsApp's, the sandbox)."""
     spec = deps.catalog.resolve(channel["type"], channel["provider"])
     name = raw["content"]["template"]
     template = await templates.find_for_sending(deps, tenant_id, name)
     if template is None and "template" in spec.content_types:
-        return raw, msg, {}
+        return raw, msg, None
     content, subject = await templates.render_found(
         template, raw["content"], channel["type"], in_window=window
     )
@@ -114,12 +118,10 @@ async def _render(
             f"The template {name!r} rendered content this message cannot carry: {exc}",
             code="TEMPLATE_RENDER_FAILED",
         ) from None
-    return rendered, message, {"template": {"name": name, "data": raw["content"].get("data")}}
+    return rendered, message, {"name": name, "data": raw["content"].get("data")}
 
 
-async def _check_sender(
-    deps: Deps, tenant_id: str, sender: dict[str, Any], channel: Document
-) -> None:
+async def _check_sender(deps: Deps, tenant_id: str, sender: Party, channel: Document) -> None:
     default = channel.get("default_sender")
     kind, address = sender["type"], sender["address"]
     if default and (kind, address) == (default["type"], default["address"]):

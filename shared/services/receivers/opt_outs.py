@@ -12,6 +12,7 @@ from typing import Any
 
 from shared.containers import OPT_OUTS
 from shared.domain.errors import FieldError, NotFoundError, ValidationFailed
+from shared.domain.message_document import MessageDocument
 from shared.domain.messages import to_utc_text
 from shared.domain.models import Document
 from shared.domain.opt_outs import (
@@ -65,6 +66,28 @@ async def add(
         existing = await deps.store.read(OPT_OUTS, tenant_id, doc["id"])
         # Removed in between: write ours after all.
         return existing if existing is not None else await deps.store.upsert(OPT_OUTS, doc)
+
+
+async def opt_out_receiver(
+    deps: Deps,
+    doc: MessageDocument,
+    channel_type: str,
+    reason: OptOutReason,
+    provider_status: Any = None,
+) -> None:
+    """Opt a message's receiver out because its provider refused them for good (a
+    bounce, a complaint, STOP before the send): the message is the source."""
+    receiver = doc.get("receiver")
+    if receiver is not None:
+        await add(
+            deps,
+            doc["tenant_id"],
+            channel_type,
+            receiver["address"],
+            reason,
+            message_id=doc["id"],
+            provider_status=provider_status,
+        )
 
 
 async def remove(deps: Deps, tenant_id: str, channel_type: str, address: str) -> bool:

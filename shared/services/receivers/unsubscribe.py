@@ -13,7 +13,6 @@ no header is added.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
 import secrets
@@ -21,7 +20,9 @@ import secrets
 import orjson
 
 from shared.containers import DIRECTORY
+from shared.domain.encoding import b64url, b64url_decode
 from shared.domain.errors import NotFoundError
+from shared.domain.message_document import MessageDocument
 from shared.domain.messages import to_utc_text
 from shared.domain.models import Document
 from shared.ports import Conflict
@@ -75,22 +76,15 @@ async def _mac(deps: Deps, body: str) -> bytes:
     return hmac.new(await _key(deps), body.encode(), hashlib.sha256).digest()[:16]
 
 
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-
-
-async def headers_for(deps: Deps, doc: Document) -> dict[str, str]:
+async def headers_for(deps: Deps, doc: MessageDocument) -> dict[str, str]:
     """The List-Unsubscribe headers of an e-mail message (none without a public URL)."""
     base = deps.settings.OCM_PUBLIC_BASE_URL
-    if not base or not doc.get("receiver"):
+    receiver = doc.get("receiver")
+    if not base or not receiver:
         return {}
-    claims = orjson.dumps({"t": doc["tenant_id"], "a": doc["receiver"]["address"], "m": doc["id"]})
-    body = _b64(claims)
-    mac = _b64(await _mac(deps, body))
+    claims = orjson.dumps({"t": doc["tenant_id"], "a": receiver["address"], "m": doc["id"]})
+    body = b64url(claims)
+    mac = b64url(await _mac(deps, body))
     return {
         "List-Unsubscribe": f"<{base.rstrip('/')}{PATH}{body}.{mac}>",
         "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
@@ -102,8 +96,8 @@ async def unsubscribe(deps: Deps, token: str) -> None:
     body, _, mac = token.partition(".")
     try:
         expected = await _mac(deps, body)
-        valid = hmac.compare_digest(_unb64(mac), expected)
-        claims = orjson.loads(_unb64(body)) if valid else None
+        valid = hmac.compare_digest(b64url_decode(mac), expected)
+        claims = orjson.loads(b64url_decode(body)) if valid else None
     except (ValueError, orjson.JSONDecodeError):
         claims = None
     if not isinstance(claims, dict) or not all(isinstance(claims.get(k), str) for k in "tam"):

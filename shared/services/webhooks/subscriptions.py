@@ -1,5 +1,5 @@
-"""Webhook subscriptions: create, read, change, delete; their signing secrets; their
-deliveries, retried, replayed and tested.
+"""Webhook subscriptions: create, read, change, delete; their signing secrets and
+custom headers (in the secret store).
 
 The document and secret formats are in shared/domain/webhooks.py. Deliveries are made
 by shared.services.webhooks.fanout (create_delivery; jobs: enqueue) and attempted by
@@ -10,13 +10,12 @@ module checks at create and update is early feedback, not the guard.
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
 import orjson
 
-from shared.containers import EVENTS, WEBHOOK_DELIVERIES, WEBHOOKS
+from shared.containers import WEBHOOKS
 from shared.domain.errors import ConflictError, FieldError, NotFoundError, ValidationFailed
 from shared.domain.ids import new_id
 from shared.domain.messages import to_utc_text
@@ -26,33 +25,21 @@ from shared.domain.webhooks import (
     WebhookCreate,
     WebhookPublic,
     WebhookUpdate,
-    matches,
     new_secret,
     rotate,
     webhook_headers_name,
     webhook_secret_name,
 )
 from shared.egress import EgressRefused, resolve
-from shared.ports import Filter, Page, PreconditionFailed, Query
+from shared.ports import Page, Query
+from shared.services import concurrency
 from shared.services.deps import Deps
-from shared.services.events import interest, publish
+from shared.services.events import interest
 from shared.services.pages import list_page
-from shared.services.webhooks import fanout as webhook_fanout
-from shared.services.webhooks import jobs
-from shared.services.webhooks.jobs import WebhookJob
 
 MAX_WEBHOOKS = 100
 """Per tenant: the fan-out reads a tenant's subscriptions whole for every event."""
 RESOLVE_TIMEOUT = 3.0
-REPLAY_PAGE = 500
-REPLAY_MAX = 10_000
-"""Events one replay request re-delivers at most: it runs within the request (an
-Azure HTTP function has 230 s), so a larger window is refused, to be replayed in
-shorter ones, rather than half done."""
-INTERNAL_FIELDS = ("_etag", "tenant_id", "ttl")
-"""Of a delivery: kept from the API's view."""
-
-
 PUBLIC_FIELDS = tuple(f for f in WebhookPublic.model_fields if f != "header_names")
 
 
@@ -63,14 +50,6 @@ def public(doc: Document) -> Document:
         # A subscription made before the values moved to the secret store has "headers".
         "header_names": doc.get("header_names") or sorted(doc.get("headers") or {}),
     }
-
-
-def delivery_public(doc: Document) -> Document:
-    """The API's view of a delivery: the payload sent and every attempt."""
-    return {k: v for k, v in doc.items() if k not in INTERNAL_FIELDS}
-
-
-# --- subscriptions -------------------------------------------------------------------
 
 
 async def create_webhook(deps: Deps, tenant_id: str, data: WebhookCreate) -> tuple[Document, str]:
@@ -139,8 +118,8 @@ async def update_webhook(
         # The values first, as at create; the document keeps the names.
         await _set_headers(deps, webhook_id, headers)
         changes["header_names"] = sorted(headers)
-    for _ in range(3):
-        doc = await get_webhook(deps, tenant_id, webhook_id)
+
+    async def change(doc: Document) -> None:
         fresh_start = (changes.get("enabled") and not doc["enabled"]) or (
             changes.get("url", doc["url"]) != doc["url"]
         )
@@ -151,13 +130,13 @@ async def update_webhook(
         if headers is not None:
             doc.pop("headers", None)  # values kept on a document made before the move
         doc.update(changes, updated_at=to_utc_text(deps.clock.now()))
-        try:
-            written = await deps.store.replace(WEBHOOKS, doc, etag=doc["_etag"])
-        except PreconditionFailed:
-            continue
-        interest.forget(deps, tenant_id)
-        return written
-    raise ConflictError("The webhook changed while updating; try again", code="CONCURRENT_UPDATE")
+
+    tries = concurrency.for_request("The webhook changed while updating")
+    written = await concurrency.rewrite(
+        deps.store, WEBHOOKS, lambda: get_webhook(deps, tenant_id, webhook_id), change, tries
+    )
+    interest.forget(deps, tenant_id)
+    return written
 
 
 async def delete_webhook(deps: Deps, tenant_id: str, webhook_id: str) -> None:
@@ -169,9 +148,6 @@ async def delete_webhook(deps: Deps, tenant_id: str, webhook_id: str) -> None:
     interest.forget(deps, tenant_id)
     await deps.secrets.delete(webhook_secret_name(webhook_id))
     await deps.secrets.delete(webhook_headers_name(webhook_id))  # a missing one is fine
-
-
-# --- the endpoint's address and headers ---------------------------------------------
 
 
 async def check_url(deps: Deps, url: str) -> None:
@@ -222,9 +198,6 @@ def _check_headers(headers: dict[str, str]) -> None:
         )
 
 
-# --- signing secrets -----------------------------------------------------------------
-
-
 async def rotate_secret(deps: Deps, tenant_id: str, webhook_id: str) -> tuple[str, str | None]:
     """A new secret, signing from now; the current one keeps signing alongside it for
     ``OCM_WEBHOOK_SECRET_GRACE_SECONDS``. Returns the new secret and when the old
@@ -237,160 +210,3 @@ async def rotate_secret(deps: Deps, tenant_id: str, webhook_id: str) -> tuple[st
     entries = rotate(orjson.loads(stored) if stored else [], secret, deps.clock.now(), grace)
     await deps.secrets.set(name, orjson.dumps(entries).decode())
     return secret, entries[1]["expires_at"] if len(entries) > 1 else None
-
-
-# --- deliveries ----------------------------------------------------------------------
-
-
-async def list_deliveries(
-    deps: Deps,
-    tenant_id: str,
-    webhook_id: str,
-    *,
-    status: str | None,
-    since: datetime | None,
-    until: datetime | None,
-    limit: int,
-    cursor: str | None,
-) -> Page:
-    """A subscription's deliveries, newest first; ``since`` and ``until`` bound when
-    they were created (``until`` excluded)."""
-    await get_webhook(deps, tenant_id, webhook_id)
-    where = [Filter("webhook_id", "eq", webhook_id)]
-    if status is not None:
-        where.append(Filter("status", "eq", status))
-    if since is not None:
-        where.append(Filter("created_at", "gte", to_utc_text(since)))
-    if until is not None:
-        where.append(Filter("created_at", "lt", to_utc_text(until)))
-    query = Query(
-        scope=tenant_id,
-        where=tuple(where),
-        order_by="created_at",
-        descending=True,
-        limit=limit,
-        cursor=cursor,
-    )
-    return await list_page(deps.store, WEBHOOK_DELIVERIES, query)
-
-
-async def get_delivery(deps: Deps, tenant_id: str, webhook_id: str, delivery_id: str) -> Document:
-    await get_webhook(deps, tenant_id, webhook_id)
-    return await _read_delivery(deps, tenant_id, webhook_id, delivery_id)
-
-
-async def _read_delivery(deps: Deps, tenant_id: str, webhook_id: str, delivery_id: str) -> Document:
-    """The delivery, once its subscription is known to exist."""
-    doc = await deps.store.read(WEBHOOK_DELIVERIES, tenant_id, delivery_id)
-    if doc is None or doc.get("webhook_id") != webhook_id:
-        raise NotFoundError(f"No delivery {delivery_id!r}", code="WEBHOOK_DELIVERY_NOT_FOUND")
-    return doc
-
-
-async def retry_delivery(deps: Deps, tenant_id: str, webhook_id: str, delivery_id: str) -> Document:
-    """One more attempt of a finished delivery (delivered or failed), now."""
-    await _enabled(deps, tenant_id, webhook_id)
-    doc = await _read_delivery(deps, tenant_id, webhook_id, delivery_id)
-    if doc["status"] == "pending":
-        # Its next attempt is queued already (under the id a retry would take).
-        raise ConflictError(
-            "This delivery is still being attempted", code="WEBHOOK_DELIVERY_PENDING"
-        )
-    now = to_utc_text(deps.clock.now())
-    try:
-        written = await deps.store.patch(
-            WEBHOOK_DELIVERIES,
-            tenant_id,
-            delivery_id,
-            {
-                "status": "pending",
-                "next_attempt_at": now,
-                "updated_at": now,
-                "retries": int(doc.get("retries") or 0) + 1,
-            },
-            etag=doc["_etag"],
-        )
-    except PreconditionFailed:
-        raise ConflictError(
-            "The delivery changed while retrying; try again", code="CONCURRENT_UPDATE"
-        ) from None
-    attempt, retry = int(doc["attempt_count"]) + 1, int(written["retries"])
-    await jobs.enqueue(deps, WebhookJob.of(written, attempt, retry))
-    return written
-
-
-async def replay(
-    deps: Deps, tenant_id: str, webhook_id: str, since: datetime, until: datetime
-) -> tuple[str, int]:
-    """Deliver again every event of ``[since, until)`` that the subscription's current
-    filters take, as new deliveries. Returns the replay's id and how many."""
-    retention = timedelta(days=deps.settings.OCM_EVENT_RETENTION_DAYS)
-    if until <= since:
-        raise ValidationFailed(
-            "until must be after since",
-            code="REPLAY_WINDOW_INVALID",
-            errors=[FieldError("until", "must be after since")],
-        )
-    if until - since > retention:
-        raise ValidationFailed(
-            f"A replay covers at most the event retention ({retention.days} days)",
-            code="REPLAY_WINDOW_INVALID",
-            errors=[FieldError("since", f"at most {retention.days} days before until")],
-        )
-    subscription = await _enabled(deps, tenant_id, webhook_id)
-    replay_id = new_id("rpl")
-    # Times are kept to the millisecond: round both ends up, so [since, until) holds.
-    where = (
-        Filter("timestamp", "gte", to_utc_text(_ceil_ms(since))),
-        Filter("timestamp", "lt", to_utc_text(_ceil_ms(until))),
-    )
-    wanted: list[Document] = []
-    cursor = None
-    while True:  # every event first: a window too large is refused before any is sent
-        page = await deps.store.query(
-            EVENTS,
-            Query(
-                scope=tenant_id, where=where, order_by="timestamp", limit=REPLAY_PAGE, cursor=cursor
-            ),
-        )
-        wanted += [e for e in page.items if matches(subscription, e)]
-        if len(wanted) > REPLAY_MAX:
-            raise ValidationFailed(
-                f"A replay re-delivers at most {REPLAY_MAX} events; this window holds more: "
-                "replay it in shorter windows",
-                code="REPLAY_WINDOW_TOO_LARGE",
-                errors=[FieldError("since", f"the window holds over {REPLAY_MAX} events")],
-            )
-        cursor = page.next_cursor
-        if cursor is None:
-            break
-    for start in range(0, len(wanted), REPLAY_PAGE):
-        await webhook_fanout.create_deliveries(
-            deps, subscription, wanted[start : start + REPLAY_PAGE], purpose=f"replay:{replay_id}"
-        )
-    return replay_id, len(wanted)
-
-
-def _ceil_ms(at: datetime) -> datetime:
-    extra = at.microsecond % 1000
-    return at + timedelta(microseconds=1000 - extra) if extra else at
-
-
-async def send_test(deps: Deps, tenant_id: str, webhook_id: str) -> Document:
-    """A signed ``webhook.test`` event to this subscription alone (not kept for replay)."""
-    subscription = await _enabled(deps, tenant_id, webhook_id)
-    now = deps.clock.now()
-    data = {"webhook_id": webhook_id}
-    event = publish.platform_event(tenant_id, "webhook.test", data, now, new_id("evt_test", now))
-    return await webhook_fanout.create_delivery(deps, subscription, event, purpose="test")
-
-
-async def _enabled(deps: Deps, tenant_id: str, webhook_id: str) -> Document:
-    """The subscription, if enabled: the deliverer sends nothing to a disabled one."""
-    doc = await get_webhook(deps, tenant_id, webhook_id)
-    if not doc.get("enabled"):
-        raise ConflictError(
-            "The webhook is disabled; enable it first (PATCH enabled: true)",
-            code="WEBHOOK_DISABLED",
-        )
-    return doc

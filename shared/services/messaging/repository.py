@@ -1,0 +1,67 @@
+"""The messages container, typed: every read and write of a message document goes
+through here, so everything above sees a ``MessageDocument``."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TypeVar, cast
+
+from shared.containers import MESSAGES
+from shared.domain.message_document import MessageDocument, as_document, as_message
+from shared.domain.models import Document
+from shared.ports import Filter, Query
+from shared.services import concurrency
+from shared.services.concurrency import Keep, Tries, Updated
+from shared.services.deps import Deps
+
+T = TypeVar("T")
+Change = Callable[[MessageDocument], Awaitable[T | Keep[T]]]
+
+
+async def read(deps: Deps, tenant_id: str, message_id: str) -> MessageDocument | None:
+    doc = await deps.store.read(MESSAGES, tenant_id, message_id)
+    return None if doc is None else as_message(doc)
+
+
+async def create(deps: Deps, doc: MessageDocument) -> MessageDocument:
+    return as_message(await deps.store.create(MESSAGES, as_document(doc)))
+
+
+async def create_many(deps: Deps, docs: Sequence[MessageDocument]) -> None:
+    await deps.store.create_many(MESSAGES, cast(Sequence[Document], docs))
+
+
+async def replace(deps: Deps, doc: MessageDocument, etag: str | None = None) -> MessageDocument:
+    return as_message(await deps.store.replace(MESSAGES, as_document(doc), etag=etag))
+
+
+async def update(
+    deps: Deps,
+    tenant_id: str,
+    message_id: str,
+    change: Change[T],
+    tries: Tries,
+    *,
+    first: MessageDocument | None = None,
+) -> Updated[MessageDocument, T] | None:
+    """``concurrency.update`` of one message (None: there is no such message)."""
+    return await concurrency.update(
+        deps.store, MESSAGES, lambda: read(deps, tenant_id, message_id), change, tries, first=first
+    )
+
+
+async def find(deps: Deps, query: Query) -> list[MessageDocument]:
+    """One page of messages (sweeps and lookups: no cursor kept)."""
+    return cast(list[MessageDocument], (await deps.store.query(MESSAGES, query)).items)
+
+
+async def by_provider_id(
+    deps: Deps, tenant_id: str, channel_id: str, provider_message_id: str
+) -> MessageDocument | None:
+    """The message a provider knows by its own id, on one channel."""
+    where = (
+        Filter("channel_id", "eq", channel_id),
+        Filter("provider_message_id", "eq", provider_message_id),
+    )
+    found = await find(deps, Query(scope=tenant_id, where=where, limit=1))
+    return found[0] if found else None
