@@ -119,13 +119,13 @@ async def run(messages: int, batch: bool) -> dict[str, Any]:
                 )
             )
             store = CosmosDocumentStore(database, CONTAINERS)
-            deps = Deps(
-                settings=settings,
-                store=store,
-                queue=queue,  # type: ignore[arg-type]
-                secrets=EncryptedSecretStore(db, load_or_create_key(settings.OCM_DATA_DIR, None)),
-                clock=clock,
-                **bootstrap.provider_deps(settings, clock),
+            secrets = EncryptedSecretStore(db, load_or_create_key(settings.OCM_DATA_DIR, None))
+            deps = bootstrap.platform(
+                settings,
+                store,
+                queue,
+                secrets,
+                clock,
                 flush=db.flush,
             )
             bootstrap.set_deps(deps)

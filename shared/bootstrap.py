@@ -7,17 +7,25 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
 
 from shared import telemetry
 from shared.config import Settings, get_settings
 from shared.containers import CONTAINERS
 from shared.domain.channels import Catalog
 from shared.http_client import LazyClient
-from shared.ports import Callbacks, Clock, ProviderEnv, Sender, Subscription
+from shared.ports import (
+    Callbacks,
+    Clock,
+    DocumentStore,
+    ProviderEnv,
+    Queue,
+    SecretStore,
+    Sender,
+    Subscription,
+)
 from shared.services.deps import Deps
 from shared.services.lookups import LookupCache
 
@@ -57,18 +65,7 @@ def _build_embedded(settings: Settings) -> Deps:
     )
     key = load_or_create_key(settings.OCM_DATA_DIR, settings.OCM_SECRET_KEY)
     secrets = EncryptedSecretStore(db, key)
-    return Deps(
-        settings=settings,
-        store=store,
-        queue=queue,
-        secrets=secrets,
-        clock=clock,
-        **provider_deps(settings, clock),
-        flush=db.flush,
-        lookups=LookupCache(settings.OCM_LOOKUP_CACHE_SECONDS),
-        closers=[db.close],
-        **webhook_deps(settings),
-    )
+    return platform(settings, store, queue, secrets, clock, flush=db.flush, closers=[db.close])
 
 
 def _build_azure(settings: Settings) -> Deps:
@@ -104,17 +101,8 @@ def _build_azure(settings: Settings) -> Deps:
         build_secret_client(settings.OCM_KEY_VAULT_URL, credential),
         ttl_seconds=settings.OCM_SECRET_CACHE_SECONDS,
     )
-    clock = SystemClock()
-    return Deps(
-        settings=settings,
-        store=store,
-        queue=queue,
-        secrets=secrets,
-        clock=clock,
-        **provider_deps(settings, clock),
-        lookups=LookupCache(settings.OCM_LOOKUP_CACHE_SECONDS),
-        **webhook_deps(settings, [queue.close, secrets.close, cosmos.close, credential.close]),
-    )
+    closers = [queue.close, secrets.close, cosmos.close, credential.close]
+    return platform(settings, store, queue, secrets, SystemClock(), async_closers=closers)
 
 
 def webhooks_subscription(settings: Settings) -> Subscription:
@@ -149,24 +137,41 @@ def build_providers(settings: Settings, clock: Clock) -> Providers:
     )
 
 
-def provider_deps(settings: Settings, clock: Clock) -> dict[str, Any]:
+def platform(
+    settings: Settings,
+    store: DocumentStore,
+    queue: Queue,
+    secrets: SecretStore,
+    clock: Clock,
+    *,
+    flush: Callable[[], Awaitable[None]] | None = None,
+    closers: Sequence[Callable[[], None]] = (),
+    async_closers: Sequence[Callable[[], Awaitable[None]]] = (),
+) -> Deps:
+    """The platform on these ports: every provider, the lookup cache, and the webhook
+    deliverer's client (closed after the other clients)."""
     providers = build_providers(settings, clock)
-    return {
-        "senders": providers.senders,
-        "catalog": providers.catalog,
-        "callbacks": providers.callbacks,
-    }
-
-
-def webhook_deps(
-    settings: Settings, async_closers: list[Callable[[], Awaitable[None]]] | None = None
-) -> dict[str, Any]:
-    """The webhook deliverer's client, closed after the platform's other clients."""
-    client = LazyClient(
+    webhook_http = LazyClient(
         allow_private=settings.private_egress_allowed,
         timeout=settings.OCM_WEBHOOK_TIMEOUT_SECONDS,
     )
-    return {"webhook_http": client, "async_closers": [*(async_closers or []), client.close]}
+    deps = Deps(
+        settings=settings,
+        store=store,
+        queue=queue,
+        secrets=secrets,
+        clock=clock,
+        senders=providers.senders,
+        catalog=providers.catalog,
+        callbacks=providers.callbacks,
+        webhook_http=webhook_http,
+        lookups=LookupCache(settings.OCM_LOOKUP_CACHE_SECONDS),
+        closers=list(closers),
+        async_closers=[*async_closers, webhook_http.close],
+    )
+    if flush is not None:
+        deps.flush = flush
+    return deps
 
 
 def get_deps() -> Deps:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import Depends, Request, Security
+from fastapi import Depends, Query, Request, Security
 from fastapi.security import APIKeyHeader, SecurityScopes
 
 from shared.domain.errors import Forbidden, Unauthorized
@@ -25,6 +25,8 @@ async def get_deps(request: Request) -> Deps:
 
 
 Platform = Annotated[Deps, Depends(get_deps)]
+Limit = Annotated[int, Query(ge=1, le=200)]
+"""A list's page size (``limit: Limit = 50``)."""
 
 
 @dataclass(frozen=True, slots=True)

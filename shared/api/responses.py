@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import orjson
 from starlette.responses import Response
 
 from shared.domain.errors import FieldError
+from shared.domain.models import Document
+from shared.ports import Page
 
 PROBLEM_TYPE_BASE = "https://ocm.dev/problems/"
 
@@ -21,6 +24,11 @@ class JsonResponse(Response):
 
 class ProblemResponse(JsonResponse):
     media_type = "application/problem+json"
+
+
+def page_answer(page: Page, public: Callable[[Document], Document]) -> JsonResponse:
+    """A list's answer: ``{"items": [...], "next_cursor": ...}``, each item's public view."""
+    return JsonResponse({"items": [public(d) for d in page.items], "next_cursor": page.next_cursor})
 
 
 def problem_body(

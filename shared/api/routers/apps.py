@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Request, Response
 
-from shared.api.deps import Caller, scoped
+from shared.api.deps import Caller, Limit, scoped
 from shared.api.idempotent import run as idempotent
-from shared.api.responses import JsonResponse
+from shared.api.responses import JsonResponse, page_answer
 from shared.api.schemas import AppList, AppPublic, AppWithKey, ClientSecretIssued, problems
 from shared.services.identity import apps
 
@@ -45,13 +45,11 @@ async def create_app(
 )
 async def list_apps(
     caller: Annotated[Caller, scoped("read:app")],
-    limit: int = Query(50, ge=1, le=200),
+    limit: Limit = 50,
     cursor: str | None = None,
 ) -> JsonResponse:
     page = await apps.list_apps(caller.deps, caller.tenant_id, limit=limit, cursor=cursor)
-    return JsonResponse(
-        {"items": [apps.public(a) for a in page.items], "next_cursor": page.next_cursor}
-    )
+    return page_answer(page, apps.public)
 
 
 @router.get(

@@ -6,8 +6,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from shared.api.deps import Caller, scoped
-from shared.api.responses import JsonResponse
+from shared.api.deps import Caller, Limit, scoped
+from shared.api.responses import JsonResponse, page_answer
 from shared.api.schemas import AuditList, problems
 from shared.services.identity import audit
 
@@ -24,12 +24,10 @@ router = APIRouter(prefix="/api/v1/audit", tags=["audit"])
 async def list_audit(
     caller: Annotated[Caller, scoped("read:audit")],
     action: str | None = Query(None, max_length=64, pattern=r"^[a-z.]+$"),
-    limit: int = Query(50, ge=1, le=200),
+    limit: Limit = 50,
     cursor: str | None = None,
 ) -> JsonResponse:
     page = await audit.list_records(
         caller.deps, caller.tenant_id, action=action, limit=limit, cursor=cursor
     )
-    return JsonResponse(
-        {"items": [audit.public(r) for r in page.items], "next_cursor": page.next_cursor}
-    )
+    return page_answer(page, audit.public)

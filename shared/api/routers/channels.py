@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Query, Request, Response
+from fastapi import APIRouter, Body, Request, Response
 
-from shared.api.deps import Caller, scoped
+from shared.api.deps import Caller, Limit, scoped
 from shared.api.idempotent import run as idempotent
-from shared.api.responses import JsonResponse
+from shared.api.responses import JsonResponse, page_answer
 from shared.api.schemas import ChannelList, InboundAccepted, problems
 from shared.domain.channels import ChannelCreate, ChannelPublic, ChannelUpdate
 from shared.domain.errors import ValidationFailed
@@ -53,13 +53,11 @@ async def create_channel(
 async def list_channels(
     request: Request,
     caller: Annotated[Caller, scoped("read:channel")],
-    limit: int = Query(50, ge=1, le=200),
+    limit: Limit = 50,
     cursor: str | None = None,
 ) -> JsonResponse:
     page = await channels.list_channels(caller.deps, caller.tenant_id, limit=limit, cursor=cursor)
-    return JsonResponse(
-        {"items": [_view(caller, request, d) for d in page.items], "next_cursor": page.next_cursor}
-    )
+    return page_answer(page, lambda d: _view(caller, request, d))
 
 
 @router.get(

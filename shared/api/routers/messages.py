@@ -7,9 +7,9 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query, Request
 
 from shared.api.body import json_body, read_json
-from shared.api.deps import Caller, scoped
+from shared.api.deps import Caller, Limit, scoped
 from shared.api.idempotent import run as idempotent
-from shared.api.responses import JsonResponse
+from shared.api.responses import JsonResponse, page_answer
 from shared.api.schemas import BatchAccepted, MessageList, MessagePublic, problems
 from shared.domain.errors import FieldError, ValidationFailed
 from shared.domain.messages import UtcDatetime
@@ -88,16 +88,14 @@ async def list_messages(
         UtcDatetime | None, Query(description="Created at or after (RFC 3339)")
     ] = None,
     until: Annotated[UtcDatetime | None, Query(description="Created before (RFC 3339)")] = None,
-    limit: int = Query(50, ge=1, le=200),
+    limit: Limit = 50,
     cursor: str | None = None,
 ) -> JsonResponse:
     flt = messages.MessageFilter(status, channel, direction, since, until)
     page = await messages.list_messages(
         caller.deps, caller.tenant_id, flt, limit=limit, cursor=cursor
     )
-    return JsonResponse(
-        {"items": [messages.public(d) for d in page.items], "next_cursor": page.next_cursor}
-    )
+    return page_answer(page, messages.public)
 
 
 @router.get(

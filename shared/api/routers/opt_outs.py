@@ -7,9 +7,9 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel
 
-from shared.api.deps import Caller, scoped
+from shared.api.deps import Caller, Limit, scoped
 from shared.api.idempotent import run as idempotent
-from shared.api.responses import JsonResponse
+from shared.api.responses import JsonResponse, page_answer
 from shared.api.schemas import problems
 from shared.domain.opt_outs import OptOutCreate, OptOutPublic
 from shared.services.receivers import opt_outs
@@ -37,15 +37,13 @@ class OptOutList(BaseModel):
 async def list_opt_outs(
     caller: Annotated[Caller, scoped("read:opt_out")],
     channel_type: str | None = Query(None, max_length=32, description="sms, email, …"),
-    limit: int = Query(50, ge=1, le=200),
+    limit: Limit = 50,
     cursor: str | None = None,
 ) -> JsonResponse:
     page = await opt_outs.list_opt_outs(
         caller.deps, caller.tenant_id, channel_type=channel_type, limit=limit, cursor=cursor
     )
-    return JsonResponse(
-        {"items": [opt_outs.public(d) for d in page.items], "next_cursor": page.next_cursor}
-    )
+    return page_answer(page, opt_outs.public)
 
 
 @router.post(

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel
 
-from shared.api.deps import Caller, scoped
+from shared.api.deps import Caller, Limit, scoped
 from shared.api.idempotent import run as idempotent
-from shared.api.responses import JsonResponse
+from shared.api.responses import JsonResponse, page_answer
 from shared.api.schemas import problems
 from shared.domain.templates import (
     TemplateCreate,
@@ -56,13 +56,11 @@ async def create_template(
 )
 async def list_templates(
     caller: Annotated[Caller, scoped("read:template")],
-    limit: int = Query(50, ge=1, le=200),
+    limit: Limit = 50,
     cursor: str | None = None,
 ) -> JsonResponse:
     page = await templates.list_templates(caller.deps, caller.tenant_id, limit=limit, cursor=cursor)
-    return JsonResponse(
-        {"items": [templates.public(d) for d in page.items], "next_cursor": page.next_cursor}
-    )
+    return page_answer(page, templates.public)
 
 
 @router.get(

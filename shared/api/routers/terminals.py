@@ -7,9 +7,9 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel
 
-from shared.api.deps import Caller, scoped
+from shared.api.deps import Caller, Limit, scoped
 from shared.api.idempotent import run as idempotent
-from shared.api.responses import JsonResponse
+from shared.api.responses import JsonResponse, page_answer
 from shared.api.schemas import problems
 from shared.domain.models import Document
 from shared.domain.terminals import TerminalCreate, TerminalPublic, TerminalUpdate
@@ -64,15 +64,13 @@ async def create_terminal(
 async def list_terminals(
     caller: Annotated[Caller, scoped("read:terminal")],
     channel: str | None = Query(None, description="A channel's name."),
-    limit: int = Query(50, ge=1, le=200),
+    limit: Limit = 50,
     cursor: str | None = None,
 ) -> JsonResponse:
     page = await terminals.list_terminals(
         caller.deps, caller.tenant_id, channel=channel, limit=limit, cursor=cursor
     )
-    return JsonResponse(
-        {"items": [terminals.public(d) for d in page.items], "next_cursor": page.next_cursor}
-    )
+    return page_answer(page, terminals.public)
 
 
 @router.get(

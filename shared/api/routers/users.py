@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from shared.api.deps import Caller, client_address, scoped
-from shared.api.responses import JsonResponse
+from shared.api.deps import Caller, Limit, client_address, scoped
+from shared.api.responses import JsonResponse, page_answer
 from shared.api.schemas import TokenPair, UserInvited, UserList, UserPublic, problems
 from shared.domain.errors import NotFoundError
 from shared.services.identity import sessions, users
@@ -43,13 +43,11 @@ async def invite_user(
 )
 async def list_users(
     caller: Annotated[Caller, scoped("read:user")],
-    limit: int = Query(50, ge=1, le=200),
+    limit: Limit = 50,
     cursor: str | None = None,
 ) -> JsonResponse:
     page = await users.list_users(caller.deps, caller.tenant_id, limit=limit, cursor=cursor)
-    return JsonResponse(
-        {"items": [users.public(u) for u in page.items], "next_cursor": page.next_cursor}
-    )
+    return page_answer(page, users.public)
 
 
 @router.get(

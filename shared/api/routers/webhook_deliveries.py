@@ -8,9 +8,9 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from shared.api.deps import Caller, scoped
+from shared.api.deps import Caller, Limit, scoped
 from shared.api.idempotent import run as idempotent
-from shared.api.responses import JsonResponse
+from shared.api.responses import JsonResponse, page_answer
 from shared.api.routers.webhooks import WEBHOOK
 from shared.api.schemas import problems
 from shared.domain.messages import UtcDatetime
@@ -78,7 +78,7 @@ async def list_deliveries(
     status: Literal["pending", "delivered", "failed"] | None = None,
     since: Annotated[UtcDatetime | None, Query(description="Created at or after")] = None,
     until: Annotated[UtcDatetime | None, Query(description="Created before")] = None,
-    limit: int = Query(50, ge=1, le=200),
+    limit: Limit = 50,
     cursor: str | None = None,
 ) -> JsonResponse:
     page = await deliveries.list_deliveries(
@@ -91,12 +91,7 @@ async def list_deliveries(
         limit=limit,
         cursor=cursor,
     )
-    return JsonResponse(
-        {
-            "items": [deliveries.delivery_public(d) for d in page.items],
-            "next_cursor": page.next_cursor,
-        }
-    )
+    return page_answer(page, deliveries.delivery_public)
 
 
 @router.get(

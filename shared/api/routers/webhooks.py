@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, Field
 
-from shared.api.deps import Caller, scoped
+from shared.api.deps import Caller, Limit, scoped
 from shared.api.idempotent import run as idempotent
-from shared.api.responses import JsonResponse
+from shared.api.responses import JsonResponse, page_answer
 from shared.api.schemas import problems
 from shared.domain.webhooks import WebhookCreate, WebhookPublic, WebhookUpdate
 from shared.services.webhooks import subscriptions as webhooks
@@ -68,13 +68,11 @@ async def create_webhook(
 )
 async def list_webhooks(
     caller: Annotated[Caller, scoped("read:webhook")],
-    limit: int = Query(50, ge=1, le=200),
+    limit: Limit = 50,
     cursor: str | None = None,
 ) -> JsonResponse:
     page = await webhooks.list_webhooks(caller.deps, caller.tenant_id, limit=limit, cursor=cursor)
-    return JsonResponse(
-        {"items": [webhooks.public(d) for d in page.items], "next_cursor": page.next_cursor}
-    )
+    return page_answer(page, webhooks.public)
 
 
 @router.get(

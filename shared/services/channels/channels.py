@@ -18,12 +18,12 @@ from shared.domain.errors import ConflictError, FieldError, NotFoundError, Valid
 from shared.domain.ids import new_id
 from shared.domain.messages import Terminal, to_utc_text
 from shared.domain.models import Document
-from shared.ports import Conflict, Filter, Page, Query
+from shared.ports import Conflict, Filter, Page
 from shared.services import concurrency
 from shared.services.deps import Deps
 from shared.services.identity import directory
 from shared.services.lookups import find_named, find_named_cached, forget_named
-from shared.services.pages import list_page
+from shared.services.pages import in_creation_order
 
 log = logging.getLogger(__name__)
 
@@ -151,16 +151,9 @@ async def get_channel(deps: Deps, tenant_id: str, name: str) -> Document:
 
 
 async def list_channels(deps: Deps, tenant_id: str, *, limit: int, cursor: str | None) -> Page:
-    return await list_page(
-        deps.store,
-        CHANNELS,
-        Query(
-            scope=tenant_id,
-            where=(Filter("status", "ne", "deleted"),),
-            order_by="created_at",
-            limit=limit,
-            cursor=cursor,
-        ),
+    live = (Filter("status", "ne", "deleted"),)
+    return await in_creation_order(
+        deps.store, CHANNELS, tenant_id, where=live, limit=limit, cursor=cursor
     )
 
 

@@ -20,11 +20,11 @@ from shared.domain.templates import (
     check_template,
     render,
 )
-from shared.ports import Conflict, Page, Query
+from shared.ports import Conflict, Page
 from shared.services import concurrency
 from shared.services.deps import Deps
 from shared.services.lookups import find_named, find_named_cached, forget_named
-from shared.services.pages import list_page
+from shared.services.pages import in_creation_order
 
 INTERNAL_FIELDS = ("_etag", "tenant_id")
 
@@ -89,11 +89,7 @@ async def get_template(deps: Deps, tenant_id: str, name: str) -> Document:
 
 
 async def list_templates(deps: Deps, tenant_id: str, *, limit: int, cursor: str | None) -> Page:
-    return await list_page(
-        deps.store,
-        TEMPLATES,
-        Query(scope=tenant_id, order_by="created_at", limit=limit, cursor=cursor),
-    )
+    return await in_creation_order(deps.store, TEMPLATES, tenant_id, limit=limit, cursor=cursor)
 
 
 async def update_template(deps: Deps, tenant_id: str, name: str, data: TemplateUpdate) -> Document:

@@ -19,7 +19,7 @@ from shared.domain.terminals import (
 from shared.ports import Conflict, Filter, NotFound, Page, Query
 from shared.services.channels.channels import get_channel
 from shared.services.deps import Deps
-from shared.services.pages import every_page, list_page
+from shared.services.pages import every_page, in_creation_order
 
 INTERNAL_FIELDS = ("_etag", "tenant_id", "key")
 SCAN_PAGE = 1000
@@ -73,10 +73,8 @@ async def list_terminals(
     if channel is not None:
         channel_id = (await get_channel(deps, tenant_id, channel))["id"]
         where = (Filter("channel_id", "eq", channel_id),)
-    return await list_page(
-        deps.store,
-        TERMINALS,
-        Query(scope=tenant_id, where=where, order_by="created_at", limit=limit, cursor=cursor),
+    return await in_creation_order(
+        deps.store, TERMINALS, tenant_id, where=where, limit=limit, cursor=cursor
     )
 
 

@@ -27,11 +27,11 @@ from shared.domain.ids import new_api_key, new_id
 from shared.domain.messages import to_utc_text
 from shared.domain.models import Document
 from shared.domain.principal import Principal
-from shared.ports import Filter, Page, Query
+from shared.ports import Filter, Page
 from shared.services import concurrency
 from shared.services.deps import Deps
 from shared.services.identity import client_credentials, directory
-from shared.services.pages import list_page
+from shared.services.pages import in_creation_order
 
 Slot = Literal["primary", "secondary"]
 SLOTS: tuple[Slot, ...] = ("primary", "secondary")
@@ -118,14 +118,10 @@ async def create_app(deps: Deps, principal: Principal, data: AppCreate) -> tuple
 
 
 async def list_apps(deps: Deps, tenant_id: str, *, limit: int, cursor: str | None) -> Page:
-    query = Query(
-        scope=tenant_id,
-        where=(Filter("status", "ne", "deleted"),),
-        order_by="created_at",
-        limit=limit,
-        cursor=cursor,
+    live = (Filter("status", "ne", "deleted"),)
+    return await in_creation_order(
+        deps.store, APPS, tenant_id, where=live, limit=limit, cursor=cursor
     )
-    return await list_page(deps.store, APPS, query)
 
 
 async def get_app(deps: Deps, tenant_id: str, app_id: str) -> Document:

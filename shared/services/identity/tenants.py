@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from shared.containers import TENANTS
 from shared.domain.errors import Forbidden, NotFoundError, Unauthorized, ValidationFailed
 from shared.domain.messages import to_utc_text
@@ -30,16 +32,8 @@ async def set_status(deps: Deps, tenant_id: str, status: str) -> Document:
     if status not in STATUSES:
         raise ValidationFailed(f"A tenant is {', '.join(STATUSES)}")
     await get_tenant(deps, tenant_id)
-    doc = await deps.store.patch(
-        TENANTS,
-        tenant_id,
-        tenant_id,
-        {"status": status, "updated_at": to_utc_text(deps.clock.now())},
-    )
-    deps.lookups.forget((TENANTS, tenant_id))
     action = {"suspended": "tenant.suspend", "active": "tenant.resume"}.get(status, "tenant.status")
-    await audit.operator_record(deps, tenant_id, action, {"type": "tenant", "id": tenant_id})
-    return doc
+    return await _operator_change(deps, tenant_id, action, {"status": status})
 
 
 async def cached(deps: Deps, tenant_id: str) -> Document | None:
@@ -120,16 +114,20 @@ async def set_limits(deps: Deps, tenant_id: str, changes: dict[str, float | None
     doc = await get_tenant(deps, tenant_id)
     merged = {**(doc.get("limits") or {}), **changes}
     limits = {k: v for k, v in merged.items() if v is not None}
-    doc = await deps.store.patch(
-        TENANTS,
-        tenant_id,
-        tenant_id,
-        {"limits": limits, "updated_at": to_utc_text(deps.clock.now())},
-    )
+    patch = {"limits": limits}
+    return await _operator_change(deps, tenant_id, "tenant.limits", patch, limits=limits)
+
+
+async def _operator_change(
+    deps: Deps, tenant_id: str, action: str, changes: dict[str, Any], **recorded: Any
+) -> Document:
+    """Change the tenant as the operator did (audited with ``recorded``), seen at once
+    on this instance."""
+    changes = {**changes, "updated_at": to_utc_text(deps.clock.now())}
+    doc = await deps.store.patch(TENANTS, tenant_id, tenant_id, changes)
     deps.lookups.forget((TENANTS, tenant_id))
-    await audit.operator_record(
-        deps, tenant_id, "tenant.limits", {"type": "tenant", "id": tenant_id, "limits": limits}
-    )
+    target = {"type": "tenant", "id": tenant_id, **recorded}
+    await audit.operator_record(deps, tenant_id, action, target)
     return doc
 
 

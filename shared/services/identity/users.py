@@ -26,7 +26,7 @@ from shared.domain.ids import new_id
 from shared.domain.messages import to_utc_text
 from shared.domain.models import Document
 from shared.domain.principal import Principal
-from shared.ports import Conflict, Page, Query
+from shared.ports import Conflict, Page
 from shared.services.deps import Deps
 from shared.services.identity import audit
 from shared.services.identity.tokens import InvalidToken
@@ -39,7 +39,7 @@ from shared.services.identity.user_credentials import (
     token_entry,
     token_entry_id,
 )
-from shared.services.pages import list_page
+from shared.services.pages import in_creation_order
 
 Role = Literal["viewer", "developer", "admin", "owner"]
 INVITE_SECONDS = 7 * 86_400
@@ -201,11 +201,7 @@ async def get_user(deps: Deps, tenant_id: str, user_id: str) -> Document:
 
 
 async def list_users(deps: Deps, tenant_id: str, *, limit: int, cursor: str | None) -> Page:
-    return await list_page(
-        deps.store,
-        USERS,
-        Query(scope=tenant_id, order_by="created_at", limit=limit, cursor=cursor),
-    )
+    return await in_creation_order(deps.store, USERS, tenant_id, limit=limit, cursor=cursor)
 
 
 async def update_user(deps: Deps, principal: Principal, user_id: str, data: UserUpdate) -> Document:

@@ -11,7 +11,6 @@ from typing import Any, Literal
 from shared.containers import MESSAGES
 from shared.domain.errors import ConflictError, NotFoundError
 from shared.domain.message_document import INTERNAL_FIELDS, MessageDocument
-from shared.domain.messages import to_utc_text
 from shared.domain.models import Document
 from shared.domain.status import PENDING
 from shared.domain.timeline import change_status, error_info
@@ -20,7 +19,7 @@ from shared.services import concurrency
 from shared.services.channels import channels as channel_service
 from shared.services.deps import Deps
 from shared.services.messaging import outbox, repository
-from shared.services.pages import list_page
+from shared.services.pages import created_between, in_creation_order
 
 
 def public(doc: Mapping[str, Any]) -> Document:
@@ -63,21 +62,9 @@ async def list_messages(
         # the direction too, sparing every message write one more index entry.
         op: Literal["eq", "ne"] = "eq" if flt.direction == "inbound" else "ne"
         where.append(Filter("status", op, "received"))
-    if flt.since:
-        where.append(Filter("created_at", "gte", to_utc_text(flt.since)))
-    if flt.until:
-        where.append(Filter("created_at", "lt", to_utc_text(flt.until)))
-    return await list_page(
-        deps.store,
-        MESSAGES,
-        Query(
-            scope=tenant_id,
-            where=tuple(where),
-            order_by="created_at",
-            descending=True,
-            limit=limit,
-            cursor=cursor,
-        ),
+    where += created_between(flt.since, flt.until)
+    return await in_creation_order(
+        deps.store, MESSAGES, tenant_id, where=where, newest_first=True, limit=limit, cursor=cursor
     )
 
 

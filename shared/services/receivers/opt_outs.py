@@ -22,9 +22,9 @@ from shared.domain.opt_outs import (
     normalise_receiver,
     opt_out_id,
 )
-from shared.ports import Conflict, Filter, Page, Query
+from shared.ports import Conflict, Filter, Page
 from shared.services.deps import Deps
-from shared.services.pages import list_page
+from shared.services.pages import in_creation_order
 
 PUBLIC_FIELDS = ("id", "channel_type", "address", "reason", "source", "created_at")
 CONCURRENT_READS = 32
@@ -142,10 +142,8 @@ async def list_opt_outs(
     deps: Deps, tenant_id: str, *, channel_type: str | None, limit: int, cursor: str | None
 ) -> Page:
     where = () if channel_type is None else (Filter("channel_type", "eq", channel_type.lower()),)
-    return await list_page(
-        deps.store,
-        OPT_OUTS,
-        Query(scope=tenant_id, where=where, order_by="created_at", limit=limit, cursor=cursor),
+    return await in_creation_order(
+        deps.store, OPT_OUTS, tenant_id, where=where, limit=limit, cursor=cursor
     )
 
 

@@ -17,7 +17,7 @@ from shared.domain.webhooks import (
 from shared.ports import Filter, Page, PreconditionFailed, Query
 from shared.services.deps import Deps
 from shared.services.events import publish
-from shared.services.pages import every_page, list_page
+from shared.services.pages import created_between, every_page, in_creation_order
 from shared.services.webhooks import fanout as webhook_fanout
 from shared.services.webhooks import jobs
 from shared.services.webhooks.jobs import WebhookJob
@@ -54,19 +54,16 @@ async def list_deliveries(
     where = [Filter("webhook_id", "eq", webhook_id)]
     if status is not None:
         where.append(Filter("status", "eq", status))
-    if since is not None:
-        where.append(Filter("created_at", "gte", to_utc_text(since)))
-    if until is not None:
-        where.append(Filter("created_at", "lt", to_utc_text(until)))
-    query = Query(
-        scope=tenant_id,
-        where=tuple(where),
-        order_by="created_at",
-        descending=True,
+    where += created_between(since, until)
+    return await in_creation_order(
+        deps.store,
+        WEBHOOK_DELIVERIES,
+        tenant_id,
+        where=where,
+        newest_first=True,
         limit=limit,
         cursor=cursor,
     )
-    return await list_page(deps.store, WEBHOOK_DELIVERIES, query)
 
 
 async def get_delivery(deps: Deps, tenant_id: str, webhook_id: str, delivery_id: str) -> Document:

@@ -35,7 +35,7 @@ from shared.ports import Page, Query
 from shared.services import concurrency
 from shared.services.deps import Deps
 from shared.services.events import interest
-from shared.services.pages import list_page
+from shared.services.pages import in_creation_order
 
 MAX_WEBHOOKS = 100
 """Per tenant: the fan-out reads a tenant's subscriptions whole for every event."""
@@ -86,8 +86,7 @@ async def create_webhook(deps: Deps, tenant_id: str, data: WebhookCreate) -> tup
 
 
 async def list_webhooks(deps: Deps, tenant_id: str, *, limit: int, cursor: str | None) -> Page:
-    query = Query(scope=tenant_id, order_by="created_at", limit=limit, cursor=cursor)
-    return await list_page(deps.store, WEBHOOKS, query)
+    return await in_creation_order(deps.store, WEBHOOKS, tenant_id, limit=limit, cursor=cursor)
 
 
 async def get_webhook(deps: Deps, tenant_id: str, webhook_id: str) -> Document:
