@@ -187,7 +187,7 @@ PROVIDER = ProviderModule(
                 ),
             ),
             receiver_types=("device", "topic"),
-            sender_types=(),  # a push has no sender: the app (project, VAPID key) is the channel
+            sender_types=(),  # a push has no sender: the Firebase project is the channel
             content_types=("push", "text"),
             directions=("outbound",),
             receipts=False,
