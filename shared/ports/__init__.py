@@ -32,6 +32,7 @@ from shared.ports.providers import (
     Sender,
     SendRequest,
     SendResult,
+    receipt,
 )
 from shared.ports.queues import (
     MessageLockLost,
@@ -79,5 +80,6 @@ __all__ = [
     "Subscription",
     "SystemScope",
     "reaches_anyone",
+    "receipt",
     "subscribers",
 ]

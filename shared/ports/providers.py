@@ -37,6 +37,41 @@ class ProviderEvent:
     deliver_at: datetime | None = None
 
 
+def receipt(
+    event_id: str,
+    status: str | None,
+    provider_status: str,
+    *,
+    provider_message_id: str | None = None,
+    message_id: str | None = None,
+    error_code: str | None = None,
+    error_reason: str | None = None,
+    opt_out: str | None = None,
+    deliver_at: datetime | None = None,
+    **owner: str,
+) -> ProviderEvent:
+    """A delivery receipt, in the one shape ``shared.services.delivery.receipts``
+    applies: the provider's own event id (a repeat changes nothing), our status and
+    theirs (None: it only opts the receiver out), the message (by our id or the
+    provider's), why it failed, and whether the receiver is gone for good (``opt_out``);
+    what else is not known is left out."""
+    known = {
+        "provider_message_id": provider_message_id,
+        "message_id": message_id,
+        "error_code": error_code,
+        "error_reason": error_reason,
+        "opt_out": opt_out,
+    }
+    payload = {
+        **owner,
+        "event_id": event_id,
+        "status": status,
+        "provider_status": provider_status,
+        **{k: v for k, v in known.items() if v is not None},
+    }
+    return ProviderEvent(kind="receipt", payload=payload, deliver_at=deliver_at)
+
+
 @dataclass(frozen=True, slots=True)
 class SendResult:
     provider_message_id: str | None

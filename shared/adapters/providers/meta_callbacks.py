@@ -36,7 +36,7 @@ from shared.domain.addresses import wa_id_to_e164
 from shared.domain.errors import CallbackInvalid, CallbackRejected
 from shared.domain.messages import to_utc_text
 from shared.domain.models import Document
-from shared.ports import CallbackReply, CallbackRequest, ProviderEvent
+from shared.ports import CallbackReply, CallbackRequest, ProviderEvent, receipt
 
 log = logging.getLogger(__name__)
 
@@ -133,19 +133,20 @@ def _receipt(status: Mapping[str, Any]) -> ProviderEvent | None:
     if state not in RECEIPT_STATUSES:
         return None
     wamid = _text(status["id"])
-    payload: dict[str, Any] = {
-        "event_id": f"{wamid}:{state}",
-        "provider_message_id": wamid,
-        "status": state,
-        "provider_status": state,
-    }
+    code = reason = None
     if state == "failed":
-        errors = status.get("errors") or [{}]
-        error = errors[0]
-        code = error.get("code")
-        payload["error_code"] = error_code(code if isinstance(code, int) else None)
-        payload["error_reason"] = describe(error)
-    return ProviderEvent(kind="receipt", payload=payload)
+        error = (status.get("errors") or [{}])[0]
+        number = error.get("code")
+        code = error_code(number if isinstance(number, int) else None)
+        reason = describe(error)
+    return receipt(
+        f"{wamid}:{state}",
+        state,
+        state,
+        provider_message_id=wamid,
+        error_code=code,
+        error_reason=reason,
+    )
 
 
 def _inbound(

@@ -17,7 +17,7 @@ from shared.domain.channels import ProviderSpec
 from shared.domain.errors import ProviderError
 from shared.domain.ids import new_id
 from shared.domain.messages import CONTENT_TYPES, TERMINAL_TYPES
-from shared.ports import Clock, ProviderEvent, ProviderModule, SendRequest, SendResult
+from shared.ports import Clock, ProviderModule, SendRequest, SendResult, receipt
 
 
 class SandboxSettings(BaseModel):
@@ -48,23 +48,22 @@ class SandboxSender:
         delivery = options.get("delivery", "delivered")
         if delivery == "none":
             return SendResult(provider_message_id=provider_id)
-        receipt = {
-            "tenant_id": request.tenant_id,
-            "channel_id": request.channel["id"],
-            "event_id": f"{provider_id}:{delivery}",
-            "provider_message_id": provider_id,
-            "message_id": request.message["id"],
-            "status": delivery,
-            "provider_status": delivery,
-        }
+        code = reason = None
         if delivery == "failed":
-            receipt["error_code"] = options.get("error_code") or "SANDBOX_UNDELIVERED"
-            receipt["error_reason"] = options.get("error_reason") or "Simulated delivery failure"
+            code = options.get("error_code") or "SANDBOX_UNDELIVERED"
+            reason = options.get("error_reason") or "Simulated delivery failure"
         delay = timedelta(milliseconds=options.get("delay_ms", 0))
-        event = ProviderEvent(
-            kind="receipt",
-            payload=receipt,
+        event = receipt(
+            f"{provider_id}:{delivery}",
+            delivery,
+            delivery,
+            provider_message_id=provider_id,
+            message_id=request.message["id"],
+            error_code=code,
+            error_reason=reason,
             deliver_at=self.clock.now() + delay if delay else None,
+            tenant_id=request.tenant_id,
+            channel_id=request.channel["id"],
         )
         return SendResult(provider_message_id=provider_id, followups=(event,))
 

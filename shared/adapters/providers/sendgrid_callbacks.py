@@ -50,7 +50,7 @@ from shared.adapters.providers.sendgrid_inbound import (
 from shared.domain.encoding import b64decode_lenient_spaces
 from shared.domain.errors import CallbackInvalid, CallbackRejected
 from shared.domain.models import Document
-from shared.ports import CallbackReply, CallbackRequest, ProviderEvent
+from shared.ports import CallbackReply, CallbackRequest, ProviderEvent, receipt
 
 SIGNATURE_HEADER = "x-twilio-email-event-webhook-signature"
 TIMESTAMP_HEADER = "x-twilio-email-event-webhook-timestamp"
@@ -193,21 +193,19 @@ def _receipt(event: Mapping[str, Any], channel_id: str) -> ProviderEvent | None:
         raise CallbackInvalid(f"A {name} event has no sg_event_id")
     status, opt_out = mapped
     kind = event.get("type") if name == "bounce" else name
-    payload: dict[str, Any] = {
-        "event_id": event_id,
-        "message_id": message_id,
-        "provider_message_id": str(event.get("sg_message_id") or "").split(".")[0] or None,
-        "status": status,
-        "provider_status": f"bounce:{kind}" if name == "bounce" and kind else name,
-    }
-    if status == "failed":
-        payload["error_code"] = _FAILURE_CODES.get(str(kind), "SENDGRID_BOUNCED")
-        payload["error_reason"] = str(event.get("reason") or name)[:1000]
+    failed = status == "failed"
     if kind == "blocked":
         opt_out = None  # the receiving server refused the sender, not the address
-    if opt_out:
-        payload["opt_out"] = opt_out
-    return ProviderEvent(kind="receipt", payload=payload)
+    return receipt(
+        event_id,
+        status,
+        f"bounce:{kind}" if name == "bounce" and kind else str(name),
+        message_id=message_id,
+        provider_message_id=str(event.get("sg_message_id") or "").split(".")[0] or None,
+        error_code=_FAILURE_CODES.get(str(kind), "SENDGRID_BOUNCED") if failed else None,
+        error_reason=str(event.get("reason") or name)[:1000] if failed else None,
+        opt_out=opt_out or None,
+    )
 
 
 # -- Inbound Parse -------------------------------------------------------------

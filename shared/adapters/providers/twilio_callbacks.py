@@ -27,7 +27,7 @@ from urllib.parse import parse_qsl, urlsplit
 from shared.domain.addresses import wa_id_to_e164
 from shared.domain.errors import CallbackInvalid, CallbackRejected
 from shared.domain.models import Document
-from shared.ports import CallbackReply, CallbackRequest, ProviderEvent
+from shared.ports import CallbackReply, CallbackRequest, ProviderEvent, receipt
 
 SIGNATURE_HEADER = "x-twilio-signature"
 EMPTY_TWIML = b'<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
@@ -127,21 +127,24 @@ def _receipt(sid: str, status: str, params: Mapping[str, str]) -> CallbackReply:
     ocm_status = _STATUSES.get(status)
     if ocm_status is None:  # queued, sending, accepted, scheduled…: nothing to record
         return CallbackReply()
-    payload: dict[str, Any] = {
-        "event_id": f"{sid}:{status}",
-        "provider_message_id": sid,
-        "status": ocm_status,
-        "provider_status": status,
-    }
+    error_code = error_reason = opt_out = None
     if ocm_status == "failed":
         code = params.get("ErrorCode", "")
-        payload["error_code"] = f"TWILIO_{code}" if code.isdigit() else f"TWILIO_{status.upper()}"
-        payload["error_reason"] = (
+        error_code = f"TWILIO_{code}" if code.isdigit() else f"TWILIO_{status.upper()}"
+        error_reason = (
             params.get("ErrorMessage") or ERROR_TEXTS.get(code) or f"Twilio reported {status}"
         )
-        if code == "21610":
-            payload["opt_out"] = "unsubscribe"
-    return CallbackReply(events=(ProviderEvent(kind="receipt", payload=payload),))
+        opt_out = "unsubscribe" if code == "21610" else None
+    event = receipt(
+        f"{sid}:{status}",
+        ocm_status,
+        status,
+        provider_message_id=sid,
+        error_code=error_code,
+        error_reason=error_reason,
+        opt_out=opt_out,
+    )
+    return CallbackReply(events=(event,))
 
 
 def _inbound(sid: str, params: Mapping[str, str]) -> CallbackReply:
