@@ -13,6 +13,7 @@ from typing import Any
 from shared.domain.errors import FieldError, ValidationFailed
 from shared.domain.messages import MAX_TEXT
 from shared.domain.models import Document
+from shared.domain.template_budget import MAX_VALUE, weight
 from shared.domain.template_sandbox import RenderError, render_source
 
 MAX_HTML = 200_000
@@ -120,6 +121,18 @@ def check_data(variables: list[Document], data: Any, at: str) -> dict[str, Any]:
         for k, value in data.items()
         if k in declared and value is not None and not _is_type(value, declared[k]["type"])
     ]
+    # No operation of the sandbox may build a value past MAX_VALUE: none is given one.
+    too_large = [
+        FieldError(f"{at}.{k}", f"at most {MAX_VALUE} characters")
+        for k, value in data.items()
+        if weight(value) > MAX_VALUE
+    ]
+    if too_large:
+        raise ValidationFailed(
+            "A template variable's value is too large",
+            code="TEMPLATE_VALUE_TOO_LARGE",
+            errors=too_large,
+        )
     for code, detail, errors in (
         ("TEMPLATE_VARIABLE_MISSING", "A required template variable is missing", missing),
         ("TEMPLATE_VARIABLE_UNKNOWN", "The data names a variable the template lacks", unknown),

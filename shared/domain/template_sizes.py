@@ -5,30 +5,69 @@ intercepted operators (``+``, ``*``, ``**``) and the filters that grow a value."
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sized
+from collections.abc import Iterator, Mapping, Sized
 from typing import Any
 
 from jinja2.exceptions import SecurityError
 
-from shared.domain.template_budget import MAX_DIGITS, MAX_VALUE, weight
+from shared.domain.template_budget import MAX_DIGITS, MAX_VALUE, spend, weight, within
 
-_PERCENT = re.compile(r"%(?:\([^)]*\))?[#0 +-]*(\*|[1-9]\d*)?(?:\.(\*|\d*))?[hlL]?[a-zA-Z%]")
+_SPEC = re.compile(r"[#0 +-]*(\*|\d*)(?:\.(\*|\d*))?[hlL]?")
+"""What follows ``%`` (and its key): anchored, and every part linear in what it matches."""
 
 
 def _formatted_size(fmt: Any, args: Any) -> int:
-    """The most ``fmt % args`` can print: widths and precisions count, ``*`` is refused."""
+    """The most ``fmt % args`` can print: widths and precisions count, ``*`` is refused.
+
+    The format is charged to the render's budget and held to MAX_VALUE before it is
+    read, and read once, left to right (a regex over the whole of it backtracked on
+    ``%(`` without a ``)``, quadratically, holding the GIL)."""
     if not isinstance(fmt, str):
         return weight(fmt)
+    spend(within(len(fmt)))
     values = (
         args.values() if isinstance(args, Mapping) else args if isinstance(args, tuple) else (args,)
     )
     widest = max((weight(v) for v in values), default=0)
     size = len(fmt)
-    for width, precision in _PERCENT.findall(fmt):
+    for width, precision in _conversions(fmt):
+        spend()
         if "*" in (width, precision):
             raise SecurityError("a width or precision taken from the arguments (*)")
         size += max(_number(width), _number(precision), widest)
     return size
+
+
+def _conversions(fmt: str) -> Iterator[tuple[str, str]]:
+    """The width and precision of each conversion of ``fmt``, as ``%`` reads them (a
+    mapping key's parentheses nest); where ``%`` would refuse the rest, it stops. Each
+    search starts where the last ended, so the whole is read once."""
+    at = fmt.find("%")
+    while at != -1:
+        at += 1
+        if fmt.startswith("(", at):
+            at = _after_key(fmt, at)
+            if at == -1:
+                return  # an unclosed key: ``%`` refuses the format
+        spec = _SPEC.match(fmt, at)
+        assert spec is not None  # every part of it may match nothing
+        at = spec.end()
+        if at >= len(fmt):
+            return  # no conversion character: ``%`` refuses the format
+        yield spec.group(1), spec.group(2) or ""  # ``%%`` too: an estimate may be high
+        at = fmt.find("%", at + 1)
+
+
+def _after_key(fmt: str, at: int) -> int:
+    """Where the ``(key)`` opening at ``at`` ends (parentheses nest), or -1."""
+    depth, at = 1, at + 1
+    while depth:
+        close = fmt.find(")", at)
+        if close == -1:
+            return -1
+        depth += fmt.count("(", at, close) - 1
+        at = close + 1
+    return at
 
 
 def _number(digits: str) -> int:

@@ -4,11 +4,13 @@ tenant's template is not found."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import httpx
 import pytest
 
+from shared.domain.template_budget import MAX_VALUE
 from shared.services.deps import Deps
 from shared.services.onboarding import signup
 
@@ -315,3 +317,25 @@ async def test_each_route_needs_its_scope(api: httpx.AsyncClient, deps: Deps) ->
         answer = await api.request(method, path, json=body, headers=auth(reader))
         problem(answer, 403, "SCOPE_MISSING")
     problem(await api.get(TEMPLATES), 401, "CREDENTIALS_MISSING")
+
+
+async def test_a_hostile_preview_value_is_refused_or_rendered_at_once(
+    api: httpx.AsyncClient, deps: Deps
+) -> None:
+    """Security review, finding 1: ``{{ code % 1 }}`` with ``code = "%(" * 60000`` held
+    the process 3.9 s; a value past the sandbox's value limit is refused outright."""
+    key = await tenant_key(deps)
+    hostile = {"name": "redos", "variables": [{"name": "code"}]}
+    await create(api, key, {**hostile, "variants": {"default": {"text": "{{ code % 1 }}"}}})
+    path = f"{TEMPLATES}/redos/preview"
+    started = time.perf_counter()
+    answer = await api.post(
+        path, json={"channel_type": "sms", "data": {"code": "%(" * 60_000}}, headers=auth(key)
+    )
+    assert time.perf_counter() - started < 1.0
+    assert answer.status_code in (200, 422), answer.text
+    too_large = {"channel_type": "sms", "data": {"code": "x" * (MAX_VALUE + 1)}}
+    answer = await api.post(path, json=too_large, headers=auth(key))
+    assert problem(answer, 422, "TEMPLATE_VALUE_TOO_LARGE")["errors"] == [
+        {"field": "data.code", "message": f"at most {MAX_VALUE} characters"}
+    ]
