@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal, get_args
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
+from shared.domain.email_headers import header_problem
 from shared.domain.encoding import b64decode_lenient_spaces
 
 TerminalType = Literal["email", "phone", "alphanumeric", "telegram", "device", "topic", "url"]
@@ -60,6 +61,19 @@ UtcDatetime = Annotated[AwareDatetime, AfterValidator(_utc)]
 FreeJson = Annotated[dict[str, Any], AfterValidator(_shallow)]
 
 
+def _header_safe(value: str | None) -> str | None:
+    problem = None if value is None else header_problem(value)
+    if problem:
+        raise ValueError(problem)
+    return value
+
+
+# Text an e-mail may carry in a header (see shared.domain.email_headers).
+Subject = Annotated[str, Field(max_length=998), AfterValidator(_header_safe)]
+DisplayName = Annotated[str, Field(max_length=256), AfterValidator(_header_safe)]
+FileName = Annotated[str, Field(min_length=1, max_length=255), AfterValidator(_header_safe)]
+
+
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -69,11 +83,11 @@ class Terminal(Strict):
 
     type: TerminalType
     address: str = Field(min_length=1, max_length=4096)
-    display_name: str | None = Field(default=None, max_length=256)
+    display_name: DisplayName | None = None
 
 
 class Attachment(Strict):
-    filename: str = Field(min_length=1, max_length=255)
+    filename: FileName
     content_type: str = Field(min_length=3, max_length=255, pattern=r"^[\w.+-]+/[\w.+-]+$")
     content: str | None = Field(default=None, description="Base64 of the file's bytes.")
     url: str | None = Field(default=None, max_length=2048)
@@ -167,7 +181,7 @@ class MessageCreate(Strict):
     receiver: Terminal
     sender: Terminal | None = None
     content: Content
-    subject: str | None = Field(default=None, max_length=998)
+    subject: Subject | None = None
     context: FreeJson = Field(default_factory=dict)
     options: MessageOptions = Field(default_factory=MessageOptions)
     send_at: UtcDatetime | None = None

@@ -13,9 +13,11 @@ import re
 from collections.abc import Mapping
 from email.headerregistry import Address
 from email.message import EmailMessage
+from email.policy import SMTP
 from email.utils import formatdate
 from typing import Any
 
+from shared.domain.email_headers import check_header_block, header_text
 from shared.domain.encoding import b64decode_lenient_spaces
 from shared.domain.errors import ProviderError
 
@@ -43,7 +45,8 @@ def _address(terminal: Mapping[str, Any] | None, role: str) -> tuple[Address, st
         raise invalid(f"the {role} is not an email address", "SMTP_INVALID_ADDRESS")
     with contextlib.suppress(UnicodeError):
         domain = domain.encode("idna").decode("ascii")
-    name = " ".join(str((terminal or {}).get("display_name") or "").split())
+    display = str((terminal or {}).get("display_name") or "")
+    name = email_header(display, f"{role}'s display name")
     try:
         return Address(display_name=name, username=local, domain=domain), f"{local}@{domain}"
     except Exception:
@@ -63,11 +66,12 @@ def build_email(
     email = EmailMessage()
     email["From"] = sender
     email["To"] = receiver
-    email["Subject"] = " ".join(str(message.get("subject") or "").split())
+    email["Subject"] = email_header(str(message.get("subject") or ""), "subject")
     email["Date"] = formatdate(usegmt=True)
     email["Message-ID"] = f"<{message['id']}@ocm>"
-    for name, value in (message.get("email_headers") or {}).items():
-        email[name] = value  # List-Unsubscribe (RFC 8058), set by OCM at accept time
+    extra = message.get("email_headers") or {}
+    for name, value in extra.items():
+        email[name] = email_header(value, name)  # List-Unsubscribe (RFC 8058), set at accept
     if content.get("type") == "text":
         email.set_content(str(content["text"]))
     elif content.get("type") == "html":
@@ -90,6 +94,18 @@ def build_email(
             data,
             maintype=maintype or "application",
             subtype=subtype or "octet-stream",
-            filename=str(attachment.get("filename") or "attachment"),
+            filename=email_header(str(attachment.get("filename") or "attachment"), "file name"),
         )
+    try:
+        check_header_block(email.as_bytes(policy=SMTP), extra)
+    except ValueError as exc:
+        raise invalid(str(exc), "EMAIL_HEADER_INVALID") from None
     return email, mail_from, rcpt_to
+
+
+def email_header(text: str, what: str) -> str:
+    """``text`` as a header value, or a permanent failure (see shared.domain.email_headers)."""
+    try:
+        return header_text(text, what)
+    except ValueError as exc:
+        raise invalid(str(exc), "EMAIL_HEADER_INVALID") from None

@@ -37,7 +37,7 @@ import httpx
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from shared.adapters.providers.email_mime import html_to_text, invalid
+from shared.adapters.providers.email_mime import email_header, html_to_text, invalid
 from shared.adapters.providers.http import LazyClient, call, status_error
 from shared.adapters.providers.sendgrid_callbacks import SendGridCallbacks
 from shared.domain.channels import CredentialField, ProviderSpec
@@ -154,12 +154,14 @@ def mail_send_body(message: Mapping[str, Any], channel: Mapping[str, Any]) -> di
     }
     headers = message.get("email_headers")
     if isinstance(headers, Mapping) and headers:
-        personalization["headers"] = {str(k): str(v) for k, v in headers.items()}
+        personalization["headers"] = {
+            str(k): email_header(str(v), str(k)) for k, v in headers.items()
+        }
     body: dict[str, Any] = {
         "personalizations": [personalization],
         "from": _party(message.get("sender") or channel.get("default_sender"), "sender"),
     }
-    subject = " ".join(str(message.get("subject") or "").split())
+    subject = email_header(str(message.get("subject") or ""), "subject")
     if subject:
         body["subject"] = subject
     if content.get("type") == "template":
@@ -183,7 +185,7 @@ def _party(terminal: Mapping[str, Any] | None, role: str) -> dict[str, str]:
     if not (local and at and domain):
         raise invalid(f"the {role} is not an email address", "SENDGRID_INVALID_ADDRESS")
     party = {"email": address}
-    name = " ".join(str((terminal or {}).get("display_name") or "").split())
+    name = email_header(str((terminal or {}).get("display_name") or ""), f"{role}'s display name")
     if name:
         party["name"] = name
     return party
@@ -210,7 +212,9 @@ def _attachments(content: Mapping[str, Any]) -> list[dict[str, str]]:
         attachments.append(
             {
                 "content": "".join(str(attachment["content"]).split()),
-                "filename": str(attachment.get("filename") or "attachment"),
+                "filename": email_header(
+                    str(attachment.get("filename") or "attachment"), "file name"
+                ),
                 "type": str(attachment.get("content_type") or "application/octet-stream"),
                 "disposition": "attachment",
             }
