@@ -47,6 +47,9 @@ class ProviderSpec:
     """Whether it calls ``/api/v1/callbacks/{provider}/{channel_id}``."""
     attachment_sources: tuple[str, ...] = ("content", "url")
     """How attachments may come: base64 ``content``, and/or a ``url`` the provider fetches."""
+    destination: tuple[str, ...] = ()
+    """The settings that decide where the credentials are sent (an API origin, an SMTP
+    host, port and security): changing one drops them."""
     receiver_problem: Callable[[str, str], str | None] | None = None
     """The provider's own check of a receiver (type, address) beyond its type's rules:
     what is wrong with it, or None (a Web Push subscription's JSON, say)."""

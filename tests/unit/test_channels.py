@@ -112,7 +112,7 @@ async def test_a_default_sender_with_an_invalid_address_is_refused(world: World)
 async def test_an_update_merges_settings_and_validates_the_result(world: World) -> None:
     await smtp_channel(world)
     update = ChannelUpdate(settings={"port": 465, "security": "ssl"}, description="main")
-    doc = await channels.update_channel(world.deps, world.tenant_id, "email-main", update)
+    doc = (await channels.update_channel(world.deps, world.tenant_id, "email-main", update)).doc
     assert doc["settings"]["host"] == "smtp.example.com"  # kept
     assert (doc["settings"]["port"], doc["settings"]["security"]) == (465, "ssl")
     assert doc["description"] == "main"
@@ -127,7 +127,7 @@ async def test_an_update_merges_settings_and_validates_the_result(world: World) 
 async def test_an_update_may_clear_the_default_sender(world: World) -> None:
     await smtp_channel(world)
     update = ChannelUpdate.model_validate({"default_sender": None})
-    doc = await channels.update_channel(world.deps, world.tenant_id, "email-main", update)
+    doc = (await channels.update_channel(world.deps, world.tenant_id, "email-main", update)).doc
     assert doc["default_sender"] is None
 
 
@@ -217,11 +217,12 @@ async def test_an_update_may_clear_the_description_and_pause_the_channel(world: 
     await channels.update_channel(
         world.deps, world.tenant_id, "sandbox", ChannelUpdate(description="main")
     )
-    doc = await channels.update_channel(
+    updated = await channels.update_channel(
         world.deps,
         world.tenant_id,
         "sandbox",
         ChannelUpdate.model_validate({"description": None, "status": "paused"}),
     )
+    doc = updated.doc
     assert doc["description"] is None
     assert doc["status"] == "paused"

@@ -186,6 +186,7 @@ PROVIDER = ProviderModule(
                     "project_id, client_email and private_key",
                 ),
             ),
+            destination=("base_url", "token_uri"),
             receiver_types=("device", "topic"),
             sender_types=(),  # a push has no sender: the Firebase project is the channel
             content_types=("push", "text"),

@@ -220,6 +220,7 @@ PROVIDER = ProviderModule(
                     description="The Verify Token you enter in the app's webhook settings",
                 ),
             ),
+            destination=("base_url",),
             receiver_types=("phone",),
             sender_types=("phone",),
             content_types=("text", "media", "template"),

@@ -262,6 +262,7 @@ PROVIDER = ProviderModule(
                     description="Public key of the Inbound Parse security policy (base64)",
                 ),
             ),
+            destination=("base_url",),
             receiver_types=("email",),
             sender_types=("email",),
             content_types=("text", "html", "template"),

@@ -270,6 +270,7 @@ PROVIDER = ProviderModule(
                     "password", secret=True, required=False, description="AUTH password"
                 ),
             ),
+            destination=("host", "port", "security"),
             receiver_types=("email",),
             sender_types=("email",),
             content_types=("text", "html"),

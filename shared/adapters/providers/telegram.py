@@ -269,6 +269,7 @@ PROVIDER = ProviderModule(
                     "required to receive messages",
                 ),
             ),
+            destination=("base_url",),
             receiver_types=("telegram",),
             sender_types=("telegram",),
             content_types=("text", "html", "media"),

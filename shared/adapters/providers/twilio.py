@@ -227,6 +227,7 @@ def _spec(channel_type: str, description: str, **capabilities: Any) -> ProviderS
         description=description,
         settings=TwilioSettings,
         credentials=_CREDENTIALS,
+        destination=("base_url",),
         receiver_types=("phone",),
         directions=("outbound", "inbound"),
         receipts=True,

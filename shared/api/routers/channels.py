@@ -84,11 +84,17 @@ async def update_channel(
     data: ChannelUpdate,
     caller: Annotated[Caller, scoped("update:channel")],
 ) -> JsonResponse:
-    doc = await channels.update_channel(caller.deps, caller.tenant_id, name, data)
+    updated = await channels.update_channel(caller.deps, caller.tenant_id, name, data)
+    doc = updated.doc
     changed = sorted(data.model_dump(exclude_unset=True))
     await caller.audit(
         "channel.update", type="channel", id=doc["id"], name=doc["name"], fields=changed
     )
+    if updated.credentials_dropped:
+        dropped = [f"settings.{k}" for k in updated.credentials_dropped]
+        await caller.audit(
+            "channel.credentials.drop", type="channel", id=doc["id"], because=dropped
+        )
     return JsonResponse(_view(caller, request, doc))
 
 

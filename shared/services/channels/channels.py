@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 from shared.containers import CHANNELS, DIRECTORY
@@ -11,6 +12,7 @@ from shared.domain.channels import (
     ChannelCreate,
     ChannelUpdate,
     DeliveryPolicy,
+    ProviderSpec,
     validate_credentials,
     validate_settings,
 )
@@ -49,6 +51,7 @@ def public(doc: Document, base_url: str | None = None) -> Document:
 async def create_channel(deps: Deps, tenant_id: str, data: ChannelCreate) -> Document:
     spec = deps.catalog.resolve(data.type, data.provider)
     settings = validate_settings(spec, data.settings)
+    _check_destination(deps, spec, settings)
     default_sender = _default_sender(spec.sender_types, data.default_sender)
     now = to_utc_text(deps.clock.now())
     doc: Document = {
@@ -157,12 +160,34 @@ async def list_channels(deps: Deps, tenant_id: str, *, limit: int, cursor: str |
     )
 
 
-async def update_channel(deps: Deps, tenant_id: str, name: str, data: ChannelUpdate) -> Document:
+@dataclass(frozen=True, slots=True)
+class ChannelUpdated:
+    doc: Document
+    credentials_dropped: tuple[str, ...] = ()
+    """The settings whose change dropped the channel's credentials (none: kept)."""
+
+
+async def update_channel(
+    deps: Deps, tenant_id: str, name: str, data: ChannelUpdate
+) -> ChannelUpdated:
+    """Change a channel. A change of where its credentials are sent (its provider's
+    ``destination`` settings: an API origin, an SMTP host) drops them: whoever may
+    change a channel must not be able to send its write-only credentials elsewhere."""
+    moved: tuple[str, ...] = ()
+
     async def change(doc: Document) -> None:
+        nonlocal moved
         spec = deps.catalog.resolve(doc["type"], doc["provider"])
         changes = data.model_dump(exclude_unset=True)
         if "settings" in changes and changes["settings"] is not None:
-            doc["settings"] = validate_settings(spec, {**doc["settings"], **changes["settings"]})
+            settings = validate_settings(spec, {**doc["settings"], **changes["settings"]})
+            _check_destination(deps, spec, settings)
+            moved = tuple(k for k in spec.destination if settings.get(k) != doc["settings"].get(k))
+            if moved and doc.get("has_credentials"):
+                doc["has_credentials"] = False
+            else:
+                moved = ()
+            doc["settings"] = settings
         if "default_sender" in changes:
             doc["default_sender"] = _default_sender(spec.sender_types, data.default_sender)
         if "description" in changes:
@@ -180,7 +205,28 @@ async def update_channel(deps: Deps, tenant_id: str, name: str, data: ChannelUpd
         deps.store, CHANNELS, lambda: get_channel(deps, tenant_id, name), change, tries
     )
     forget(deps, written)
-    return written
+    if moved:
+        await deps.secrets.delete(credentials_secret_name(written["id"]))
+    return ChannelUpdated(written, moved)
+
+
+def _check_destination(deps: Deps, spec: ProviderSpec, settings: dict[str, Any]) -> None:
+    """In production credentials travel only encrypted: no http:// API origin, no SMTP
+    without TLS."""
+    if deps.settings.OCM_ENV != "production":
+        return
+    plain = [
+        k
+        for k in spec.destination
+        if str(settings.get(k) or "").lower().startswith("http://")
+        or (k == "security" and settings.get(k) == "none")
+    ]
+    if plain:
+        raise ValidationFailed(
+            "In production a channel reaches its provider over TLS only",
+            code="CHANNEL_DESTINATION_NOT_ENCRYPTED",
+            errors=[FieldError(f"settings.{k}", "must be encrypted (https, TLS)") for k in plain],
+        )
 
 
 async def set_credentials(

@@ -10,6 +10,8 @@ provider's answer does to the message is ``outcomes``'.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 from shared import telemetry
@@ -19,6 +21,7 @@ from shared.domain.jobs import DispatchJob
 from shared.domain.message_document import MessageDocument
 from shared.domain.messages import to_utc_text
 from shared.domain.models import Document
+from shared.domain.redaction import redact
 from shared.domain.status import FINAL
 from shared.domain.timeline import change_status, error_info
 from shared.ports import SendRequest, SendResult
@@ -169,10 +172,23 @@ async def _call_provider(
         ):
             return await sender.send(request)
     except ProviderError as err:
-        return err
+        return _masked(deps, err, channel, request.credentials)
     except Exception:
         log.exception("provider %s raised unexpectedly for %s", channel["provider"], doc["id"])
         return ProviderError("transient", "PROVIDER_ERROR", "The provider call failed unexpectedly")
+
+
+def _masked(
+    deps: Deps, error: ProviderError, channel: Document, credentials: Mapping[str, str]
+) -> ProviderError:
+    """The error with every encoding of the channel's secret credentials masked: its
+    reason is stored, and readable with read:message (an endpoint may echo the
+    request's Authorization header)."""
+    spec = deps.catalog.specs.get((channel["type"], channel["provider"]))
+    names = {f.name for f in spec.credentials if f.secret} if spec else set(credentials)
+    secrets = [v for k, v in credentials.items() if k in names and v]
+    reason = redact(error.reason, secrets, [v for v in credentials.values() if v])
+    return error if reason == error.reason else replace(error, reason=reason)
 
 
 async def _send_and_record(deps: Deps, claimed: MessageDocument, channel: Document) -> Outcome:
