@@ -4,12 +4,14 @@ closed by default."""
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Iterator
 
 import httpx
 import pytest
 
 from tests.e2e.conftest import Server, free_port, server_env
+from tests.peers.apprise_peers import WebhookPeer
 
 
 @pytest.fixture(scope="module")
@@ -158,3 +160,33 @@ def test_cors_is_closed_by_default(loud: Server) -> None:
     for answer in (preflight, simple):
         assert "access-control-allow-origin" not in answer.headers
         assert "access-control-allow-credentials" not in answer.headers
+
+
+def test_no_apprise_destination_token_reaches_the_log(loud: Server) -> None:
+    """Security review, finding 4: Apprise's requests go through urllib3, whose DEBUG
+    lines carry the request's path and query — the tokens of a json://, Mattermost or
+    similar URL. A send to one with its token in the path and the query leaves none."""
+    acme = loud.tenant("apprise-hygiene")
+    token = "APPRTOK" + secrets.token_hex(12)
+    hook = WebhookPeer(kind="json")
+    with hook.running(), httpx.Client(base_url=loud.url, timeout=30) as http:
+        key = {"X-API-Key": acme.api_key}
+        chat = {
+            "name": "chat",
+            "type": "chat",
+            "default_sender": {"type": "topic", "address": "ops"},
+        }
+        assert http.post("/api/v1/channels", json=chat, headers=key).status_code == 201
+        url = hook.address(f"hooks/{token}") + f"?-t={token}"
+        put = http.put("/api/v1/channels/chat/credentials", json={"url": url}, headers=key)
+        assert put.status_code == 204, put.text
+        message = {
+            "channel": "chat",
+            "receiver": {"type": "topic", "address": "ops"},
+            "content": {"type": "text", "text": "deploy done"},
+        }
+        sent = http.post("/api/v1/messages", json=message, headers=key).json()
+        done = acme.wait_for(sent["id"], until=lambda m: m["status"] in ("sent", "failed"))
+        assert done["status"] == "sent", done
+    assert [r.path for r in hook.requests] == [f"/hooks/{token}"]  # it did go there
+    assert token not in loud.log()

@@ -42,13 +42,11 @@ is retried, since a token that was revoked and a service that is down look alike
 from __future__ import annotations
 
 import asyncio
-import logging
 import re
 from collections.abc import Mapping
 from typing import Any
 
 from apprise import (
-    LOGGER_NAME,
     Apprise,
     AppriseAsset,
     AppriseResultStatus,
@@ -57,6 +55,7 @@ from apprise import (
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared.adapters.providers.apprise_chat_urls import Destination, load, secrets_of
+from shared.adapters.providers.apprise_logs import keep_apprise_logs_in_results
 from shared.domain.channels import CredentialField, ProviderSpec
 from shared.domain.errors import ProviderError
 from shared.egress import EgressRefused, resolve
@@ -97,7 +96,7 @@ class AppriseSender:
 
     def __init__(self, *, allow_private_egress: bool) -> None:
         self._allow_private = allow_private_egress
-        _keep_apprise_logs_in_results()
+        keep_apprise_logs_in_results()
 
     async def send(self, request: SendRequest) -> SendResult:
         settings: Mapping[str, Any] = request.channel.get("settings") or {}
@@ -225,14 +224,6 @@ def _mask(text: str, hidden: tuple[str, ...]) -> str:
     for piece in hidden:
         text = text.replace(piece, "***")
     return text
-
-
-def _keep_apprise_logs_in_results() -> None:
-    """Apprise logs whole URLs (tokens and all) when it cannot load one: its records
-    stay with each call's result and never reach the platform's handlers."""
-    apprise_log = logging.getLogger(LOGGER_NAME)  # Apprise gives it a NullHandler
-    apprise_log.propagate = False
-    apprise_log.setLevel(logging.WARNING)
 
 
 __all__ = ["AppriseSender", "AppriseSettings"]
