@@ -217,3 +217,48 @@ async def test_a_password_is_reset_with_an_operator_token(
         "/api/v1/users/reset-password", json={"token": token, "password": "short"}
     )
     assert short.status_code == 422
+
+
+async def test_a_password_reset_revokes_the_access_tokens_at_once(
+    api: httpx.AsyncClient, deps: Deps
+) -> None:
+    """Security review, finding 5: an access token lived its 15 minutes after a reset."""
+    root = {"X-API-Key": (await signup.create_tenant(deps, "acme")).api_key}
+    pair = await user_with_role(api, root, "r@example.com", "viewer")
+    assert (await api.get("/api/v1/channels", headers=bearer(pair))).status_code == 200
+    token = await users.reset_token(deps, "r@example.com")
+    body = {"token": token, "password": PASSWORD + "!"}
+    assert (await api.post("/api/v1/users/reset-password", json=body)).status_code == 200
+    assert (await api.get("/api/v1/channels", headers=bearer(pair))).status_code == 401
+    fresh = {"email": "r@example.com", "password": PASSWORD + "!"}
+    again = (await api.post("/api/v1/auth/login", json=fresh)).json()
+    assert (await api.get("/api/v1/channels", headers=bearer(again))).status_code == 200
+
+
+async def test_a_reused_refresh_token_revokes_its_sign_ins_access_tokens_at_once(
+    api: httpx.AsyncClient, deps: Deps
+) -> None:
+    """Security review, finding 5: after reuse was detected, T2 still answered 200."""
+    root = {"X-API-Key": (await signup.create_tenant(deps, "acme")).api_key}
+    first = await user_with_role(api, root, "f@example.com", "viewer")
+    other = (
+        await api.post("/api/v1/auth/login", json={"email": "f@example.com", "password": PASSWORD})
+    ).json()
+    renewed = (
+        await api.post("/api/v1/auth/refresh", json={"refresh_token": first["refresh_token"]})
+    ).json()
+    replay = await api.post("/api/v1/auth/refresh", json={"refresh_token": first["refresh_token"]})
+    assert replay.status_code == 401
+    for revoked in (first, renewed):
+        assert (await api.get("/api/v1/channels", headers=bearer(revoked))).status_code == 401
+    assert (await api.get("/api/v1/channels", headers=bearer(other))).status_code == 200
+
+
+async def test_signing_out_ends_that_sign_ins_access_token(
+    api: httpx.AsyncClient, deps: Deps
+) -> None:
+    root = {"X-API-Key": (await signup.create_tenant(deps, "acme")).api_key}
+    pair = await user_with_role(api, root, "o@example.com", "viewer")
+    out = await api.post("/api/v1/auth/logout", json={"refresh_token": pair["refresh_token"]})
+    assert out.status_code == 204, out.text
+    assert (await api.get("/api/v1/channels", headers=bearer(pair))).status_code == 401

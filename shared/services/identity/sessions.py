@@ -28,6 +28,7 @@ from shared.services.deps import Deps
 from shared.services.identity import tenants, tokens
 from shared.services.identity.directory import PLATFORM
 from shared.services.identity.user_credentials import (
+    ACCESS_SECONDS,
     by_email,
     hash_password,
     normalise_email,
@@ -37,7 +38,6 @@ from shared.services.identity.user_credentials import (
     token_entry_id,
 )
 
-ACCESS_SECONDS = 900
 REFRESH_SECONDS = 30 * 86_400
 FREE_FAILURES_ACCOUNT = 5
 FREE_FAILURES_ADDRESS = 20
@@ -152,7 +152,13 @@ async def logout(deps: Deps, refresh_token: str) -> None:
 async def _issue(deps: Deps, user: Document, family: str) -> dict[str, Any]:
     now = deps.clock.now()
     scope = " ".join(sorted(scope_table.ROLES[user["role"]]))
-    claims = {"sub": user["id"], "typ": "user", "scope": scope}
+    claims = {
+        "sub": user["id"],
+        "typ": "user",
+        "scope": scope,
+        "fam": family,  # the sign-in: revoking it stops this token at once
+        "gen": user.get("token_generation", 0),  # a new password stops every token
+    }
     access = await tokens.sign(deps, user["tenant_id"], claims, ACCESS_SECONDS)
     refresh_token = f"ort_{secrets.token_urlsafe(32)}"
     await deps.store.create(

@@ -11,6 +11,8 @@ entry, and the tokens kept as Directory entries (single-use and refresh).
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
+from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -19,13 +21,17 @@ from email_validator import EmailNotValidError, validate_email
 from shared.containers import DIRECTORY, USERS
 from shared.domain.errors import FieldError, ValidationFailed
 from shared.domain.ids import hash_secret
+from shared.domain.messages import to_utc_text
 from shared.domain.models import Document
 from shared.ports import Filter, Query
+from shared.services import concurrency
 from shared.services.deps import Deps
 from shared.services.identity import directory
 from shared.services.pages import every_page
 
 _hasher = PasswordHasher()
+ACCESS_SECONDS = 900
+"""How long a user's access token lives; a revoked sign-in is remembered that long."""
 
 
 async def hash_password(password: str) -> str:
@@ -78,14 +84,45 @@ async def _refresh_entries(deps: Deps, tenant_id: str) -> list[Document]:
 
 
 async def revoke_family(deps: Deps, entry: Document) -> None:
-    """Revoke every refresh token descended from the same sign-in as ``entry``."""
+    """Revoke the sign-in ``entry`` descends from: its refresh tokens, and at once the
+    access tokens issued with them."""
     for doc in await _refresh_entries(deps, entry["tenant_id"]):
         if doc.get("family") == entry["family"]:
             await deps.store.delete(DIRECTORY, doc["tenant_id"], doc["id"])
+    await _revoke_access(deps, entry["tenant_id"], entry["user_id"], entry["family"])
 
 
 async def revoke_refresh_tokens(deps: Deps, user: Document) -> None:
-    """Revoke every refresh token of the user (a new password, a disabled user)."""
+    """Revoke every sign-in of the user (a new password, a disabled user): every
+    refresh token, and at once every access token."""
     for doc in await _refresh_entries(deps, user["tenant_id"]):
         if doc.get("user_id") == user["id"]:
             await deps.store.delete(DIRECTORY, doc["tenant_id"], doc["id"])
+    await _revoke_access(deps, user["tenant_id"], user["id"], None)
+
+
+def access_revoked(user: Document, claims: dict[str, Any]) -> bool:
+    """Whether an access token of ``user`` (its ``claims``) was revoked since issued:
+    its generation is older than the user's, or its sign-in (family) was revoked."""
+    if claims.get("gen", 0) != user.get("token_generation", 0):
+        return True
+    return any(r["family"] == claims.get("fam") for r in user.get("revoked_families") or ())
+
+
+async def _revoke_access(deps: Deps, tenant_id: str, user_id: str, family: str | None) -> None:
+    """Stop the user's access tokens (of one sign-in, or all) at once, on this instance,
+    and within OCM_LOOKUP_CACHE_SECONDS on others (the user document is cached)."""
+    now = deps.clock.now()
+    kept_after = to_utc_text(now - timedelta(seconds=ACCESS_SECONDS))
+
+    async def revoke(user: Document) -> None:
+        if family is None:
+            user["token_generation"] = user.get("token_generation", 0) + 1
+            return
+        recent = [r for r in user.get("revoked_families") or () if r["at"] > kept_after]
+        user["revoked_families"] = [*recent, {"family": family, "at": to_utc_text(now)}]
+
+    tries = concurrency.for_request("The user changed while revoking their tokens")
+    load = lambda: deps.store.read(USERS, tenant_id, user_id)  # noqa: E731
+    await concurrency.update(deps.store, USERS, load, revoke, tries)
+    deps.lookups.forget((USERS, user_id))

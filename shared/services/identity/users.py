@@ -31,6 +31,7 @@ from shared.services.deps import Deps
 from shared.services.identity import audit
 from shared.services.identity.tokens import InvalidToken
 from shared.services.identity.user_credentials import (
+    access_revoked,
     by_email,
     email_entry_id,
     hash_password,
@@ -183,6 +184,8 @@ async def user_principal(deps: Deps, claims: dict[str, Any]) -> Principal:
     )
     if user is None or user["status"] != "active":
         raise InvalidToken("the user is disabled")
+    if access_revoked(user, claims):
+        raise InvalidToken("the sign-in was revoked")
     current = scope_table.ROLES[user["role"]]
     return Principal(
         tenant_id=user["tenant_id"],
