@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import time
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -194,3 +195,30 @@ async def test_signing_keys_rotate_without_breaking_valid_tokens(
     assert {jwt.get_unverified_header(t)["kid"] for t in (before, after)} <= kids
     for token in (before, after):
         assert (await api.get("/api/v1/messages", headers=bearer(token))).status_code == 200
+
+
+async def test_a_token_issued_in_the_same_second_as_a_secret_replacement_is_revoked(
+    api: httpx.AsyncClient, deps: Deps
+) -> None:
+    """Security review, finding 6: ``iat`` and the secret's creation were compared to the
+    second, so a token issued just before a replacement (the "rotate right after the
+    leak" case) survived it. The clock is held still: everything is in one second."""
+    deps.clock = FrozenClock(deps.clock.now())  # type: ignore[assignment]
+    client = await client_app(api, deps, ["read:channel"])
+    token = (await get_token(api, client)).json()["access_token"]
+    assert (await api.get("/api/v1/channels", headers=bearer(token))).status_code == 200
+    app_id = client["client_id"]
+    replaced = await api.post(f"/api/v1/apps/{app_id}/client-secret", headers=client["root"])
+    assert replaced.status_code == 201
+    assert (await api.get("/api/v1/channels", headers=bearer(token))).status_code == 401
+    fresh = {**client, "client_secret": replaced.json()["client_secret"]}
+    new_token = (await get_token(api, fresh)).json()["access_token"]
+    assert (await api.get("/api/v1/channels", headers=bearer(new_token))).status_code == 200
+
+
+class FrozenClock:
+    def __init__(self, at: datetime) -> None:
+        self.at = at
+
+    def now(self) -> datetime:
+        return self.at

@@ -4,8 +4,9 @@ short-lived access token.
 The client id is the application's id; its secret (``ocs_…``, shown once) is kept as
 SHA-256 in a Directory entry ``client_<app id>``, found by the client id. The token's
 scopes are those asked for, at most the application's; a disabled application, a
-revoked secret or a suspended tenant stops its tokens as it stops its keys (within
-``OCM_LOOKUP_CACHE_SECONDS`` on other instances).
+revoked or replaced secret or a suspended tenant stops its tokens as it stops its keys
+(within ``OCM_LOOKUP_CACHE_SECONDS`` on other instances): each token names the secret it
+was issued with (``sid``), and only the current one's tokens are valid.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any
 
 from shared.containers import DIRECTORY
 from shared.domain.errors import OcmError
-from shared.domain.ids import hash_secret
+from shared.domain.ids import hash_secret, new_id
 from shared.domain.messages import to_utc_text
 from shared.domain.models import Document
 from shared.services.deps import Deps
@@ -46,6 +47,7 @@ async def issue_client_secret(deps: Deps, app: Document) -> str:
     now = to_utc_text(deps.clock.now())
     entry = {
         "id": client_entry_id(app["id"]),
+        "secret_id": new_id("csec"),  # names this secret in its tokens: a new one ends them
         "tenant_id": app["tenant_id"],
         "kind": CLIENT_ENTRY,
         "app_id": app["id"],
@@ -92,7 +94,12 @@ async def issue_token(
     if not wanted <= granted:
         raise OAuthError("invalid_scope", "The client is not granted every scope asked for")
     scope = " ".join(sorted(wanted))
-    claims = {"sub": entry["app_id"], "client_id": entry["app_id"], "scope": scope}
+    claims = {
+        "sub": entry["app_id"],
+        "client_id": entry["app_id"],
+        "scope": scope,
+        "sid": entry.get("secret_id"),
+    }
     token = await tokens.sign(deps, entry["tenant_id"], claims, TOKEN_SECONDS)
     return {
         "access_token": token,
