@@ -668,6 +668,43 @@ async def test_an_incoming_sms_becomes_one_inbound_message(
     assert message["provider_message_id"] == "SM" + "7" * 32
 
 
+@pytest.mark.parametrize(
+    ("sender", "body", "status", "code"),
+    [
+        (CUSTOMER, "x" * (5 * 1024 * 1024), 413, "INBOUND_TOO_LARGE"),
+        ("<script>alert(1)</script>", "hi", 400, "CALLBACK_INVALID"),
+    ],
+    ids=["5 MiB body", "markup as the sender"],
+)
+async def test_a_signed_inbound_message_ocm_cannot_keep_is_refused_and_nothing_stored(
+    api: httpx.AsyncClient,
+    deps: Deps,
+    key: dict[str, str],
+    peer: TwilioPeer,
+    sender: str,
+    body: str,
+    status: int,
+    code: str,
+) -> None:
+    """Security review, finding 7: a signed 5 MiB SMS body, and a ``<script>`` sender,
+    were stored and fanned out to webhooks."""
+    callback = await sms_channel(api, key, peer)
+    signed = peer.incoming_message(callback, sender=sender, to=SENDER, body=body)
+    answer = await post_callback(api, signed)
+    assert (answer.status_code, answer.json()["code"]) == (status, code)
+    await pump(deps)
+    inbound = await api.get("/api/v1/messages", params={"direction": "inbound"}, headers=key)
+    assert inbound.json()["items"] == []
+
+
+async def test_a_short_code_may_text_a_number(
+    api: httpx.AsyncClient, deps: Deps, key: dict[str, str], peer: TwilioPeer
+) -> None:
+    callback = await sms_channel(api, key, peer)
+    signed = peer.incoming_message(callback, sender="72345", to=SENDER, body="STOP")
+    assert (await post_callback(api, signed)).status_code == 200
+
+
 async def test_behind_a_front_end_the_signature_covers_the_public_url(
     tmp_path: Path, peer: TwilioPeer
 ) -> None:

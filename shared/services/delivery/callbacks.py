@@ -14,6 +14,7 @@ import logging
 
 from shared.containers import CHANNELS
 from shared.domain.errors import CallbackInvalid, NotFoundError
+from shared.domain.inbound import checked_inbound
 from shared.ports import CallbackReply, CallbackRequest, ProviderEvent
 from shared.services.channels.channels import load_credentials
 from shared.services.delivery import provider_events
@@ -47,7 +48,11 @@ async def receive(
         raise CallbackInvalid("The callback is not in the provider's format") from None
     owner = {"tenant_id": channel["tenant_id"], "channel_id": channel_id}
     events = [
-        ProviderEvent(kind=e.kind, payload={**e.payload, **owner}, deliver_at=e.deliver_at)
+        ProviderEvent(
+            kind=e.kind,
+            payload={**(checked_inbound(e.payload) if e.kind == "inbound" else e.payload), **owner},
+            deliver_at=e.deliver_at,
+        )
         for e in reply.events
     ]
     if events:
