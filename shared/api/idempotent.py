@@ -31,8 +31,9 @@ async def run(
         status, content = await handler()
         return JsonResponse(content, status_code=status)
     route = f"{request.method} {request.url.path}"
+    holder = principal.app_id or f"user:{principal.user_id}"
     state = await idempotency.begin(
-        deps, principal.tenant_id, route, key, idempotency.body_hash(body)
+        deps, principal.tenant_id, route, key, idempotency.body_hash(body), holder=holder
     )
     if isinstance(state, idempotency.Replay):
         cls = ProblemResponse if state.status_code >= 400 else JsonResponse

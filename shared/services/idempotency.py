@@ -1,8 +1,8 @@
 """``Idempotency-Key``: the same key and body get the same answer for 24 h.
 
-Scoped to tenant and route. The record is created before the work starts (so a
-concurrent duplicate sees it in flight) and completed with the answer; a failure
-that is not the client's (5xx) deletes it so the client may retry.
+Scoped to tenant, credential (application or user) and route. The record is created
+before the work starts (so a concurrent duplicate sees it in flight) and completed with
+the answer; a failure that is not the client's (5xx) deletes it so the client may retry.
 """
 
 from __future__ import annotations
@@ -49,8 +49,8 @@ def body_hash(body: Any) -> str:
     return hashlib.sha256(canonical).hexdigest()
 
 
-def _record_id(tenant_id: str, route: str, key: str) -> str:
-    return f"idem_{digest(tenant_id, route, key).hex()[:40]}"
+def _record_id(tenant_id: str, holder: str, route: str, key: str) -> str:
+    return f"idem_{digest(tenant_id, holder, route, key).hex()[:40]}"
 
 
 def check_key(key: str) -> str:
@@ -64,13 +64,16 @@ def check_key(key: str) -> str:
 
 
 async def begin(
-    deps: Deps, tenant_id: str, route: str, key: str, fingerprint: str
+    deps: Deps, tenant_id: str, route: str, key: str, fingerprint: str, *, holder: str
 ) -> Replay | Claim:
-    """Claim the key for this request, or return the answer already given."""
+    """Claim the key for this request, or return the answer already given. Keys are
+    the ``holder``'s (a credential: an application, or a user): one credential never
+    replays another's answer, whose checks it might not have passed."""
     now = deps.clock.now()
     record: Document = {
-        "id": _record_id(tenant_id, route, check_key(key)),
+        "id": _record_id(tenant_id, holder, route, check_key(key)),
         "tenant_id": tenant_id,
+        "holder": holder,
         "route": route,
         "body_sha256": fingerprint,
         "state": "in_flight",

@@ -173,3 +173,27 @@ async def test_the_bootstrap_key_is_an_ordinary_rotatable_app_key(
     rotated = await api.post(f"/api/v1/apps/{bootstrap_app['id']}/keys/primary", headers=auth(root))
     new_root = rotated.json()["api_key"]
     assert await status_of(api, root) == 401 and await status_of(api, new_root) == 200
+
+
+async def test_one_credential_never_replays_anothers_idempotent_answer(
+    api: httpx.AsyncClient, deps: Deps
+) -> None:
+    """Security review, finding 8: a narrow app replaying the bootstrap key's
+    ``Idempotency-Key`` got 201 and the wide app's answer, skipping the grant check."""
+    root = {"X-API-Key": (await signup.create_tenant(deps, "acme")).api_key}
+    narrow_app = await api.post(
+        "/api/v1/apps",
+        json={"name": "narrow", "scopes": ["create:app", "send:message"]},
+        headers=root,
+    )
+    narrow = {"X-API-Key": narrow_app.json()["api_key"]}
+    wide = {"name": "wide", "scopes": ["manage:tenant"]}
+    same_key = {"Idempotency-Key": "shared-key-1"}
+    first = await api.post("/api/v1/apps", json=wide, headers={**root, **same_key})
+    assert first.status_code == 201
+    replayed = await api.post("/api/v1/apps", json=wide, headers={**narrow, **same_key})
+    assert replayed.status_code == 403, replayed.text
+    assert replayed.json()["code"] == "SCOPE_NOT_GRANTABLE"
+    assert "idempotent-replayed" not in replayed.headers
+    again = await api.post("/api/v1/apps", json=wide, headers={**root, **same_key})
+    assert again.headers["idempotent-replayed"] == "true"  # its own key still replays

@@ -23,9 +23,10 @@ async def begin(
     *,
     tenant: str | None = None,
     route: str = ROUTE,
+    holder: str = "app_1",
 ) -> Replay | Claim:
     return await idempotency.begin(
-        world.deps, tenant or world.tenant_id, route, key, body_hash(body)
+        world.deps, tenant or world.tenant_id, route, key, body_hash(body), holder=holder
     )
 
 
