@@ -24,6 +24,7 @@ from azure.functions.decorators.function_app import FunctionRegister
 from azure.functions.timer import TimerRequest
 from croniter import croniter
 
+from ocm_cli.http_protocol import bounded_protocol
 from ocm_cli.triggers import Trigger, call, discover, to_functions_message
 from shared.ports import Queue, ReceivedMessage
 from shared.services.deps import Deps
@@ -208,6 +209,7 @@ async def serve(app: FunctionRegister, asgi: Any, deps: Deps, *, host: str, port
         log_level="warning",
         lifespan="off",
         access_log=False,
+        http=bounded_protocol(deps.settings.OCM_HTTP_READ_TIMEOUT_SECONDS),
     )
     server = _Server(config)
     loop = asyncio.get_running_loop()

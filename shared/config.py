@@ -30,6 +30,9 @@ class Settings(BaseSettings):
     OCM_DATA_DIR: Path = Field(default=Path(".ocm"), json_schema_extra=LOCAL_ONLY)
     OCM_HOST: str = Field(default="127.0.0.1", json_schema_extra=LOCAL_ONLY)
     OCM_PORT: int = Field(default=7071, ge=1, le=65535, json_schema_extra=LOCAL_ONLY)
+    OCM_HTTP_READ_TIMEOUT_SECONDS: float = Field(
+        default=30.0, gt=0, le=600, json_schema_extra=LOCAL_ONLY
+    )
     OCM_LOG_LEVEL: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     OCM_OUTBOUND_QUEUE: str = "ocm-outbound"
