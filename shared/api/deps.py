@@ -11,7 +11,7 @@ from fastapi.security import APIKeyHeader, SecurityScopes
 from shared.domain.errors import Forbidden, Unauthorized
 from shared.domain.principal import Principal
 from shared.services.deps import Deps
-from shared.services.identity import audit, authentication, limits, tenants
+from shared.services.identity import audit, authentication, failures, limits, tenants
 from shared.services.identity.tokens import InvalidToken
 
 WWW_AUTHENTICATE = {"WWW-Authenticate": 'ApiKey header="X-API-Key", Bearer realm="ocm"'}
@@ -64,15 +64,21 @@ class ApiKeyAuth(APIKeyHeader):
         self, request: Request, security_scopes: SecurityScopes
     ) -> Caller:
         deps: Deps = request.app.state.get_deps()
+        source = client_address(request) if deps.failed_sources else None
+        failures.admit(deps, source)
         api_key = request.headers.get("x-api-key")
-        if api_key:
-            try:
-                principal = await authentication.authenticate_api_key(deps, api_key)
-            except Unauthorized as exc:
-                exc.headers = {**exc.headers, **WWW_AUTHENTICATE}
-                raise
-        else:
-            principal = await _bearer(deps, request.headers.get("authorization"))
+        try:
+            if api_key:
+                try:
+                    principal = await authentication.authenticate_api_key(deps, api_key)
+                except Unauthorized as exc:
+                    exc.headers = {**exc.headers, **WWW_AUTHENTICATE}
+                    raise
+            else:
+                principal = await _bearer(deps, request.headers.get("authorization"))
+        except Unauthorized:
+            failures.failed(deps, client_address(request))
+            raise
         acting_for = request.headers.get("ocm-tenant")
         if acting_for:
             principal = await tenants.act_for(deps, principal, acting_for.strip())

@@ -47,6 +47,8 @@ class Deps:
     """API keys and channels by name, cached briefly (see shared.services.lookups)."""
     rate_buckets: dict[str, Any] = field(default_factory=dict)
     """Each application's rate-limit state on this instance (identity.limits)."""
+    failed_sources: dict[str, Any] = field(default_factory=dict)
+    """Failed authentications per source address on this instance (identity.failures)."""
     event_routes: weakref.WeakKeyDictionary[Queue, dict[Route, dict[str, str | int] | None]] = (
         field(default_factory=weakref.WeakKeyDictionary)
     )

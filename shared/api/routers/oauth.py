@@ -14,8 +14,9 @@ from urllib.parse import parse_qs, unquote_plus
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
+from shared.api.deps import client_address
 from shared.api.responses import JsonResponse
-from shared.services.identity import client_credentials, tokens
+from shared.services.identity import client_credentials, failures, tokens
 from shared.services.identity.client_credentials import OAuthError
 
 router = APIRouter(tags=["oauth"])
@@ -81,6 +82,8 @@ def _basic(header: str | None) -> tuple[str, str] | None:
 )
 async def token(request: Request) -> JSONResponse:
     basic = request.headers.get("authorization", "").lower().startswith("basic ")
+    deps = request.app.state.get_deps()
+    failures.admit(deps, client_address(request))
     try:
         body = await request.body()
         if len(body) > MAX_FORM:
@@ -110,9 +113,11 @@ async def token(request: Request) -> JSONResponse:
                 raise OAuthError("invalid_client", "Client authentication is missing", 401)
             credentials = (fields["client_id"], fields["client_secret"])
         answer = await client_credentials.issue_token(
-            request.app.state.get_deps(), credentials[0], credentials[1], fields.get("scope")
+            deps, credentials[0], credentials[1], fields.get("scope")
         )
     except OAuthError as exc:
+        if exc.error == "invalid_client":
+            failures.failed(deps, client_address(request))
         return _error(exc, basic)
     return JSONResponse(answer, headers=NO_STORE)
 
