@@ -10,6 +10,7 @@ from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
 from shared.domain.email_headers import header_problem
 from shared.domain.encoding import b64decode_lenient_spaces
+from shared.domain.names import DisplayName as NameShown
 
 TerminalType = Literal["email", "phone", "alphanumeric", "telegram", "device", "topic", "url"]
 ContentType = Literal["text", "html", "media", "template", "push"]
@@ -70,7 +71,7 @@ def _header_safe(value: str | None) -> str | None:
 
 # Text an e-mail may carry in a header (see shared.domain.email_headers).
 Subject = Annotated[str, Field(max_length=998), AfterValidator(_header_safe)]
-DisplayName = Annotated[str, Field(max_length=256), AfterValidator(_header_safe)]
+DisplayName = Annotated[NameShown, AfterValidator(_header_safe)]
 FileName = Annotated[str, Field(min_length=1, max_length=255), AfterValidator(_header_safe)]
 
 

@@ -16,6 +16,7 @@ from shared.domain.addresses import check_terminal, normalise_email
 from shared.domain.channels import NAME_PATTERN
 from shared.domain.errors import FieldError, ValidationFailed
 from shared.domain.messages import Terminal, TerminalType
+from shared.domain.names import DisplayName
 
 TerminalRole = Literal["sender", "receiver", "both"]
 TerminalStatus = Literal["active", "disabled"]
@@ -31,7 +32,7 @@ class TerminalCreate(BaseModel):
     channel: str = Field(pattern=NAME_PATTERN, description="The channel's name.")
     type: TerminalType = Field(description="email (an address or `@domain`), phone, …")
     address: str = Field(min_length=1, max_length=4096)
-    display_name: str | None = Field(default=None, max_length=256)
+    display_name: DisplayName | None = None
     role: TerminalRole = "sender"
     status: TerminalStatus = "active"
 
@@ -41,7 +42,7 @@ class TerminalUpdate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    display_name: str | None = Field(default=None, max_length=256)
+    display_name: DisplayName | None = None
     role: TerminalRole | None = None
     status: TerminalStatus | None = None
 

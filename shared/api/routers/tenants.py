@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from shared.api.deps import Caller, scoped
 from shared.api.responses import JsonResponse
 from shared.api.schemas import problems
+from shared.domain.names import Name
 from shared.services.identity import tenants
 from shared.services.onboarding import signup
 
@@ -19,7 +20,7 @@ router = APIRouter(prefix="/api/v1/tenants", tags=["tenants"])
 
 class ChildCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    name: str = Field(min_length=1, max_length=128)
+    name: Name
 
 
 class ChildCreated(BaseModel):

@@ -26,6 +26,7 @@ from shared.domain.errors import (
 from shared.domain.ids import new_api_key, new_id
 from shared.domain.messages import to_utc_text
 from shared.domain.models import Document
+from shared.domain.names import Name
 from shared.domain.principal import Principal
 from shared.ports import Filter, Page
 from shared.services import concurrency
@@ -60,7 +61,7 @@ def _known_scopes(value: list[str] | None) -> list[str] | None:
 class AppCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, max_length=128)
+    name: Name
     description: str | None = Field(default=None, max_length=1024)
     scopes: list[str] = Field(
         min_length=1, max_length=len(scope_table.SCOPES), description="Granted scopes."
@@ -74,7 +75,7 @@ class AppUpdate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str | None = Field(default=None, min_length=1, max_length=128)
+    name: Name | None = None
     description: str | None = Field(default=None, max_length=1024)
     scopes: list[str] | None = Field(default=None, min_length=1)
     status: Literal["active", "disabled"] | None = None

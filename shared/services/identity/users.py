@@ -25,6 +25,7 @@ from shared.domain.errors import (
 from shared.domain.ids import new_id
 from shared.domain.messages import to_utc_text
 from shared.domain.models import Document
+from shared.domain.names import Name
 from shared.domain.principal import Principal
 from shared.ports import Conflict, Page
 from shared.services.deps import Deps
@@ -51,7 +52,7 @@ PUBLIC_FIELDS = ("id", "email", "name", "role", "status", "created_at", "updated
 class UserInvite(BaseModel):
     model_config = ConfigDict(extra="forbid")
     email: str = Field(max_length=254)
-    name: str | None = Field(default=None, max_length=128)
+    name: Name | None = None
     role: Role
 
 
@@ -59,7 +60,7 @@ class UserUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     role: Role | None = None
     status: Literal["active", "disabled"] | None = None
-    name: str | None = Field(default=None, max_length=128)
+    name: Name | None = None
 
 
 class Password(BaseModel):

@@ -10,6 +10,7 @@ from shared.domain.errors import ValidationFailed
 from shared.domain.ids import new_id
 from shared.domain.messages import to_utc_text
 from shared.domain.models import Document
+from shared.domain.names import name_problem
 from shared.domain.principal import Principal
 from shared.services.deps import Deps
 from shared.services.identity import apps, tenants
@@ -30,6 +31,9 @@ async def create_tenant(
     name = name.strip()
     if not 1 <= len(name) <= 128:
         raise ValidationFailed("A tenant name has 1 to 128 characters")
+    problem = name_problem(name)
+    if problem:
+        raise ValidationFailed(f"The tenant name {problem}")
     now = to_utc_text(deps.clock.now())
     tenant_id = new_id("tn")
     tenant = {
