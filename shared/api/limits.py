@@ -15,14 +15,20 @@ class _TooLarge(Exception):
     pass
 
 
+NOSNIFF = (b"x-content-type-options", b"nosniff")
+"""On every answer: a browser never reads one as another type than it says (an echoed
+``hub.challenge`` as HTML, say)."""
+
+
 class RequestBoundary:
-    """Two rules every HTTP exchange keeps, in one pure ASGI layer:
+    """What every HTTP exchange keeps, in one pure ASGI layer:
 
     - a declared or streamed body over ``limit`` is refused with 413 problem+json
       before it is read in full;
     - no answer starts before the writes made for it are durable (``flush``): the
       embedded store commits concurrent writers together, once per turn of the
-      event loop, and a client must never hear 202 for a message not on disk.
+      event loop, and a client must never hear 202 for a message not on disk;
+    - every answer says ``X-Content-Type-Options: nosniff``.
     """
 
     def __init__(
@@ -58,6 +64,7 @@ class RequestBoundary:
             if message["type"] == "http.response.start":
                 await self.flush()
                 started = True
+                message = {**message, "headers": [*message.get("headers", ()), NOSNIFF]}
             await send(message)
 
         try:

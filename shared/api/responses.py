@@ -31,6 +31,15 @@ def page_answer(page: Page, public: Callable[[Document], Document]) -> JsonRespo
     return JsonResponse({"items": [public(d) for d in page.items], "next_cursor": page.next_cursor})
 
 
+ECHO_LIMIT = 512
+"""The most characters of a detail or path a problem answers with: details quote the
+client's input (a name, a path), which must not come back 100 KB long, twice."""
+
+
+def _echoed(text: str) -> str:
+    return text if len(text) <= ECHO_LIMIT else text[: ECHO_LIMIT - 1] + "…"
+
+
 def problem_body(
     status: int,
     code: str,
@@ -44,10 +53,10 @@ def problem_body(
         "title": title,
         "status": status,
         "code": code,
-        "detail": detail,
+        "detail": _echoed(detail),
     }
     if instance:
-        body["instance"] = instance
+        body["instance"] = _echoed(instance)
     if errors:
         body["errors"] = [{"field": e.field, "message": e.message} for e in errors]
     return body

@@ -24,7 +24,12 @@ router = APIRouter(prefix="/api/v1/channels", tags=["channels"])
 def _view(caller: Caller, request: Request, doc: Document) -> Document:
     """A channel as the API shows it, with the callback URL for its provider's console."""
     spec = caller.deps.catalog.specs.get((doc["type"], doc["provider"]))
-    base = caller.deps.settings.OCM_PUBLIC_BASE_URL or str(request.base_url)
+    settings = caller.deps.settings
+    # In production the URL is the configured one only: a request's Host header is the
+    # client's to choose. Locally, it is where the platform was reached.
+    base = settings.OCM_PUBLIC_BASE_URL or (
+        None if settings.OCM_ENV == "production" else str(request.base_url)
+    )
     return channels.public(doc, base if spec is not None and spec.callbacks else None)
 
 
