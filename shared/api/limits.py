@@ -6,13 +6,17 @@ from collections.abc import Awaitable, Callable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from shared.api.body import has_duplicate_keys
 from shared.api.responses import problem
 
 MAX_REQUEST_BYTES = 10 * 1024 * 1024
 
 
-class _TooLarge(Exception):
-    pass
+def _duplicate_keys(parts: list[bytes]) -> bool:
+    """Whether a body that may be JSON (whatever its Content-Type says: the send
+    routes read theirs by hand) names a key twice in one object."""
+    raw = parts[0] if len(parts) == 1 else b"".join(parts)
+    return raw[:1024].lstrip()[:1] in (b"{", b"[") and has_duplicate_keys(raw)
 
 
 NOSNIFF = (b"x-content-type-options", b"nosniff")
@@ -24,10 +28,11 @@ class RequestBoundary:
     """What every HTTP exchange keeps, in one pure ASGI layer:
 
     - a declared or streamed body over ``limit`` is refused with 413 problem+json
-      before it is read in full;
+      before it is read in full; a body is read whole before the route sees it;
     - no answer starts before the writes made for it are durable (``flush``): the
       embedded store commits concurrent writers together, once per turn of the
       event loop, and a client must never hear 202 for a message not on disk;
+    - a JSON body naming a key twice in one object is refused (400 JSON_DUPLICATE_KEY);
     - every answer says ``X-Content-Type-Options: nosniff``.
     """
 
@@ -47,31 +52,45 @@ class RequestBoundary:
             if name == b"content-length" and value.isdigit() and int(value) > self.limit:
                 await self._refuse(scope, receive, send)
                 return
+        # The body is read whole first (every route reads it whole anyway), so it is
+        # judged before any route sees it.
+        messages: list[Message] = []
         seen = 0
-        started = False
-
-        async def limited_receive() -> Message:
-            nonlocal seen
+        while True:
             message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.limit:
-                    raise _TooLarge
-            return message
+            messages.append(message)
+            if message["type"] != "http.request":
+                break  # a disconnect: the route hears it after what came before
+            seen += len(message.get("body", b""))
+            if seen > self.limit:
+                await self._refuse(scope, receive, send)
+                return
+            if not message.get("more_body"):
+                break
+        if _duplicate_keys([m.get("body", b"") for m in messages]):
+            await self._refuse_duplicates(scope, receive, send)
+            return
+
+        async def replayed_receive() -> Message:
+            return messages.pop(0) if messages else await receive()
 
         async def durable_send(message: Message) -> None:
-            nonlocal started
             if message["type"] == "http.response.start":
                 await self.flush()
-                started = True
                 message = {**message, "headers": [*message.get("headers", ()), NOSNIFF]}
             await send(message)
 
-        try:
-            await self.app(scope, limited_receive, durable_send)
-        except _TooLarge:
-            if not started:
-                await self._refuse(scope, receive, send)
+        await self.app(scope, replayed_receive, durable_send)
+
+    async def _refuse_duplicates(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = problem(
+            400,
+            "JSON_DUPLICATE_KEY",
+            "Duplicate JSON key",
+            "A JSON object in the body names a key twice",
+            instance=scope.get("path"),
+        )
+        await response(scope, receive, send)
 
     async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
         response = problem(

@@ -90,3 +90,36 @@ async def test_locally_the_callback_url_is_where_the_platform_was_reached(
 ) -> None:
     created = await api.post("/api/v1/channels", json=TWILIO, headers=key)
     assert created.json()["callback_url"].startswith("http://ocm/api/v1/callbacks/twilio/")
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/api/v1/apps", b'{"name": "dup", "name": "dup2", "scopes": ["send:message"]}'),
+        ("/api/v1/channels", b'{"name": "a", "type": "sandbox", "settings": {"x": 1, "x": 2}}'),
+        ("/api/v1/messages", b'{"channel": "sandbox", "channel": "other", "receiver": {}}'),
+        ("/api/v1/messages/batch", b'{"messages": [{"tags": [], "content": {"a": 1, "a": 2}}]}'),
+    ],
+)
+async def test_a_body_naming_a_key_twice_is_refused(
+    api: httpx.AsyncClient, key: dict[str, str], path: str, body: bytes
+) -> None:
+    """Security review, finding 9: ``{"name":"dup","name":"dup2"}`` created ``dup2``;
+    a proxy reading the first would have seen another request."""
+    for content_type in ("application/json", "text/plain"):  # the send routes read any
+        headers = {**key, "Content-Type": content_type}
+        answer = await api.post(path, content=body, headers=headers)
+        assert answer.status_code == 400, answer.text
+        assert answer.json()["code"] == "JSON_DUPLICATE_KEY"
+    listed = await api.get("/api/v1/apps", headers=key)
+    assert "dup" not in [a["name"] for a in listed.json()["items"]]
+
+
+async def test_the_same_key_in_different_objects_is_fine(
+    api: httpx.AsyncClient, key: dict[str, str]
+) -> None:
+    body = b'{"name": "crm", "scopes": ["send:message"], "description": "{\\"name\\": 1}"}'
+    answer = await api.post(
+        "/api/v1/apps", content=body, headers={**key, "Content-Type": "application/json"}
+    )
+    assert answer.status_code == 201, answer.text
