@@ -65,6 +65,10 @@ def _env(data_dir: Path | None = None) -> dict[str, str]:
     # work in every request without refusing any (unless the caller sets one).
     env.setdefault("OCM_RATE_LIMIT_PER_SECOND", "1000000")
     env.setdefault("OCM_RATE_LIMIT_BURST", "1000000")
+    env.setdefault("OCM_TENANT_RATE_LIMIT_PER_SECOND", "1000000")
+    env.setdefault("OCM_TENANT_RATE_LIMIT_BURST", "1000000")
+    env.setdefault("OCM_MESSAGE_RATE_PER_SECOND", "1000000")
+    env.setdefault("OCM_MESSAGE_RATE_BURST", "1000000")
     if data_dir is not None:
         env["OCM_DATA_DIR"] = str(data_dir)
     return env

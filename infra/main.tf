@@ -76,12 +76,16 @@ locals {
     OCM_TRUST_FORWARDED_FOR      = true # the Functions front end appends the client
     # Provider signatures cover the callback URL the provider called: the app's
     # public origin, not what the worker sees behind the front end.
-    OCM_PUBLIC_BASE_URL          = coalesce(var.public_base_url, "https://func-${local.base_name}.azurewebsites.net")
-    OCM_RATE_LIMIT_PER_SECOND    = 100
-    OCM_RATE_LIMIT_BURST         = 200
-    OCM_QUOTA_MESSAGES_PER_DAY   = 0
-    OCM_QUOTA_MESSAGES_PER_MONTH = 0
-    OCM_ALLOW_PRIVATE_EGRESS     = false
+    OCM_PUBLIC_BASE_URL              = coalesce(var.public_base_url, "https://func-${local.base_name}.azurewebsites.net")
+    OCM_RATE_LIMIT_PER_SECOND        = 100
+    OCM_RATE_LIMIT_BURST             = 200
+    OCM_TENANT_RATE_LIMIT_PER_SECOND = 300
+    OCM_TENANT_RATE_LIMIT_BURST      = 600
+    OCM_MESSAGE_RATE_PER_SECOND      = 1000
+    OCM_MESSAGE_RATE_BURST           = 5000
+    OCM_QUOTA_MESSAGES_PER_DAY       = 0
+    OCM_QUOTA_MESSAGES_PER_MONTH     = 0
+    OCM_ALLOW_PRIVATE_EGRESS         = false
 
     OCM_COSMOS_ENDPOINT      = module.cosmos.endpoint
     OCM_COSMOS_DATABASE      = var.cosmos_database_name

@@ -70,9 +70,8 @@ async def _tenant_status(settings: Settings, tenant_id: str, status: str, as_jso
 
 
 async def _tenant_limits(settings: Settings, args: argparse.Namespace) -> int:
-    names = ("requests_per_second", "burst", "messages_per_day", "messages_per_month")
     changes: dict[str, float | None] = {}
-    for name in names:
+    for name in tenants.NUMERIC_LIMITS:
         value = getattr(args, name)
         if value is not None:
             try:
@@ -81,6 +80,9 @@ async def _tenant_limits(settings: Settings, args: argparse.Namespace) -> int:
                 raise ValidationFailed(
                     f"--{name.replace('_', '-')} takes a number or 'default'"
                 ) from None
+    if args.children_count is not None:
+        choice = args.children_count.lower()
+        changes["children_count"] = None if choice == "default" else float(choice == "yes")
     async with bootstrap.running(settings) as deps:
         doc = await tenants.set_limits(deps, args.tenant_id, changes)
     limits = doc.get("limits") or {}
@@ -148,8 +150,13 @@ def _parser() -> argparse.ArgumentParser:
         "limits", help="set a tenant's own rate limit and quotas ('default' clears one)"
     )
     limits.add_argument("tenant_id")
-    for flag in ("requests-per-second", "burst", "messages-per-day", "messages-per-month"):
-        limits.add_argument(f"--{flag}", metavar="N|default")
+    for name in tenants.NUMERIC_LIMITS:
+        limits.add_argument(f"--{name.replace('_', '-')}", metavar="N|default")
+    limits.add_argument(
+        "--children-count",
+        choices=("yes", "no", "default"),
+        help="count child tenants' requests against this tenant's ceiling too",
+    )
     limits.add_argument("--json", action="store_true", help="print JSON")
     limits.add_argument("--data-dir")
     user = sub.add_parser("user", help="help users (operator)")

@@ -118,6 +118,22 @@ class Settings(BaseSettings):
     OCM_RATE_LIMIT_BURST: int = Field(
         default=200, ge=1, description="Requests an application may make at once."
     )
+    OCM_TENANT_RATE_LIMIT_PER_SECOND: float = Field(
+        default=300.0,
+        ge=0,
+        description="Requests per second per tenant, all its applications and users (0: none).",
+    )
+    OCM_TENANT_RATE_LIMIT_BURST: int = Field(
+        default=600, ge=1, description="Requests a tenant's credentials may make at once."
+    )
+    OCM_MESSAGE_RATE_PER_SECOND: float = Field(
+        default=1000.0,
+        ge=0,
+        description="Messages per second per tenant; a batch counts its messages (0: none).",
+    )
+    OCM_MESSAGE_RATE_BURST: int = Field(
+        default=5000, ge=1000, description="Messages a tenant may send at once (a batch fits)."
+    )
     OCM_QUOTA_MESSAGES_PER_DAY: int = Field(
         default=0, ge=0, description="Messages a tenant may send per UTC day (0: no quota)."
     )

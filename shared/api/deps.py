@@ -11,7 +11,7 @@ from fastapi.security import APIKeyHeader, SecurityScopes
 from shared.domain.errors import Forbidden, Unauthorized
 from shared.domain.principal import Principal
 from shared.services.deps import Deps
-from shared.services.identity import audit, authentication, failures, limits, tenants
+from shared.services.identity import audit, authentication, failures, rates, tenants
 from shared.services.identity.tokens import InvalidToken
 
 WWW_AUTHENTICATE = {"WWW-Authenticate": 'ApiKey header="X-API-Key", Bearer realm="ocm"'}
@@ -85,8 +85,8 @@ class ApiKeyAuth(APIKeyHeader):
         # The credential's own tenant holds its rate (acting for children shares it).
         home = principal.acting_from or principal.tenant_id
         caller_id = principal.app_id or f"user:{principal.user_id}"
-        rules = limits.limits_for(deps, await tenants.lineage(deps, home))
-        await limits.take(deps, home, caller_id, rules)
+        lineage = await tenants.lineage(deps, home)
+        await rates.take_request(deps, lineage, caller_id)
         missing = [s for s in security_scopes.scopes if not principal.has(s)]
         if missing:
             raise Forbidden(

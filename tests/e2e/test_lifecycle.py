@@ -169,3 +169,30 @@ def test_an_operator_suspends_and_resumes_a_tenant_from_the_cli(server: Server) 
         time.sleep(0.25)
     unknown = ocm("tenant", "suspend", "tn_nobody", env=server.env)
     assert unknown.returncode == 1 and "No tenant" in unknown.stderr
+
+
+def test_an_operator_caps_a_tenant_across_its_applications_from_the_cli(server: Server) -> None:
+    """Security review, finding 10: the tenant's ceiling is set with `ocm tenant limits`
+    and holds whichever of its applications asks (a new second of the bucket starts
+    after the lookup cache lapses, 1 s for these servers)."""
+    acme = server.tenant("capped")
+    made = acme.post("/api/v1/apps", json={"name": "second", "scopes": ["read:channel"]})
+    other = Client(server, acme.tenant_id, made.json()["api_key"])
+    bad = ocm("tenant", "limits", acme.tenant_id, "--tenant-burst", "lots", env=server.env)
+    assert bad.returncode == 1 and "--tenant-burst takes a number" in bad.stderr
+    done = ocm(
+        "tenant", "limits", acme.tenant_id, "--tenant-requests-per-second", "1",
+        "--tenant-burst", "4", "--children-count", "yes", "--json", env=server.env,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["limits"] == {
+        "tenant_requests_per_second": 1,
+        "tenant_burst": 4,
+        "children_count": True,
+    }
+    time.sleep(1.5)
+    statuses = [client.get("/api/v1/channels").status_code for client in (acme, other) * 4]
+    assert statuses.count(429) >= 3, statuses  # 8 asks, at most 4 + 1 a second let through
+    refused = other.get("/api/v1/channels")
+    assert refused.status_code == 429
+    assert "This tenant is over its rate limit" in refused.json()["detail"]

@@ -12,7 +12,7 @@ import pytest
 from shared import bootstrap
 from shared.config import Settings
 from shared.services.deps import Deps
-from shared.services.identity import authentication, tenants, tokens
+from shared.services.identity import authentication, rates, tenants, tokens
 from shared.services.onboarding import signup
 
 SEND = {
@@ -187,7 +187,6 @@ async def _knows(deps: Deps, kid: str) -> bool:
 
 
 async def test_users_have_rate_buckets_of_their_own(api: httpx.AsyncClient, deps: Deps) -> None:
-    from shared.services.identity import limits
 
     rules = {
         "requests_per_second": 1.0,
@@ -196,7 +195,7 @@ async def test_users_have_rate_buckets_of_their_own(api: httpx.AsyncClient, deps
         "messages_per_month": 0,
     }
     for _ in range(2):
-        await limits.take(deps, "tn_a", "user:usr_a", rules)
-    await limits.take(deps, "tn_b", "user:usr_b", rules)  # another user: its own bucket
-    with pytest.raises(limits.TooManyRequests):
-        await limits.take(deps, "tn_a", "user:usr_a", rules)
+        await rates.take(deps, "tn_a", "user:usr_a", rules)
+    await rates.take(deps, "tn_b", "user:usr_b", rules)  # another user: its own bucket
+    with pytest.raises(rates.TooManyRequests):
+        await rates.take(deps, "tn_a", "user:usr_a", rules)

@@ -13,7 +13,7 @@ import math
 from dataclasses import dataclass
 
 from shared.services.deps import Deps
-from shared.services.identity.limits import TooManyRequests
+from shared.services.identity.rates import TooManyRequests
 
 FAILURES_PER_SECOND = 5.0
 FAILURE_BURST = 50.0

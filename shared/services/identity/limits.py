@@ -1,13 +1,5 @@
-"""Rate limits per application and message quotas per tenant.
-
-**Rate limits** (``OCM_RATE_LIMIT_PER_SECOND``, ``OCM_RATE_LIMIT_BURST``, or the
-tenant's own ``limits``): a token bucket per application on each instance, which
-smooths bursts exactly; and, because in Azure the HTTP function runs on many
-instances, a shared counter per application and second in the store, which caps
-the whole fleet at ``rate + burst`` a second. An instance adds its count to the
-shared one every ``FLUSH_EVERY`` requests of a second (not on each: a store write per
-request would double the cost of a send), so the fleet may overshoot by up to
-``FLUSH_EVERY - 1`` requests per instance and second — the documented allowance.
+"""A tenant's limits (its own, its ancestors', the platform's settings) and its
+message quotas; the rate limits they set are counted in ``rates``.
 
 **Quotas** (``OCM_QUOTA_MESSAGES_PER_DAY`` / ``…_PER_MONTH``, or the tenant's own):
 each accepted message is reserved on a shared counter per tenant and UTC day or
@@ -19,7 +11,6 @@ for tenants that have a quota).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -27,14 +18,6 @@ from shared.containers import COUNTERS
 from shared.domain.errors import OcmError
 from shared.domain.models import Document
 from shared.services.deps import Deps
-
-FLUSH_EVERY = 10
-
-
-class TooManyRequests(OcmError):
-    status = 429
-    code = "RATE_LIMITED"
-    title = "Too many requests"
 
 
 def limits_of(deps: Deps, tenant: Document | None) -> dict[str, float]:
@@ -44,6 +27,12 @@ def limits_of(deps: Deps, tenant: Document | None) -> dict[str, float]:
     return {
         "requests_per_second": float(own.get("requests_per_second", s.OCM_RATE_LIMIT_PER_SECOND)),
         "burst": float(own.get("burst", s.OCM_RATE_LIMIT_BURST)),
+        "tenant_requests_per_second": float(
+            own.get("tenant_requests_per_second", s.OCM_TENANT_RATE_LIMIT_PER_SECOND)
+        ),
+        "tenant_burst": float(own.get("tenant_burst", s.OCM_TENANT_RATE_LIMIT_BURST)),
+        "messages_per_second": float(own.get("messages_per_second", s.OCM_MESSAGE_RATE_PER_SECOND)),
+        "message_burst": float(own.get("message_burst", s.OCM_MESSAGE_RATE_BURST)),
         "messages_per_day": float(own.get("messages_per_day", s.OCM_QUOTA_MESSAGES_PER_DAY)),
         "messages_per_month": float(own.get("messages_per_month", s.OCM_QUOTA_MESSAGES_PER_MONTH)),
     }
@@ -79,60 +68,6 @@ async def reserve_for_lineage(deps: Deps, lineage: list[Document], count: int) -
         for tenant in reserved:
             await release_messages(deps, tenant, tenant["id"], count)
         raise
-
-
-@dataclass
-class _Bucket:
-    """An application's token bucket on this instance, and its view of the fleet."""
-
-    tokens: float
-    at: float
-    window: int = -1
-    shared: int = 0  # the fleet's count for ``window``, as last seen
-    pending: int = 0  # this instance's requests in ``window`` not added yet
-
-
-async def take(deps: Deps, tenant_id: str, app_id: str, limits: dict[str, float]) -> None:
-    """Let one request of ``app_id`` (an application's id, or ``user:<id>``) through,
-    or raise RATE_LIMITED (429)."""
-    rate, burst = limits["requests_per_second"], max(1.0, limits["burst"])
-    if rate <= 0:
-        return
-    now = deps.clock.now().timestamp()
-    bucket = deps.rate_buckets.get(app_id)
-    if bucket is None:
-        bucket = deps.rate_buckets[app_id] = _Bucket(tokens=burst, at=now)
-    bucket.tokens = min(burst, bucket.tokens + max(0.0, now - bucket.at) * rate)
-    bucket.at = now
-    if bucket.tokens < 1:
-        _refuse(limit=rate, burst=burst, wait=(1 - bucket.tokens) / rate)
-    # The fleet: a shared count per second, added to every FLUSH_EVERY requests.
-    second = int(now)
-    if bucket.window != second:
-        bucket.window, bucket.shared, bucket.pending = second, 0, 0
-    if bucket.shared + bucket.pending + 1 > rate + burst:
-        _refuse(limit=rate, burst=burst, wait=second + 1 - now)
-    bucket.tokens -= 1
-    bucket.pending += 1
-    if bucket.pending >= FLUSH_EVERY:
-        pending, bucket.pending = bucket.pending, 0
-        bucket.shared = await deps.store.increment(
-            COUNTERS, tenant_id, f"rate_{app_id}_{second}", "n", pending, ttl=120
-        )
-
-
-def _refuse(*, limit: float, burst: float, wait: float) -> None:
-    seconds = max(1, math.ceil(wait))
-    raise TooManyRequests(
-        f"This application is over its rate limit ({limit:g} requests a second, bursts of "
-        f"{burst:g}); retry after {seconds} s",
-        headers={
-            "Retry-After": str(seconds),
-            "RateLimit-Limit": f"{limit:g}",
-            "RateLimit-Remaining": "0",
-            "RateLimit-Reset": str(seconds),
-        },
-    )
 
 
 class QuotaExceeded(OcmError):

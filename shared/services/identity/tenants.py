@@ -15,6 +15,18 @@ from shared.services.deps import Deps
 from shared.services.identity import audit
 
 STATUSES = ("provisioning", "pending_confirmation", "active", "suspended")
+NUMERIC_LIMITS = (
+    "requests_per_second",
+    "burst",
+    "tenant_requests_per_second",
+    "tenant_burst",
+    "messages_per_second",
+    "message_burst",
+    "messages_per_day",
+    "messages_per_month",
+)
+"""What ``set_limits`` sets (and ``children_count``: a parent counts its children's
+requests and messages against its own per-tenant ceilings)."""
 MAX_DEPTH = 5  # tenants under tenants, at most this deep
 
 
@@ -107,13 +119,15 @@ async def list_children(deps: Deps, tenant_id: str) -> list[Document]:
 async def set_limits(deps: Deps, tenant_id: str, changes: dict[str, float | None]) -> Document:
     """Set (a number) or clear (None: back to the platform's setting) the tenant's own
     rate limit and quotas (operator)."""
-    allowed = {"requests_per_second", "burst", "messages_per_day", "messages_per_month"}
+    allowed = {*NUMERIC_LIMITS, "children_count"}
     unknown = set(changes) - allowed
     if unknown or any(v is not None and v < 0 for v in changes.values()):
         raise ValidationFailed(f"Limits are {', '.join(sorted(allowed))}, each 0 or more")
     doc = await get_tenant(deps, tenant_id)
     merged = {**(doc.get("limits") or {}), **changes}
-    limits = {k: v for k, v in merged.items() if v is not None}
+    limits = {
+        k: bool(v) if k == "children_count" else v for k, v in merged.items() if v is not None
+    }
     patch = {"limits": limits}
     return await _operator_change(deps, tenant_id, "tenant.limits", patch, limits=limits)
 

@@ -31,7 +31,7 @@ from shared.domain.messages import (
 )
 from shared.domain.models import Document
 from shared.services.deps import Deps
-from shared.services.identity import limits, tenants
+from shared.services.identity import limits, rates, tenants
 from shared.services.messaging import outbox, repository
 from shared.services.messaging.compose import ChannelCache, make_message
 from shared.services.messaging.messages import public
@@ -171,8 +171,11 @@ async def _accept_batch(
 
 
 async def reserve(deps: Deps, tenant_id: str, count: int) -> None:
-    """Count the messages against the tenant's quotas (and its ancestors') or refuse them."""
-    await limits.reserve_for_lineage(deps, await tenants.lineage(deps, tenant_id), count)
+    """Count the messages against the tenant's message rate and its quotas (and its
+    ancestors'), or refuse them all."""
+    lineage = await tenants.lineage(deps, tenant_id)
+    await rates.take_messages(deps, lineage, count)
+    await limits.reserve_for_lineage(deps, lineage, count)
 
 
 def _item_error(exc: OcmError) -> dict[str, Any]:
