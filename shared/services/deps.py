@@ -46,7 +46,9 @@ class Deps:
     lookups: LookupCache = field(default_factory=LookupCache)
     """API keys and channels by name, cached briefly (see shared.services.lookups)."""
     rate_buckets: dict[str, Any] = field(default_factory=dict)
-    """Each application's rate-limit state on this instance (identity.limits)."""
+    """Each rate-limit bucket's state on this instance (identity.rates)."""
+    platform_limits: dict[str, float] = field(default_factory=dict)
+    """The settings' limits, read once (identity.limits.platform_limits)."""
     failed_sources: dict[str, Any] = field(default_factory=dict)
     """Failed authentications per source address on this instance (identity.failures)."""
     event_routes: weakref.WeakKeyDictionary[Queue, dict[Route, dict[str, str | int] | None]] = (

@@ -20,28 +20,39 @@ from shared.domain.models import Document
 from shared.services.deps import Deps
 
 
+def platform_limits(deps: Deps) -> dict[str, float]:
+    """The platform's settings, for every tenant that sets none of its own (read once
+    per instance: this is on every request's path). Not to be changed by callers."""
+    if not deps.platform_limits:
+        s = deps.settings
+        deps.platform_limits.update(
+            requests_per_second=float(s.OCM_RATE_LIMIT_PER_SECOND),
+            burst=float(s.OCM_RATE_LIMIT_BURST),
+            tenant_requests_per_second=float(s.OCM_TENANT_RATE_LIMIT_PER_SECOND),
+            tenant_burst=float(s.OCM_TENANT_RATE_LIMIT_BURST),
+            messages_per_second=float(s.OCM_MESSAGE_RATE_PER_SECOND),
+            message_burst=float(s.OCM_MESSAGE_RATE_BURST),
+            messages_per_day=float(s.OCM_QUOTA_MESSAGES_PER_DAY),
+            messages_per_month=float(s.OCM_QUOTA_MESSAGES_PER_MONTH),
+        )
+    return deps.platform_limits
+
+
 def limits_of(deps: Deps, tenant: Document | None) -> dict[str, float]:
     """The tenant's limits, each falling back to the platform's setting."""
     own: dict[str, Any] = (tenant or {}).get("limits") or {}
-    s = deps.settings
-    return {
-        "requests_per_second": float(own.get("requests_per_second", s.OCM_RATE_LIMIT_PER_SECOND)),
-        "burst": float(own.get("burst", s.OCM_RATE_LIMIT_BURST)),
-        "tenant_requests_per_second": float(
-            own.get("tenant_requests_per_second", s.OCM_TENANT_RATE_LIMIT_PER_SECOND)
-        ),
-        "tenant_burst": float(own.get("tenant_burst", s.OCM_TENANT_RATE_LIMIT_BURST)),
-        "messages_per_second": float(own.get("messages_per_second", s.OCM_MESSAGE_RATE_PER_SECOND)),
-        "message_burst": float(own.get("message_burst", s.OCM_MESSAGE_RATE_BURST)),
-        "messages_per_day": float(own.get("messages_per_day", s.OCM_QUOTA_MESSAGES_PER_DAY)),
-        "messages_per_month": float(own.get("messages_per_month", s.OCM_QUOTA_MESSAGES_PER_MONTH)),
-    }
+    platform = platform_limits(deps)
+    if not own:
+        return platform
+    return {name: float(own.get(name, value)) for name, value in platform.items()}
 
 
 def limits_for(deps: Deps, lineage: list[Document]) -> dict[str, float]:
     """A tenant's limits from its lineage (``tenants.lineage``): its own, then where
     it sets none its nearest ancestor's, then the platform's settings. A child never
     gets more than it inherits by default."""
+    if len(lineage) == 1:
+        return limits_of(deps, lineage[0])
     merged: dict[str, Any] = {}
     for tenant in lineage:
         for name, value in (tenant.get("limits") or {}).items():

@@ -61,64 +61,90 @@ class _Bucket:
 async def take(deps: Deps, tenant_id: str, app_id: str, limits: dict[str, float]) -> None:
     """Let one request of ``app_id`` (an application's id, or ``user:<id>``) through,
     or raise RATE_LIMITED (429)."""
+    now = deps.clock.now().timestamp()
     rate, burst = limits["requests_per_second"], limits["burst"]
-    await _take(deps, tenant_id, app_id, rate, burst, 1, "This application is over its rate limit")
+    await _take(deps, tenant_id, app_id, rate, burst, 1, now, _APPLICATION)
 
 
 async def take_request(deps: Deps, lineage: list[Document], caller_id: str) -> None:
     """Count one request of ``caller_id`` against its own rate and its tenant's
     (``lineage[0]``'s, and each ancestor's that counts its children's)."""
     limits = limits_for(deps, lineage)
-    await take(deps, lineage[0]["id"], caller_id, limits)
-    await _for_tenants(deps, lineage, limits, "requests", 1)
+    now = deps.clock.now().timestamp()
+    home = lineage[0]["id"]
+    rate, burst = limits["requests_per_second"], limits["burst"]
+    await _take(deps, home, caller_id, rate, burst, 1, now, _APPLICATION)
+    await _for_tenants(deps, lineage, limits, "requests", 1, now)
 
 
 async def take_messages(deps: Deps, lineage: list[Document], count: int) -> None:
     """Count ``count`` messages against the tenant's message rate (and each ancestor's
     that counts its children's)."""
-    await _for_tenants(deps, lineage, limits_for(deps, lineage), "messages", count)
+    now = deps.clock.now().timestamp()
+    await _for_tenants(deps, lineage, limits_for(deps, lineage), "messages", count, now)
 
 
-_TENANT_RATES = {  # the limit's names, what is over it, the bucket's key
-    "requests": ("tenant_requests_per_second", "tenant_burst", "its rate limit", "tenant"),
-    "messages": ("messages_per_second", "message_burst", "its message rate limit", "messages"),
+_APPLICATION = "This application is over its rate limit"
+_TENANT_RATES = {  # the limit's names, the bucket's key, who is over it: the tenant, a parent
+    "requests": (
+        "tenant_requests_per_second",
+        "tenant_burst",
+        "tenant:",
+        "This tenant is over its rate limit",
+        "This tenant's parent (counting its children) is over its rate limit",
+    ),
+    "messages": (
+        "messages_per_second",
+        "message_burst",
+        "messages:",
+        "This tenant is over its message rate limit",
+        "This tenant's parent (counting its children) is over its message rate limit",
+    ),
 }
 
 
 async def _for_tenants(
-    deps: Deps, lineage: list[Document], limits: dict[str, float], kind: str, cost: int
+    deps: Deps,
+    lineage: list[Document],
+    limits: dict[str, float],
+    kind: str,
+    cost: int,
+    now: float,
 ) -> None:
-    rate_name, burst_name, limit, prefix = _TENANT_RATES[kind]
-    who = f"This tenant is over {limit}"
-    for depth, tenant in enumerate(lineage):
-        if depth == 0:
-            own = limits
-        elif (tenant.get("limits") or {}).get("children_count"):
+    rate, burst, prefix, who, parent = _TENANT_RATES[kind]
+    home = lineage[0]["id"]
+    await _take(deps, home, prefix + home, limits[rate], limits[burst], cost, now, who)
+    for depth in range(1, len(lineage)):
+        ancestor = lineage[depth]
+        if (ancestor.get("limits") or {}).get("children_count"):
             own = limits_for(deps, lineage[depth:])
-            who = f"This tenant's parent (counting its children) is over {limit}"
-        else:
-            continue
-        key = f"{prefix}:{tenant['id']}"
-        await _take(deps, tenant["id"], key, own[rate_name], own[burst_name], cost, who)
+            key = prefix + ancestor["id"]
+            await _take(deps, ancestor["id"], key, own[rate], own[burst], cost, now, parent)
 
 
 async def _take(
-    deps: Deps, tenant_id: str, key: str, rate: float, burst: float, cost: int, who: str
+    deps: Deps,
+    tenant_id: str,
+    key: str,
+    rate: float,
+    burst: float,
+    cost: int,
+    now: float,
+    who: str,
 ) -> None:
     """Take ``cost`` units from the bucket ``key`` (``rate`` a second, ``burst`` at
     once; a rate of 0: no limit), or raise RATE_LIMITED (429)."""
-    burst = max(1.0, burst)
     if rate <= 0:
         return
-    now = deps.clock.now().timestamp()
+    burst = max(1.0, burst)
     bucket = deps.rate_buckets.get(key)
     if bucket is None:
         bucket = deps.rate_buckets[key] = _Bucket(tokens=burst, at=now)
-    bucket.tokens = min(burst, bucket.tokens + max(0.0, now - bucket.at) * rate)
-    bucket.at = now
+    tokens = bucket.tokens + (now - bucket.at) * rate if now > bucket.at else bucket.tokens
+    bucket.tokens, bucket.at = (tokens if tokens < burst else burst), now
     if bucket.tokens < cost:
         _refuse(who, limit=rate, burst=burst, wait=(cost - bucket.tokens) / rate)
-    # The fleet: a shared count per second, added to every FLUSH_EVERY requests.
+    # The fleet: a shared count per second, added to every flush_every(rate, burst) units.
     second = int(now)
     if bucket.window != second:
         bucket.window, bucket.shared, bucket.pending = second, 0, 0
