@@ -6,17 +6,10 @@ from collections.abc import Awaitable, Callable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from shared.api.body import has_duplicate_keys
+from shared.api.body import PARSED, DuplicateKey, read_checked
 from shared.api.responses import problem
 
 MAX_REQUEST_BYTES = 10 * 1024 * 1024
-
-
-def _duplicate_keys(parts: list[bytes]) -> bool:
-    """Whether a body that may be JSON (whatever its Content-Type says: the send
-    routes read theirs by hand) names a key twice in one object."""
-    raw = parts[0] if len(parts) == 1 else b"".join(parts)
-    return raw[:1024].lstrip()[:1] in (b"{", b"[") and has_duplicate_keys(raw)
 
 
 NOSNIFF = (b"x-content-type-options", b"nosniff")
@@ -67,9 +60,14 @@ class RequestBoundary:
                 return
             if not message.get("more_body"):
                 break
-        if _duplicate_keys([m.get("body", b"") for m in messages]):
+        parts = [m.get("body", b"") for m in messages]
+        try:
+            parsed = read_checked(parts[0] if len(parts) == 1 else b"".join(parts))
+        except DuplicateKey:
             await self._refuse_duplicates(scope, receive, send)
             return
+        if parsed is not None:
+            scope[PARSED] = parsed
 
         async def replayed_receive() -> Message:
             return messages.pop(0) if messages else await receive()
