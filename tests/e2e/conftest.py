@@ -166,14 +166,20 @@ def server_env(data_dir: Path, **extra: str) -> dict[str, str]:
     return env
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    data_dir = tmp_path_factory.mktemp("ocm")
-    srv = Server(data_dir=data_dir, port=free_port(), env=server_env(data_dir))
+def serving(factory: pytest.TempPathFactory, name: str, **extra: str) -> Iterator[Server]:
+    """A fixture's body: `ocm serve` in a fresh data directory, with `extra` settings
+    over the fast ones, stopped afterwards unless a test stopped it already."""
+    data_dir = factory.mktemp(name)
+    srv = Server(data_dir=data_dir, port=free_port(), env=server_env(data_dir, **extra))
     srv.start()
     yield srv
     if srv.process and srv.process.poll() is None:
         srv.stop()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    yield from serving(tmp_path_factory, "ocm")
 
 
 @pytest.fixture(scope="module")

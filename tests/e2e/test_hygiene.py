@@ -10,22 +10,13 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.e2e.conftest import Server, free_port, server_env
+from tests.e2e.conftest import Server, serving
 from tests.peers.apprise_peers import WebhookPeer
 
 
 @pytest.fixture(scope="module")
 def loud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    data_dir = tmp_path_factory.mktemp("ocm-loud")
-    srv = Server(
-        data_dir=data_dir,
-        port=free_port(),
-        env=server_env(data_dir, OCM_LOG_LEVEL="DEBUG"),
-    )
-    srv.start()
-    yield srv
-    if srv.process and srv.process.poll() is None:
-        srv.stop()
+    yield from serving(tmp_path_factory, "ocm-loud", OCM_LOG_LEVEL="DEBUG")
 
 
 def test_no_secret_reaches_the_log_or_an_error_answer(loud: Server) -> None:

@@ -12,23 +12,14 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.e2e.conftest import Server, free_port, server_env
+from tests.e2e.conftest import Server, serving
 
 SLOW = 30
 
 
 @pytest.fixture(scope="module")
 def strict(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    data_dir = tmp_path_factory.mktemp("ocm-slow")
-    srv = Server(
-        data_dir=data_dir,
-        port=free_port(),
-        env=server_env(data_dir, OCM_HTTP_READ_TIMEOUT_SECONDS="1"),
-    )
-    srv.start()
-    yield srv
-    if srv.process and srv.process.poll() is None:
-        srv.stop()
+    yield from serving(tmp_path_factory, "ocm-slow", OCM_HTTP_READ_TIMEOUT_SECONDS="1")
 
 
 def _closed(sock: socket.socket) -> bool:

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from standardwebhooks import Webhook, WebhookVerificationError
 
-from tests.e2e.conftest import Client, Server, free_port, server_env
+from tests.e2e.conftest import Client, Server, serving
 from tests.peers.webhook_receiver import Answer, Call, WebhookReceiver
 
 FAST = {
@@ -34,12 +34,7 @@ def events(receiver: WebhookReceiver) -> list[dict[str, Any]]:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    data_dir = tmp_path_factory.mktemp("webhooks")
-    srv = Server(data_dir=data_dir, port=free_port(), env=server_env(data_dir, **FAST))
-    srv.start()
-    yield srv
-    if srv.process and srv.process.poll() is None:
-        srv.stop()
+    yield from serving(tmp_path_factory, "webhooks", **FAST)
 
 
 @pytest.fixture

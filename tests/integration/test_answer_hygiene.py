@@ -5,16 +5,9 @@ in production."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
 import httpx
 import pytest
-from cryptography.fernet import Fernet
 
-from shared import bootstrap
-from shared.api.app import create_app
-from shared.config import Settings
 from shared.services.deps import Deps
 from shared.services.onboarding import signup
 
@@ -55,22 +48,6 @@ async def test_a_long_input_is_not_echoed_back_at_length(
     assert answer.status_code == 404
     assert len(answer.content) < 2_000
     assert answer.json()["detail"].endswith("…")
-
-
-@pytest.fixture
-async def production(tmp_path: Path) -> AsyncIterator[tuple[httpx.AsyncClient, dict[str, str]]]:
-    prod = bootstrap.build(
-        Settings(
-            OCM_ENV="production",
-            OCM_SECRET_KEY=Fernet.generate_key().decode(),
-            OCM_DATA_DIR=tmp_path / "production",
-        )
-    )
-    key = {"X-API-Key": (await signup.create_tenant(prod, "acme")).api_key}
-    transport = httpx.ASGITransport(app=create_app(lambda: prod))
-    async with httpx.AsyncClient(transport=transport, base_url="https://ocm") as client:
-        yield client, key
-    await bootstrap.close(prod)
 
 
 async def test_in_production_the_host_header_does_not_shape_the_callback_url(

@@ -11,18 +11,13 @@ encoding, into the error text the viewer role may read.
 from __future__ import annotations
 
 import base64
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 from aiohttp import web
-from cryptography.fernet import Fernet
 
-from shared import bootstrap
-from shared.api.app import create_app
-from shared.config import Settings
 from shared.services.deps import Deps
 from shared.services.onboarding import signup
 from tests.peers.base import Peer
@@ -169,23 +164,6 @@ async def test_an_echoed_credential_is_masked_in_every_encoding(
     reason = message["error"]["reason"]
     assert "Basic ***" in reason
     assert all(form not in repr(message) for form in _every_form(twilio))
-
-
-@pytest.fixture
-async def production(tmp_path: Path) -> AsyncIterator[tuple[httpx.AsyncClient, dict[str, str]]]:
-    prod = bootstrap.build(
-        Settings(
-            OCM_ENV="production",
-            OCM_SECRET_KEY=Fernet.generate_key().decode(),
-            OCM_DATA_DIR=tmp_path / "production",
-            OCM_RATE_LIMIT_PER_SECOND=0,
-        )
-    )
-    key = {"X-API-Key": (await signup.create_tenant(prod, "acme")).api_key}
-    transport = httpx.ASGITransport(app=create_app(lambda: prod))
-    async with httpx.AsyncClient(transport=transport, base_url="http://ocm") as client:
-        yield client, key
-    await bootstrap.close(prod)
 
 
 @pytest.mark.parametrize(

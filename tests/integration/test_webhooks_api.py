@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -16,12 +15,9 @@ import httpx
 import jsonschema
 import orjson
 import pytest
-from cryptography.fernet import Fernet
 from fastapi import FastAPI
 from openapi_spec_validator import validate
 
-from shared import bootstrap
-from shared.api.app import create_app
 from shared.api.routers.event_types import document_webhooks
 from shared.config import Settings
 from shared.containers import EVENTS, WEBHOOK_DELIVERIES, WEBHOOKS
@@ -227,25 +223,6 @@ async def test_private_endpoints_are_allowed_in_development_and_authorization_ma
     key = await tenant_key(deps)
     for url in ("http://127.0.0.1:8080/hook", "http://localhost/hook", "http://10.1.2.3/"):
         await create(api, key, {**HOOK, "url": url})
-
-
-@pytest.fixture
-async def production(tmp_path: Path) -> AsyncIterator[tuple[httpx.AsyncClient, dict[str, str]]]:
-    """The API of a platform in production mode: https only, no private egress."""
-    prod = bootstrap.build(
-        Settings(
-            OCM_ENV="production",
-            OCM_SECRET_KEY=Fernet.generate_key().decode(),
-            OCM_DATA_DIR=tmp_path / "production",
-            OCM_RATE_LIMIT_PER_SECOND=0,
-        )
-    )
-    key = await tenant_key(prod)
-    transport = httpx.ASGITransport(app=create_app(lambda: prod))
-    async with httpx.AsyncClient(transport=transport, base_url="http://ocm") as client:
-        yield client, key
-    for closer in prod.closers:
-        closer()
 
 
 @pytest.mark.parametrize(
