@@ -69,11 +69,14 @@ locals {
     OCM_QUEUE_MAX_DELIVERY_COUNT = local.max_delivery_count
     OCM_QUEUE_LOCK_SECONDS       = local.lock_seconds
     OCM_CLAIM_TIMEOUT_SECONDS    = 300
-    OCM_OUTBOX_GRACE_SECONDS     = 30
-    OCM_LOOKUP_CACHE_SECONDS     = 5
-    OCM_IDEMPOTENCY_TTL_SECONDS  = 86400
-    OCM_AUDIT_RETENTION_DAYS     = 400
-    OCM_TRUST_FORWARDED_FOR      = true # the Functions front end appends the client
+    # Past a Flex cold start and a backlog's queueing, under Service Bus's
+    # 10-minute duplicate-detection window: the sweep re-publishes only what
+    # intake's own publication most likely lost.
+    OCM_OUTBOX_GRACE_SECONDS    = 300
+    OCM_LOOKUP_CACHE_SECONDS    = 5
+    OCM_IDEMPOTENCY_TTL_SECONDS = 86400
+    OCM_AUDIT_RETENTION_DAYS    = 400
+    OCM_TRUST_FORWARDED_FOR     = true # the Functions front end appends the client
     # Provider signatures cover the callback URL the provider called: the app's
     # public origin, not what the worker sees behind the front end.
     OCM_PUBLIC_BASE_URL              = coalesce(var.public_base_url, "https://func-${local.base_name}.azurewebsites.net")

@@ -2,12 +2,20 @@ terraform {
   required_version = ">= 1.6"
 
   required_providers {
-    # 4.46 is the first 4.x release with every argument used here
-    # (Key Vault `rbac_authorization_enabled` came in 4.42, the Flex Consumption
-    # `http_concurrency` in 4.46); 5.x will rename things again.
+    # 4.81 is the release these files are checked against (schemas read at
+    # that tag) and the first with the Service Bus feature below; it also reads
+    # the subscription from the Azure CLI, which the provider does from 4.60 on
+    # (4.46 to 4.59 ask for ARM_SUBSCRIPTION_ID). .terraform.lock.hcl pins 4.81.0;
+    # 5.x renames things again.
     azurerm = {
       source  = "hashicorp/azurerm"
-      version = "~> 4.46"
+      version = "~> 4.81"
+    }
+    # One update the azurerm provider cannot make yet: the Function App's app
+    # settings without AzureWebJobsStorage (modules/function_app).
+    azapi = {
+      source  = "azure/azapi"
+      version = "~> 2.4"
     }
     random = {
       source  = "hashicorp/random"
@@ -17,7 +25,8 @@ terraform {
 }
 
 provider "azurerm" {
-  # null: the provider reads ARM_SUBSCRIPTION_ID (or the Azure CLI's default).
+  # null: the provider reads ARM_SUBSCRIPTION_ID, else the Azure CLI's default
+  # subscription (`az account set`), which azurerm reads from 4.60 on.
   subscription_id = var.subscription_id
 
   # The storage account refuses shared keys: should the provider call a storage
@@ -33,6 +42,11 @@ provider "azurerm" {
     }
     resource_group {
       prevent_deletion_if_contains_resources = true
+    }
+    servicebus {
+      # A new subscription's $Default rule (which passes every event) is deleted
+      # as the subscription is created, not when its own rule arrives seconds later.
+      auto_delete_subscription_default_rule = true
     }
     storage {
       # Everything here is managed through ARM (the container by storage_account_id),

@@ -8,8 +8,12 @@ locals {
   # Blob Data Owner: the host's leases (timer singletons), its keys and the Flex
   # deployment package. Table Data Contributor: the host's diagnostic events
   # (AZFD0003 otherwise). No queue role: no blob or queue trigger uses host storage.
-  storage_roles     = ["Storage Blob Data Owner", "Storage Table Data Contributor"]
-  service_bus_roles = ["Azure Service Bus Data Sender", "Azure Service Bus Data Receiver"]
+  storage_roles = ["Storage Blob Data Owner", "Storage Table Data Contributor"]
+  # Data Owner, not Sender + Receiver: the Functions scaler reads each queue's and
+  # subscription's message count (GetQueueRuntimePropertiesAsync), which needs the
+  # Manage claim; without it Flex scales on the first message's age alone and logs
+  # a warning every hour. Owner also lets the app alter entities; the code never does.
+  service_bus_roles = ["Azure Service Bus Data Owner"]
 
   # Built-in "Cosmos DB Built-in Data Contributor" (a Cosmos data-plane role,
   # not an Azure RBAC one): items read/write plus metadata reads, but no creating

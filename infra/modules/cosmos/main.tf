@@ -3,6 +3,7 @@
 resource "azurerm_cosmosdb_account" "this" {
   #checkov:skip=CKV_AZURE_99:The Flex app reaches Cosmos DB over the public endpoint (no VNet integration here); requests need an Entra ID token with a data role, keys are disabled.
   #checkov:skip=CKV_AZURE_101:Same reason as CKV_AZURE_99.
+  #checkov:skip=CKV_AZURE_140:Local authentication is off: local_authentication_enabled = false below; checkov reads only the deprecated local_authentication_disabled, which azurerm 5.0 removes.
   #checkov:skip=CKV_AZURE_100:Microsoft-managed keys encrypt at rest; a customer-managed key would add a Key Vault key to rotate for no gain here.
   name                = var.name
   location            = var.location
@@ -10,7 +11,7 @@ resource "azurerm_cosmosdb_account" "this" {
   offer_type          = "Standard"
   kind                = "GlobalDocumentDB"
 
-  local_authentication_disabled = true
+  local_authentication_enabled = false
   # Keys cannot change containers or throughput either; Terraform uses ARM.
   access_key_metadata_writes_enabled = false
   minimal_tls_version                = "Tls12"

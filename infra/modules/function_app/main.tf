@@ -14,16 +14,20 @@ resource "azurerm_service_plan" "this" {
 
 locals {
   # Host storage through the app's identity (Storage Blob Data Owner and Table
-  # Data Contributor, ../../roles.tf), never a key. Until the provider's own
-  # backend-storage options are released (hashicorp/terraform-provider-azurerm
-  # PR 29099; issue 29693) it writes a key-based AzureWebJobsStorage with an
-  # empty key even when the package is reached by identity; the explicit empty
-  # value replaces it, as in Azure-Samples/azure-functions-flex-consumption-samples.
+  # Data Contributor, ../../roles.tf), never a key, and no AzureWebJobsStorage
+  # at all: the host reads the identity-based pair below only when the plain
+  # setting is absent (an empty string is "a connection string", not absence:
+  # Azure/azure-functions-host#11796).
   host_storage_settings = {
-    AzureWebJobsStorage              = ""
     AzureWebJobsStorage__accountName = var.storage_account_name
     AzureWebJobsStorage__credential  = "managedidentity"
   }
+
+  # Every app setting the site must have, exactly: the app's, host storage, and
+  # the Application Insights connection the provider copies from site_config.
+  site_app_settings = merge(var.app_settings, local.host_storage_settings, {
+    APPLICATIONINSIGHTS_CONNECTION_STRING = var.application_insights_connection_string
+  })
 }
 
 resource "azurerm_function_app_flex_consumption" "this" {
@@ -62,4 +66,27 @@ resource "azurerm_function_app_flex_consumption" "this" {
   app_settings = merge(var.app_settings, local.host_storage_settings)
 
   tags = var.tags
+}
+
+# Until the provider's backend-storage options ship (hashicorp/terraform-provider-azurerm
+# PR 29099; issues 29693 and 33211), every create or update of the Flex app writes
+# a key-based AzureWebJobsStorage with an empty key next to the settings above.
+# This puts the site's app settings back to exactly local.site_app_settings (the
+# appsettings PUT replaces the whole set) after every create or update of the
+# app: replace_triggered_by runs it again whenever the app changes.
+resource "azapi_update_resource" "app_settings" {
+  type      = "Microsoft.Web/sites/config@2023-12-01"
+  name      = "appsettings"
+  parent_id = azurerm_function_app_flex_consumption.this.id
+
+  body = {
+    properties = local.site_app_settings
+  }
+  # The settings hold no secret (identities everywhere), but ARM answers them
+  # only to a list call: nothing to read back.
+  response_export_values = []
+
+  lifecycle {
+    replace_triggered_by = [azurerm_function_app_flex_consumption.this]
+  }
 }

@@ -62,8 +62,10 @@ resource "azurerm_servicebus_subscription" "this" {
 # scope; `sys.` would mean a broker property), but a regular identifier may not
 # be a reserved keyword and the reserved list is unpublished, so the name is
 # written as a delimited identifier, `[type]`, which is valid whatever it is.
-# Creating a rule through ARM removes the subscription's `$Default` (1=1) rule, so
-# only a subscription just created passes every event, for the seconds until then.
+# Creating a rule through ARM removes the subscription's `$Default` (1=1) rule;
+# the provider feature `servicebus.auto_delete_subscription_default_rule`
+# (../../providers.tf) deletes it as the subscription is created, so no event
+# passes unfiltered in the seconds between.
 resource "azurerm_servicebus_subscription_rule" "event_types" {
   for_each = var.subscriptions
 

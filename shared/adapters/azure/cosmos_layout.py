@@ -65,7 +65,8 @@ def layout(spec: ContainerSpec) -> CosmosContainer:
         "indexingMode": "consistent",
         "automatic": True,
         "includedPaths": included,
-        "excludedPaths": [{"path": "/*"}, {"path": '/"_etag"/?'}],
+        # Cosmos DB adds /"_etag"/? itself (and infra/containers.tf leaves it out).
+        "excludedPaths": [{"path": "/*"}],
         "compositeIndexes": composites,
     }
     return CosmosContainer(
