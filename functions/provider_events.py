@@ -5,6 +5,7 @@ from __future__ import annotations
 import azure.functions as func
 
 from shared.bootstrap import get_deps
+from shared.ports.queues import dead_letter_reason
 from shared.services.delivery import dead_letters, provider_events
 
 bp = func.Blueprint()  # type: ignore[no-untyped-call]  # the SDK leaves it unannotated
@@ -23,4 +24,4 @@ async def apply_provider_event(msg: func.ServiceBusMessage) -> None:
     connection="ServiceBusConnection",
 )
 async def log_dead_provider_event(msg: func.ServiceBusMessage) -> None:
-    await dead_letters.log_dead_provider_event(msg.get_body(), msg.dead_letter_reason)
+    await dead_letters.log_dead_provider_event(msg.get_body(), dead_letter_reason(msg))

@@ -78,8 +78,9 @@ locals {
     OCM_AUDIT_RETENTION_DAYS    = 400
     OCM_TRUST_FORWARDED_FOR     = true # the Functions front end appends the client
     # Provider signatures cover the callback URL the provider called: the app's
-    # public origin, not what the worker sees behind the front end.
-    OCM_PUBLIC_BASE_URL              = coalesce(var.public_base_url, "https://func-${local.base_name}.azurewebsites.net")
+    # public origin, not what the worker sees behind the front end. "" (unset):
+    # the app takes https://$WEBSITE_HOSTNAME, the name the platform gave it.
+    OCM_PUBLIC_BASE_URL              = var.public_base_url
     OCM_RATE_LIMIT_PER_SECOND        = 100
     OCM_RATE_LIMIT_BURST             = 200
     OCM_TENANT_RATE_LIMIT_PER_SECOND = 300

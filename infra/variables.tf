@@ -134,7 +134,7 @@ variable "key_vault_soft_delete_retention_days" {
 }
 
 variable "public_base_url" {
-  description = "The public origin providers call back (a custom domain); empty: the Function App's azurewebsites.net host."
+  description = "The public origin providers call back (a custom domain); empty: the host name Azure gives the app (WEBSITE_HOSTNAME), read at run time."
   type        = string
   default     = ""
 }

@@ -6,7 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic.config import JsonDict
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -107,6 +107,12 @@ class Settings(BaseSettings):
         "reached through a front end or custom domain: provider signatures that cover "
         "the callback URL are checked against it (else the request's own URL).",
     )
+    WEBSITE_HOSTNAME: str | None = Field(
+        default=None,
+        json_schema_extra=LOCAL_ONLY,  # the platform sets it, not the deployment
+        description="Set by Azure App Service to the app's default host name; the "
+        "public origin when OCM_PUBLIC_BASE_URL is not set, on the Azure backend.",
+    )
     OCM_TRUST_FORWARDED_FOR: bool = Field(
         default=False,
         description="Take the client's address from the last X-Forwarded-For hop (set "
@@ -186,6 +192,25 @@ class Settings(BaseSettings):
     )
     OCM_ALLOW_PRIVATE_EGRESS: bool = False
 
+    @field_validator("OCM_PUBLIC_BASE_URL", "WEBSITE_HOSTNAME", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        # An app setting cannot be null: Terraform writes "" for "not set".
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @property
+    def public_base_url(self) -> str | None:
+        """The public origin: OCM_PUBLIC_BASE_URL, else on Azure the host name the
+        platform gives the app (which the platform may change: Azure's newer
+        `<name>-<hash>.<region>.azurewebsites.net` names are not known in advance)."""
+        if self.OCM_PUBLIC_BASE_URL:
+            return self.OCM_PUBLIC_BASE_URL
+        host = (self.WEBSITE_HOSTNAME or "").strip()
+        if self.OCM_BACKEND == "azure" and host:
+            local = host.partition(":")[0] in ("localhost", "127.0.0.1")  # `func start`
+            return f"{'http' if local else 'https'}://{host}"
+        return None
+
     @model_validator(mode="after")
     def _production_is_strict(self) -> Settings:
         if self.OCM_ENV == "production" and self.OCM_BACKEND == "embedded":
@@ -253,7 +278,12 @@ def _https_url(value: str | None, *, plain_ok: bool = True) -> bool:
     text = (value or "").strip()
     schemes = ("https://", "http://") if plain_ok else ("https://",)
     scheme = next((s for s in schemes if text.lower().startswith(s)), None)
-    return scheme is not None and len(text) > len(scheme) and text[len(scheme)] not in "/:"
+    return (
+        scheme is not None
+        and len(text) > len(scheme)
+        and text[len(scheme)] not in "/:"
+        and not any(c in text for c in "<> ")  # a placeholder left in a sample
+    )
 
 
 @lru_cache(maxsize=1)

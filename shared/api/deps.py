@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -116,8 +117,23 @@ def client_address(request: Request) -> str | None:
     deps: Deps = request.app.state.get_deps()
     forwarded = request.headers.get("x-forwarded-for")
     if forwarded and deps.settings.OCM_TRUST_FORWARDED_FOR:
-        return forwarded.rsplit(",", 1)[-1].strip()[:64] or None
+        return forwarded_address(forwarded.rsplit(",", 1)[-1])
     return request.client.host if request.client else None
+
+
+def forwarded_address(hop: str) -> str | None:
+    """The address in one X-Forwarded-For hop, without the port Azure's front end
+    appends (``203.0.113.7:61598``, ``[2001:db8::7]:443``), in its canonical form;
+    None for anything that is not an address."""
+    hop = hop.strip()[:64]
+    if hop.startswith("["):
+        hop = hop[1:].partition("]")[0]
+    elif hop.count(":") == 1:
+        hop = hop.partition(":")[0]
+    try:
+        return ipaddress.ip_address(hop).compressed
+    except ValueError:
+        return None
 
 
 async def _bearer(deps: Deps, authorization: str | None) -> Principal:

@@ -13,6 +13,32 @@ class MessageLockLost(Exception):
     """The peek-lock of a received queue message expired or was settled already."""
 
 
+class DeadLettered(Protocol):
+    """What a dead-lettered message says about why (azure.functions.ServiceBusMessage)."""
+
+    @property
+    def dead_letter_reason(self) -> str | None: ...
+    @property
+    def dead_letter_error_description(self) -> str | None: ...
+    @property
+    def application_properties(self) -> Mapping[str, object]: ...
+
+
+def dead_letter_reason(msg: DeadLettered) -> str | None:
+    """``reason: description`` as the broker gave them, or None.
+
+    In Azure the SDK's ``dead_letter_reason`` is always None: the Service Bus
+    extension's trigger metadata has no DeadLetterReason (its binding contract lists
+    DeliveryCount, DeadLetterSource, LockToken, … but not the reason). The broker
+    puts the reason and its description in the message's application properties.
+    """
+    properties = msg.application_properties or {}
+    said = msg.dead_letter_reason or properties.get("DeadLetterReason")
+    detail = msg.dead_letter_error_description or properties.get("DeadLetterErrorDescription")
+    parts = [str(p)[:200] for p in (said, detail) if p]
+    return ": ".join(parts) or None
+
+
 @dataclass(frozen=True, slots=True)
 class OutgoingMessage:
     """A message to put on a queue or topic.

@@ -57,6 +57,34 @@ def binding_problems(
     return problems
 
 
+def dead_letter_problems(triggers: Iterable[Trigger], deployment: Deployment) -> list[str]:
+    """Every queue and subscription Terraform creates has a trigger on its dead-letter
+    queue: what Service Bus parks there never expires and counts against the
+    entity's quota, so something must take it, record it and raise the alarm."""
+    settings = {k: str(app_setting(v)) for k, v in deployment.app_settings.items()}
+    taken = set()
+    for trigger in triggers:
+        resolved = {
+            k: SETTING.sub(lambda m: settings.get(m[1], m[0]), v)
+            for k, v in trigger.binding.items()
+        }
+        if queue := resolved.get("queueName"):
+            taken.add(queue)
+        elif topic := resolved.get("topicName"):
+            taken.add(f"{topic}/{resolved.get('subscriptionName', '')}")
+    problems = []
+    for queue in deployment.queues:
+        if queue + DEAD_LETTER_QUEUE not in taken:
+            problems.append(f"queue {queue!r}: no trigger takes its dead letters")
+    for topic, subscription in deployment.subscriptions:
+        if f"{topic}/{subscription}{DEAD_LETTER_QUEUE}" not in taken:
+            problems.append(
+                f"subscription {subscription!r} of topic {topic!r}: no trigger takes its "
+                "dead letters"
+            )
+    return problems
+
+
 def _bound_setting_problems(
     where: str,
     key: str,
@@ -86,7 +114,7 @@ def _entity_problems(where: str, resolved: Mapping[str, str], deployment: Deploy
     if topic := resolved.get("topicName"):
         if topic not in deployment.topics:
             problems.append(f"{where}: topic {topic!r} is not in Terraform")
-        subscription = resolved.get("subscriptionName", "")
+        subscription = resolved.get("subscriptionName", "").removesuffix(DEAD_LETTER_QUEUE)
         if (topic, subscription) not in deployment.subscriptions:
             problems.append(
                 f"{where}: subscription {subscription!r} of topic {topic!r} is not in Terraform"

@@ -20,6 +20,7 @@ from shared.containers import APPS, MESSAGES
 from tests.infra.checks import (
     binding_problems,
     container_problems,
+    dead_letter_problems,
     service_bus_problems,
     settings_problems,
 )
@@ -42,6 +43,21 @@ def test_every_trigger_finds_its_queue_topic_and_subscription(
     triggers: list[Trigger], deployment: Deployment
 ) -> None:
     assert binding_problems(triggers, deployment) == []
+
+
+def test_every_queue_and_subscription_has_a_dead_letter_consumer(
+    triggers: list[Trigger], deployment: Deployment
+) -> None:
+    assert dead_letter_problems(triggers, deployment) == []
+
+
+def test_a_subscription_without_a_dead_letter_consumer_is_caught(
+    triggers: list[Trigger], deployment: Deployment
+) -> None:
+    """Azure review L5: the subscriptions' dead-letter queues had no consumer."""
+    kept = [t for t in triggers if not t.binding.get("subscriptionName", "").endswith("Queue")]
+    problems = dead_letter_problems(kept, deployment)
+    assert any(LOG_SUBSCRIPTION in p and "dead letters" in p for p in problems), problems
 
 
 def test_the_function_app_sets_every_setting_the_code_reads(deployment: Deployment) -> None:

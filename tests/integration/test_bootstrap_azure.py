@@ -103,6 +103,40 @@ def test_production_refuses_plain_http_urls_and_keys(setting: str, value: str) -
     assert "a-key" not in str(refused.value)
 
 
+@pytest.mark.parametrize(
+    "setting",
+    ["OCM_KEY_VAULT_URL", "OCM_COSMOS_ENDPOINT", "ServiceBusConnection__fullyQualifiedNamespace"],
+)
+def test_a_placeholder_left_from_the_sample_is_refused_at_start_up(setting: str) -> None:
+    """Azure review C12: `https://<vault>.vault.azure.net/` passed, and failed only at
+    the first secret read."""
+    sample = {
+        "OCM_KEY_VAULT_URL": "https://<vault>.vault.azure.net/",
+        "OCM_COSMOS_ENDPOINT": "https://<account>.documents.azure.com:443/",
+        "ServiceBusConnection__fullyQualifiedNamespace": "<namespace>.servicebus.windows.net",
+    }
+    values = {**AZURE, "OCM_COSMOS_ENDPOINT": "https://ocm.documents.azure.com:443/"}
+    values[setting] = sample[setting]
+    with pytest.raises(ValidationError) as refused:
+        Settings(**values)  # type: ignore[arg-type]
+    assert setting in str(refused.value)
+
+
+def test_the_public_origin_falls_back_to_the_host_name_azure_gives_the_app() -> None:
+    """Azure review C10: the origin was hard-coded as func-<name>.azurewebsites.net in
+    Terraform; App Service's newer names carry a hash and a region."""
+    values = {**AZURE, "OCM_COSMOS_ENDPOINT": "https://ocm.documents.azure.com:443/"}
+    named = "func-ocm-x1-a1b2c3.westeurope-01.azurewebsites.net"
+    unset = Settings(**values, OCM_PUBLIC_BASE_URL="", WEBSITE_HOSTNAME=named)  # type: ignore[arg-type]
+    assert unset.OCM_PUBLIC_BASE_URL is None
+    assert unset.public_base_url == f"https://{named}"
+    custom = Settings(  # type: ignore[arg-type]
+        **values, OCM_PUBLIC_BASE_URL="https://ocm.example.com", WEBSITE_HOSTNAME=named
+    )
+    assert custom.public_base_url == "https://ocm.example.com"
+    assert Settings(OCM_PUBLIC_BASE_URL="").public_base_url is None  # embedded: the request's
+
+
 def test_a_refused_configuration_never_echoes_a_secret() -> None:
     secret = "Endpoint=sb://x/;SharedAccessKeyName=k;SharedAccessKey=SBSECRETxyz="
     with pytest.raises(ValidationError) as refused:

@@ -8,6 +8,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from shared.api.deps import forwarded_address
 from shared.config import Settings
 from shared.services.deps import Deps
 from shared.services.identity.failures import FAILURE_BURST
@@ -59,3 +60,45 @@ async def test_wrong_client_secrets_are_slowed_per_source(
     ]
     assert statuses[: int(FAILURE_BURST)] == [401] * int(FAILURE_BURST)
     assert statuses[-1] == 429
+
+
+@pytest.mark.parametrize(
+    "hop",
+    ["203.0.113.9:{port}", "[2001:db8::9]:{port}"],
+    ids=["ipv4-with-port", "ipv6-with-port"],
+)
+async def test_a_source_is_one_source_whatever_port_the_front_end_writes(
+    api: httpx.AsyncClient, deps: Deps, hop: str
+) -> None:
+    """Azure review L6: the App Service front end appends `ip:port` to X-Forwarded-For,
+    a new port per connection, so keying on the whole hop never limited anyone."""
+    statuses = [
+        (
+            await api.get(
+                "/api/v1/channels",
+                headers=source("10.0.0.1, " + hop.format(port=40000 + i), **{"X-API-Key": BAD_KEY}),
+            )
+        ).status_code
+        for i in range(int(FAILURE_BURST) + 3)
+    ]
+    assert statuses[-1] == 429
+    bare = hop.split("]")[0].lstrip("[") if hop.startswith("[") else hop.split(":")[0]
+    again = await api.get("/api/v1/channels", headers=source(bare, **{"X-API-Key": BAD_KEY}))
+    assert again.status_code == 429  # the same source, with or without a port
+
+
+@pytest.mark.parametrize(
+    ("hop", "address"),
+    [
+        ("198.51.100.4", "198.51.100.4"),
+        ("198.51.100.4:61598", "198.51.100.4"),
+        ("[2001:db8::4]:443", "2001:db8::4"),
+        ("[2001:db8::4]", "2001:db8::4"),
+        ("2001:db8::4", "2001:db8::4"),
+        ("2001:DB8:0::4", "2001:db8::4"),
+        ("not an address", None),
+        ("", None),
+    ],
+)
+def test_a_forwarded_hop_is_read_as_its_address(hop: str, address: str | None) -> None:
+    assert forwarded_address(hop) == address

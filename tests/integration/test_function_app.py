@@ -14,13 +14,14 @@ from typing import Any
 import azure.functions as func
 import orjson
 import pytest
+from azure.functions.servicebus import ServiceBusMessage
 from azure.functions.timer import TimerRequest
 
 import function_app
 from ocm_cli.triggers import app_functions, discover, to_functions_message
 from shared import bootstrap
 from shared.config import Settings
-from shared.containers import MESSAGES
+from shared.containers import EVENTS, MESSAGES
 from shared.domain.jobs import dispatch_job_id
 from shared.domain.timeline import schedule
 from shared.services.channels import channels
@@ -108,7 +109,9 @@ def test_every_queue_topic_and_timer_trigger_is_discovered() -> None:
         ("apply_provider_event", "queue", "ocm-provider-events"),
         ("log_dead_provider_event", "queue", "ocm-provider-events/$DeadLetterQueue"),
         ("log_event", "queue", "ocm-events/subscriptions/ocm-events-log"),
+        ("log_dead_event", "queue", "ocm-events/subscriptions/ocm-events-log/$DeadLetterQueue"),
         ("fan_out_event", "queue", "ocm-events/subscriptions/ocm-webhooks"),
+        ("keep_dead_fan_out", "queue", "ocm-events/subscriptions/ocm-webhooks/$DeadLetterQueue"),
         ("deliver_webhook", "queue", "ocm-webhook-deliveries"),
         ("fail_dead_webhook", "queue", "ocm-webhook-deliveries/$DeadLetterQueue"),
         ("outbox_sweep", "timer", "*/30 * * * * *"),
@@ -183,6 +186,64 @@ async def test_the_dead_letter_function_fails_what_the_queue_gave_up_on(deps: De
     assert doc["status"] == "failed"
     assert doc["error"]["code"] == "DEAD_LETTERED"
     assert "MaxDeliveryCountExceeded" in doc["error"]["reason"]
+
+
+def dead_letter(body: bytes, **properties: str) -> func.ServiceBusMessage:
+    """A dead-lettered message as the Functions host passes it in Azure: the reason
+    only in the application properties (the extension's metadata has no
+    DeadLetterReason, so the SDK's attribute is None)."""
+    return ServiceBusMessage(
+        body=body,
+        message_id="m1",
+        dead_letter_reason=None,
+        application_properties=dict(properties),
+        user_properties=dict(properties),
+    )
+
+
+async def test_the_reason_a_message_was_dead_lettered_is_read_as_azure_gives_it(
+    deps: Deps,
+) -> None:
+    """Azure review C4: every dead letter said "no reason given" in Azure."""
+    tenant_id, message_id = await _accept(deps)
+    [received] = await deps.queue.receive(deps.settings.OCM_OUTBOUND_QUEUE)
+    given = {
+        "DeadLetterReason": "MaxDeliveryCountExceeded",
+        "DeadLetterErrorDescription": "Message could not be consumed after 10 delivery attempts.",
+    }
+    await FUNCTIONS["fail_dead_lettered"](dead_letter(received.body, **given))
+    doc = await deps.store.read(MESSAGES, tenant_id, message_id)
+    assert doc is not None and doc["status"] == "failed"
+    assert "MaxDeliveryCountExceeded: Message could not be consumed" in doc["error"]["reason"]
+
+
+async def test_an_event_the_webhooks_subscription_gave_up_on_is_kept_for_replay(
+    deps: Deps, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Azure review L5: the subscriptions' dead-letter queues had no consumer, so a
+    failed fan-out was lost without a word and the topic's quota filled."""
+    tenant_id, message_id = await _accept(deps)
+    event = {
+        "id": "evt_dead1",
+        "type": "message.failed",
+        "tenant_id": tenant_id,
+        "created_at": "2026-12-07T10:00:00Z",
+        "data": {"message_id": message_id, "status": "failed"},
+    }
+    with caplog.at_level(logging.ERROR):
+        await FUNCTIONS["keep_dead_fan_out"](
+            dead_letter(orjson.dumps(event), DeadLetterReason="MaxDeliveryCountExceeded")
+        )
+        await FUNCTIONS["keep_dead_fan_out"](dead_letter(b"{not json"))
+        await FUNCTIONS["log_dead_event"](
+            dead_letter(orjson.dumps(event), DeadLetterReason="TTLExpiredException")
+        )
+    kept = await deps.store.read(EVENTS, tenant_id, "evt_dead1")
+    assert kept is not None and kept["type"] == "message.failed"
+    said = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert any("evt_dead1" in s and "MaxDeliveryCountExceeded" in s for s in said), said
+    assert any("unreadable" in s for s in said)
+    assert any("evt_dead1" in s and "TTLExpiredException" in s for s in said)
 
 
 async def test_the_outbox_timer_re_enqueues_a_job_lost_after_persisting(deps: Deps) -> None:

@@ -43,7 +43,7 @@ async def verify_url(provider: str, channel_id: str, request: Request, deps: Pla
 async def _receive(provider: str, channel_id: str, request: Request, deps: Platform) -> Response:
     received = CallbackRequest(
         method=request.method,
-        url=signed_url(request, deps.settings.OCM_PUBLIC_BASE_URL),
+        url=signed_url(request, deps.settings.public_base_url),
         headers={k.lower(): v for k, v in request.headers.items()},
         query=request.query_params.multi_items(),
         body=await request.body(),

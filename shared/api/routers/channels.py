@@ -27,7 +27,7 @@ def _view(caller: Caller, request: Request, doc: Document) -> Document:
     settings = caller.deps.settings
     # In production the URL is the configured one only: a request's Host header is the
     # client's to choose. Locally, it is where the platform was reached.
-    base = settings.OCM_PUBLIC_BASE_URL or (
+    base = settings.public_base_url or (
         None if settings.OCM_ENV == "production" else str(request.base_url)
     )
     return channels.public(doc, base if spec is not None and spec.callbacks else None)

@@ -14,6 +14,18 @@ import orjson
 log = logging.getLogger("ocm.events")
 
 
+def record_dead_lettered(body: bytes, reason: str | None) -> str:
+    """An event the log subscription gave up on: said at ERROR (the alert), then
+    taken off the dead-letter queue, where nothing expires."""
+    try:
+        event = orjson.loads(body)
+        what = f"event {event.get('id')} {event.get('type')} tenant={event.get('tenant_id')}"
+    except (orjson.JSONDecodeError, AttributeError):
+        what = "unreadable event"
+    log.error("dead-lettered on the events log subscription: %s (%s)", what, reason)
+    return "logged"
+
+
 def record(body: bytes) -> None:
     try:
         event = orjson.loads(body)

@@ -78,7 +78,7 @@ async def _mac(deps: Deps, body: str) -> bytes:
 
 async def headers_for(deps: Deps, doc: MessageDocument) -> dict[str, str]:
     """The List-Unsubscribe headers of an e-mail message (none without a public URL)."""
-    base = deps.settings.OCM_PUBLIC_BASE_URL
+    base = deps.settings.public_base_url
     receiver = doc.get("receiver")
     if not base or not receiver:
         return {}

@@ -43,6 +43,26 @@ async def fan_out(deps: Deps, body: bytes) -> str:
     return f"{created} deliveries"
 
 
+async def record_dead_lettered(deps: Deps, body: bytes, reason: str | None) -> str:
+    """An event the webhooks subscription gave up on (its fan-out failed every
+    delivery): kept in ``events`` so the tenant can replay it once the cause is gone,
+    and said at ERROR (the alert). Never raises: Service Bus cannot dead-letter from a
+    dead-letter queue, and a failure here would loop on it."""
+    try:
+        event: dict[str, Any] = orjson.loads(body)
+        what = f"event {event['id']} {event['type']} tenant={event['tenant_id']}"
+    except (orjson.JSONDecodeError, KeyError, TypeError):
+        log.error("unreadable event dead-lettered on the webhooks subscription (%s)", reason)
+        return "unreadable"
+    try:
+        await _keep(deps, event)
+    except Exception:
+        log.exception("dead-lettered %s could not be kept for replay (%s)", what, reason)
+        return "logged"
+    log.error("webhooks fan-out gave up on %s, kept for replay (%s)", what, reason)
+    return "kept"
+
+
 async def _keep(deps: Deps, event: dict[str, Any]) -> None:
     retention = deps.settings.OCM_EVENT_RETENTION_DAYS * 86_400
     doc = {**event, "ttl": retention}
