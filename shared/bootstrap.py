@@ -87,7 +87,7 @@ def _build_azure(settings: Settings) -> Deps:
         settings.OCM_COSMOS_ENDPOINT, settings.OCM_COSMOS_KEY or credential
     )
     store = CosmosDocumentStore(
-        cosmos.get_database_client(settings.OCM_COSMOS_DATABASE), CONTAINERS
+        cosmos.get_database_client(settings.OCM_COSMOS_DATABASE), CONTAINERS, client=cosmos
     )
     queue = ServiceBusQueue(
         build_service_bus_client(

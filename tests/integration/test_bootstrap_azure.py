@@ -57,6 +57,13 @@ async def test_the_azure_backend_runs_on_cosmos_service_bus_and_key_vault(
         created = await signup.create_tenant(deps, "acme")
         principal = await authentication.authenticate_api_key(deps, created.api_key)
         assert principal.tenant_id == created.tenant["id"]
+        # Azure review L4: the async client was never entered, and only entering it
+        # sets the consistency header and the session container (azure-cosmos's
+        # CosmosClient.__aenter__ → _setup), so no session token was ever sent.
+        assert deps.store.client is not None
+        connection = deps.store.client.client_connection
+        assert connection.session is not None
+        assert connection.default_headers.get("x-ms-consistency-level") == "Session"
     finally:
         await bootstrap.close(deps)
 

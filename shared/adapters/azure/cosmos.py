@@ -69,7 +69,9 @@ def build_cosmos_client(endpoint: str, credential: str | AsyncTokenCredential) -
     """A client by identity (``DefaultAzureCredential`` in Azure), or by account key
     for a local server or emulator. A plain-http endpoint (a local server) turns
     endpoint discovery off, since it has no regional endpoints."""
-    options: dict[str, Any] = {}
+    # Session, as the account's default: said here too, so the client keeps session
+    # tokens whatever the account says (once it is open: CosmosDocumentStore).
+    options: dict[str, Any] = {"consistency_level": "Session"}
     if endpoint.lower().startswith("http://"):
         options["enable_endpoint_discovery"] = False
     return CosmosClient(endpoint, credential=credential, **options)
@@ -117,8 +119,15 @@ class CosmosDocumentStore:
         *,
         meter: CosmosMeter | None = None,
         concurrency: int = 32,
+        client: CosmosClient | None = None,
     ) -> None:
         self.meter = meter or CosmosMeter()
+        # The async client sets its consistency header and session container only
+        # when entered (azure-cosmos: CosmosClient.__aenter__ → _setup); until then no
+        # session token is sent and a read may miss this instance's own write.
+        self.client = client
+        self._open = client is None
+        self._opening: asyncio.Lock | None = None
         self._containers = {
             spec.name: Container(spec, database.get_container_client(spec.name), self.meter.hook)
             for spec in containers
@@ -128,13 +137,13 @@ class CosmosDocumentStore:
     # --- writes -------------------------------------------------------------------
 
     async def create(self, container: str, doc: Document) -> Document:
-        c = self._container(container)
+        c = await self._ready(container)
         return await c.create(c.body(doc))
 
     async def create_many(self, container: str, docs: Sequence[Document]) -> None:
         """Creates concurrently; if any fails, deletes the ones that were created and
         raises that failure (all-or-nothing, short of a crash in between)."""
-        c = self._container(container)
+        c = await self._ready(container)
         bodies = [c.body(doc) for doc in docs]
         results = await self._bounded([c.create(b) for b in bodies])
         failures = [r for r in results if isinstance(r, BaseException)]
@@ -150,7 +159,7 @@ class CosmosDocumentStore:
         raise failures[0]
 
     async def replace(self, container: str, doc: Document, *, etag: str | None = None) -> Document:
-        c = self._container(container)
+        c = await self._ready(container)
         body = c.body(doc)
         if not c.by_id_alone:
             return await c.replace(body, etag)
@@ -167,7 +176,7 @@ class CosmosDocumentStore:
         raise PreconditionFailed(f"{container}/{body['id']} keeps changing")
 
     async def upsert(self, container: str, doc: Document) -> Document:
-        c = self._container(container)
+        c = await self._ready(container)
         body = c.body(doc)
         if not c.by_id_alone:
             upserted = await call(c.client.upsert_item(body, response_hook=c.hook("upsert")))
@@ -195,7 +204,7 @@ class CosmosDocumentStore:
         *,
         etag: str | None = None,
     ) -> Document:
-        return await patch_document(self._container(container), tenant_id, doc_id, changes, etag)
+        return await patch_document(await self._ready(container), tenant_id, doc_id, changes, etag)
 
     async def patch_many(
         self,
@@ -226,7 +235,7 @@ class CosmosDocumentStore:
     async def delete(
         self, container: str, tenant_id: str, doc_id: str, *, etag: str | None = None
     ) -> bool:
-        c = self._container(container)
+        c = await self._ready(container)
         try:
             if c.by_id_alone:
                 etag = await c.owned_etag(tenant_id, doc_id, etag)
@@ -238,7 +247,7 @@ class CosmosDocumentStore:
     # --- reads --------------------------------------------------------------------
 
     async def read(self, container: str, scope: Scope, doc_id: str) -> Document | None:
-        c = self._container(container)
+        c = await self._ready(container)
         if scope is SYSTEM and not c.by_id_alone:
             page = await select(c, "c.id = @id", {"@id": doc_id}, None, 1, "id", False)
             return page[0] if page else None
@@ -251,7 +260,7 @@ class CosmosDocumentStore:
     async def query(self, container: str, query: Query) -> Page:
         if query.limit < 1:
             raise ValueError("limit must be at least 1")
-        return await query_page(self._container(container), query)
+        return await query_page(await self._ready(container), query)
 
     async def increment(
         self, container: str, tenant_id: str, doc_id: str, field: str, by: int, *, ttl: int
@@ -259,13 +268,28 @@ class CosmosDocumentStore:
         """Cosmos's atomic ``incr`` patch; a missing counter is created, and a create
         that loses a race to another instance's becomes an increment."""
         return await increment_counter(
-            self._container(container), tenant_id, doc_id, field, by, ttl
+            await self._ready(container), tenant_id, doc_id, field, by, ttl
         )
 
     async def close(self) -> None:
         """Nothing of its own: the client is closed by whoever built it."""
 
     # --- internals ----------------------------------------------------------------
+
+    async def _ready(self, name: str) -> Container:
+        """The container, once the client is open (entered on first use, from the
+        event loop that uses it)."""
+        if not self._open:
+            await self._opened()
+        return self._container(name)
+
+    async def _opened(self) -> None:
+        if self._opening is None:
+            self._opening = asyncio.Lock()
+        async with self._opening:
+            if not self._open and self.client is not None:
+                await self.client.__aenter__()
+                self._open = True
 
     def _container(self, name: str) -> Container:
         try:
