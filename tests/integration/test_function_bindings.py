@@ -108,3 +108,14 @@ def test_the_readme_explains_every_sample_setting() -> None:
     table = readme[readme.index("## Settings") :]
     explained = set(re.findall(r"`([A-Za-z][A-Za-z0-9_]*)`", table))
     assert set(SAMPLE) - explained == set()
+
+
+def test_every_invocation_reaches_application_insights_as_a_request() -> None:
+    """Azure review C5: `Host.Results` (the category behind the `requests` table,
+    written at Information) was at Error, so only failed invocations were requests;
+    sampling leaves requests and exceptions alone."""
+    host = json.loads((ROOT / "host.json").read_text())
+    levels = host["logging"]["logLevel"]
+    assert levels.get("Host.Results", levels["default"]) in {"Information", "Debug", "Trace"}
+    sampling = host["logging"]["applicationInsights"]["samplingSettings"]
+    assert {"Request", "Exception"} <= set(sampling["excludedTypes"].split(";"))
