@@ -37,6 +37,7 @@ def build(settings: Settings) -> Deps:
     """A new platform for these settings (tests build their own)."""
     telemetry.configure(settings)
     if settings.OCM_BACKEND == "azure":
+        telemetry.apply_log_level(settings)
         return _build_azure(settings)
     return _build_embedded(settings)
 

@@ -51,6 +51,17 @@ def configure(settings: Settings) -> bool:
     return True
 
 
+OUR_LOGGERS = ("shared", "functions", "ocm")
+
+
+def apply_log_level(settings: Settings) -> None:
+    """OCM_LOG_LEVEL on OCM's own loggers. ``ocm serve`` sets it on the root logger;
+    in Azure the Python worker owns the root logger (and host.json its categories),
+    so without this the setting did nothing there (azure review C7)."""
+    for name in OUR_LOGGERS:
+        logging.getLogger(name).setLevel(settings.OCM_LOG_LEVEL)
+
+
 _sdk_seen = False
 _checked_at = -1.0
 

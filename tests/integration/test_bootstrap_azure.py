@@ -3,6 +3,7 @@ at import time, connects on first use, and says clearly what is missing."""
 
 from __future__ import annotations
 
+import logging
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -11,7 +12,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from shared import bootstrap
+from shared import bootstrap, telemetry
 from shared.adapters.azure.cosmos import CosmosDocumentStore, build_cosmos_client, create_containers
 from shared.adapters.azure.keyvault import KeyVaultSecretStore
 from shared.adapters.azure.servicebus import ServiceBusQueue
@@ -47,9 +48,13 @@ async def test_the_azure_backend_runs_on_cosmos_service_bus_and_key_vault(
         OCM_COSMOS_ENDPOINT=server.endpoint,
         OCM_COSMOS_KEY=server.key,
         OCM_COSMOS_DATABASE="bootstrap",
+        OCM_LOG_LEVEL="DEBUG",
     )
+    before = {name: logging.getLogger(name).level for name in telemetry.OUR_LOGGERS}
     deps = bootstrap.build(settings)
     try:
+        # Azure review C7: OCM_LOG_LEVEL did nothing in Azure (only the CLI applied it).
+        assert all(logging.getLogger(n).getEffectiveLevel() == logging.DEBUG for n in before)
         assert isinstance(deps.store, CosmosDocumentStore)
         assert isinstance(deps.queue, ServiceBusQueue)
         assert isinstance(deps.secrets, KeyVaultSecretStore)
@@ -66,6 +71,8 @@ async def test_the_azure_backend_runs_on_cosmos_service_bus_and_key_vault(
         assert connection.default_headers.get("x-ms-consistency-level") == "Session"
     finally:
         await bootstrap.close(deps)
+        for name, level in before.items():
+            logging.getLogger(name).setLevel(level)
 
 
 @pytest.mark.parametrize(
