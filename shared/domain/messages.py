@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Annotated, Any, Literal, get_args
 
+import orjson
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 from shared.domain.email_headers import header_problem
@@ -23,6 +24,9 @@ MAX_ATTACHMENTS = 10
 
 
 MAX_JSON_DEPTH = 32
+MAX_CONTEXT_BYTES = 16_384
+"""A message's context travels in every event of the message (each a Service Bus
+message, at most 256 KB on Standard): bounded, so every accepted message's events fit."""
 """How deeply free-form JSON (context, template data) may nest: stored documents and
 event payloads nest it further, and JSON encoders stop at a fixed depth."""
 
@@ -212,6 +216,9 @@ class MessageCreate(Strict):
     def _small_context(cls, value: dict[str, Any]) -> dict[str, Any]:
         if len(value) > 50:
             raise ValueError("at most 50 keys")
+        size = len(orjson.dumps(value))
+        if size > MAX_CONTEXT_BYTES:
+            raise ValueError(f"at most {MAX_CONTEXT_BYTES} bytes of JSON (this is {size})")
         return value
 
 

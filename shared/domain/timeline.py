@@ -123,7 +123,13 @@ def add_event(doc: MessageDocument, event_type: str, at: datetime, **details: An
     return _append(doc, {"type": event_type, "status": doc["status"], **details}, at)
 
 
+MAX_REASON = 1_000
+"""A provider's reason is its text, of any length: cut, since it travels in events."""
+
+
 def error_info(code: str, reason: str, *, permanent: bool, **more: Any) -> ErrorInfo:
+    if len(reason) > MAX_REASON:
+        reason = reason[: MAX_REASON - 1] + "…"
     info: dict[str, Any] = {"code": code, "reason": reason, "permanent": permanent}
     info.update({k: v for k, v in more.items() if v is not None})
     return cast(ErrorInfo, info)

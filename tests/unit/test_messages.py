@@ -117,10 +117,13 @@ async def test_a_message_over_256_kib_is_too_large(world: World) -> None:
 
 
 def sized(size: int) -> dict[str, Any]:
-    """A message whose JSON is exactly ``size`` bytes."""
-    body = message(context={"pad": ""})
+    """A message whose JSON is exactly ``size`` bytes (padded by an attachment's
+    base64, whose length must be a multiple of 4, and the text for the rest)."""
+    body = message()
+    body["content"]["attachments"] = [{"filename": "a.bin", "content_type": "a/b", "content": ""}]
     pad = size - len(orjson.dumps(body))
-    body["context"]["pad"] = "x" * pad
+    body["content"]["attachments"][0]["content"] = "A" * (pad - pad % 4)
+    body["content"]["text"] += "x" * (pad % 4)
     assert len(orjson.dumps(body)) == size
     return body
 

@@ -68,9 +68,8 @@ class CosmosMeter:
 def build_cosmos_client(endpoint: str, credential: str | AsyncTokenCredential) -> CosmosClient:
     """A client by identity (``DefaultAzureCredential`` in Azure), or by account key
     for a local server or emulator. A plain-http endpoint (a local server) turns
-    endpoint discovery off, since it has no regional endpoints."""
-    # Session, as the account's default: said here too, so the client keeps session
-    # tokens whatever the account says (once it is open: CosmosDocumentStore).
+    endpoint discovery off, since it has no regional endpoints. Session consistency,
+    as the account's default, so the client keeps session tokens once it is open."""
     options: dict[str, Any] = {"consistency_level": "Session"}
     if endpoint.lower().startswith("http://"):
         options["enable_endpoint_discovery"] = False
@@ -122,12 +121,11 @@ class CosmosDocumentStore:
         client: CosmosClient | None = None,
     ) -> None:
         self.meter = meter or CosmosMeter()
-        # The async client sets its consistency header and session container only
-        # when entered (azure-cosmos: CosmosClient.__aenter__ → _setup); until then no
-        # session token is sent and a read may miss this instance's own write.
+        # Only entering the async client (__aenter__ → _setup) sets its consistency
+        # header and session container: no session token is sent before.
         self.client = client
         self._open = client is None
-        self._opening: asyncio.Lock | None = None
+        self._opening = asyncio.Lock()  # bound to a loop on first use, not here
         self._containers = {
             spec.name: Container(spec, database.get_container_client(spec.name), self.meter.hook)
             for spec in containers
@@ -280,16 +278,11 @@ class CosmosDocumentStore:
         """The container, once the client is open (entered on first use, from the
         event loop that uses it)."""
         if not self._open:
-            await self._opened()
-        return self._container(name)
-
-    async def _opened(self) -> None:
-        if self._opening is None:
-            self._opening = asyncio.Lock()
-        async with self._opening:
-            if not self._open and self.client is not None:
-                await self.client.__aenter__()
+            async with self._opening:
+                if not self._open and self.client is not None:
+                    await self.client.__aenter__()
                 self._open = True
+        return self._container(name)
 
     def _container(self, name: str) -> Container:
         try:
