@@ -71,3 +71,23 @@ async def test_the_largest_accepted_message_has_events_that_fit_with_room(
     change_status(doc, "failed", datetime.now(UTC), attempt=1, error=error)
     sizes = [len(orjson.dumps(event_payload(doc, entry))) for entry in doc["events"]]
     assert sizes and max(sizes) < SERVICE_BUS_STANDARD_MAX // 8, sizes
+
+
+async def test_a_batch_context_is_held_to_the_same_bound_with_its_items(
+    api: httpx.AsyncClient, deps: Deps
+) -> None:
+    """A batch's context is merged into each item's: the bound holds for the merge."""
+    _, key = await tenant_key(api, deps)
+    half = "y" * (MAX_CONTEXT_BYTES // 2 + 100)
+    whole = {"messages": [message({})], "context": {"blob": "x" * (MAX_CONTEXT_BYTES + 1)}}
+    refused = await api.post("/api/v1/messages/batch", json=whole, headers=key)
+    assert refused.status_code == 422 and refused.json()["code"] == "VALIDATION_FAILED"
+    merged = {
+        "messages": [message({"own": half}), message({"small": "ok"})],
+        "context": {"shared": half},
+    }
+    answer = await api.post("/api/v1/messages/batch", json=merged, headers=key)
+    assert answer.status_code == 202, answer.text
+    first, second = answer.json()["items"]
+    assert first["status"] == "rejected" and first["error"]["errors"][0]["field"] == "context"
+    assert second["status"] == "queued"

@@ -6,6 +6,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+import orjson
+
 from shared.domain.addresses import check_message_for_channel
 from shared.domain.errors import (
     FieldError,
@@ -16,6 +18,7 @@ from shared.domain.ids import new_id
 from shared.domain.jobs import dispatch_job_id
 from shared.domain.message_document import MessageDocument, Party
 from shared.domain.messages import (
+    MAX_CONTEXT_BYTES,
     MessageCreate,
     Terminal,
     to_utc_text,
@@ -169,7 +172,7 @@ def build_message(
         "sender": _party(sender),
         "content": raw["content"],
         "subject": msg.subject,
-        "context": {**(batch_context or {}), **msg.context},
+        "context": _context(batch_context, msg.context),
         "options": options,
         "tags": msg.tags,
         "send_at": to_utc_text(msg.send_at) if msg.send_at else None,
@@ -189,3 +192,18 @@ def build_message(
     outbox.forget_unreceived_events(deps, doc, webhooks)
     schedule(doc, dispatch_job_id(msg_id, 1), 1, due)
     return doc
+
+
+def _context(batch: dict[str, Any] | None, own: dict[str, Any]) -> dict[str, Any]:
+    """A batch item's context over the batch's, within the bound every event needs."""
+    if not batch:
+        return own
+    context = {**batch, **own}
+    if len(orjson.dumps(context)) > MAX_CONTEXT_BYTES:
+        raise ValidationFailed(
+            "The message is not valid",
+            errors=[
+                FieldError("context", f"with the batch's, more than {MAX_CONTEXT_BYTES} bytes")
+            ],
+        )
+    return context

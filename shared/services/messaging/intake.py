@@ -25,6 +25,7 @@ from shared.domain.errors import (
 from shared.domain.ids import new_id
 from shared.domain.message_document import MessageDocument
 from shared.domain.messages import (
+    MAX_CONTEXT_BYTES,
     MAX_JSON_DEPTH,
     MessageCreate,
     json_depth_within,
@@ -121,6 +122,11 @@ async def accept_batch(
             code="BATCH_TOO_LARGE",
         )
     shared_context = _json_size(context, "context", MAX_JSON_DEPTH)
+    if shared_context > MAX_CONTEXT_BYTES:
+        raise ValidationFailed(
+            "The batch is not valid",
+            errors=[FieldError("context", f"at most {MAX_CONTEXT_BYTES} bytes of JSON")],
+        )
     now = deps.clock.now()
     batch_id = new_id("bat", now)
     with telemetry.span("accept_batch", tenant_id=tenant_id, batch_id=batch_id):
