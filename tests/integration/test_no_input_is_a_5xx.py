@@ -257,8 +257,9 @@ def test_a_batch_context_counts_towards_each_messages_size(
     response = client.post(
         "/api/v1/messages/batch", json={"messages": [message] * 3, "context": big}
     )
-    assert response.status_code == 202
-    assert {i["error"]["code"] for i in response.json()["items"]} == {"MESSAGE_TOO_LARGE"}
+    # A batch context past the bound every event needs refuses the whole batch.
+    assert response.status_code == 422
+    assert response.json()["code"] == "VALIDATION_FAILED"
     assert stored_count(client, deps, tenant_id) == before
 
 
