@@ -8,6 +8,7 @@ from typing import Any
 import orjson
 from starlette.responses import Response
 
+from shared.domain.encoding import shortened
 from shared.domain.errors import FieldError
 from shared.domain.models import Document
 from shared.ports import Page
@@ -37,7 +38,7 @@ client's input (a name, a path), which must not come back 100 KB long, twice."""
 
 
 def _echoed(text: str) -> str:
-    return text if len(text) <= ECHO_LIMIT else text[: ECHO_LIMIT - 1] + "…"
+    return shortened(text, ECHO_LIMIT)
 
 
 def problem_body(

@@ -1,5 +1,5 @@
-"""Byte encodings written once: base64url without padding (tokens, Web Push keys) and
-standard base64 as people paste it (attachments, signatures)."""
+"""Encodings written once: base64url without padding (tokens, Web Push keys), standard
+base64 as people paste it (attachments, signatures), and text shortened to a limit."""
 
 from __future__ import annotations
 
@@ -21,3 +21,8 @@ def b64decode_lenient_spaces(text: str) -> bytes:
     """Standard base64 that may be wrapped over lines or spaced (as e-mail and PEM
     wrap it), refusing any other character (binascii.Error, a ValueError)."""
     return base64.b64decode("".join(text.split()), validate=True)
+
+
+def shortened(text: str, limit: int) -> str:
+    """``text`` if it fits ``limit`` characters, else its start and an ellipsis."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any, cast
 
+from shared.domain.encoding import shortened
 from shared.domain.jobs import fallback_job_id
 from shared.domain.message_document import ErrorInfo, MessageDocument, TimelineEntry
 from shared.domain.messages import to_utc_text
@@ -128,9 +129,11 @@ MAX_REASON = 1_000
 
 
 def error_info(code: str, reason: str, *, permanent: bool, **more: Any) -> ErrorInfo:
-    if len(reason) > MAX_REASON:
-        reason = reason[: MAX_REASON - 1] + "…"
-    info: dict[str, Any] = {"code": code, "reason": reason, "permanent": permanent}
+    info: dict[str, Any] = {
+        "code": code,
+        "reason": shortened(reason, MAX_REASON),
+        "permanent": permanent,
+    }
     info.update({k: v for k, v in more.items() if v is not None})
     return cast(ErrorInfo, info)
 
