@@ -46,6 +46,7 @@ from shared.ports import (
     Scope,
     Subscription,
     reaches_anyone,
+    refuse_oversized,
     subscribers,
 )
 
@@ -338,6 +339,7 @@ class FakeQueue:
 
     async def send(self, entity: str, messages: Sequence[OutgoingMessage]) -> None:
         now = self._now()
+        messages, refused = refuse_oversized(entity, messages)
         for m in messages:
             seen_at = self._seen.get((entity, m.message_id))
             if seen_at is not None and seen_at > now - self._window:
@@ -348,6 +350,8 @@ class FakeQueue:
                 seq = next(self._seq)
                 self._messages[seq] = _Message(seq, target, m, now, visible_at)
                 self._notify(target)
+        if refused is not None:
+            raise refused
 
     async def receive(
         self, entity: str, *, max_messages: int = 1, lock_seconds: float = 60.0

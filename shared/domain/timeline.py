@@ -9,6 +9,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any, cast
 
+import orjson
+
 from shared.domain.encoding import shortened
 from shared.domain.jobs import fallback_job_id
 from shared.domain.message_document import ErrorInfo, MessageDocument, TimelineEntry
@@ -138,6 +140,12 @@ def error_info(code: str, reason: str, *, permanent: bool, **more: Any) -> Error
     return cast(ErrorInfo, info)
 
 
+MAX_EVENT_CONTENT = 128 * 1024
+"""An inbound message's content travels in its events up to this many bytes of JSON;
+larger (an e-mail of up to 256 KiB), the event says ``content_omitted`` and the
+content is read from the API, so every event fits in a Service Bus message."""
+
+
 def event_payload(doc: MessageDocument, entry: TimelineEntry) -> dict[str, Any]:
     """The published form of one timeline entry (what webhooks will carry)."""
     data: dict[str, Any] = {
@@ -159,12 +167,16 @@ def event_payload(doc: MessageDocument, entry: TimelineEntry) -> dict[str, Any]:
     if entry["type"] == "message.fallback":
         data["fallback_id"] = entry.get("fallback_id")
     if doc.get("direction") == "inbound":
+        content = doc.get("content")
+        omitted = content is not None and len(orjson.dumps(content)) > MAX_EVENT_CONTENT
         data.update(
             sender=doc.get("sender"),
             receiver=doc.get("receiver"),
-            content=doc.get("content"),
+            content=None if omitted else content,
             subject=doc.get("subject"),
         )
+        if omitted:
+            data["content_omitted"] = True
     return {
         "id": entry["id"],
         "type": entry["type"],

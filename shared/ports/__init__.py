@@ -36,11 +36,13 @@ from shared.ports.providers import (
 )
 from shared.ports.queues import (
     MessageLockLost,
+    MessageTooLarge,
     OutgoingMessage,
     Queue,
     ReceivedMessage,
     Subscription,
     reaches_anyone,
+    refuse_oversized,
     subscribers,
 )
 from shared.ports.secrets import SecretStore
@@ -60,6 +62,7 @@ __all__ = [
     "FilterOp",
     "InvalidCursor",
     "MessageLockLost",
+    "MessageTooLarge",
     "NotFound",
     "OutgoingMessage",
     "Page",
@@ -81,5 +84,6 @@ __all__ = [
     "SystemScope",
     "reaches_anyone",
     "receipt",
+    "refuse_oversized",
     "subscribers",
 ]

@@ -8,9 +8,28 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
+MAX_MESSAGE_BYTES = 256 * 1024
+"""Service Bus Standard's limit for one message (and one batch), which every adapter
+keeps, so the embedded queue refuses what Azure would."""
+
 
 class MessageLockLost(Exception):
     """The peek-lock of a received queue message expired or was settled already."""
+
+
+class MessageTooLarge(ValueError):
+    """``send`` refused these messages (too large for the entity, alone); it sent the
+    others of the call first."""
+
+    def __init__(self, entity: str, message_ids: Sequence[str], limit: int) -> None:
+        self.entity = entity
+        self.message_ids = tuple(message_ids)
+        self.limit = limit
+        shown = ", ".join(repr(i) for i in self.message_ids[:3])
+        super().__init__(
+            f"{len(self.message_ids)} message(s) too large for {entity!r} "
+            f"(at most {limit} bytes): {shown}"
+        )
 
 
 class DeadLettered(Protocol):
@@ -52,6 +71,25 @@ class OutgoingMessage:
     scheduled_at: datetime | None = None
     subject: str | None = None
     application_properties: Mapping[str, str | int] = field(default_factory=dict)
+
+
+def encoded_size(message: OutgoingMessage) -> int:
+    """What a message weighs against ``MAX_MESSAGE_BYTES`` in an adapter that does not
+    encode it (body, id, subject and properties; AMQP adds a few dozen bytes more)."""
+    properties = sum(len(k) + len(str(v)) for k, v in message.application_properties.items())
+    return len(message.body) + len(message.message_id) + len(message.subject or "") + properties
+
+
+def refuse_oversized(
+    entity: str, messages: Sequence[OutgoingMessage], limit: int = MAX_MESSAGE_BYTES
+) -> tuple[list[OutgoingMessage], MessageTooLarge | None]:
+    """The messages that fit, and the error naming those that do not (None: all fit)."""
+    fitting = [m for m in messages if encoded_size(m) <= limit]
+    if len(fitting) == len(messages):
+        return fitting, None
+    kept = {id(m) for m in fitting}
+    refused = [m.message_id for m in messages if id(m) not in kept]
+    return fitting, MessageTooLarge(entity, refused, limit)
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,7 +154,10 @@ class Queue(Protocol):
     and the dead-letter sub-queue of either ``<entity>/$DeadLetterQueue``.
     """
 
-    async def send(self, entity: str, messages: Sequence[OutgoingMessage]) -> None: ...
+    async def send(self, entity: str, messages: Sequence[OutgoingMessage]) -> None:
+        """Put the messages on ``entity``. One too large for it (``MAX_MESSAGE_BYTES``)
+        is refused alone: the others are sent, then ``MessageTooLarge`` names it."""
+        ...
 
     def reaches_anyone(self, entity: str, application_properties: Mapping[str, str | int]) -> bool:
         """Whether a message with these properties sent to ``entity`` would land in any

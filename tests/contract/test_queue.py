@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 
 from shared.adapters.embedded.sqlite_queue import SqliteQueue
-from shared.ports import MessageLockLost, OutgoingMessage
+from shared.ports import MessageLockLost, MessageTooLarge, OutgoingMessage
+from shared.ports.queues import MAX_MESSAGE_BYTES
 from tests.contract.conftest import MAX_DELIVERIES
 from tests.fakes import FakeClock, FakeQueue
 
@@ -178,6 +179,19 @@ async def test_a_batch_send_delivers_every_message(queue: Queue) -> None:
     while batch := await queue.receive("q", max_messages=500):
         got += [m.message_id for m in batch]
     assert got == [f"m{i:04d}" for i in range(1201)]
+
+
+async def test_a_message_larger_than_service_bus_takes_is_refused_alone(queue: Queue) -> None:
+    """Service Bus Standard takes 256 KB a message; the embedded queue refuses the
+    same, so what would not travel in Azure is caught on a laptop too."""
+    huge = OutgoingMessage("huge", bytes(MAX_MESSAGE_BYTES))
+    with pytest.raises(MessageTooLarge) as refused:
+        await queue.send("events", [message("e1"), huge, message("e2")])
+    assert refused.value.message_ids == ("huge",) and refused.value.entity == "events"
+    for sub in ("events/subscriptions/log", "events/subscriptions/hooks"):
+        assert [m.message_id for m in await queue.receive(sub, max_messages=5)] == ["e1", "e2"]
+    await queue.send("q", [OutgoingMessage("fits", bytes(MAX_MESSAGE_BYTES - 1024))])
+    assert [m.message_id for m in await queue.receive("q")] == ["fits"]
 
 
 async def test_a_duplicate_id_within_the_window_is_dropped(queue: Queue, clock: FakeClock) -> None:

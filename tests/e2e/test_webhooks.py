@@ -204,3 +204,32 @@ def test_an_inbound_route_takes_only_the_texts_it_matches(
     assert event["type"] == "message.received"
     assert event["data"]["content"]["text"] == "Order 17 please"
     assert event["data"]["sender"]["address"] == "+4791234567"
+
+
+def test_a_large_inbound_email_is_kept_whole_and_its_event_points_to_it(
+    server: Server, receiver: WebhookReceiver
+) -> None:
+    """Service Bus takes 256 KB a message (azure review R1): an inbound message of
+    150 KB is applied where it arrives, not queued, and its event leaves the content
+    out (``content_omitted``) for the API to serve, so the event always travels."""
+    client = server.tenant("bigmail")
+    client.channel("sandbox")
+    subscribe(client, receiver, events=["message.received"])
+    time.sleep(0.3)
+    html = "<p>" + "newsletter " * 13_600 + "</p>"
+    answer = client.post(
+        "/api/v1/channels/sandbox/simulate-inbound",
+        json={
+            "sender": {"type": "email", "address": "alice@example.org"},
+            "content": {"type": "html", "html": html},
+            "subject": "Our autumn catalogue",
+        },
+    )
+    assert answer.status_code == 202, answer.text
+    wait(lambda: len(received(receiver)) == 1)
+    [event] = events(receiver)
+    assert event["type"] == "message.received"
+    assert event["data"]["content_omitted"] is True and event["data"]["content"] is None
+    assert event["data"]["subject"] == "Our autumn catalogue"
+    kept = client.get(f"/api/v1/messages/{event['data']['message_id']}")
+    assert kept.status_code == 200 and kept.json()["content"]["html"] == html

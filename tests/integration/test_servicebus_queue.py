@@ -20,7 +20,7 @@ from shared.adapters.azure.servicebus import (
     ServiceBusQueue,
     build_service_bus_client,
 )
-from shared.ports import MessageLockLost, OutgoingMessage
+from shared.ports import MessageLockLost, MessageTooLarge, OutgoingMessage
 from tests.azure_fakes import FakeCredential, FakeServiceBusClient
 
 DLQ = "q/$DeadLetterQueue"
@@ -91,11 +91,22 @@ async def test_messages_are_split_into_as_many_batches_as_the_size_limit_needs()
     assert queue.operations == Counter({"send:q": 5})  # billed per message, batched or not
 
 
-async def test_a_message_too_large_for_any_batch_is_refused_before_anything_is_sent() -> None:
+async def test_a_message_too_large_for_any_batch_is_refused_alone_and_the_rest_sent() -> None:
     client = FakeServiceBusClient(max_batch_bytes=2500)
     queue = ServiceBusQueue(client)  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match=r"'huge' .* does not fit .* 2500 bytes"):
-        await queue.send("q", [message("small"), OutgoingMessage("huge", bytes(3000))])
+    sent = [message("small"), OutgoingMessage("huge", bytes(3000)), message("after")]
+    with pytest.raises(MessageTooLarge, match=r"1 message\(s\) too large for 'q' .*2500") as err:
+        await queue.send("q", sent)
+    assert err.value.message_ids == ("huge",)
+    assert [[m.message_id for m in b] for b in client.senders["q"].batches] == [["small", "after"]]
+    assert queue.operations == Counter({"send:q": 2})
+
+
+async def test_a_call_whose_every_message_is_too_large_sends_nothing() -> None:
+    client = FakeServiceBusClient(max_batch_bytes=2500)
+    queue = ServiceBusQueue(client)  # type: ignore[arg-type]
+    with pytest.raises(MessageTooLarge):
+        await queue.send("q", [OutgoingMessage("huge", bytes(3000))])
     assert client.senders["q"].batches == []
     assert queue.operations == Counter()
 

@@ -7,14 +7,19 @@ from datetime import timedelta
 from typing import Any
 
 import orjson
+import pytest
 
 from shared.containers import MESSAGES
+from shared.domain.channels import ChannelCreate
 from shared.domain.jobs import DispatchJob
+from shared.domain.messages import to_utc_text
 from shared.domain.models import Document
 from shared.ports import OutgoingMessage, ReceivedMessage, Subscription
+from shared.ports.queues import MAX_MESSAGE_BYTES
 from shared.services.channels import channels
 from shared.services.delivery import dispatch
 from shared.services.messaging import compose, intake, messages, outbox
+from shared.services.onboarding import signup
 from tests.fakes import FakeQueue
 from tests.unit.conftest import SETTINGS, World, sandbox_message, stored
 
@@ -26,12 +31,18 @@ GRACE = SETTINGS.OCM_OUTBOX_GRACE_SECONDS
 raw = sandbox_message
 
 
-async def persisted_but_never_handed_off(world: World, **fields: Any) -> Document:
-    """What a crash between the write and the enqueue leaves behind."""
+async def persisted_but_never_handed_off(
+    world: World, tenant_id: str | None = None, *, context: Any = None, **fields: Any
+) -> Document:
+    """What a crash between the write and the enqueue leaves behind; ``context``
+    is stored as given, past the API's checks (a document written before them)."""
+    tenant_id = tenant_id or world.tenant_id
     body = raw(**fields)
     msg = intake.parse_message(body)
-    channel = await channels.get_channel(world.deps, world.tenant_id, "sandbox")
-    doc = compose.build_message(world.deps, world.tenant_id, body, msg, channel, world.clock.now())
+    channel = await channels.get_channel(world.deps, tenant_id, "sandbox")
+    doc = compose.build_message(world.deps, tenant_id, body, msg, channel, world.clock.now())
+    if context is not None:
+        doc["context"] = context
     return await world.deps.store.create(MESSAGES, doc)
 
 
@@ -45,7 +56,7 @@ async def drain(world: World, entity: str) -> list[ReceivedMessage]:
 async def test_nothing_is_re_published_within_the_grace_period(world: World) -> None:
     doc = await persisted_but_never_handed_off(world)
     world.clock.advance(GRACE - 1)
-    assert await outbox.sweep(world.deps) == {"jobs": 0, "event_documents": 0}
+    assert await outbox.sweep(world.deps) == {"jobs": 0, "event_documents": 0, "refused": 0}
     assert await world.queue.receive(OUTBOUND) == []
     assert await world.queue.receive(EVENTS) == []
     assert (await stored(world, doc["id"]))["pending_events"] == [doc["events"][0]["id"]]
@@ -85,7 +96,7 @@ async def test_two_sweeps_in_a_row_publish_each_job_and_event_once(world: World)
     doc = await persisted_but_never_handed_off(world)
     world.clock.advance(GRACE + 1)
     await outbox.sweep(world.deps)
-    assert await outbox.sweep(world.deps) == {"jobs": 0, "event_documents": 0}
+    assert await outbox.sweep(world.deps) == {"jobs": 0, "event_documents": 0, "refused": 0}
     assert len(await drain(world, OUTBOUND)) == 1
     assert len(await drain(world, EVENTS)) == 1
     assert (await stored(world, doc["id"]))["status"] == "queued"
@@ -121,7 +132,7 @@ async def test_a_cancelled_message_is_not_enqueued_by_the_sweep(world: World) ->
     await messages.cancel_message(world.deps, world.tenant_id, doc["id"])
     await drain(world, EVENTS)
     world.clock.advance(GRACE + 1)
-    assert await outbox.sweep(world.deps) == {"jobs": 0, "event_documents": 0}
+    assert await outbox.sweep(world.deps) == {"jobs": 0, "event_documents": 0, "refused": 0}
     assert await world.queue.receive(OUTBOUND) == []
 
 
@@ -131,6 +142,33 @@ async def test_a_message_handed_off_at_intake_is_not_published_twice(world: Worl
     await outbox.sweep(world.deps)  # re-publishes; the queue drops the duplicates
     assert len(await drain(world, OUTBOUND)) == 1
     assert len(await drain(world, EVENTS)) == 1
+
+
+async def test_a_message_too_large_to_publish_is_set_aside_and_the_sweep_goes_on(
+    world: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A document written before the API bounded what travels (azure review R1): its
+    event is refused by the queue, alone; the other tenant's overdue message, behind
+    it in the oldest-first page, is handed off in the same sweep."""
+    poisoned = await persisted_but_never_handed_off(
+        world, context={"blob": "x" * MAX_MESSAGE_BYTES}
+    )
+    world.clock.advance(1)
+    other_id = (await signup.create_tenant(world.deps, "globex")).tenant["id"]
+    sandbox = ChannelCreate(name="sandbox", type="sandbox")
+    await channels.create_channel(world.deps, other_id, sandbox)
+    fine = await persisted_but_never_handed_off(world, other_id)
+    world.clock.advance(GRACE + 1)
+    counts = await outbox.sweep(world.deps)
+    assert counts == {"jobs": 1, "event_documents": 1, "refused": 1}
+    assert [j.message_id for j in await drain(world, OUTBOUND)] == [f"{fine['id']}:1"]
+    assert [e.message_id for e in await drain(world, EVENTS)] == [fine["events"][0]["id"]]
+    assert f"message {poisoned['id']} of tenant {world.tenant_id} cannot be published" in (
+        caplog.text
+    )
+    # Set aside behind every other overdue document until the grace has passed again.
+    assert (await stored(world, poisoned["id"]))["outbox_at"] == to_utc_text(world.clock.now())
+    assert await outbox.sweep(world.deps) == {"jobs": 0, "event_documents": 0, "refused": 0}
 
 
 class FlakyQueue(FakeQueue):
@@ -165,7 +203,7 @@ async def test_one_sweep_drains_a_backlog_larger_than_a_page(world: World) -> No
         await persisted_but_never_handed_off(world)
     world.clock.advance(GRACE + 1)
     counts = await outbox.sweep(world.deps)
-    assert counts == {"jobs": backlog, "event_documents": backlog}
+    assert counts == {"jobs": backlog, "event_documents": backlog, "refused": 0}
     assert (await world.queue.counts(OUTBOUND))["active"] == backlog
 
 

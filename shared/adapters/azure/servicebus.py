@@ -84,7 +84,8 @@ class ServiceBusQueue:
 
     async def send(self, entity: str, messages: Sequence[OutgoingMessage]) -> None:
         """Send in as few batches as the entity's size limit allows; a message too
-        large for any batch raises ValueError before anything is sent."""
+        large for any batch is refused alone (``MessageTooLarge``, once the others
+        are sent)."""
         if not messages:
             return
         batches = await self._senders.send(entity, messages)

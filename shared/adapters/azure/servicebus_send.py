@@ -15,7 +15,7 @@ from azure.servicebus.aio import ServiceBusClient, ServiceBusSender
 from azure.servicebus.exceptions import MessageSizeExceededError
 
 from shared.adapters.azure.servicebus_links import Entity, Handle, billed
-from shared.ports import OutgoingMessage
+from shared.ports import MessageTooLarge, OutgoingMessage
 
 
 @dataclass(slots=True)
@@ -47,15 +47,19 @@ class Senders:
         self._turns = itertools.count()
 
     async def send(self, entity: str, messages: Sequence[OutgoingMessage]) -> int:
-        """Send in as few batches as fit (ValueError before anything is sent if a
-        message fits in none); how many batches were sent."""
+        """Send in as few batches as fit; how many batches were sent. A message that
+        fits in no batch is left out, and once the others are sent
+        ``MessageTooLarge`` names it."""
         handle = self._sender(entity)
         async with handle.lock:
-            batches = await _batches(handle.link, entity, messages)
-            for outgoing in batches:
+            batches, refused = await _batches(handle.link, messages)
+            sent = [b for b in batches if len(b.batch) > 0]
+            for outgoing in sent:
                 await handle.link.send_messages(outgoing.batch)
                 self._operations[f"send:{entity}"] += outgoing.billed
-        return len(batches)
+        if refused:
+            raise MessageTooLarge(entity, refused, batches[0].batch.max_size_in_bytes)
+        return len(sent)
 
     def clear(self) -> None:
         """Forget every sender (closing the client closes them)."""
@@ -84,23 +88,25 @@ class Senders:
 
 
 async def _batches(
-    sender: ServiceBusSender, entity: str, messages: Sequence[OutgoingMessage]
-) -> list[_Outgoing]:
+    sender: ServiceBusSender, messages: Sequence[OutgoingMessage]
+) -> tuple[list[_Outgoing], list[str]]:
+    """The batches to send (one may be empty), and the ids of the messages that fit
+    in none."""
     batches = [_Outgoing(await sender.create_message_batch())]
+    refused: list[str] = []
     for message in messages:
         sdk_message = _to_sdk(message)
         size = _added(batches[-1].batch, sdk_message)
-        if size is None:  # the batch is full: the message starts another
+        if size is None and len(batches[-1].batch) > 0:  # full: the message starts another
             batches.append(_Outgoing(await sender.create_message_batch()))
             size = _added(batches[-1].batch, sdk_message)
-        if size is None:
-            raise ValueError(
-                f"message {message.message_id!r} ({len(message.body)} bytes of body) does "
-                f"not fit in a batch for {entity!r} (at most "
-                f"{batches[-1].batch.max_size_in_bytes} bytes)"
-            )
+        if size is None:  # too large even alone
+            refused.append(message.message_id)
+            if len(batches) > 1 and len(batches[-1].batch) == 0:
+                batches.pop()  # the others go on filling the batch before
+            continue
         batches[-1].billed += billed(size)
-    return batches
+    return batches, refused
 
 
 def _to_sdk(message: OutgoingMessage) -> ServiceBusMessage:

@@ -22,6 +22,7 @@ from shared.ports import (
     ReceivedMessage,
     Subscription,
     reaches_anyone,
+    refuse_oversized,
     subscribers,
 )
 
@@ -113,6 +114,7 @@ class SqliteQueue:
 
     async def send(self, entity: str, messages: Sequence[OutgoingMessage]) -> None:
         now = self._now()
+        messages, refused = refuse_oversized(entity, messages)
         with self._db.transaction() as conn:
             fresh = self._seen.fresh(conn, entity, messages, now)
             rows = [
@@ -135,6 +137,8 @@ class SqliteQueue:
                 rows,
             )
         self._notify(*{row[0] for row in rows})
+        if refused is not None:
+            raise refused
 
     async def receive(
         self, entity: str, *, max_messages: int = 1, lock_seconds: float = 60.0

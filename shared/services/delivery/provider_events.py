@@ -29,17 +29,27 @@ def _event_id(event: ProviderEvent) -> str:
     return f"{event.kind}:{p['channel_id']}:{p['event_id']}"
 
 
+QUEUED_INBOUND_BYTES = 64 * 1024
+"""An inbound message larger than this (an e-mail with a large HTML part: up to
+256 KiB are accepted) is applied where it arrives rather than queued: Service Bus
+takes 256 KB a message and bills each started 64 KB of it as one operation."""
+
+
 async def enqueue(deps: Deps, events: Sequence[ProviderEvent]) -> None:
-    messages = [
-        OutgoingMessage(
-            message_id=_event_id(e),
-            body=orjson.dumps({"kind": e.kind, **e.payload}),
-            scheduled_at=e.deliver_at,
-            subject=e.kind,
+    """Queue the events for ``handle``; a large inbound message is handled here."""
+    messages = []
+    for e in events:
+        body = orjson.dumps({"kind": e.kind, **e.payload})
+        if e.kind == "inbound" and e.deliver_at is None and len(body) > QUEUED_INBOUND_BYTES:
+            await receive_inbound(deps, dict(e.payload))
+            continue
+        messages.append(
+            OutgoingMessage(
+                message_id=_event_id(e), body=body, scheduled_at=e.deliver_at, subject=e.kind
+            )
         )
-        for e in events
-    ]
-    await deps.queue.send(deps.settings.OCM_PROVIDER_EVENTS_QUEUE, messages)
+    if messages:
+        await deps.queue.send(deps.settings.OCM_PROVIDER_EVENTS_QUEUE, messages)
 
 
 EARLY_RETRIES = 8

@@ -20,7 +20,7 @@ from shared.domain.message_document import MessageDocument
 from shared.domain.messages import to_utc_text
 from shared.domain.status import PENDING
 from shared.domain.timeline import event_payload
-from shared.ports import SYSTEM, Filter, OutgoingMessage, Query
+from shared.ports import SYSTEM, Filter, MessageTooLarge, OutgoingMessage, Query
 from shared.services.deps import Deps
 from shared.services.events import publish
 from shared.services.events.interest import interest
@@ -156,25 +156,58 @@ SWEEP_PAGES = 20
 outage drains over a few sweeps without one sweep running unbounded."""
 
 
+async def _isolated(deps: Deps, docs: Sequence[MessageDocument]) -> set[str]:
+    """A page the queue refused part of, handed off one document at a time: the ids
+    of those it refuses. Their marks move to now, behind every other overdue
+    document, so they cannot hold the head of the sweep's oldest-first pages (the
+    API's limits make this unreachable for new messages; an operator is told)."""
+    refused: set[str] = set()
+    for doc in docs:
+        try:
+            await hand_off(deps, [doc])
+        except MessageTooLarge as exc:
+            refused.add(doc["id"])
+            log.error(
+                "outbox: message %s of tenant %s cannot be published (%s); retried "
+                "after the grace period",
+                doc["id"],
+                doc["tenant_id"],
+                exc,
+            )
+            now = to_utc_text(deps.clock.now())
+            later = {f: now for f in ("outbox_at", "events_at") if doc.get(f) is not None}
+            await deps.store.patch_many(
+                MESSAGES, [(doc["tenant_id"], doc["id"], later, doc.get("_etag"))]
+            )
+    return refused
+
+
 async def sweep(deps: Deps) -> dict[str, int]:
     """Hand off again what a crash left between a write and its hand-off (system
     scope: all tenants): jobs due, and events pending, for longer than the grace.
 
     Once is enough: a hand-off that returned is durable in the queue, and one
-    repeated inside the duplicate-detection window is dropped there.
+    repeated inside the duplicate-detection window is dropped there. A document the
+    queue refuses is set aside (``_isolated``) and the sweep goes on.
     """
     cutoff = to_utc_text(
         deps.clock.now() - timedelta(seconds=deps.settings.OCM_OUTBOX_GRACE_SECONDS)
     )
-    counts = {"jobs": 0, "event_documents": 0}
+    counts = {"jobs": 0, "event_documents": 0, "refused": 0}
     for field in ("outbox_at", "events_at"):
         for _ in range(SWEEP_PAGES):
             docs = await _overdue(deps, field, cutoff)
-            await hand_off(deps, docs)
+            full = len(docs) == SWEEP_PAGE
+            try:
+                await hand_off(deps, docs)
+            except MessageTooLarge:
+                refused = await _isolated(deps, docs)
+                counts["refused"] += len(refused)
+                docs = [d for d in docs if d["id"] not in refused]
             if field == "outbox_at":  # a job handed off early with its events is not due
                 counts["jobs"] += sum(1 for d in docs if _has_job(d))
             counts["event_documents"] += sum(1 for d in docs if d.get("pending_events"))
-            if len(docs) < SWEEP_PAGE:
+            if not full:
                 break
     if any(counts.values()):
         log.warning("outbox sweep re-published %s", counts)
