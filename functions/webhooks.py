@@ -8,6 +8,7 @@ import azure.functions as func
 
 from shared.bootstrap import get_deps
 from shared.ports.queues import dead_letter_reason
+from shared.services import backpressure
 from shared.services.webhooks import deliverer as webhook_delivery
 from shared.services.webhooks import fanout as webhook_fanout
 
@@ -21,7 +22,8 @@ bp = func.Blueprint()  # type: ignore[no-untyped-call]  # the SDK leaves it unan
     connection="ServiceBusConnection",
 )
 async def fan_out_event(msg: func.ServiceBusMessage) -> None:
-    await webhook_fanout.fan_out(get_deps(), msg.get_body())
+    deps = get_deps()
+    await backpressure.subscription_trigger(msg, lambda b: webhook_fanout.fan_out(deps, b))
 
 
 @bp.service_bus_topic_trigger(
@@ -38,7 +40,9 @@ async def keep_dead_fan_out(msg: func.ServiceBusMessage) -> None:
     arg_name="msg", queue_name="%OCM_WEBHOOK_QUEUE%", connection="ServiceBusConnection"
 )
 async def deliver_webhook(msg: func.ServiceBusMessage) -> None:
-    await webhook_delivery.deliver(get_deps(), msg.get_body())
+    deps = get_deps()
+    queue = deps.settings.OCM_WEBHOOK_QUEUE
+    await backpressure.queue_trigger(deps, queue, msg, lambda b: webhook_delivery.deliver(deps, b))
 
 
 @bp.service_bus_queue_trigger(
@@ -47,4 +51,10 @@ async def deliver_webhook(msg: func.ServiceBusMessage) -> None:
     connection="ServiceBusConnection",
 )
 async def fail_dead_webhook(msg: func.ServiceBusMessage) -> None:
-    await webhook_delivery.fail_dead_lettered(get_deps(), msg.get_body(), dead_letter_reason(msg))
+    deps, reason = get_deps(), dead_letter_reason(msg)
+    await backpressure.dead_letter_trigger(
+        deps,
+        deps.settings.OCM_WEBHOOK_QUEUE,
+        msg,
+        lambda b: webhook_delivery.fail_dead_lettered(deps, b, reason),
+    )

@@ -29,7 +29,11 @@ from azure.servicebus import (
     ServiceBusReceiveMode,
     ServiceBusSubQueue,
 )
-from azure.servicebus.exceptions import MessageAlreadySettled, MessageLockLostError
+from azure.servicebus.exceptions import (
+    MessageAlreadySettled,
+    MessageLockLostError,
+    ServiceBusServerBusyError,
+)
 
 DEAD_LETTER = "/$DeadLetterQueue"
 
@@ -160,6 +164,11 @@ class FakeSender:
     async def send_messages(self, message: Any) -> None:
         assert isinstance(message, RecordingBatch), "the adapter sends batches it built"
         await asyncio.sleep(0)
+        if self.broker.busy > 0:
+            self.broker.busy -= 1
+            raise ServiceBusServerBusyError(
+                message="The request was terminated because the entity is being throttled."
+            )
         self.batches.append(list(message.added))
         for sent in message.added:
             for target in self.targets:
@@ -277,6 +286,8 @@ class FakeServiceBusClient:
         self.senders: dict[str, FakeSender] = {}
         self.receivers: dict[str, FakeReceiver] = {}
         self.closed = False
+        self.busy = 0
+        """Sends answered ServerBusy from now on (the namespace is throttling)."""
         self._sequence = itertools.count(1)
 
     def put(

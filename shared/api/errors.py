@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from http import HTTPStatus
 
 from fastapi import FastAPI, Request
@@ -13,6 +14,7 @@ from starlette.responses import Response
 
 from shared.api.responses import problem
 from shared.domain.errors import FieldError, OcmError
+from shared.ports import Throttled
 
 log = logging.getLogger("ocm.api")
 
@@ -94,6 +96,22 @@ async def on_client_gone(request: Request, exc: Exception) -> Response:
     )
 
 
+async def on_throttled(request: Request, exc: Exception) -> Response:
+    """The store or queue is throttling past its SDK's retries: the client's work is
+    not done (a write that was, is found again by its Idempotency-Key)."""
+    assert isinstance(exc, Throttled)
+    log.warning("%s %s throttled: %s", request.method, request.url.path, exc)
+    return problem(
+        503,
+        "TEMPORARILY_OVERLOADED",
+        "Temporarily overloaded",
+        "The platform is shedding load; retry after the Retry-After delay with the same "
+        "Idempotency-Key",
+        headers={"Retry-After": str(max(1, math.ceil(exc.retry_after)))},
+        instance=request.url.path,
+    )
+
+
 async def on_unexpected(request: Request, exc: Exception) -> Response:
     log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return problem(
@@ -110,4 +128,5 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, on_validation_error)
     app.add_exception_handler(StarletteHTTPException, on_http_error)
     app.add_exception_handler(ClientDisconnect, on_client_gone)
+    app.add_exception_handler(Throttled, on_throttled)
     app.add_exception_handler(Exception, on_unexpected)

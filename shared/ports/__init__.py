@@ -46,6 +46,7 @@ from shared.ports.queues import (
     subscribers,
 )
 from shared.ports.secrets import SecretStore
+from shared.ports.throttling import Throttled
 
 __all__ = [
     "SYSTEM",
@@ -82,6 +83,7 @@ __all__ = [
     "StoreError",
     "Subscription",
     "SystemScope",
+    "Throttled",
     "reaches_anyone",
     "receipt",
     "refuse_oversized",

@@ -20,7 +20,7 @@ from shared.adapters.azure.servicebus import (
     ServiceBusQueue,
     build_service_bus_client,
 )
-from shared.ports import MessageLockLost, MessageTooLarge, OutgoingMessage
+from shared.ports import MessageLockLost, MessageTooLarge, OutgoingMessage, Throttled
 from tests.azure_fakes import FakeCredential, FakeServiceBusClient
 
 DLQ = "q/$DeadLetterQueue"
@@ -100,6 +100,18 @@ async def test_a_message_too_large_for_any_batch_is_refused_alone_and_the_rest_s
     assert err.value.message_ids == ("huge",)
     assert [[m.message_id for m in b] for b in client.senders["q"].batches] == [["small", "after"]]
     assert queue.operations == Counter({"send:q": 2})
+
+
+async def test_a_throttled_namespace_is_back_pressure_with_its_advised_wait() -> None:
+    client = FakeServiceBusClient()
+    queue = ServiceBusQueue(client)  # type: ignore[arg-type]
+    client.busy = 1
+    with pytest.raises(Throttled) as throttled:
+        await queue.send("q", [message("m1")])
+    assert throttled.value.retry_after == 10.0  # Learn: wait about 10 s after ServerBusy
+    assert queue.operations == Counter()
+    await queue.send("q", [message("m1")])
+    assert queue.operations == Counter({"send:q": 1})
 
 
 async def test_a_call_whose_every_message_is_too_large_sends_nothing() -> None:

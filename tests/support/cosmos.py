@@ -14,6 +14,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
+
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = "@vercel/cosmosdb-server@1.0.1"
 PREFIX = ROOT / ".cache" / "cosmosdb-server"
@@ -31,6 +33,21 @@ class CosmosServerUnavailable(RuntimeError):
 class CosmosServer:
     endpoint: str
     key: str = KEY
+
+    def throttle(self, count: int, retry_after_ms: int = 100) -> None:
+        """Answer the next ``count`` document requests 429 with that advice."""
+        answer = httpx.post(
+            f"{self.endpoint}_test/throttle",
+            json={"count": count, "retry_after_ms": retry_after_ms},
+        )
+        answer.raise_for_status()
+
+    def throttled(self) -> dict[str, int]:
+        """``{"left": …, "answered": …}`` of the last schedule."""
+        answer = httpx.get(f"{self.endpoint}_test/throttle")
+        answer.raise_for_status()
+        counts: dict[str, int] = answer.json()
+        return counts
 
 
 def install() -> None:

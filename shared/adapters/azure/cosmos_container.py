@@ -14,11 +14,13 @@ from azure.cosmos.exceptions import CosmosHttpResponseError
 
 from shared.adapters.azure.cosmos_layout import unique_property
 from shared.domain.models import Document
-from shared.ports import Conflict, ContainerSpec, NotFound, PreconditionFailed
+from shared.ports import Conflict, ContainerSpec, NotFound, PreconditionFailed, Throttled
 
 T = TypeVar("T")
 ResponseHook = Callable[[Mapping[str, Any], Any], None]
 
+THROTTLED = frozenset({408, 429, 503})
+"""Request timeout, too many requests, service unavailable: come back later."""
 _SYSTEM_PROPERTIES = ("_rid", "_self", "_attachments", "_ts", "_etag", "_lsn")
 _UNSET = "\u0000"  # prefix of a unique property's value when its field is unset
 
@@ -134,6 +136,11 @@ def translated(exc: CosmosHttpResponseError) -> Exception:
         return PreconditionFailed("the document has changed")
     if status == 400:
         return ValueError(f"Cosmos DB refused the request: {exc.message}")
+    if status in THROTTLED:
+        # What is left after the SDK's own retries of 429 (nine, within 30 s).
+        advice = (exc.headers or {}).get("x-ms-retry-after-ms")
+        seconds = int(advice) / 1000 if advice and str(advice).isdigit() else None
+        return Throttled(f"Cosmos DB answered {status}", seconds)
     return exc
 
 

@@ -12,10 +12,12 @@ from typing import Any
 
 from azure.servicebus import ServiceBusMessage, ServiceBusMessageBatch
 from azure.servicebus.aio import ServiceBusClient, ServiceBusSender
-from azure.servicebus.exceptions import MessageSizeExceededError
+from azure.servicebus.exceptions import MessageSizeExceededError, ServiceBusServerBusyError
 
 from shared.adapters.azure.servicebus_links import Entity, Handle, billed
-from shared.ports import MessageTooLarge, OutgoingMessage
+from shared.ports import MessageTooLarge, OutgoingMessage, Throttled
+
+SERVER_BUSY_WAIT = 10.0
 
 
 @dataclass(slots=True)
@@ -55,7 +57,12 @@ class Senders:
             batches, refused = await _batches(handle.link, messages)
             sent = [b for b in batches if len(b.batch) > 0]
             for outgoing in sent:
-                await handle.link.send_messages(outgoing.batch)
+                try:
+                    await handle.link.send_messages(outgoing.batch)
+                except ServiceBusServerBusyError as exc:
+                    # Past the SDK's own retries; "Throttling operations on Azure
+                    # Service Bus": a throttled client should wait about 10 seconds.
+                    raise Throttled(f"Service Bus is busy ({entity})", SERVER_BUSY_WAIT) from exc
                 self._operations[f"send:{entity}"] += outgoing.billed
         if refused:
             raise MessageTooLarge(entity, refused, batches[0].batch.max_size_in_bytes)
