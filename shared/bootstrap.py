@@ -55,12 +55,7 @@ def _build_embedded(settings: Settings) -> Deps:
     queue = SqliteQueue(
         db,
         clock,
-        topics={
-            settings.OCM_EVENTS_TOPIC: [
-                events_log_subscription(settings),
-                webhooks_subscription(settings),
-            ]
-        },
+        topics=topic_subscriptions(settings),
         max_delivery_count=settings.OCM_QUEUE_MAX_DELIVERY_COUNT,
         duplicate_window=timedelta(minutes=10),
     )
@@ -97,6 +92,7 @@ def _build_azure(settings: Settings) -> Deps:
             credential,
         ),
         topics=[settings.OCM_EVENTS_TOPIC],
+        subscriptions=topic_subscriptions(settings),
     )
     secrets = KeyVaultSecretStore(
         build_secret_client(settings.OCM_KEY_VAULT_URL, credential),
@@ -104,6 +100,18 @@ def _build_azure(settings: Settings) -> Deps:
     )
     closers = [queue.close, secrets.close, cosmos.close, credential.close]
     return platform(settings, store, queue, secrets, SystemClock(), async_closers=closers)
+
+
+def topic_subscriptions(settings: Settings) -> dict[str, list[Subscription]]:
+    """The events topic's subscriptions and their rules, as infra/ declares them
+    (SQL filters, checked by tests/infra): the embedded queue applies them, and the
+    Service Bus adapter asks them whether an event would reach anyone."""
+    return {
+        settings.OCM_EVENTS_TOPIC: [
+            events_log_subscription(settings),
+            webhooks_subscription(settings),
+        ]
+    }
 
 
 def webhooks_subscription(settings: Settings) -> Subscription:

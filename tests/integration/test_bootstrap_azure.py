@@ -58,6 +58,12 @@ async def test_the_azure_backend_runs_on_cosmos_service_bus_and_key_vault(
         assert isinstance(deps.store, CosmosDocumentStore)
         assert isinstance(deps.queue, ServiceBusQueue)
         assert isinstance(deps.secrets, KeyVaultSecretStore)
+        # Azure review C8: the adapter said every event reaches the topic, so every
+        # one was sent and billed; it now applies the subscriptions' own rules.
+        topic = settings.OCM_EVENTS_TOPIC
+        assert not deps.queue.reaches_anyone(topic, {"type": "message.queued"})
+        assert deps.queue.reaches_anyone(topic, {"type": "message.failed"})
+        assert deps.queue.reaches_anyone(topic, {"type": "message.queued", "webhooks": "1"})
         # The store is live: a tenant goes to Cosmos and its key authenticates.
         created = await signup.create_tenant(deps, "acme")
         principal = await authentication.authenticate_api_key(deps, created.api_key)

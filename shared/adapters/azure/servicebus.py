@@ -22,7 +22,7 @@ from azure.servicebus.aio import ServiceBusClient
 from shared.adapters.azure.servicebus_links import DEAD_LETTER, Entity
 from shared.adapters.azure.servicebus_receive import Receivers
 from shared.adapters.azure.servicebus_send import Senders
-from shared.ports import OutgoingMessage, ReceivedMessage
+from shared.ports import OutgoingMessage, ReceivedMessage, Subscription, reaches_anyone
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +52,9 @@ class ServiceBusQueue:
     """Queue port over one ``ServiceBusClient``; ``topics`` names the entities that
     are topics (the rest are queues). Subscriptions and their filter rules, lock
     duration, maximum delivery count and duplicate detection are properties of the
-    entities (infra/), not of this adapter.
+    entities (infra/), not of this adapter; ``subscriptions``, the topics' rules as
+    the code declares them (the same as infra/'s SQL filters), lets
+    ``reaches_anyone`` answer as the broker would.
 
     ``operations`` meters what Service Bus Standard bills, by kind and entity
     (``send:outbound``, ``receive:…``, ``complete:…``), after its pricing FAQ: a
@@ -67,10 +69,12 @@ class ServiceBusQueue:
         client: ServiceBusClient,
         *,
         topics: Iterable[str] = (),
+        subscriptions: Mapping[str, Sequence[Subscription]] | None = None,
         credential: AsyncTokenCredential | None = None,
         receive_wait_seconds: float = 5.0,
     ) -> None:
         self._client = client
+        self._subscriptions = subscriptions
         self._credential = credential
         self._wait = receive_wait_seconds
         self.operations: Counter[str] = Counter()
@@ -79,8 +83,12 @@ class ServiceBusQueue:
         self._receivers = Receivers(client, topic_names, self.operations)
 
     def reaches_anyone(self, entity: str, application_properties: Mapping[str, str | int]) -> bool:
-        """Always True: subscriptions and their rules live in the namespace."""
-        return True
+        """By the ``subscriptions`` rules the adapter was given — the same rules as
+        the namespace's SQL filters (infra/, checked by tests/infra) — so the outbox
+        builds and sends no event that no subscription keeps; True without them."""
+        if self._subscriptions is None:
+            return True
+        return reaches_anyone(self._subscriptions, entity, application_properties)
 
     async def send(self, entity: str, messages: Sequence[OutgoingMessage]) -> None:
         """Send in as few batches as the entity's size limit allows; a message too
