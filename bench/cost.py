@@ -54,8 +54,8 @@ class MeteredQueue:
         self.operations: Counter[str] = Counter()
 
     def reaches_anyone(self, entity: str, application_properties: Mapping[str, str | int]) -> bool:
-        # Service Bus cannot tell: the events are sent and billed, its rules drop them.
-        return True
+        # The Service Bus adapter answers from the same rules (bootstrap.topic_subscriptions).
+        return self._inner.reaches_anyone(entity, application_properties)
 
     async def send(self, entity: str, messages: Sequence[OutgoingMessage]) -> None:
         self.operations[f"send:{entity}"] += len(messages)

@@ -17,7 +17,7 @@ from shared.domain.models import Document
 from shared.ports import OutgoingMessage, ReceivedMessage, Subscription
 from shared.ports.queues import MAX_MESSAGE_BYTES
 from shared.services.channels import channels
-from shared.services.delivery import dispatch
+from shared.services.delivery import dispatch, provider_events
 from shared.services.messaging import compose, intake, messages, outbox
 from shared.services.onboarding import signup
 from tests.fakes import FakeQueue
@@ -232,6 +232,35 @@ async def test_events_no_subscription_takes_are_not_even_built(world: World) -> 
     got = await queue.receive(f"{topic}/subscriptions/failures", max_messages=5)
     assert [orjson.loads(m.body)["data"]["message_id"] for m in got] == [bad["id"]]
     assert ok["id"] != bad["id"]
+
+
+async def test_a_status_change_nobody_subscribes_to_is_written_once_with_nothing_to_clear(
+    world: World,
+) -> None:
+    """The sent and delivered writes drop the events nobody takes before writing,
+    so no patch clears an outbox after them (docs/cost.md: one write per step)."""
+    topic = SETTINGS.OCM_EVENTS_TOPIC
+    patched: list[int] = []
+    store = world.deps.store
+
+    class Counting(type(store)):  # type: ignore[misc]
+        async def patch_many(self, container: str, items: Any) -> int:
+            patched.append(len(items))
+            return await super().patch_many(container, items)
+
+    store.__class__ = Counting
+    only_failures = Subscription("failures", only=("type", ("message.failed",)))
+    world.deps.queue = queue = FakeQueue(world.clock, topics={topic: [only_failures]})
+    accepted = await intake.accept_message(world.deps, world.tenant_id, sandbox_message())
+    job = (await queue.receive(OUTBOUND))[0]
+    await dispatch.dispatch(world.deps, DispatchJob.decode(job.body))
+    [receipt] = await queue.receive(SETTINGS.OCM_PROVIDER_EVENTS_QUEUE)
+    await provider_events.handle(world.deps, receipt.body)
+    doc = await stored(world, accepted["id"])
+    assert doc["status"] == "delivered"
+    assert [e["type"] for e in doc["events"]][-2:] == ["message.sent", "message.delivered"]
+    assert doc["pending_events"] == [] and doc["events_at"] is None
+    assert patched == []
 
 
 async def test_a_new_message_carries_no_events_outbox_when_nobody_takes_its_event(

@@ -91,8 +91,9 @@ async def apply_receipt(deps: Deps, data: dict[str, Any]) -> str:
         raise too_early
     tries = concurrency.for_queue("applying a receipt")
     # Found again as at first: failover may have moved the message to another channel.
+    changed = await repository.received_only(deps, data["tenant_id"], apply)
     done: Updated[MessageDocument, str] | None = await concurrency.update(
-        deps.store, MESSAGES, lambda: _find_message(deps, data), apply, tries, first=found
+        deps.store, MESSAGES, lambda: _find_message(deps, data), changed, tries, first=found
     )
     if done is None:
         raise too_early

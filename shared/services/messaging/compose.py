@@ -28,7 +28,7 @@ from shared.domain.timeline import schedule, start
 from shared.services.channels import channels as channel_service
 from shared.services.deps import Deps
 from shared.services.events.interest import interest
-from shared.services.messaging import outbox, send_rules
+from shared.services.messaging import repository, send_rules
 from shared.services.receivers import unsubscribe
 
 
@@ -189,7 +189,7 @@ def build_message(
     if traceparent is not None:
         doc["traceparent"] = traceparent
     start(doc, first, now)
-    outbox.forget_unreceived_events(deps, doc, webhooks)
+    repository.forget_unreceived_events(deps, doc, webhooks)
     schedule(doc, dispatch_job_id(msg_id, 1), 1, due)
     return doc
 

@@ -31,26 +31,6 @@ log = logging.getLogger(__name__)
 SWEEP_PAGE = 500
 
 
-def forget_unreceived_events(
-    deps: Deps, doc: MessageDocument, webhooks: frozenset[str] = frozenset()
-) -> None:
-    """Drop the pending events of a new document that no subscriber would receive
-    (an events topic with only a failures log, say), so it is written without an
-    events outbox mark — one index entry and one later clear fewer per message."""
-    pending = doc.get("pending_events")
-    if not pending:
-        return
-    types = {e.get("id"): e["type"] for e in doc.get("events", ())}
-    tenant_id = doc["tenant_id"]
-    kept = [
-        eid for eid in pending if publish.route(deps, tenant_id, types[eid], webhooks) is not None
-    ]
-    if len(kept) < len(pending):
-        doc["pending_events"] = kept
-        if not kept:
-            doc["events_at"] = None
-
-
 def job_message(doc: MessageDocument, now: datetime) -> OutgoingMessage:
     """The queue message of the dispatch job the document expects next."""
     slot = doc["dispatch"]
