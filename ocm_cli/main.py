@@ -28,6 +28,10 @@ def _settings(args: argparse.Namespace) -> Settings:
         overrides["OCM_HOST"] = args.host
     if getattr(args, "port", None):
         overrides["OCM_PORT"] = args.port
+    if getattr(args, "settings_file", None):
+        from ocm_cli.azure_init import local_settings
+
+        overrides.update(local_settings(Path(args.settings_file)))
     return Settings(**overrides)
 
 
@@ -122,6 +126,19 @@ async def _serve(settings: Settings) -> int:
     return 0
 
 
+def _azure_init(settings: Settings) -> int:
+    if settings.OCM_BACKEND != "azure":
+        print(
+            "ocm azure init: the settings are for the embedded backend; set OCM_BACKEND=azure "
+            "and the Azure settings (or pass --settings local.settings.json)",
+            file=sys.stderr,
+        )
+        return 2
+    from ocm_cli import azure_init
+
+    return asyncio.run(azure_init.run(settings))
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ocm", description="OCM omni-channel messaging")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -166,6 +183,18 @@ def _parser() -> argparse.ArgumentParser:
     reset.add_argument("--json", action="store_true", help="print JSON")
     reset.add_argument("--data-dir")
     sub.add_parser("secret-key", help="print a new key for OCM_SECRET_KEY")
+    azure = sub.add_parser("azure", help="the azure backend (OCM_BACKEND=azure)")
+    asub = azure.add_subparsers(dest="azure_command", required=True)
+    init = asub.add_parser(
+        "init", help="create the Cosmos DB containers and Service Bus entities that are missing"
+    )
+    init.add_argument(
+        "--settings",
+        dest="settings_file",
+        metavar="FILE",
+        help="take the settings from a local.settings.json's Values (they win over the "
+        "environment)",
+    )
     return parser
 
 
@@ -175,6 +204,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = _settings(args)
     except ValidationError as exc:
         print(f"ocm: invalid settings:\n{exc}", file=sys.stderr)
+        return 2
+    except (OSError, ValueError, KeyError) as exc:  # the --settings file
+        print(f"ocm: cannot read the settings file: {exc}", file=sys.stderr)
         return 2
     logging.basicConfig(
         level=settings.OCM_LOG_LEVEL, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -187,6 +219,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             print(Fernet.generate_key().decode())
             return 0
+        if args.command == "azure":
+            return _azure_init(settings)
         if args.command == "user":
             return asyncio.run(_reset_password(settings, args.email, args.json))
         if args.tenant_command == "create":

@@ -25,6 +25,7 @@ from azure.cosmos import PartitionKey
 from azure.cosmos.aio import CosmosClient, DatabaseProxy
 
 from shared.adapters.azure.cosmos_container import Container, ResponseHook, call, to_document
+from shared.adapters.azure.cosmos_endpoint import client_options
 from shared.adapters.azure.cosmos_layout import CosmosContainer, layout
 from shared.adapters.azure.cosmos_patch import increment_counter, patch_document
 from shared.adapters.azure.cosmos_query import query_page, select
@@ -67,13 +68,10 @@ class CosmosMeter:
 
 def build_cosmos_client(endpoint: str, credential: str | AsyncTokenCredential) -> CosmosClient:
     """A client by identity (``DefaultAzureCredential`` in Azure), or by account key
-    for a local server or emulator. A plain-http endpoint (a local server) turns
-    endpoint discovery off, since it has no regional endpoints. Session consistency,
-    as the account's default, so the client keeps session tokens once it is open."""
-    options: dict[str, Any] = {"consistency_level": "Session"}
-    if endpoint.lower().startswith("http://"):
-        options["enable_endpoint_discovery"] = False
-    return CosmosClient(endpoint, credential=credential, **options)
+    for a local server or emulator, with ``client_options``: Session consistency; no
+    endpoint discovery for a local endpoint (plain http, or this machine); no TLS
+    verification for https on localhost/127.0.0.1 (the emulator's own certificate)."""
+    return CosmosClient(endpoint, credential=credential, **client_options(endpoint))
 
 
 async def create_containers(
