@@ -29,6 +29,7 @@ import httpx
 import orjson
 
 import function_app
+from bench.pricing import priced
 from ocm_cli.local_runtime import LocalRuntime
 from shared import bootstrap
 from shared.adapters.azure.cosmos import CosmosDocumentStore, build_cosmos_client, create_containers
@@ -113,9 +114,7 @@ async def run(messages: int, batch: bool) -> dict[str, Any]:
                 SqliteQueue(
                     db,
                     clock,
-                    topics={
-                        settings.OCM_EVENTS_TOPIC: [bootstrap.events_log_subscription(settings)]
-                    },
+                    topics=bootstrap.topic_subscriptions(settings),
                 )
             )
             store = CosmosDocumentStore(database, CONTAINERS)
@@ -227,6 +226,8 @@ def main(argv: list[str] | None = None) -> None:
         "single": asyncio.run(run(args.messages, batch=False)),
         "batch": asyncio.run(run(args.messages, batch=True)),
     }
+    for result in results.values():
+        result["priced"] = priced(result)
     json.dump(results, sys.stdout, indent=2)
     print()
 

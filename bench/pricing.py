@@ -1,0 +1,91 @@
+"""The price of one million delivered messages, from the operations `bench.cost`
+counted: each count times a published unit charge and a list price. Every figure
+that is not counted is an assumption named here, so docs/cost.md can show its method.
+
+Request units: Learn, "Understand request unit consumption" (document size table:
+a point read of 1 KB is 1.00 RU and of 2 KB 1.04; a write of 1 KB 4.95 RU and of
+2 KB 6.29), interpolated at the document's measured size; a query, at least the
+~2.8 RU every query costs (an estimate). Our containers index 6-8 paths, not every
+property as the table's documents do, so the write charges are an upper bound.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Mapping
+from typing import Any
+
+READ_RU = ((1024, 1.00), (2048, 1.04), (4096, 1.14))
+WRITE_RU = ((1024, 4.95), (2048, 6.29), (4096, 6.67))
+QUERY_RU = 2.8
+SMALL_DOCUMENT = 512  # a counter, the directory's entries
+
+COSMOS_SERVERLESS_PER_MILLION_RU = 0.25
+SERVICE_BUS_STANDARD_PER_MILLION_OPS = {"13M-100M ops a month": 0.80, "100M-2,500M": 0.50}
+FUNCTIONS_PER_MILLION_EXECUTIONS = 0.40
+FUNCTIONS_PER_GB_SECOND = 0.000026
+INSTANCE_GB = 2.0  # function_instance_memory_in_mb = 2048
+CONCURRENT_PER_INSTANCE = 16  # maxConcurrentCalls, HTTP concurrency
+SECONDS_HELD = {"intake": 0.02, "dispatch": 0.3, "receipt": 0.02}
+"""Assumed time an execution holds its slot: dispatch waits on the provider."""
+
+
+def _interpolated(table: tuple[tuple[int, float], ...], size: int) -> float:
+    if size <= table[0][0]:
+        return table[0][1]
+    for (low, low_ru), (high, high_ru) in itertools.pairwise(table):
+        if size <= high:
+            return low_ru + (high_ru - low_ru) * (size - low) / (high - low)
+    return table[-1][1]
+
+
+def request_units(operations: Mapping[str, float], document_bytes: int) -> dict[str, float]:
+    """RU per message by operation kind (``create:messages`` …)."""
+    units = {}
+    for key, count in operations.items():
+        kind, container = key.split(":", 1)
+        size = document_bytes if container == "messages" else SMALL_DOCUMENT
+        if kind == "query":
+            each = QUERY_RU
+        elif kind == "read":
+            each = _interpolated(READ_RU, size)
+        else:  # create, replace, patch, increment, upsert, delete
+            each = _interpolated(WRITE_RU, size)
+        units[key] = round(count * each, 3)
+    return units
+
+
+def priced(result: Mapping[str, Any]) -> dict[str, Any]:
+    """USD per million delivered messages on the serverless tier, by part."""
+    ru = request_units(result["cosmos_operations_per_message"], result["message_document_bytes"])
+    ru_total = sum(ru.values())
+    service_bus_ops = result["service_bus_operations_total_per_message"]
+    executions = (1 / 1000 if result["batch"] else 1.0) + 2.0  # intake, dispatch, receipt
+    held = SECONDS_HELD["dispatch"] + SECONDS_HELD["receipt"]
+    held += SECONDS_HELD["intake"] / (1000 if result["batch"] else 1)
+    gb_seconds = held / CONCURRENT_PER_INSTANCE * INSTANCE_GB
+    cosmos = ru_total * COSMOS_SERVERLESS_PER_MILLION_RU
+    functions = (
+        executions * FUNCTIONS_PER_MILLION_EXECUTIONS + gb_seconds * FUNCTIONS_PER_GB_SECOND * 1e6
+    )
+    service_bus = {
+        band: round(service_bus_ops * price, 2)
+        for band, price in SERVICE_BUS_STANDARD_PER_MILLION_OPS.items()
+    }
+    return {
+        "request_units_per_message": round(ru_total, 2),
+        "request_units_by_operation": ru,
+        "usd_per_million": {
+            "cosmos_db": round(cosmos, 2),
+            "service_bus_by_monthly_volume": service_bus,
+            "functions": round(functions, 2),
+            "total_by_service_bus_band": {
+                band: round(cosmos + sb + functions, 2) for band, sb in service_bus.items()
+            },
+        },
+        "assumed": {
+            "seconds_held": SECONDS_HELD,
+            "instance_gb": INSTANCE_GB,
+            "concurrent_per_instance": CONCURRENT_PER_INSTANCE,
+        },
+    }
