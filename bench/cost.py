@@ -29,7 +29,7 @@ import httpx
 import orjson
 
 import function_app
-from bench.pricing import priced
+from bench.pricing import priced, priced_provisioned
 from ocm_cli.local_runtime import LocalRuntime
 from shared import bootstrap
 from shared.adapters.azure.cosmos import CosmosDocumentStore, build_cosmos_client, create_containers
@@ -218,6 +218,9 @@ def _per(counter: Mapping[str, float], count: int) -> dict[str, float]:
     return {k: round(v / count, 3) for k, v in sorted(counter.items())}
 
 
+PROVISIONED_LOADS = (25, 50, 100, 166, 333)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.cost", description=__doc__)
     parser.add_argument("--messages", type=int, default=200)
@@ -228,6 +231,10 @@ def main(argv: list[str] | None = None) -> None:
     }
     for result in results.values():
         result["priced"] = priced(result)
+        # The provisioned tier's defaults at steady loads up to its ceiling (333/s).
+        result["priced_provisioned"] = [
+            priced_provisioned(result, load) for load in PROVISIONED_LOADS
+        ]
     json.dump(results, sys.stdout, indent=2)
     print()
 

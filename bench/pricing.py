@@ -29,6 +29,19 @@ CONCURRENT_PER_INSTANCE = 16  # maxConcurrentCalls, HTTP concurrency
 SECONDS_HELD = {"intake": 0.02, "dispatch": 0.3, "receipt": 0.02}
 """Assumed time an execution holds its slot: dispatch waits on the provider."""
 
+# scale_tier = "provisioned" (infra/scale.tf). Autoscale throughput is billed each
+# hour for the highest RU/s it scaled to, never below 10% of its maximum, at 1.5x
+# the manual rate of $0.008 per 100 RU/s-hour (single-region writes); a Premium
+# messaging unit by the hour, whatever the operations.
+COSMOS_AUTOSCALE_PER_100_RUS_HOUR = 0.012
+AUTOSCALE_FLOOR = 0.10
+SERVICE_BUS_PREMIUM_PER_UNIT_HOUR = 0.928
+PROVISIONED_DEFAULTS: Mapping[str, Any] = {
+    "hot_max": {"messages": 8000, "counters": 1000},
+    "shared_max": 1000,
+    "messaging_units": 1,
+}
+
 
 def _interpolated(table: tuple[tuple[int, float], ...], size: int) -> float:
     if size <= table[0][0]:
@@ -55,19 +68,24 @@ def request_units(operations: Mapping[str, float], document_bytes: int) -> dict[
     return units
 
 
+def _functions_per_million(batch: bool) -> float:
+    """Flex Consumption on demand: executions and GB-seconds (the same on both tiers)."""
+    executions = (1 / 1000 if batch else 1.0) + 2.0  # intake, dispatch, receipt
+    held = SECONDS_HELD["dispatch"] + SECONDS_HELD["receipt"]
+    held += SECONDS_HELD["intake"] / (1000 if batch else 1)
+    gb_seconds = held / CONCURRENT_PER_INSTANCE * INSTANCE_GB
+    return (
+        executions * FUNCTIONS_PER_MILLION_EXECUTIONS + gb_seconds * FUNCTIONS_PER_GB_SECOND * 1e6
+    )
+
+
 def priced(result: Mapping[str, Any]) -> dict[str, Any]:
     """USD per million delivered messages on the serverless tier, by part."""
     ru = request_units(result["cosmos_operations_per_message"], result["message_document_bytes"])
     ru_total = sum(ru.values())
     service_bus_ops = result["service_bus_operations_total_per_message"]
-    executions = (1 / 1000 if result["batch"] else 1.0) + 2.0  # intake, dispatch, receipt
-    held = SECONDS_HELD["dispatch"] + SECONDS_HELD["receipt"]
-    held += SECONDS_HELD["intake"] / (1000 if result["batch"] else 1)
-    gb_seconds = held / CONCURRENT_PER_INSTANCE * INSTANCE_GB
     cosmos = ru_total * COSMOS_SERVERLESS_PER_MILLION_RU
-    functions = (
-        executions * FUNCTIONS_PER_MILLION_EXECUTIONS + gb_seconds * FUNCTIONS_PER_GB_SECOND * 1e6
-    )
+    functions = _functions_per_million(result["batch"])
     service_bus = {
         band: round(service_bus_ops * price, 2)
         for band, price in SERVICE_BUS_STANDARD_PER_MILLION_OPS.items()
@@ -88,4 +106,60 @@ def priced(result: Mapping[str, Any]) -> dict[str, Any]:
             "instance_gb": INSTANCE_GB,
             "concurrent_per_instance": CONCURRENT_PER_INSTANCE,
         },
+    }
+
+
+def request_units_by_container(ru: Mapping[str, float]) -> dict[str, float]:
+    """RU per message on each container (``messages``, ``counters``...)."""
+    by_container: dict[str, float] = {}
+    for key, units in ru.items():
+        container = key.split(":", 1)[1]
+        by_container[container] = by_container.get(container, 0.0) + units
+    return by_container
+
+
+def priced_provisioned(
+    result: Mapping[str, Any],
+    messages_per_second: float,
+    tier: Mapping[str, Any] = PROVISIONED_DEFAULTS,
+) -> dict[str, Any]:
+    """USD per million delivered messages on the provisioned tier at a steady load:
+    the hour's autoscale and messaging-unit charges spread over the hour's messages,
+    plus the functions' own (per message). ``tier`` holds infra's variables
+    (``hot_max`` by container, ``shared_max``, ``messaging_units``)."""
+    ru = request_units(result["cosmos_operations_per_message"], result["message_document_bytes"])
+    by_container = request_units_by_container(ru)
+    hot_max: Mapping[str, int] = tier["hot_max"]
+    billed = 0.0
+    for container, maximum in hot_max.items():
+        used = by_container.get(container, 0.0) * messages_per_second
+        billed += max(AUTOSCALE_FLOOR * maximum, min(used, maximum))
+    shared_used = sum(u for c, u in by_container.items() if c not in hot_max) * messages_per_second
+    billed += max(AUTOSCALE_FLOOR * tier["shared_max"], min(shared_used, tier["shared_max"]))
+    per_hour_cosmos = billed / 100 * COSMOS_AUTOSCALE_PER_100_RUS_HOUR
+    per_hour_service_bus = tier["messaging_units"] * SERVICE_BUS_PREMIUM_PER_UNIT_HOUR
+    millions_an_hour = messages_per_second * 3600 / 1e6
+    cosmos = per_hour_cosmos / millions_an_hour
+    service_bus = per_hour_service_bus / millions_an_hour
+    functions = _functions_per_million(result["batch"])
+    return {
+        "messages_per_second": messages_per_second,
+        "cosmos_billed_request_units_per_second": round(billed),
+        "usd_per_million": {
+            "cosmos_db": round(cosmos, 2),
+            "service_bus": round(service_bus, 2),
+            "functions": round(functions, 2),
+            "total": round(cosmos + service_bus + functions, 2),
+        },
+        "usd_per_month_idle": round(
+            (
+                AUTOSCALE_FLOOR
+                * (sum(hot_max.values()) + tier["shared_max"])
+                / 100
+                * COSMOS_AUTOSCALE_PER_100_RUS_HOUR
+                + per_hour_service_bus
+            )
+            * 730,
+            2,
+        ),
     }

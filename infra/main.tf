@@ -36,6 +36,26 @@ locals {
   lock_duration = "PT1M"
   lock_seconds  = 60
 
+  # The events topic's subscriptions (module servicebus); scale.tf counts them too:
+  # every event sent to the topic is evaluated against each one's filter rule.
+  service_bus_subscriptions = {
+    events_log = {
+      topic         = "events"
+      name          = local.service_bus_names.events_log_subscription
+      lock_duration = local.lock_duration
+      event_types   = var.events_log_types
+    }
+    # Events of tenants with webhooks (the outbox marks them `webhooks = '1'`): the
+    # fan-out stores each (for replay) and matches the tenant's subscriptions in code.
+    webhooks = {
+      topic         = "events"
+      name          = local.service_bus_names.webhooks_subscription
+      lock_duration = local.lock_duration
+      event_types   = ["*"]
+      sql_filter    = "[webhooks] = '1'"
+    }
+  }
+
   # Every app setting that shared/config.py's Settings reads in Azure (all of its
   # fields but the LOCAL_ONLY ones); tests/infra checks both sides.
   # APPLICATIONINSIGHTS_CONNECTION_STRING comes from site_config instead.
@@ -97,6 +117,11 @@ locals {
     OCM_SECRET_CACHE_SECONDS = 60
 
     ServiceBusConnection__fullyQualifiedNamespace = module.servicebus.fully_qualified_namespace
+
+    # With host.json's "telemetryMode": "OpenTelemetry": the Python worker's own
+    # pipeline (shared/telemetry.py) carries its logs and the host stops copying
+    # them, so each line reaches Application Insights once (azure review C6).
+    PYTHON_ENABLE_OPENTELEMETRY = "true"
   }
 }
 
@@ -135,6 +160,13 @@ module "servicebus" {
   resource_group_name = azurerm_resource_group.this.name
   tags                = var.tags
 
+  # scale.tf: Standard with the serverless tier, Premium (one messaging partition)
+  # with the provisioned one. The tier conditions of the module calls test
+  # var.scale_tier itself, not local.serverless: checkov resolves variables (and
+  # a --var-file) but not locals made of them, and tests/infra scans both tiers.
+  sku             = var.scale_tier == "serverless" ? "Standard" : "Premium"
+  messaging_units = var.scale_tier == "serverless" ? 0 : var.servicebus_messaging_units
+
   max_delivery_count                      = local.max_delivery_count
   duplicate_detection_history_time_window = "PT10M"
 
@@ -146,36 +178,25 @@ module "servicebus" {
   topics = {
     events = { name = local.service_bus_names.events_topic }
   }
-  subscriptions = {
-    events_log = {
-      topic         = "events"
-      name          = local.service_bus_names.events_log_subscription
-      lock_duration = local.lock_duration
-      event_types   = var.events_log_types
-    }
-    # Events of tenants with webhooks (the outbox marks them `webhooks = '1'`): the
-    # fan-out stores each (for replay) and matches the tenant's subscriptions in code.
-    webhooks = {
-      topic         = "events"
-      name          = local.service_bus_names.webhooks_subscription
-      lock_duration = local.lock_duration
-      event_types   = ["*"]
-      sql_filter    = "[webhooks] = '1'"
-    }
-  }
+  subscriptions = local.service_bus_subscriptions
 }
 
 module "cosmos" {
   source = "./modules/cosmos"
 
-  name                     = "cosmos-${local.base_name}"
-  location                 = azurerm_resource_group.this.location
-  resource_group_name      = azurerm_resource_group.this.name
-  database_name            = var.cosmos_database_name
-  throughput_mode          = var.cosmos_throughput_mode
-  autoscale_max_throughput = var.cosmos_autoscale_max_throughput
-  containers               = local.cosmos_containers
-  tags                     = var.tags
+  name                = "cosmos-${local.base_name}"
+  location            = azurerm_resource_group.this.location
+  resource_group_name = azurerm_resource_group.this.name
+  database_name       = var.cosmos_database_name
+  containers          = local.cosmos_containers
+  tags                = var.tags
+
+  # scale.tf: serverless, or autoscale throughput for the hot containers and a
+  # shared autoscale budget for the others.
+  serverless                        = var.scale_tier == "serverless"
+  hot_containers                    = var.scale_tier == "serverless" ? [] : var.cosmos_hot_containers
+  hot_autoscale_max_throughput      = var.cosmos_autoscale_max_throughput
+  database_autoscale_max_throughput = var.cosmos_database_autoscale_max_throughput
 }
 
 module "keyvault" {
@@ -200,11 +221,11 @@ module "function_app" {
 
   storage_account_name          = module.storage.account_name
   deployment_container_endpoint = module.storage.deployment_container_endpoint
-  maximum_instance_count        = var.function_maximum_instance_count
+  maximum_instance_count        = local.function_instance_count # scale.tf
   instance_memory_in_mb         = var.function_instance_memory_in_mb
   http_concurrency              = var.function_http_concurrency
   zone_redundant                = var.function_zone_redundant
 
   application_insights_connection_string = module.monitoring.application_insights_connection_string
-  app_settings                           = local.app_settings
+  app_settings                           = merge(local.app_settings, local.host_settings)
 }

@@ -42,3 +42,22 @@ output "storage_account_name" {
   description = "Host storage account (AzureWebJobsStorage, Flex deployment packages)."
   value       = module.storage.account_name
 }
+
+output "scale" {
+  description = "The scale tier's derived figures (README \"Scale tiers\"): what each store sustains in delivered messages per second, the least of them (the ceiling), and the instances and Service Bus calls per instance the functions get so as to stay under it."
+  value = {
+    tier                               = var.scale_tier
+    store_ceilings_messages_per_second = { for part, ceiling in local.store_ceilings : part => floor(ceiling) }
+    ceiling_messages_per_second        = floor(local.ceiling_messages_per_second)
+    dispatch_concurrency               = local.dispatch_concurrency
+    function_maximum_instance_count    = local.function_instance_count
+    service_bus_max_concurrent_calls   = local.service_bus_max_concurrent_calls
+    service_bus_operations_per_message = local.service_bus_operations_per_message
+    service_bus_operations_per_second  = local.service_bus_operations_per_second
+    cosmos_request_units_per_second = {
+      messages   = local.cosmos_messages_request_units_per_second
+      counters   = local.cosmos_counters_request_units_per_second
+      "(shared)" = local.cosmos_shared_request_units_per_second
+    }
+  }
+}

@@ -1,5 +1,5 @@
 terraform {
-  required_version = ">= 1.6"
+  required_version = ">= 1.9" # variable validations that read locals and other variables
 
   required_providers {
     # 4.81 is the release these files are checked against (schemas read at

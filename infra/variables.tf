@@ -70,32 +70,86 @@ variable "cosmos_database_name" {
   default     = "ocm"
 }
 
-variable "cosmos_throughput_mode" {
-  description = "\"serverless\" (pay per request; the default) or \"autoscale\" (provisioned RU/s shared by the database's containers)."
+variable "scale_tier" {
+  description = "What Cosmos DB and Service Bus provide, and so how hard the functions may push them (README \"Scale tiers\"): \"serverless\" (Cosmos DB serverless, Service Bus Standard; the default) or \"provisioned\" (Cosmos DB autoscale throughput, Service Bus Premium)."
   type        = string
   default     = "serverless"
 
   validation {
-    condition     = contains(["serverless", "autoscale"], var.cosmos_throughput_mode)
-    error_message = "cosmos_throughput_mode must be \"serverless\" or \"autoscale\"."
+    condition     = contains(["serverless", "provisioned"], var.scale_tier)
+    error_message = "scale_tier must be \"serverless\" or \"provisioned\"."
+  }
+}
+
+variable "cosmos_hot_containers" {
+  description = "Containers with autoscale throughput of their own when scale_tier = \"provisioned\" (the others share the database's). Fixed when a container is created: Cosmos DB gives a container in a shared-throughput database dedicated throughput only at creation."
+  type        = list(string)
+  default     = ["messages", "counters"]
+
+  validation {
+    condition     = alltrue([for name in var.cosmos_hot_containers : contains(keys(local.cosmos_containers), name)])
+    error_message = "cosmos_hot_containers must name containers of containers.tf."
+  }
+
+  validation {
+    condition     = length(distinct(var.cosmos_hot_containers)) == length(var.cosmos_hot_containers)
+    error_message = "cosmos_hot_containers must not name a container twice."
   }
 }
 
 variable "cosmos_autoscale_max_throughput" {
-  description = "Maximum RU/s of the database when cosmos_throughput_mode is \"autoscale\" (it scales between 10% and this)."
+  description = "Autoscale maximum RU/s of each hot container when scale_tier = \"provisioned\" (it scales between 10% of this and this), by container: one entry per name of cosmos_hot_containers."
+  type        = map(number)
+  default = {
+    messages = 8000
+    counters = 1000
+  }
+
+  validation {
+    condition     = alltrue([for rus in values(var.cosmos_autoscale_max_throughput) : rus >= 1000 && rus % 1000 == 0])
+    error_message = "cosmos_autoscale_max_throughput values must be multiples of 1000, at least 1000."
+  }
+
+  validation {
+    condition = alltrue(concat(
+      [for name in var.cosmos_hot_containers : contains(keys(var.cosmos_autoscale_max_throughput), name)],
+      [for name in keys(var.cosmos_autoscale_max_throughput) : contains(var.cosmos_hot_containers, name)],
+    ))
+    error_message = "cosmos_autoscale_max_throughput must have one entry per container of cosmos_hot_containers, and no other."
+  }
+}
+
+variable "cosmos_database_autoscale_max_throughput" {
+  description = "Autoscale maximum RU/s the database's other containers share when scale_tier = \"provisioned\" (it scales between 10% of this and this)."
   type        = number
   default     = 1000
 
   validation {
-    condition     = var.cosmos_autoscale_max_throughput >= 1000 && var.cosmos_autoscale_max_throughput % 1000 == 0
-    error_message = "cosmos_autoscale_max_throughput must be a multiple of 1000, at least 1000."
+    condition     = var.cosmos_database_autoscale_max_throughput >= 1000 && var.cosmos_database_autoscale_max_throughput % 1000 == 0
+    error_message = "cosmos_database_autoscale_max_throughput must be a multiple of 1000, at least 1000."
+  }
+}
+
+variable "servicebus_messaging_units" {
+  description = "Messaging units of the Premium namespace when scale_tier = \"provisioned\" (one messaging partition)."
+  type        = number
+  default     = 1
+
+  validation {
+    condition     = contains([1, 2, 4, 8, 16], var.servicebus_messaging_units)
+    error_message = "servicebus_messaging_units must be 1, 2, 4, 8 or 16."
   }
 }
 
 variable "function_maximum_instance_count" {
-  description = "Instances the Flex Consumption app may scale out to."
+  description = "Instances the Flex Consumption app may scale out to; null (the default) derives it from scale_tier (README \"Scale tiers\"). maxConcurrentCalls is then derived from it."
   type        = number
-  default     = 40
+  default     = null
+
+  validation {
+    condition     = var.function_maximum_instance_count == null ? true : var.function_maximum_instance_count >= 1 && var.function_maximum_instance_count <= 1000 && floor(var.function_maximum_instance_count) == var.function_maximum_instance_count
+    error_message = "function_maximum_instance_count must be null or a whole number from 1 to 1000."
+  }
 }
 
 variable "function_instance_memory_in_mb" {

@@ -7,6 +7,7 @@ a change on either side alone is caught.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable, Mapping
 from typing import Annotated, Any
@@ -16,6 +17,7 @@ from pydantic.fields import FieldInfo
 
 from shared.adapters.azure.cosmos_layout import CosmosContainer
 from shared.config import Settings
+from shared.containers import COUNTERS, MESSAGES
 from tests.infra.deployment import FILTERED_PROPERTY, Deployment, Trigger, app_setting
 from tests.infra.hcl import Computed
 
@@ -209,6 +211,16 @@ def service_bus_problems(
             problems.append(
                 f"{name}: duplicate detection window {window} is not {DUPLICATE_DETECTION_WINDOW}"
             )
+        # A Premium namespace with one messaging partition refuses partitioned
+        # entities; express entities do not exist on Premium.
+        if entity.get("partitioning_enabled") is not False:
+            problems.append(f"{name}: partitioning_enabled is not false (Premium refuses it)")
+        if entity.get("express_enabled"):
+            problems.append(f"{name}: express_enabled (Premium refuses express entities)")
+        if entity.get("max_message_size_in_kilobytes") not in (None, 256) and not _premium(
+            deployment
+        ):
+            problems.append(f"{name}: max_message_size_in_kilobytes is for Premium namespaces only")
     return problems + _log_filter_problems(deployment, settings)
 
 
@@ -297,3 +309,183 @@ def _terraform_container_facts(container: Mapping[str, Any]) -> dict[str, Any]:
         ),
         "default ttl": container.get("default_ttl"),
     }
+
+
+# --- scale tiers ------------------------------------------------------------------
+
+# What the code writes for every delivered message: these need throughput of their
+# own on provisioned throughput (shared/containers.py).
+HOT_CONTAINERS = (MESSAGES, COUNTERS)
+MAX_CONCURRENT_CALLS = "AzureFunctionsJobHost__extensions__serviceBus__maxConcurrentCalls"
+# Published limits, kept here apart from infra/scale.tf's copies of them.
+# Learn "Azure Cosmos DB serverless account performance".
+SERVERLESS_CONTAINER_RUS = 5000
+# Learn "Throttling operations on Azure Service Bus": credits per second of a
+# Standard namespace; a data operation or a filter evaluation costs one.
+STANDARD_CREDITS_PER_SECOND = 1000
+MESSAGING_UNITS = (1, 2, 4, 8, 16)
+# instances x maxConcurrentCalls is rounded down from the concurrency the ceiling
+# allows, never above it, and not far below it either (else it is not derived).
+CONCURRENCY_SLACK = 0.9
+
+
+def scale_problems(deployment: Deployment) -> list[str]:
+    """The tier's stores are laid out as their kind allows (a serverless account
+    has no throughput anywhere and goes with Service Bus Standard; a provisioned
+    one gives the hot containers autoscale of their own and the rest a shared
+    budget, with Service Bus Premium), and the functions' instances x Service Bus
+    calls stay within what those stores sustain."""
+    serverless = _serverless(deployment)
+    problems = _serverless_problems(deployment) if serverless else _provisioned_problems(deployment)
+    return problems + _concurrency_problems(deployment, _ceiling(deployment))
+
+
+def _serverless(deployment: Deployment) -> bool:
+    capabilities = deployment.cosmos_account.get("capabilities") or []
+    return any(c.get("name") == "EnableServerless" for c in capabilities)
+
+
+def _premium(deployment: Deployment) -> bool:
+    return deployment.service_bus_namespace.get("sku") == "Premium"
+
+
+def _autoscale(resource: Mapping[str, Any]) -> int | None:
+    settings = resource.get("autoscale_settings") or []
+    return settings[0].get("max_throughput") if settings else None
+
+
+def _serverless_problems(deployment: Deployment) -> list[str]:
+    problems = []
+    throughputs = {"the database": deployment.cosmos_database} | {
+        f"container {name!r}": c for name, c in deployment.containers.items()
+    }
+    for what, resource in throughputs.items():
+        if resource.get("autoscale_settings") or resource.get("throughput") is not None:
+            problems.append(f"serverless account: {what} sets throughput (serverless allows none)")
+    namespace = deployment.service_bus_namespace
+    if namespace.get("sku") != "Standard":
+        problems.append(f"serverless tier: Service Bus is {namespace.get('sku')}, not Standard")
+    if namespace.get("capacity") not in (None, 0) or namespace.get(
+        "premium_messaging_partitions"
+    ) not in (None, 0):
+        problems.append("serverless tier: Standard namespace with capacity or messaging partitions")
+    return problems
+
+
+def _provisioned_problems(deployment: Deployment) -> list[str]:
+    problems = []
+    shared = _autoscale(deployment.cosmos_database)
+    if not _valid_max(shared):
+        problems.append(
+            f"provisioned account: the database's shared autoscale maximum is {shared!r}, "
+            "not a multiple of 1000 from 1000"
+        )
+    for name in HOT_CONTAINERS:
+        container = deployment.containers.get(name, {})
+        if not _valid_max(_autoscale(container)):
+            problems.append(
+                f"provisioned account: container {name!r} has no autoscale throughput of its own "
+                f"({_autoscale(container)!r})"
+            )
+    for name, container in deployment.containers.items():
+        if container.get("throughput") is not None:
+            problems.append(f"container {name!r}: manual throughput (autoscale only)")
+    namespace = deployment.service_bus_namespace
+    if namespace.get("sku") != "Premium":
+        problems.append(f"provisioned tier: Service Bus is {namespace.get('sku')}, not Premium")
+    if namespace.get("premium_messaging_partitions") != 1:
+        problems.append(
+            "provisioned tier: premium_messaging_partitions is "
+            f"{namespace.get('premium_messaging_partitions')!r}, not 1"
+        )
+    if namespace.get("capacity") not in MESSAGING_UNITS:
+        problems.append(
+            f"provisioned tier: capacity {namespace.get('capacity')!r} is not one of "
+            f"{MESSAGING_UNITS} messaging units"
+        )
+    return problems
+
+
+def _valid_max(value: Any) -> bool:
+    return isinstance(value, int) and value >= 1000 and value % 1000 == 0
+
+
+def _ceiling(deployment: Deployment) -> float:
+    """Delivered messages per second the stores sustain, from the resources as
+    deployed and infra/scale.tf's per-message figures."""
+    cost = deployment.scale_inputs["cost_per_message"]
+    rus_per_message: Mapping[str, float] = cost["cosmos_request_units"]
+    if _serverless(deployment):
+        # Every container its own 5,000 RU/s; the uncosted rest as if on one.
+        available = {name: SERVERLESS_CONTAINER_RUS for name in rus_per_message}
+        rest = SERVERLESS_CONTAINER_RUS
+    else:
+        available = {
+            name: _autoscale(deployment.containers.get(name, {})) for name in rus_per_message
+        }
+        available = {name: rus for name, rus in available.items() if rus}
+        rest = _autoscale(deployment.cosmos_database) or 0
+    ceilings = [available[name] / rus_per_message[name] for name in available]
+    rest_per_message = cost["cosmos_request_units_total"] - sum(
+        rus_per_message[name] for name in available
+    )
+    if rest_per_message > 0:
+        ceilings.append(rest / rest_per_message)
+    namespace = deployment.service_bus_namespace
+    if _premium(deployment):
+        per_unit = deployment.scale_inputs["service_bus_premium_operations_per_second_per_unit"]
+        operations = (namespace.get("capacity") or 0) * per_unit
+    else:
+        operations = STANDARD_CREDITS_PER_SECOND
+    # Each send to the events topic is evaluated against every subscription's rule.
+    topic = str(app_setting(deployment.app_settings.get("OCM_EVENTS_TOPIC")))
+    evaluations = cost["topic_sends"] * sum(1 for t, _ in deployment.subscriptions if t == topic)
+    ceilings.append(operations / (cost["service_bus_operations"] + evaluations))
+    return min(ceilings)
+
+
+def _concurrency_problems(deployment: Deployment, ceiling: float) -> list[str]:
+    problems = []
+    budget = max(1, math.floor(ceiling * deployment.scale_inputs["dispatch_seconds"]))
+    calls = _integer(deployment.app_settings.get(MAX_CONCURRENT_CALLS))
+    instances = _integer(deployment.function_app.get("maximum_instance_count"))
+    if calls is None or calls < 1:
+        problems.append(
+            f"app setting {MAX_CONCURRENT_CALLS} is "
+            f"{deployment.app_settings.get(MAX_CONCURRENT_CALLS)!r}, not a number of calls"
+        )
+    if instances is None or not 1 <= instances <= 1000:
+        problems.append(
+            f"maximum_instance_count is {deployment.function_app.get('maximum_instance_count')!r}"
+        )
+    if calls is None or instances is None:
+        return problems
+    if instances * calls > budget:
+        problems.append(
+            f"{instances} instances x {calls} maxConcurrentCalls = {instances * calls} concurrent "
+            f"dispatches, above the {budget} the stores sustain ({ceiling:.1f} messages/s x "
+            f"{deployment.scale_inputs['dispatch_seconds']} s): sustained throttling"
+        )
+    elif instances * calls < CONCURRENCY_SLACK * budget:
+        problems.append(
+            f"{instances} instances x {calls} maxConcurrentCalls = {instances * calls}, far below "
+            f"the {budget} concurrent dispatches the stores sustain: not derived from the tier"
+        )
+    scale = deployment.outputs.get("scale", {})
+    reported = {
+        "ceiling_messages_per_second": math.floor(ceiling),
+        "function_maximum_instance_count": instances,
+        "service_bus_max_concurrent_calls": calls,
+    }
+    for name, value in reported.items():
+        if scale.get(name) != value:
+            problems.append(f"output scale.{name} is {scale.get(name)!r}, the deployment's {value}")
+    return problems
+
+
+def _integer(value: Any) -> int | None:
+    try:
+        number = float(str(value))
+    except ValueError:
+        return None
+    return int(number) if number.is_integer() else None

@@ -8,7 +8,8 @@ compares the two sides.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -17,11 +18,17 @@ from ocm_cli.triggers import app_functions
 from tests.infra.hcl import Computed, Module, Scope
 
 INFRA = Path(__file__).resolve().parents[2] / "infra"
-EVENT_TYPES = re.compile(r"each\.value\.\w+")
-CUSTOM_FILTER = "each.value.sql_filter"
 # The outbox publishes each event with the application property `type`
 # (shared/services/messaging/outbox.py); SQL filters name it as a delimited identifier.
 FILTERED_PROPERTY = "[type]"
+TYPE_FILTER = re.compile(r"^\[type\] IN \(((?:'[^']*'(?:, )?)+)\)$")
+ALL_EVENTS = "1=1"
+# The root module's locals that hold the scale model's inputs (infra/scale.tf).
+SCALE_INPUTS = (
+    "cost_per_message",
+    "service_bus_premium_operations_per_second_per_unit",
+    "dispatch_seconds",
+)
 
 
 @dataclass
@@ -34,6 +41,16 @@ class Deployment:
     topics: dict[str, dict[str, Any]]
     subscriptions: dict[tuple[str, str], dict[str, Any]]  # by (topic, subscription)
     containers: dict[str, dict[str, Any]]
+    # The stores and the app as a whole, for the scale tier's checks.
+    cosmos_account: dict[str, Any] = field(default_factory=dict)
+    cosmos_database: dict[str, Any] = field(default_factory=dict)
+    service_bus_namespace: dict[str, Any] = field(default_factory=dict)
+    function_app: dict[str, Any] = field(default_factory=dict)
+    outputs: dict[str, Any] = field(default_factory=dict)
+    scale_inputs: dict[str, Any] = field(default_factory=dict)  # infra/scale.tf's figures
+    # What `terraform plan` would stop on (failed variable validations) or warn of.
+    validation_errors: list[str] = field(default_factory=list)
+    check_warnings: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -44,9 +61,11 @@ class Trigger:
     binding: dict[str, str]
 
 
-def read_deployment(infra: Path = INFRA) -> Deployment:
-    """The Function App, Service Bus entities and Cosmos containers of ``infra``."""
-    scopes = list(Scope(Module.load(infra)).descendants())
+def read_deployment(infra: Path = INFRA, variables: Mapping[str, Any] | None = None) -> Deployment:
+    """The Function App, Service Bus entities and Cosmos containers of ``infra``,
+    with ``variables`` set as a tfvars file would (the others at their defaults)."""
+    root = Scope(Module.load(infra), variables)
+    scopes = list(root.descendants())
 
     def instances(kind: str) -> list[tuple[Scope, dict[str, Any]]]:
         return [found for scope in scopes for found in scope.instances(kind)]
@@ -62,9 +81,12 @@ def read_deployment(infra: Path = INFRA) -> Deployment:
     for scope, rule in instances("azurerm_servicebus_subscription_rule"):
         owner, subscription = scope.instance(rule["subscription_id"])
         _, topic = owner.instance(subscription["topic_id"])
-        rule["event_types"] = _filter_event_types(scope, rule["sql_filter"])
+        rule["event_types"] = _filter_event_types(rule["sql_filter"])
         rule["filters_on_type"] = FILTERED_PROPERTY in str(rule["sql_filter"])
         subscriptions[(topic["name"], subscription["name"])]["rules"].append(rule)
+    ((_, account),) = instances("azurerm_cosmosdb_account")
+    ((_, database),) = instances("azurerm_cosmosdb_sql_database")
+    ((_, namespace),) = instances("azurerm_servicebus_namespace")
     return Deployment(
         app_settings=app["app_settings"],
         site_config=app["site_config"][0],
@@ -72,22 +94,28 @@ def read_deployment(infra: Path = INFRA) -> Deployment:
         topics={t["name"]: t for _, t in instances("azurerm_servicebus_topic")},
         subscriptions=subscriptions,
         containers={c["name"]: c for _, c in instances("azurerm_cosmosdb_sql_container")},
+        cosmos_account=account,
+        cosmos_database=database,
+        service_bus_namespace=namespace,
+        function_app=app,
+        outputs={name: root.output(name) for name in root.module.outputs},
+        scale_inputs={name: root.lookup("local", name) for name in SCALE_INPUTS},
+        validation_errors=[e for scope in scopes for e in scope.validation_errors()],
+        check_warnings=root.check_warnings(),
     )
 
 
-def _filter_event_types(scope: Scope, sql_filter: Any) -> Any:
-    """The event types a rule's SQL filter is built from (the one list it reads)."""
-    text = sql_filter.expression if isinstance(sql_filter, Computed) else str(sql_filter)
-    references = set(EVENT_TYPES.findall(text))
-    if CUSTOM_FILTER in references:  # a subscription with its own SQL filter uses that
-        custom = scope.evaluate("${" + CUSTOM_FILTER + "}")
-        if custom is not None:
-            return Computed(str(custom))
-        references.discard(CUSTOM_FILTER)
-    references = sorted(references)
-    if len(references) != 1:
-        return Computed(text)
-    return scope.evaluate("${" + references[0] + "}")
+def _filter_event_types(sql_filter: Any) -> Any:
+    """The event types a rule's SQL filter lets through: ``["*"]`` for all,
+    ``Computed`` for a filter that is not a plain list of types."""
+    if isinstance(sql_filter, Computed):
+        return sql_filter
+    if sql_filter == ALL_EVENTS:
+        return ["*"]
+    match = TYPE_FILTER.match(str(sql_filter))
+    if match is None:
+        return Computed(str(sql_filter))
+    return re.findall(r"'([^']*)'", match[1])
 
 
 def code_triggers() -> list[Trigger]:
@@ -111,4 +139,6 @@ def app_setting(value: Any) -> str | Computed:
         return value
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))  # Terraform renders the number 2.0 as "2"
     return str(value)

@@ -26,8 +26,10 @@ resource "azurerm_cosmosdb_account" "this" {
     failover_priority = 0
   }
 
+  # Serverless or provisioned is fixed at creation for Terraform: azurerm replaces
+  # the account when EnableServerless is added or removed (README "Scale tiers").
   dynamic "capabilities" {
-    for_each = var.throughput_mode == "serverless" ? ["EnableServerless"] : []
+    for_each = var.serverless ? ["EnableServerless"] : []
     content {
       name = capabilities.value
     }
@@ -36,15 +38,17 @@ resource "azurerm_cosmosdb_account" "this" {
   tags = var.tags
 }
 
-# In autoscale mode the database's RU/s are shared by its containers, so one
-# budget covers the small ones (tenants, apps, channels) and the busy ones alike.
+# Provisioned: the database's autoscale RU/s are shared by the containers without
+# throughput of their own, so one small budget covers the small ones (tenants,
+# apps, channels...). Serverless: no throughput anywhere (the account refuses it).
+# Like a container's, a database's throughput can only be given at creation.
 resource "azurerm_cosmosdb_sql_database" "this" {
   name                = var.database_name
   resource_group_name = var.resource_group_name
   account_name        = azurerm_cosmosdb_account.this.name
 
   dynamic "autoscale_settings" {
-    for_each = var.throughput_mode == "autoscale" ? [var.autoscale_max_throughput] : []
+    for_each = var.serverless ? [] : [var.database_autoscale_max_throughput]
     content {
       max_throughput = autoscale_settings.value
     }
@@ -62,6 +66,16 @@ resource "azurerm_cosmosdb_sql_container" "this" {
   partition_key_kind    = each.value.partition_key_kind
   partition_key_version = each.value.partition_key_version
   default_ttl           = each.value.default_ttl
+
+  # A hot container has autoscale throughput of its own, beside the database's
+  # shared budget. Cosmos DB allows that only when the container is created with
+  # it: adding or removing one here later needs the container re-created.
+  dynamic "autoscale_settings" {
+    for_each = !var.serverless && contains(var.hot_containers, each.key) ? [var.hot_autoscale_max_throughput[each.key]] : []
+    content {
+      max_throughput = autoscale_settings.value
+    }
+  }
 
   # One unique key per path, as the code declares them: each field is unique on
   # its own within a logical partition, not as a compound.

@@ -18,13 +18,28 @@ variable "database_name" {
   type        = string
 }
 
-variable "throughput_mode" {
-  description = "\"serverless\" or \"autoscale\"."
-  type        = string
+variable "serverless" {
+  description = "A serverless account (no throughput anywhere); false: provisioned throughput."
+  type        = bool
 }
 
-variable "autoscale_max_throughput" {
-  description = "Maximum RU/s of the database in autoscale mode."
+variable "hot_containers" {
+  description = "Containers with autoscale throughput of their own (provisioned only)."
+  type        = list(string)
+
+  validation {
+    condition     = alltrue([for name in var.hot_containers : contains(keys(var.containers), name)])
+    error_message = "hot_containers must name containers of var.containers."
+  }
+}
+
+variable "hot_autoscale_max_throughput" {
+  description = "Autoscale maximum RU/s of each hot container, by name."
+  type        = map(number)
+}
+
+variable "database_autoscale_max_throughput" {
+  description = "Autoscale maximum RU/s the other containers share (provisioned only)."
   type        = number
 }
 

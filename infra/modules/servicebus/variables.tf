@@ -13,6 +13,26 @@ variable "resource_group_name" {
   type        = string
 }
 
+variable "sku" {
+  description = "\"Standard\" or \"Premium\"."
+  type        = string
+
+  validation {
+    condition     = contains(["Standard", "Premium"], var.sku)
+    error_message = "sku must be \"Standard\" or \"Premium\"."
+  }
+}
+
+variable "messaging_units" {
+  description = "Messaging units of a Premium namespace: 1, 2, 4, 8 or 16 (ignored on Standard)."
+  type        = number
+
+  validation {
+    condition     = contains([0, 1, 2, 4, 8, 16], var.messaging_units)
+    error_message = "messaging_units must be 1, 2, 4, 8 or 16 (0 on Standard)."
+  }
+}
+
 variable "tags" {
   description = "Tags."
   type        = map(string)
