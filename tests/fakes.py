@@ -17,9 +17,11 @@ import orjson
 
 from shared.adapters.documents import (
     apply_changes,
+    check_partition,
     decode_cursor,
     encode_cursor,
     expiry,
+    transaction_key,
 )
 from shared.adapters.embedded.sqlite_queue import (
     DEAD_LETTER,
@@ -32,6 +34,7 @@ from shared.containers import CONTAINERS
 from shared.domain.models import Document
 from shared.ports import (
     SYSTEM,
+    BatchFailed,
     Clock,
     Conflict,
     ContainerSpec,
@@ -44,7 +47,9 @@ from shared.ports import (
     Query,
     ReceivedMessage,
     Scope,
+    StoreError,
     Subscription,
+    Write,
     reaches_anyone,
     refuse_oversized,
     subscribers,
@@ -191,6 +196,23 @@ class FakeDocumentStore:
         del self._data[container][doc_id]
         return True
 
+    async def transact(self, container: str, writes: Sequence[Write]) -> list[Document]:
+        transaction_key(self._specs[container], writes)
+        backup = dict(self._table(container))
+        done: list[Document] = []
+        for index, write in enumerate(writes):
+            try:
+                if write.kind == "create":
+                    done.append(await self.create(container, write.doc))
+                elif write.kind == "replace":
+                    done.append(await self.replace(container, write.doc, etag=write.etag))
+                else:
+                    done.append(await self.upsert(container, write.doc))
+            except StoreError as exc:
+                self._data[container] = backup
+                raise BatchFailed(index, exc) from exc
+        return done
+
     async def query(self, container: str, query: Query) -> Page:
         if query.limit < 1:
             raise ValueError("limit must be at least 1")
@@ -274,6 +296,7 @@ class FakeDocumentStore:
         body = {k: v for k, v in doc.items() if k != "_etag"}
         if not isinstance(body.get("id"), str) or not isinstance(body.get("tenant_id"), str):
             raise ValueError("a document needs a string id and tenant_id")
+        check_partition(self._specs[container], body)
         for field in self._specs[container].unique:
             value = _get(body, field)
             if value is not None and any(

@@ -7,7 +7,9 @@ package is the ports' public face: import from ``shared.ports``, not its modules
 from shared.domain.errors import CallbackInvalid, CallbackRejected, ProviderError
 from shared.ports.clock import Clock
 from shared.ports.documents import (
+    MAX_TRANSACTION_WRITES,
     SYSTEM,
+    BatchFailed,
     Conflict,
     ContainerSpec,
     DocumentStore,
@@ -21,6 +23,8 @@ from shared.ports.documents import (
     Scope,
     StoreError,
     SystemScope,
+    Write,
+    partition_of,
 )
 from shared.ports.providers import (
     CallbackReply,
@@ -49,7 +53,9 @@ from shared.ports.secrets import SecretStore
 from shared.ports.throttling import Throttled
 
 __all__ = [
+    "MAX_TRANSACTION_WRITES",
     "SYSTEM",
+    "BatchFailed",
     "CallbackInvalid",
     "CallbackRejected",
     "CallbackReply",
@@ -84,6 +90,8 @@ __all__ = [
     "Subscription",
     "SystemScope",
     "Throttled",
+    "Write",
+    "partition_of",
     "reaches_anyone",
     "receipt",
     "refuse_oversized",

@@ -44,6 +44,39 @@ class NotFound(StoreError):
     """The document does not exist (or belongs to another partition)."""
 
 
+class BatchFailed(StoreError):
+    """A transaction (``DocumentStore.transact``) changed nothing because the write
+    at ``index`` failed with ``cause`` (Conflict, PreconditionFailed, NotFound)."""
+
+    def __init__(self, index: int, cause: StoreError) -> None:
+        super().__init__(f"write {index} of the transaction failed: {cause}")
+        self.index = index
+        self.cause = cause
+
+
+MAX_TRANSACTION_WRITES = 100
+"""Cosmos DB's limit on the operations of one transactional batch."""
+
+
+@dataclass(frozen=True, slots=True)
+class Write:
+    """One write of a transaction: ``create`` (fails if the id exists), ``replace``
+    (fails if the document is missing or, with ``etag``, has changed), ``upsert``."""
+
+    kind: Literal["create", "replace", "upsert"]
+    doc: Document
+    etag: str | None = None
+
+
+def partition_of(doc_id: str) -> str:
+    """The ``partition`` key part of a document in a container keyed by it: the id
+    up to its first ``|`` (``2026-12-07|msg_1:sent`` is in partition ``2026-12-07``)."""
+    head, bar, _ = doc_id.partition("|")
+    if not bar or not head:
+        raise ValueError(f"{doc_id!r} names no partition (the id must start with one and |)")
+    return head
+
+
 class InvalidCursor(StoreError, ValueError):
     """A pagination cursor that this store did not issue for this query."""
 
@@ -102,7 +135,10 @@ class ContainerSpec:
     documents in one logical partition (small containers that need per-tenant
     unique fields); ``("tenant_id", "id")`` is a hierarchical key that never caps
     a tenant at one partition's size while a point read still needs only the
-    tenant and the id; ``("id",)`` serves lookups by id alone (the Directory).
+    tenant and the id; ``("id",)`` serves lookups by id alone (the Directory);
+    ``("tenant_id", "partition")`` groups a tenant's documents by the part of their
+    id before its first ``|`` (``partition_of``), which every document also carries
+    as its ``partition`` field: what one transaction (``transact``) may span.
     """
 
     name: str
@@ -138,8 +174,12 @@ class ContainerSpec:
             raise ValueError(f"{self.name} is not indexed for ordering by {query.order_by!r}")
 
     def __post_init__(self) -> None:
+        if self.partition_key == ("tenant_id", "partition"):
+            return
         if not self.partition_key or any(f not in ("tenant_id", "id") for f in self.partition_key):
-            raise ValueError("a partition key is made of tenant_id and/or id")
+            raise ValueError(
+                'a partition key is made of tenant_id and/or id, or is ("tenant_id", "partition")'
+            )
         if self.unique and self.partition_key != ("tenant_id",):
             raise ValueError("unique fields need the tenant as the whole partition key")
 
@@ -196,6 +236,14 @@ class DocumentStore(Protocol):
     ) -> bool: ...
 
     async def query(self, container: str, query: Query) -> Page: ...
+
+    async def transact(self, container: str, writes: Sequence[Write]) -> list[Document]:
+        """All of ``writes`` or none (at most MAX_TRANSACTION_WRITES), in one logical
+        partition: the same tenant and, in a container keyed by ``partition``, the
+        same partition (ValueError otherwise). Returns the written documents with
+        their new etags, in order; raises BatchFailed naming the first write that
+        failed, having written nothing (Cosmos DB's transactional batch)."""
+        ...
 
     async def increment(
         self, container: str, tenant_id: str, doc_id: str, field: str, by: int, *, ttl: int

@@ -43,6 +43,7 @@ SPECS = (
     ContainerSpec(
         "records", indexed=("rank",), ordered=("rank",), partition_key=("tenant_id", "id")
     ),
+    ContainerSpec("tallies", indexed=("kind",), partition_key=("tenant_id", "partition")),
     *CONTAINERS,
 )
 TOPICS = {

@@ -1,6 +1,6 @@
 """What only a real Cosmos DB account can show: hierarchical partition keys as they
 really route, TTL expiry by Cosmos's own clock, descending pages served by the
-ascending composite index, and real request charges.
+ascending composite index, transactional batches, and real request charges.
 
 Runs when OCM_TEST_COSMOS_ENDPOINT and OCM_TEST_COSMOS_KEY name an account (a
 database ``ocm-live-<random>`` is created with the containers exactly as
@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from shared.adapters.azure.cosmos import CosmosDocumentStore, build_cosmos_client, create_containers
-from shared.ports import SYSTEM, Conflict, NotFound, PreconditionFailed, Query
+from shared.ports import SYSTEM, BatchFailed, Conflict, NotFound, PreconditionFailed, Query, Write
 from tests.contract.conftest import SPECS
 
 ENDPOINT = os.environ.get("OCM_TEST_COSMOS_ENDPOINT", "")
@@ -93,3 +93,36 @@ async def test_a_patch_under_a_hierarchical_key_honours_the_etag(
         await live.patch("records", "tn_a", "r1", {"rank": 3}, etag=created["_etag"])
     with pytest.raises(NotFound):
         await live.patch("records", "tn_b", "r1", {"rank": 3})
+
+
+async def test_a_transactional_batch_is_all_or_nothing_in_a_tenant_and_day_partition(
+    live: CosmosDocumentStore,
+) -> None:
+    """The real execute_item_batch on a ("tenant_id", "partition") key: what
+    tests/support/cosmos_server.js emulates for the local server."""
+
+    def tally(doc_id: str, **fields: object) -> dict[str, object]:
+        return {"id": doc_id, "tenant_id": "tn_a", "partition": doc_id.split("|")[0], **fields}
+
+    bucket = await live.create("tallies", tally("d1|bucket", count=1))
+    await live.create("tallies", tally("d1|m1:sent"))
+    with pytest.raises(BatchFailed) as failed:
+        await live.transact(
+            "tallies",
+            [
+                Write("create", tally("d1|m2:sent")),
+                Write("create", tally("d1|m1:sent")),
+                Write("replace", tally("d1|bucket", count=3), etag=bucket["_etag"]),
+            ],
+        )
+    assert failed.value.index == 1 and isinstance(failed.value.cause, Conflict)
+    assert await live.read("tallies", "tn_a", "d1|m2:sent") is None
+    done = await live.transact(
+        "tallies",
+        [
+            Write("create", tally("d1|m2:sent")),
+            Write("replace", tally("d1|bucket", count=2), etag=bucket["_etag"]),
+        ],
+    )
+    assert (await live.read("tallies", "tn_a", "d1|bucket")) == done[1]
+    assert live.meter.request_units["transact:tallies"] > 0

@@ -6,10 +6,9 @@ so this adapter never creates or alters them (``create_containers`` is for local
 servers and emulators).
 
 What differs from the embedded store, by Cosmos DB's design (documented on the
-port): ids are unique per partition, so a clash across tenants is not detected
-(ids are globally unique ULIDs by construction); ``create_many`` across
-partitions is not one transaction, so a failed batch deletes what it created;
-expired documents vanish on Cosmos's schedule but are never read (``ttl``).
+port): ids are unique per partition (ours are globally unique ULIDs); ``create_many``
+across partitions is not one transaction, so a failed batch deletes what it created
+(``transact``, one partition, is); expired documents vanish on Cosmos's schedule.
 """
 
 from __future__ import annotations
@@ -39,6 +38,7 @@ from shared.ports import (
     PreconditionFailed,
     Query,
     Scope,
+    Write,
 )
 
 log = logging.getLogger(__name__)
@@ -258,6 +258,9 @@ class CosmosDocumentStore:
             raise ValueError("limit must be at least 1")
         return await query_page(await self._ready(container), query)
 
+    async def transact(self, container: str, writes: Sequence[Write]) -> list[Document]:
+        return await (await self._ready(container)).transact(writes)
+
     async def increment(
         self, container: str, tenant_id: str, doc_id: str, field: str, by: int, *, ttl: int
     ) -> int:
@@ -273,8 +276,7 @@ class CosmosDocumentStore:
     # --- internals ----------------------------------------------------------------
 
     async def _ready(self, name: str) -> Container:
-        """The container, once the client is open (entered on first use, from the
-        event loop that uses it)."""
+        """The container, once the client is open (entered on first use, in its loop)."""
         if not self._open:
             async with self._opening:
                 if not self._open and self.client is not None:

@@ -5,16 +5,27 @@ documents without Cosmos's system properties or the stored unique values."""
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from azure.core import MatchConditions
 from azure.cosmos.aio import ContainerProxy
-from azure.cosmos.exceptions import CosmosHttpResponseError
+from azure.cosmos.exceptions import CosmosBatchOperationError, CosmosHttpResponseError
 
 from shared.adapters.azure.cosmos_layout import unique_property
+from shared.adapters.documents import check_partition, transaction_key
 from shared.domain.models import Document
-from shared.ports import Conflict, ContainerSpec, NotFound, PreconditionFailed, Throttled
+from shared.ports import (
+    BatchFailed,
+    Conflict,
+    ContainerSpec,
+    NotFound,
+    PreconditionFailed,
+    StoreError,
+    Throttled,
+    Write,
+    partition_of,
+)
 
 T = TypeVar("T")
 ResponseHook = Callable[[Mapping[str, Any], Any], None]
@@ -42,6 +53,8 @@ class Container:
 
     def key(self, tenant_id: str, doc_id: str) -> Any:
         """The partition key value of a document."""
+        if self.spec.partition_key[-1] == "partition":
+            return [tenant_id, partition_of(doc_id)]
         values = [tenant_id if f == "tenant_id" else doc_id for f in self.spec.partition_key]
         return values[0] if len(values) == 1 else values
 
@@ -54,6 +67,7 @@ class Container:
         doc_id, tenant_id = doc.get("id"), doc.get("tenant_id")
         if not isinstance(doc_id, str) or not isinstance(tenant_id, str):
             raise ValueError("a document needs a string id and tenant_id")
+        check_partition(self.spec, doc)
         body = {k: v for k, v in doc.items() if k != "_etag"}
         for f in self.spec.unique:
             body[unique_property(f)] = unique_value(field_value(body, f), doc_id)
@@ -116,6 +130,31 @@ class Container:
         current_etag: str = current["_etag"]
         return current_etag
 
+    async def transact(self, writes: Sequence[Write]) -> list[Document]:
+        """One transactional batch (Cosmos DB applies all of it or none); a failed
+        operation comes back as BatchFailed with the port's error for its status."""
+        tenant_id, _ = transaction_key(self.spec, writes)
+        operations: list[tuple[str, tuple[Any, ...], dict[str, Any]]] = []
+        for write in writes:
+            body = self.body(write.doc)
+            if write.kind == "replace":
+                condition = {"if_match_etag": write.etag} if write.etag else {}
+                operations.append(("replace", (body["id"], body), condition))
+            else:
+                operations.append((write.kind, (body,), {}))
+        try:
+            results = await call(
+                self.client.execute_item_batch(
+                    operations,
+                    partition_key=self.key(tenant_id, writes[0].doc["id"]),
+                    response_hook=self.hook("transact"),
+                )
+            )
+        except CosmosBatchOperationError as exc:
+            cause = translated_status(exc.status_code or 0)
+            raise BatchFailed(exc.error_index or 0, cause) from exc
+        return [to_document(result["resourceBody"]) for result in results]
+
 
 async def call(operation: Awaitable[T]) -> T:
     """Await one SDK call, with its failures as the port's exceptions."""
@@ -125,15 +164,22 @@ async def call(operation: Awaitable[T]) -> T:
         raise translated(exc) from exc
 
 
-def translated(exc: CosmosHttpResponseError) -> Exception:
-    """The port's exception for a Cosmos DB error (the error itself if none fits)."""
-    status = exc.status_code
+def translated_status(status: int) -> StoreError:
+    """The port's error for a failed write's status (a transaction's operations)."""
     if status == 404:
         return NotFound("not found")
     if status == 409:
         return Conflict("a document with that id or unique value exists")
     if status == 412:
         return PreconditionFailed("the document has changed")
+    return StoreError(f"Cosmos DB answered {status}")
+
+
+def translated(exc: CosmosHttpResponseError) -> Exception:
+    """The port's exception for a Cosmos DB error (the error itself if none fits)."""
+    status = exc.status_code
+    if status in (404, 409, 412):
+        return translated_status(status)
     if status == 400:
         return ValueError(f"Cosmos DB refused the request: {exc.message}")
     if status in THROTTLED:

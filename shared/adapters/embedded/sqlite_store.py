@@ -13,9 +13,11 @@ import orjson
 from shared.adapters.documents import (
     apply_changes,
     check_name,
+    check_partition,
     decode_cursor,
     encode_cursor,
     expiry,
+    transaction_key,
 )
 from shared.adapters.embedded.sqlite_db import SqliteDatabase, insert_rows
 from shared.adapters.embedded.sqlite_sql import after_cursor_sql, field_sql, index_ddl, where_sql
@@ -32,6 +34,7 @@ from shared.adapters.embedded.sqlite_table import (
     load,
     raise_conflict,
     rows_written,
+    write_all,
 )
 from shared.domain.models import Document
 from shared.ports import (
@@ -44,6 +47,7 @@ from shared.ports import (
     PreconditionFailed,
     Query,
     Scope,
+    Write,
 )
 
 
@@ -187,6 +191,14 @@ class SqliteDocumentStore:
             )
         return True
 
+    async def transact(self, container: str, writes: Sequence[Write]) -> list[Document]:
+        transaction_key(self._spec(container), writes)
+        now = self._now()
+        rows = [self._row(container, write.doc, now) for write in writes]
+        with self._db.transaction() as conn:
+            write_all(conn, rows, [(w.kind, w.etag) for w in writes], now)
+        return [load(row[3], row[5]) for row in rows]
+
     async def query(self, container: str, query: Query) -> Page:
         if query.limit < 1:
             raise ValueError("limit must be at least 1")
@@ -264,6 +276,7 @@ class SqliteDocumentStore:
         doc_id, tenant_id = doc.get("id"), doc.get("tenant_id")
         if not isinstance(doc_id, str) or not isinstance(tenant_id, str):
             raise ValueError("a document needs a string id and tenant_id")
+        check_partition(self._containers[container], doc)
         body = doc if "_etag" not in doc else {k: v for k, v in doc.items() if k != "_etag"}
         return (
             container,

@@ -14,7 +14,7 @@ from typing import Any, NoReturn
 import orjson
 
 from shared.domain.models import Document
-from shared.ports import Conflict, NotFound, PreconditionFailed
+from shared.ports import BatchFailed, Conflict, NotFound, PreconditionFailed, StoreError
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS documents (
@@ -122,3 +122,26 @@ def raise_conflict(exc: sqlite3.IntegrityError) -> NoReturn:
     if "UNIQUE" not in str(exc):
         raise exc
     raise Conflict("a unique field already has that value in this tenant") from exc
+
+
+def write_all(
+    conn: sqlite3.Connection,
+    rows: Sequence[tuple[str, str, str, str, float | None, str]],
+    kinds: Sequence[tuple[str, str | None]],
+    now: float,
+) -> None:
+    """A transaction's writes in turn, ``(kind, etag)`` for each row; the first
+    that fails raises BatchFailed (the caller's savepoint undoes the others)."""
+    for index, (row, (kind, etag)) in enumerate(zip(rows, kinds, strict=True)):
+        try:
+            if kind == "create":
+                if rows_written(conn, INSERT, [(*row, now)]) != 1:
+                    raise Conflict(f"{row[0]}/{row[1]} exists")
+            elif kind == "upsert":
+                if rows_written(conn, UPSERT, [(*row, now)]) != 1:
+                    raise Conflict(f"{row[0]}/{row[1]} belongs to another tenant")
+            else:
+                live_body(conn, row[0], row[2], row[1], etag, now)
+                rows_written(conn, UPDATE, [(row[3], row[4], row[5], row[0], row[1])])
+        except StoreError as exc:
+            raise BatchFailed(index, exc) from exc
