@@ -1,0 +1,101 @@
+"""Latency histograms that merge by addition: log-spaced bins from 10 ms to 72 h,
+each 10% wider than the one before, so a percentile read from the bins is within
+5% of the exact value (the bin's geometric middle is at most sqrt(1.1) - 1 = 4.9%
+from either edge). "Within N seconds" is counted exactly beside the bins, for the
+thresholds a dashboard asks about (THRESHOLDS).
+
+A histogram is plain JSON, as a rollup bucket stores it: ``{"n": count, "sum":
+seconds, "bins": {"<index>": count}, "within": {"<seconds>": count}}``. Bin -1 holds
+what is faster than 10 ms, bin BINS what is slower than 72 h.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+LOWEST = 0.010
+HIGHEST = 72 * 3600.0
+RATIO = 1.1
+BINS = math.ceil(math.log(HIGHEST / LOWEST) / math.log(RATIO))
+THRESHOLDS = (1, 5, 10, 30, 60, 300, 3600)
+"""Seconds for which "% within" is an exact count."""
+
+_LOG_RATIO = math.log(RATIO)
+
+Histogram = dict[str, Any]
+
+
+def empty() -> Histogram:
+    return {"n": 0, "sum": 0.0, "bins": {}, "within": {}}
+
+
+def bin_of(seconds: float) -> int:
+    """The bin a duration falls in (-1 below 10 ms, BINS past 72 h)."""
+    if seconds < LOWEST:
+        return -1
+    if seconds >= HIGHEST:
+        return BINS
+    return min(BINS - 1, int(math.log(seconds / LOWEST) / _LOG_RATIO))
+
+
+def bin_value(index: int) -> float:
+    """What a bin stands for: the geometric middle of its edges."""
+    if index < 0:
+        return LOWEST / 2
+    if index >= BINS:
+        return HIGHEST
+    return float(LOWEST * RATIO ** (index + 0.5))
+
+
+def add(histogram: Histogram, seconds: float, count: int = 1) -> None:
+    """Count ``count`` durations of ``seconds`` (negative ones count as 0)."""
+    seconds = max(0.0, seconds)
+    histogram["n"] = histogram.get("n", 0) + count
+    histogram["sum"] = histogram.get("sum", 0.0) + seconds * count
+    bins = histogram.setdefault("bins", {})
+    key = str(bin_of(seconds))
+    bins[key] = bins.get(key, 0) + count
+    within = histogram.setdefault("within", {})
+    for threshold in THRESHOLDS:
+        if seconds <= threshold:
+            within[str(threshold)] = within.get(str(threshold), 0) + count
+
+
+def merged(histograms: Iterable[Mapping[str, Any]]) -> Histogram:
+    """One histogram counting what all of them count."""
+    total = empty()
+    for histogram in histograms:
+        total["n"] += histogram.get("n", 0)
+        total["sum"] += histogram.get("sum", 0.0)
+        for part in ("bins", "within"):
+            into = total[part]
+            for key, count in histogram.get(part, {}).items():
+                into[key] = into.get(key, 0) + count
+    return total
+
+
+def quantile(histogram: Mapping[str, Any], q: float) -> float | None:
+    """The ``q`` quantile (0 < q ≤ 1, nearest rank) as the bins tell it; None if empty."""
+    n = histogram.get("n", 0)
+    if n <= 0:
+        return None
+    rank = max(1, math.ceil(q * n))
+    seen = 0
+    for index in sorted(int(k) for k in histogram.get("bins", {})):
+        seen += histogram["bins"][str(index)]
+        if seen >= rank:
+            return bin_value(index)
+    return bin_value(BINS)
+
+
+def share_within(histogram: Mapping[str, Any], seconds: int) -> float | None:
+    """The exact share of durations at most ``seconds`` (one of THRESHOLDS)."""
+    if seconds not in THRESHOLDS:
+        raise ValueError(f"'within' is counted for {', '.join(map(str, THRESHOLDS))} seconds")
+    n = histogram.get("n", 0)
+    if n <= 0:
+        return None
+    count = int(histogram.get("within", {}).get(str(seconds), 0))
+    return count / int(n)
