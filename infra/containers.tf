@@ -245,5 +245,22 @@ locals {
       composite_indexes     = []
       default_ttl           = -1
     }
+
+    # Analytics: hour buckets and the markers that count each fact once; one logical
+    # partition per tenant and day, so a batch of facts is one transactional batch.
+    # Markers carry a ttl and no indexed field but their ids.
+    rollups = {
+      partition_key_paths   = ["/tenant_id", "/partition"]
+      partition_key_kind    = "MultiHash"
+      partition_key_version = 2
+      unique_key_paths      = []
+      indexing_mode         = "consistent"
+      included_paths        = ["/tenant_id/?", "/id/?", "/kind/?", "/hour/?"]
+      excluded_paths        = local.cosmos_excluded_paths
+      composite_indexes = [
+        [{ path = "/hour", order = "Ascending" }, { path = "/id", order = "Ascending" }],
+      ]
+      default_ttl = -1
+    }
   }
 }

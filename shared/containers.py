@@ -20,6 +20,7 @@ CONTACTS = "contacts"
 WEBHOOKS = "webhooks"
 WEBHOOK_DELIVERIES = "webhook_deliveries"
 EVENTS = "events"
+ROLLUPS = "rollups"
 
 # Partition keys (Cosmos DB; see ContainerSpec): a tenant's own small sets share
 # its partition; what grows without bound (messages, idempotency records) is keyed
@@ -83,5 +84,14 @@ CONTAINERS: tuple[ContainerSpec, ...] = (
     # Every event of tenants with webhooks, for replay; kept OCM_EVENT_RETENTION_DAYS.
     ContainerSpec(
         EVENTS, indexed=("timestamp",), ordered=("timestamp",), partition_key=("tenant_id", "id")
+    ),
+    # Analytics: hour buckets and the markers that count each fact once, one logical
+    # partition per tenant and day (ids start with the day: ``2030-01-01|tn_...|h|...``), so
+    # a fact's marker and its bucket are written in one transaction.
+    ContainerSpec(
+        ROLLUPS,
+        indexed=("kind", "hour"),
+        ordered=("hour",),
+        partition_key=("tenant_id", "partition"),
     ),
 )

@@ -322,8 +322,8 @@ def validation_errors(variables: Mapping[str, Any]) -> list[str]:
         ({"scale_tier": "premium"}, "scale_tier must be"),
         (
             {
-                "cosmos_hot_containers": ["messages", "rollups"],
-                "cosmos_autoscale_max_throughput": {"messages": 8000, "rollups": 1000},
+                "cosmos_hot_containers": ["messages", "nonesuch"],
+                "cosmos_autoscale_max_throughput": {"messages": 8000, "nonesuch": 1000},
             },
             "cosmos_hot_containers must name containers of containers.tf",
         ),

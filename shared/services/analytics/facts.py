@@ -1,0 +1,238 @@
+"""Facts: each status transition of a message as analytics counts it, once.
+
+A fact is ``(tenant, message id, transition, at, dimensions)``, keyed on the
+transition's own time (the timeline entry's ``at``), never on when a consumer sees
+it or on the message's latest status: a ``delivered`` read before its ``sent`` still
+counts both, each in its own hour. ``message.scheduled`` and ``message.queued`` are
+both the message's acceptance; the fact of acceptance is at the message's creation,
+so whichever arrives first counts and the other is the same fact (same key).
+
+The same function reads facts from a stored message (reconciliation recomputes an
+hour from the message store) and from an event (the event consumer), so the two can
+never count differently: an event carries the fields ``event_fields`` gives it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import phonenumbers
+
+from shared.domain.models import Document
+
+TRANSITION_OF = {
+    "message.scheduled": "accepted",
+    "message.queued": "accepted",
+    "message.sent": "sent",
+    "message.delivered": "delivered",
+    "message.read": "read",
+    "message.failed": "failed",
+    "message.expired": "expired",
+    "message.cancelled": "cancelled",
+    "message.fallback": "fallback",
+    "message.received": "received",
+}
+TRANSITIONS = (
+    "accepted",
+    "sent",
+    "delivered",
+    "read",
+    "failed",
+    "expired",
+    "cancelled",
+    "fallback",
+    "received",
+)
+TERMINAL = ("delivered", "failed", "expired", "cancelled")
+"""Where an outbound message's count ends (``read`` follows ``delivered``)."""
+DIMENSIONS = (
+    "channel",
+    "channel_type",
+    "provider",
+    "direction",
+    "app",
+    "template",
+    "sender",
+    "country",
+    "domain",
+    "error",
+    "fallback_step",
+)
+LATENCIES = {
+    "sent": ("accept_to_sent",),
+    "delivered": ("sent_to_delivered", "accept_to_delivered"),
+    "read": ("accept_to_read",),
+}
+MAX_TAGS = 10
+"""Tags counted per message (the send API takes at most this many)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Fact:
+    tenant_id: str
+    message_id: str
+    transition: str
+    at: datetime
+    dims: Mapping[str, str] = field(default_factory=dict)
+    tags: tuple[str, ...] = ()
+    accepted_at: datetime | None = None
+    sent_at: datetime | None = None
+
+    @property
+    def key(self) -> str:
+        """What makes the fact itself: counted once per message and transition."""
+        return f"{self.message_id}:{self.transition}"
+
+    @property
+    def day(self) -> str:
+        return self.at.date().isoformat()
+
+    @property
+    def hour(self) -> str:
+        """The fact's hour bucket, ``2026-12-07T13``."""
+        return self.at.strftime("%Y-%m-%dT%H")
+
+    def latencies(self) -> dict[str, float]:
+        """The step durations this transition ends, in seconds."""
+        measured = {}
+        for metric in LATENCIES.get(self.transition, ()):
+            start = self.sent_at if metric.startswith("sent_") else self.accepted_at
+            if start is not None:
+                measured[metric] = max(0.0, (self.at - start).total_seconds())
+        return measured
+
+
+def dimensions(doc: Mapping[str, Any], channel_type: str | None = None) -> dict[str, str]:
+    """A message's dimensions (those it has; a missing one is simply absent)."""
+    inbound = doc.get("direction") == "inbound"
+    far = _address(doc.get("sender") if inbound else doc.get("receiver"))
+    near = _address(doc.get("receiver") if inbound else doc.get("sender"))
+    template = doc.get("template")
+    error = doc.get("error")
+    found = {
+        "channel": doc.get("channel"),
+        "channel_type": channel_type or doc.get("channel_type"),
+        "provider": doc.get("provider"),
+        "direction": doc.get("direction"),
+        "app": doc.get("app_id"),
+        "template": template.get("name") if isinstance(template, Mapping) else template,
+        "sender": near,
+        "country": country_of(far),
+        "domain": domain_of(far),
+        "error": error.get("code") if isinstance(error, Mapping) else None,
+        "fallback_step": str(doc.get("fallback_step", 0)),
+    }
+    return {k: str(v) for k, v in found.items() if v not in (None, "")}
+
+
+def country_of(address: str | None) -> str | None:
+    """ISO 3166 alpha-2 of an E.164 number (None for anything else)."""
+    if not address or not address.startswith("+"):
+        return None
+    try:
+        number = phonenumbers.parse(address, None)
+    except phonenumbers.NumberParseException:
+        return None
+    # The number's own region where phonenumbers knows it; else its calling code's
+    # main region (+44 for a UK number not yet in phonenumbers' tables).
+    region: str | None = phonenumbers.region_code_for_number(number)
+    if not region and number.country_code:
+        region = phonenumbers.region_code_for_country_code(number.country_code)
+    return region if region and region != "ZZ" else None
+
+
+def domain_of(address: str | None) -> str | None:
+    """The domain of an e-mail address, lower-cased."""
+    if not address or "@" not in address:
+        return None
+    return address.rsplit("@", 1)[1].strip().lower() or None
+
+
+def _at(text: str) -> datetime:
+    return datetime.fromisoformat(text)
+
+
+def _address(party: Any) -> str | None:
+    if isinstance(party, Mapping):
+        address = party.get("address")
+        return address if isinstance(address, str) else None
+    return None
+
+
+def _tags(doc: Mapping[str, Any]) -> tuple[str, ...]:
+    tags = doc.get("tags") or []
+    return tuple(dict.fromkeys(str(t) for t in tags))[:MAX_TAGS]
+
+
+def facts_of(doc: Document, channel_type: str | None = None) -> list[Fact]:
+    """Every fact of a stored message, from its timeline (reconciliation)."""
+    entries = doc.get("events") or []
+    return [
+        fact
+        for entry in entries
+        if (fact := fact_of(doc, entry, channel_type, entries)) is not None
+    ]
+
+
+def fact_of(
+    doc: Mapping[str, Any],
+    entry: Mapping[str, Any],
+    channel_type: str | None = None,
+    entries: Iterable[Mapping[str, Any]] = (),
+) -> Fact | None:
+    """The fact of one timeline entry (None for entries analytics does not count)."""
+    transition = TRANSITION_OF.get(entry.get("type", ""))
+    if transition is None:
+        return None
+    accepted_at = _at(doc["created_at"]) if doc.get("created_at") else None
+    at = accepted_at if transition == "accepted" and accepted_at else _at(entry["at"])
+    sent = next((e for e in entries if e.get("type") == "message.sent"), None)
+    return Fact(
+        tenant_id=doc["tenant_id"],
+        message_id=doc["id"],
+        transition=transition,
+        at=at,
+        dims=dimensions(doc, channel_type),
+        tags=_tags(doc),
+        accepted_at=accepted_at,
+        sent_at=_at(sent["at"]) if sent else None,
+    )
+
+
+def event_fields(doc: Mapping[str, Any], channel_type: str | None = None) -> dict[str, Any]:
+    """What a message event carries for analytics (``data["analytics"]``): the
+    dimensions and the times the latencies start from."""
+    sent = next((e for e in doc.get("events") or [] if e.get("type") == "message.sent"), None)
+    return {
+        "dimensions": dimensions(doc, channel_type),
+        "accepted_at": doc.get("created_at"),
+        "sent_at": sent["at"] if sent else None,
+    }
+
+
+def fact_from_event(event: Mapping[str, Any]) -> Fact | None:
+    """The fact an event stands for (None for events analytics does not count, or
+    that carry no analytics fields)."""
+    transition = TRANSITION_OF.get(str(event.get("type", "")))
+    data = event.get("data") or {}
+    fields = data.get("analytics")
+    if transition is None or not isinstance(fields, Mapping):
+        return None
+    accepted = fields.get("accepted_at")
+    accepted_at = _at(accepted) if accepted else None
+    at = accepted_at if transition == "accepted" and accepted_at else _at(event["timestamp"])
+    sent = fields.get("sent_at")
+    dims = fields.get("dimensions") or {}
+    return Fact(
+        tenant_id=str(event["tenant_id"]),
+        message_id=str(data["message_id"]),
+        transition=transition,
+        at=at,
+        dims={str(k): str(v) for k, v in dims.items() if k in DIMENSIONS},
+        tags=tuple(dict.fromkeys(str(t) for t in data.get("tags") or []))[:MAX_TAGS],
+        accepted_at=accepted_at,
+        sent_at=_at(sent) if sent else None,
+    )

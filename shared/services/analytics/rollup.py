@@ -1,0 +1,217 @@
+"""Rollups counted exactly once: facts grouped by rollup partition (tenant + day),
+and per partition, in one transaction (``DocumentStore.transact``), a marker per
+fact (``<day>|<tenant>|m|<message id>:<transition>``) and the hour buckets' new counts. A
+marker that exists already fails the whole transaction with a Conflict naming it:
+that fact was counted before (a redelivery, a replay, a second consumer) and is
+dropped, and the rest is tried again. A crash anywhere leaves each partition either
+counted or not; the redelivered batch counts what is not.
+
+An hour bucket (``<day>|<tenant>|h|<hour>``) holds, per transition, its total, its count per
+value of each dimension and per tag, and the latency histograms of the steps it
+ends (``histogram``), overall and per channel, provider and country. A dimension
+keeps at most MAX_VALUES distinct values per bucket, the first seen; later ones
+count under ``other``, so a bucket stays small (well under Cosmos DB's 2 MB and
+Service Bus's reach) with any number of distinct tags or senders.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from shared.containers import ROLLUPS
+from shared.domain.models import Document
+from shared.ports import (
+    MAX_TRANSACTION_WRITES,
+    BatchFailed,
+    Conflict,
+    DocumentStore,
+    Filter,
+    NotFound,
+    PreconditionFailed,
+    Query,
+    Write,
+)
+from shared.services.analytics import histogram
+from shared.services.analytics.facts import Fact
+
+MAX_VALUES = 50
+"""Distinct values a bucket keeps per dimension (and for tags); the rest: ``other``."""
+OTHER = "other"
+LATENCY_BY = ("channel", "provider", "country")
+MARKER_TTL = 35 * 24 * 3600
+"""Seconds a marker is kept: past any redelivery (Service Bus keeps a message at
+most 14 days by our settings; a replay of the event log is bounded by its 30 days)."""
+MAX_ROUNDS = 50
+"""Failed transactions a partition may retry before giving up (the message is redelivered)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Applied:
+    counted: int
+    duplicates: int
+
+
+def hour_id(tenant_id: str, day: str, hour: str) -> str:
+    """An hour bucket's id: its day (the partition), its tenant (ids are unique
+    across tenants on the embedded store), its hour."""
+    return f"{day}|{tenant_id}|h|{hour}"
+
+
+def marker_id(fact: Fact) -> str:
+    return f"{fact.day}|{fact.tenant_id}|m|{fact.key}"
+
+
+def new_bucket(tenant_id: str, day: str, hour: str) -> Document:
+    return {
+        "id": hour_id(tenant_id, day, hour),
+        "tenant_id": tenant_id,
+        "partition": day,
+        "kind": "hour",
+        "hour": hour,
+        "counts": {},
+        "by": {},
+        "tags": {},
+        "latency": {},
+        "latency_by": {},
+    }
+
+
+def count(bucket: Document, fact: Fact) -> None:
+    """Add one fact to a bucket."""
+    transition = fact.transition
+    bucket["counts"][transition] = bucket["counts"].get(transition, 0) + 1
+    for dimension, value in fact.dims.items():
+        by_value = bucket["by"].setdefault(dimension, {})
+        _add(by_value, _kept(by_value, value), transition)
+    for tag in fact.tags:
+        _add(bucket["tags"], _kept(bucket["tags"], tag), transition)
+    for metric, seconds in fact.latencies().items():
+        histogram.add(bucket["latency"].setdefault(metric, histogram.empty()), seconds)
+        for dimension in LATENCY_BY:
+            if dimension not in fact.dims:
+                continue
+            values = bucket["latency_by"].setdefault(dimension, {})
+            per_value = values.setdefault(_kept(values, fact.dims[dimension]), {})
+            histogram.add(per_value.setdefault(metric, histogram.empty()), seconds)
+
+
+def _kept(values: Mapping[str, Any], value: str) -> str:
+    if value in values or len(values) < MAX_VALUES or value == OTHER:
+        return value
+    return OTHER
+
+
+def _add(values: dict[str, Any], value: str, transition: str) -> None:
+    counts = values.setdefault(value, {})
+    counts[transition] = counts.get(transition, 0) + 1
+
+
+async def apply(store: DocumentStore, facts: Iterable[Fact]) -> Applied:
+    """Count each fact not counted before; partitions are applied concurrently."""
+    unique = {(f.tenant_id, f.key): f for f in facts}
+    by_partition: dict[tuple[str, str], list[Fact]] = defaultdict(list)
+    for fact in unique.values():
+        by_partition[(fact.tenant_id, fact.day)].append(fact)
+    # A failure in one partition cancels the others: its batch is redelivered whole.
+    try:
+        async with asyncio.TaskGroup() as group:
+            tasks = [
+                group.create_task(_apply_partition(store, tenant, day, facts))
+                for (tenant, day), facts in by_partition.items()
+            ]
+    except ExceptionGroup as failed:
+        raise failed.exceptions[0] from None
+    results = [task.result() for task in tasks]
+    return Applied(sum(r.counted for r in results), sum(r.duplicates for r in results))
+
+
+async def _apply_partition(
+    store: DocumentStore, tenant_id: str, day: str, facts: Sequence[Fact]
+) -> Applied:
+    pending = sorted(facts, key=lambda f: (f.at, f.key))
+    counted = duplicates = 0
+    retries = 0
+    while pending:
+        if retries > MAX_ROUNDS:
+            raise PreconditionFailed(f"rollups of {tenant_id} on {day} keep changing")
+        chunk = _chunk(pending)
+        writes = await _writes(store, tenant_id, day, chunk)
+        try:
+            await store.transact(ROLLUPS, writes)
+        except BatchFailed as failed:
+            if failed.index < len(chunk) and isinstance(failed.cause, Conflict):
+                # A marker exists: that fact was counted already. Look up which of the
+                # chunk's were (one query), drop those, and try the rest again.
+                seen = await _counted(store, tenant_id, chunk) | {chunk[failed.index].key}
+                before = len(pending)
+                pending = [f for f in pending if f.key not in seen]
+                duplicates += before - len(pending)
+                retries += 1
+                continue
+            if isinstance(failed.cause, Conflict | PreconditionFailed | NotFound):
+                retries += 1
+                continue  # a bucket moved on (another consumer): read it again
+            raise
+        counted += len(chunk)
+        pending = pending[len(chunk) :]
+    return Applied(counted, duplicates)
+
+
+async def _counted(store: DocumentStore, tenant_id: str, chunk: Sequence[Fact]) -> set[str]:
+    """The keys of the chunk's facts whose markers exist."""
+    ids = [marker_id(f) for f in chunk]
+    page = await store.query(
+        ROLLUPS, Query(scope=tenant_id, where=(Filter("id", "in", ids),), limit=len(ids))
+    )
+    return {doc["id"].split("|", 3)[3] for doc in page.items}
+
+
+def _chunk(pending: Sequence[Fact]) -> list[Fact]:
+    """The first facts whose markers and hour buckets fit one transaction."""
+    chunk: list[Fact] = []
+    hours: set[str] = set()
+    for fact in pending:
+        more = 0 if fact.hour in hours else 1
+        if len(chunk) + len(hours) + 1 + more > MAX_TRANSACTION_WRITES:
+            break
+        chunk.append(fact)
+        hours.add(fact.hour)
+    return chunk
+
+
+async def _writes(
+    store: DocumentStore, tenant_id: str, day: str, chunk: Sequence[Fact]
+) -> list[Write]:
+    """Each fact's marker, then its hour buckets with the chunk counted in."""
+    hours = sorted({f.hour for f in chunk})
+    found = await asyncio.gather(
+        *(store.read(ROLLUPS, tenant_id, hour_id(tenant_id, day, hour)) for hour in hours)
+    )
+    buckets: dict[str, Document] = {}
+    etags: dict[str, str | None] = {}
+    for hour, doc in zip(hours, found, strict=True):
+        etags[hour] = doc.get("_etag") if doc else None
+        buckets[hour] = doc if doc is not None else new_bucket(tenant_id, day, hour)
+    for fact in chunk:
+        count(buckets[fact.hour], fact)
+    writes = [
+        Write(
+            "create",
+            {
+                "id": marker_id(fact),
+                "tenant_id": tenant_id,
+                "partition": day,
+                "ttl": MARKER_TTL,
+            },
+        )
+        for fact in chunk
+    ]
+    for hour in hours:
+        etag = etags[hour]
+        bucket = buckets[hour]
+        writes.append(Write("replace", bucket, etag=etag) if etag else Write("create", bucket))
+    return writes

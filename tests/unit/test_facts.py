@@ -1,0 +1,146 @@
+"""Facts: what analytics counts of a message, the same from its stored timeline and
+from its events, keyed on each transition's own time."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from shared.domain.timeline import event_payload
+from shared.services.analytics import facts
+
+
+def message(**more: Any) -> dict[str, Any]:
+    doc: dict[str, Any] = {
+        "id": "msg_1",
+        "tenant_id": "tn_a",
+        "direction": "outbound",
+        "status": "delivered",
+        "channel": "sms",
+        "channel_id": "ch_1",
+        "provider": "twilio",
+        "receiver": {"type": "phone", "address": "+4791234567"},
+        "sender": {"type": "phone", "address": "+15005550006"},
+        "content": {"type": "text", "text": "hi"},
+        "tags": ["promo", "promo", "q4"],
+        "error": None,
+        "created_at": "2030-01-01T10:00:00.000Z",
+        "events": [
+            {
+                "id": "evt_1_0",
+                "type": "message.queued",
+                "status": "queued",
+                "at": "2030-01-01T10:00:00.000Z",
+            },
+            {
+                "id": "evt_1_1",
+                "type": "message.sent",
+                "status": "sent",
+                "at": "2030-01-01T10:00:01.500Z",
+            },
+            {
+                "id": "evt_1_2",
+                "type": "message.retrying",
+                "status": "queued",
+                "at": "2030-01-01T10:00:01.600Z",
+            },
+            {
+                "id": "evt_1_3",
+                "type": "message.delivered",
+                "status": "delivered",
+                "at": "2030-01-01T11:00:03.500Z",
+            },
+        ],
+    }
+    doc.update(more)
+    return doc
+
+
+def test_a_stored_message_has_one_fact_per_counted_transition() -> None:
+    found = facts.facts_of(message(), channel_type="sms")
+    assert [(f.transition, f.hour) for f in found] == [
+        ("accepted", "2030-01-01T10"),
+        ("sent", "2030-01-01T10"),
+        ("delivered", "2030-01-01T11"),  # its own hour, not the message's first
+    ]
+    delivered = found[-1]
+    assert delivered.key == "msg_1:delivered"
+    assert delivered.latencies() == {"sent_to_delivered": 3602.0, "accept_to_delivered": 3603.5}
+    assert found[1].latencies() == {"accept_to_sent": 1.5}
+    assert delivered.dims == {
+        "channel": "sms",
+        "channel_type": "sms",
+        "provider": "twilio",
+        "direction": "outbound",
+        "sender": "+15005550006",
+        "country": "NO",
+        "fallback_step": "0",
+    }
+    assert delivered.tags == ("promo", "q4")
+
+
+def test_an_event_carries_the_same_fact() -> None:
+    doc = message()
+    for entry in doc["events"]:
+        event = event_payload(doc, entry)
+        event["data"]["analytics"] = facts.event_fields(doc, "sms")
+        from_event = facts.fact_from_event(event)
+        from_store = facts.fact_of(doc, entry, "sms", doc["events"])
+        assert from_event == from_store
+
+
+def test_scheduled_and_queued_are_one_acceptance_at_creation() -> None:
+    doc = message(
+        events=[
+            {
+                "id": "e0",
+                "type": "message.scheduled",
+                "status": "scheduled",
+                "at": "2030-01-01T10:00:00.000Z",
+            },
+            {
+                "id": "e1",
+                "type": "message.queued",
+                "status": "queued",
+                "at": "2030-01-01T12:00:00.000Z",
+            },
+        ]
+    )
+    found = facts.facts_of(doc)
+    assert [f.key for f in found] == ["msg_1:accepted", "msg_1:accepted"]
+    assert found[0] == found[1]
+
+
+def test_dimensions_of_email_inbound_and_errors() -> None:
+    email = message(
+        channel="mail",
+        receiver={"type": "email", "address": "Ann@Example.COM"},
+        sender={"type": "email", "address": "no-reply@ocm.test"},
+        error={"code": "PROVIDER_REJECTED", "reason": "x", "permanent": True},
+        template={"name": "welcome", "data": {}},
+        app_id="app_1",
+        fallback_step=1,
+    )
+    dims = facts.dimensions(email)
+    assert dims["domain"] == "example.com" and "country" not in dims
+    assert dims["error"] == "PROVIDER_REJECTED"
+    assert dims["template"] == "welcome" and dims["app"] == "app_1"
+    assert dims["fallback_step"] == "1"
+    inbound = message(
+        direction="inbound",
+        sender={"type": "phone", "address": "+447700900123"},
+        receiver={"type": "phone", "address": "+15005550006"},
+    )
+    assert facts.dimensions(inbound)["country"] == "GB"
+    assert facts.dimensions(inbound)["sender"] == "+15005550006"  # our own number
+    assert facts.country_of("not a number") is None
+    assert facts.country_of("+999123") is None
+    assert facts.domain_of("nobody") is None
+
+
+def test_events_analytics_does_not_count() -> None:
+    doc = message()
+    retrying = event_payload(doc, doc["events"][2])
+    retrying["data"]["analytics"] = facts.event_fields(doc)
+    assert facts.fact_from_event(retrying) is None
+    sent = event_payload(doc, doc["events"][1])  # no analytics fields: not counted
+    assert facts.fact_from_event(sent) is None
