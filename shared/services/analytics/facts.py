@@ -35,17 +35,8 @@ TRANSITION_OF = {
     "message.fallback": "fallback",
     "message.received": "received",
 }
-TRANSITIONS = (
-    "accepted",
-    "sent",
-    "delivered",
-    "read",
-    "failed",
-    "expired",
-    "cancelled",
-    "fallback",
-    "received",
-)
+TRANSITIONS = tuple(dict.fromkeys(TRANSITION_OF.values()))
+"""accepted, sent, delivered, read, failed, expired, cancelled, fallback, received."""
 TERMINAL = ("delivered", "failed", "expired", "cancelled")
 """Where an outbound message's count ends (``read`` follows ``delivered``)."""
 DIMENSIONS = (
