@@ -43,8 +43,8 @@ MAX_VALUES = 50
 OTHER = "other"
 LATENCY_BY = ("channel", "provider", "country")
 MARKER_TTL = 35 * 24 * 3600
-"""Seconds a marker is kept: past any redelivery (Service Bus keeps a message at
-most 14 days by our settings; a replay of the event log is bounded by its 30 days)."""
+"""Seconds a marker is kept: past any redelivery (minutes: 10 deliveries under a
+one-minute lock) and any replay (the event log keeps events 30 days)."""
 MAX_ROUNDS = 50
 """Failed transactions a partition may retry before giving up (the message is redelivered)."""
 
