@@ -144,3 +144,16 @@ def test_events_analytics_does_not_count() -> None:
     assert facts.fact_from_event(retrying) is None
     sent = event_payload(doc, doc["events"][1])  # no analytics fields: not counted
     assert facts.fact_from_event(sent) is None
+
+
+def test_every_tag_the_send_api_takes_is_counted() -> None:
+    from shared.domain.messages import MessageCreate
+
+    limits = [
+        m.max_length
+        for m in MessageCreate.model_fields["tags"].metadata
+        if hasattr(m, "max_length")
+    ]
+    assert limits == [facts.MAX_TAGS]
+    doc = message(tags=[f"t{i}" for i in range(facts.MAX_TAGS)])
+    assert len(facts.facts_of(doc)[0].tags) == facts.MAX_TAGS

@@ -57,8 +57,8 @@ LATENCIES = {
     "delivered": ("sent_to_delivered", "accept_to_delivered"),
     "read": ("accept_to_read",),
 }
-MAX_TAGS = 10
-"""Tags counted per message (the send API takes at most this many)."""
+MAX_TAGS = 20
+"""Tags counted per message: all the send API takes (MessageCreate.tags)."""
 
 
 @dataclass(frozen=True, slots=True)
