@@ -57,6 +57,8 @@ def request_units(operations: Mapping[str, float], document_bytes: int) -> dict[
     units = {}
     for key, count in operations.items():
         kind, container = key.split(":", 1)
+        if kind == "transact":
+            continue  # its operations are counted by kind beside it
         size = document_bytes if container == "messages" else SMALL_DOCUMENT
         if kind == "query":
             each = QUERY_RU

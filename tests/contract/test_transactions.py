@@ -134,3 +134,15 @@ async def test_a_document_must_carry_its_ids_partition(store: Store) -> None:
         await store.create("tallies", {"id": "d1|x", "tenant_id": "tn_a", "partition": "d2"})
     with pytest.raises(ValueError, match="names no partition"):
         await store.create("tallies", {"id": "plain", "tenant_id": "tn_a", "partition": "plain"})
+
+
+async def test_the_cosmos_meter_counts_a_transactions_operations(store: Store) -> None:
+    """docs/cost.md prices operations by kind: a batch's writes count as writes."""
+    if not isinstance(store, CosmosDocumentStore):
+        pytest.skip("the Cosmos adapter's meter")
+    await store.transact(
+        "tallies", [Write("create", tally("d1|a")), Write("upsert", tally("d1|b"))]
+    )
+    assert store.meter.operations["transact:tallies"] == 1
+    assert store.meter.operations["create:tallies"] == 1
+    assert store.meter.operations["upsert:tallies"] == 1

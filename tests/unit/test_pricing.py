@@ -64,3 +64,8 @@ def test_the_provisioned_tier_spreads_its_hourly_charges_over_the_hours_messages
     # The busier, the cheaper each message (fixed hourly charges).
     quiet = priced_provisioned(result, 10, tier)
     assert quiet["usd_per_million"]["total"] > busy["usd_per_million"]["total"]
+
+
+def test_a_transaction_is_priced_by_its_operations_not_twice() -> None:
+    ru = request_units({"transact:rollups": 1.0, "create:rollups": 3.0}, 1024)
+    assert ru == {"create:rollups": pytest.approx(3 * 4.95)}

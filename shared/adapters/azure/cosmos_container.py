@@ -153,6 +153,8 @@ class Container:
         except CosmosBatchOperationError as exc:
             cause = translated_status(exc.status_code or 0)
             raise BatchFailed(exc.error_index or 0, cause) from exc
+        for write in writes:  # each operation counted as its kind (the batch has the RU)
+            self.hook(write.kind)({}, None)
         return [to_document(result["resourceBody"]) for result in results]
 
 
