@@ -132,12 +132,11 @@ def priced_provisioned(
     ru = request_units(result["cosmos_operations_per_message"], result["message_document_bytes"])
     by_container = request_units_by_container(ru)
     hot_max: Mapping[str, int] = tier["hot_max"]
-    billed = 0.0
-    for container, maximum in hot_max.items():
-        used = by_container.get(container, 0.0) * messages_per_second
-        billed += max(AUTOSCALE_FLOOR * maximum, min(used, maximum))
-    shared_used = sum(u for c, u in by_container.items() if c not in hot_max) * messages_per_second
-    billed += max(AUTOSCALE_FLOOR * tier["shared_max"], min(shared_used, tier["shared_max"]))
+    shared = sum(u for c, u in by_container.items() if c not in hot_max)
+    budgets = [(by_container.get(c, 0.0), m) for c, m in hot_max.items()]
+    budgets.append((shared, tier["shared_max"]))
+    billed = sum(_autoscale_billed(ru * messages_per_second, m) for ru, m in budgets)
+    idle = sum(_autoscale_billed(0.0, m) for _, m in budgets)
     per_hour_cosmos = billed / 100 * COSMOS_AUTOSCALE_PER_100_RUS_HOUR
     per_hour_service_bus = tier["messaging_units"] * SERVICE_BUS_PREMIUM_PER_UNIT_HOUR
     millions_an_hour = messages_per_second * 3600 / 1e6
@@ -154,14 +153,12 @@ def priced_provisioned(
             "total": round(cosmos + service_bus + functions, 2),
         },
         "usd_per_month_idle": round(
-            (
-                AUTOSCALE_FLOOR
-                * (sum(hot_max.values()) + tier["shared_max"])
-                / 100
-                * COSMOS_AUTOSCALE_PER_100_RUS_HOUR
-                + per_hour_service_bus
-            )
-            * 730,
-            2,
+            (idle / 100 * COSMOS_AUTOSCALE_PER_100_RUS_HOUR + per_hour_service_bus) * 730, 2
         ),
     }
+
+
+def _autoscale_billed(used: float, maximum: float) -> float:
+    """The RU/s an autoscale budget bills for an hour at ``used``: what it scaled to,
+    never below 10% of its maximum, never above it (the rest is throttled)."""
+    return max(AUTOSCALE_FLOOR * maximum, min(used, maximum))

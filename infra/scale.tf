@@ -68,10 +68,6 @@ locals {
     : var.servicebus_messaging_units * local.service_bus_premium_operations_per_second_per_unit
   )
 
-  # Containers with dedicated throughput: none on a serverless account (each
-  # container there has its own 5,000 RU/s anyway).
-  cosmos_dedicated_containers = var.scale_tier == "serverless" ? [] : var.cosmos_hot_containers
-
   # The RU/s each costed container may use. Serverless: its own 5,000. Provisioned:
   # its autoscale maximum when hot; when not, its share of the database budget
   # (its request units then count in the shared part below, 0 here).

@@ -100,10 +100,7 @@ def transaction_key(spec: ContainerSpec, writes: Sequence[Write]) -> tuple[str, 
         if write.kind not in ("create", "replace", "upsert"):
             raise ValueError(f"unknown write {write.kind!r}")
         keys.add(
-            (
-                tenant_id,
-                write.doc.get("partition") if spec.partition_key[-1] == "partition" else None,
-            )
+            (tenant_id, partition_of(doc_id) if spec.partition_key[-1] == "partition" else None)
         )
     if len(keys) != 1:
         raise ValueError("a transaction stays inside one tenant's partition")

@@ -174,9 +174,11 @@ class ContainerSpec:
             raise ValueError(f"{self.name} is not indexed for ordering by {query.order_by!r}")
 
     def __post_init__(self) -> None:
-        if self.partition_key == ("tenant_id", "partition"):
-            return
-        if not self.partition_key or any(f not in ("tenant_id", "id") for f in self.partition_key):
+        by_partition = self.partition_key == ("tenant_id", "partition")
+        by_ids = bool(self.partition_key) and all(
+            f in ("tenant_id", "id") for f in self.partition_key
+        )
+        if not (by_partition or by_ids):
             raise ValueError(
                 'a partition key is made of tenant_id and/or id, or is ("tenant_id", "partition")'
             )

@@ -84,7 +84,7 @@ def test_an_event_carries_the_same_fact() -> None:
         event = event_payload(doc, entry)
         event["data"]["analytics"] = facts.event_fields(doc, "sms")
         from_event = facts.fact_from_event(event)
-        from_store = facts.fact_of(doc, entry, "sms", doc["events"])
+        from_store = facts.fact_of(doc, entry, "sms")
         assert from_event == from_store
 
 

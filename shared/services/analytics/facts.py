@@ -14,7 +14,7 @@ never count differently: an event carries the fields ``event_fields`` gives it.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -37,8 +37,6 @@ TRANSITION_OF = {
 }
 TRANSITIONS = tuple(dict.fromkeys(TRANSITION_OF.values()))
 """accepted, sent, delivered, read, failed, expired, cancelled, fallback, received."""
-TERMINAL = ("delivered", "failed", "expired", "cancelled")
-"""Where an outbound message's count ends (``read`` follows ``delivered``)."""
 DIMENSIONS = (
     "channel",
     "channel_type",
@@ -160,37 +158,19 @@ def _tags(doc: Mapping[str, Any]) -> tuple[str, ...]:
 
 def facts_of(doc: Document, channel_type: str | None = None) -> list[Fact]:
     """Every fact of a stored message, from its timeline (reconciliation)."""
-    entries = doc.get("events") or []
+    fields = event_fields(doc, channel_type)
     return [
         fact
-        for entry in entries
-        if (fact := fact_of(doc, entry, channel_type, entries)) is not None
+        for entry in doc.get("events") or []
+        if (fact := _fact(doc, entry.get("type"), entry.get("at"), fields)) is not None
     ]
 
 
 def fact_of(
-    doc: Mapping[str, Any],
-    entry: Mapping[str, Any],
-    channel_type: str | None = None,
-    entries: Iterable[Mapping[str, Any]] = (),
+    doc: Mapping[str, Any], entry: Mapping[str, Any], channel_type: str | None = None
 ) -> Fact | None:
     """The fact of one timeline entry (None for entries analytics does not count)."""
-    transition = TRANSITION_OF.get(entry.get("type", ""))
-    if transition is None:
-        return None
-    accepted_at = _at(doc["created_at"]) if doc.get("created_at") else None
-    at = accepted_at if transition == "accepted" and accepted_at else _at(entry["at"])
-    sent = next((e for e in entries if e.get("type") == "message.sent"), None)
-    return Fact(
-        tenant_id=doc["tenant_id"],
-        message_id=doc["id"],
-        transition=transition,
-        at=at,
-        dims=dimensions(doc, channel_type),
-        tags=_tags(doc),
-        accepted_at=accepted_at,
-        sent_at=_at(sent["at"]) if sent else None,
-    )
+    return _fact(doc, entry.get("type"), entry.get("at"), event_fields(doc, channel_type))
 
 
 def event_fields(doc: Mapping[str, Any], channel_type: str | None = None) -> dict[str, Any]:
@@ -207,23 +187,33 @@ def event_fields(doc: Mapping[str, Any], channel_type: str | None = None) -> dic
 def fact_from_event(event: Mapping[str, Any]) -> Fact | None:
     """The fact an event stands for (None for events analytics does not count, or
     that carry no analytics fields)."""
-    transition = TRANSITION_OF.get(str(event.get("type", "")))
     data = event.get("data") or {}
     fields = data.get("analytics")
-    if transition is None or not isinstance(fields, Mapping):
+    if not isinstance(fields, Mapping):
+        return None
+    message = {"id": data.get("message_id"), "tenant_id": event.get("tenant_id"), **data}
+    return _fact(message, event.get("type"), event.get("timestamp"), fields)
+
+
+def _fact(
+    message: Mapping[str, Any], event_type: Any, at: Any, fields: Mapping[str, Any]
+) -> Fact | None:
+    """The one reading of a fact: a message's id, tenant and tags, the transition's
+    event type and time, and the analytics fields (``event_fields``)."""
+    transition = TRANSITION_OF.get(str(event_type))
+    if transition is None:
         return None
     accepted = fields.get("accepted_at")
-    accepted_at = _at(accepted) if accepted else None
-    at = accepted_at if transition == "accepted" and accepted_at else _at(event["timestamp"])
     sent = fields.get("sent_at")
+    accepted_at = _at(accepted) if accepted else None
     dims = fields.get("dimensions") or {}
     return Fact(
-        tenant_id=str(event["tenant_id"]),
-        message_id=str(data["message_id"]),
+        tenant_id=str(message["tenant_id"]),
+        message_id=str(message["id"]),
         transition=transition,
-        at=at,
+        at=accepted_at if transition == "accepted" and accepted_at else _at(str(at)),
         dims={str(k): str(v) for k, v in dims.items() if k in DIMENSIONS},
-        tags=tuple(dict.fromkeys(str(t) for t in data.get("tags") or []))[:MAX_TAGS],
+        tags=_tags(message),
         accepted_at=accepted_at,
         sent_at=_at(sent) if sent else None,
     )

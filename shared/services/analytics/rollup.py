@@ -191,11 +191,8 @@ async def _writes(
     found = await asyncio.gather(
         *(store.read(ROLLUPS, tenant_id, hour_id(tenant_id, day, hour)) for hour in hours)
     )
-    buckets: dict[str, Document] = {}
-    etags: dict[str, str | None] = {}
-    for hour, doc in zip(hours, found, strict=True):
-        etags[hour] = doc.get("_etag") if doc else None
-        buckets[hour] = doc if doc is not None else new_bucket(tenant_id, day, hour)
+    stored = dict(zip(hours, found, strict=True))
+    buckets = {hour: doc or new_bucket(tenant_id, day, hour) for hour, doc in stored.items()}
     for fact in chunk:
         count(buckets[fact.hour], fact)
     writes = [
@@ -210,8 +207,9 @@ async def _writes(
         )
         for fact in chunk
     ]
-    for hour in hours:
-        etag = etags[hour]
+    for hour, doc in stored.items():
         bucket = buckets[hour]
-        writes.append(Write("replace", bucket, etag=etag) if etag else Write("create", bucket))
+        writes.append(
+            Write("replace", bucket, etag=doc["_etag"]) if doc else Write("create", bucket)
+        )
     return writes
