@@ -90,9 +90,10 @@ batchDocuments.default = async (account, req, res, params) => {
   const values = Array.isArray(key) ? key : [key];
   const paths = ((definition.partitionKey || {}).paths) || ["/id"];
   for (const operation of operations) {
-    if (!operation || operation.operationType === "Patch") {
+    if (!operation || !OPERATIONS[operation.operationType]) {
       res.statusCode = 400;
-      return { code: "BadRequest", message: "Patch is not emulated in a batch here." };
+      const type = operation && operation.operationType;
+      return { code: "BadRequest", message: `Operation type '${type}' is not emulated in a batch here.` };
     }
     const body = operation.resourceBody;
     if (body && paths.some((p, i) => valueAt(body, p) !== values[i])) {
@@ -110,15 +111,7 @@ batchDocuments.default = async (account, req, res, params) => {
   let failedAt = -1;
   for (let i = 0; i < operations.length && failedAt < 0; i += 1) {
     const operation = operations[i];
-    const apply = OPERATIONS[operation.operationType];
-    if (!apply) {
-      res.statusCode = 400;
-      items._data = saved.data;
-      items._index = saved.index;
-      items._ridCount = saved.rids;
-      return { code: "BadRequest", message: `Operation type '${operation.operationType}' is not supported in Batch.` };
-    }
-    const result = apply(collection, operation);
+    const result = OPERATIONS[operation.operationType](collection, operation);
     if (result.statusCode >= 400) failedAt = i;
     results.push(result);
   }
