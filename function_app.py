@@ -2,7 +2,7 @@
 
 import azure.functions as func
 
-from functions import dispatch, events, provider_events, timers, webhooks
+from functions import analytics, dispatch, events, provider_events, timers, webhooks
 from functions.http import asgi_app
 from shared.config import Settings
 
@@ -12,5 +12,6 @@ from shared.config import Settings
 Settings()
 
 app = func.AsgiFunctionApp(app=asgi_app, http_auth_level=func.AuthLevel.ANONYMOUS)
-for blueprint in (dispatch.bp, provider_events.bp, events.bp, webhooks.bp, timers.bp):
+blueprints = (dispatch.bp, provider_events.bp, events.bp, webhooks.bp, analytics.bp, timers.bp)
+for blueprint in blueprints:
     app.register_functions(blueprint)

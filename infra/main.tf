@@ -21,6 +21,7 @@ locals {
     events_topic            = "ocm-events"
     events_log_subscription = "ocm-events-log"
     webhooks_subscription   = "ocm-webhooks"
+    analytics_subscription  = "ocm-analytics"
     webhook_queue           = "ocm-webhook-deliveries"
   }
 
@@ -54,6 +55,15 @@ locals {
       event_types   = ["*"]
       sql_filter    = "[webhooks] = '1'"
     }
+    # Message events analytics counts (the outbox marks them `analytics = '1'`): the
+    # rollups count each once (markers), a batch at a time.
+    analytics = {
+      topic         = "events"
+      name          = local.service_bus_names.analytics_subscription
+      lock_duration = local.lock_duration
+      event_types   = ["*"]
+      sql_filter    = "[analytics] = '1'"
+    }
   }
 
   # Every app setting that shared/config.py's Settings reads in Azure (all of its
@@ -70,6 +80,8 @@ locals {
     OCM_EVENTS_LOG_SUBSCRIPTION = local.service_bus_names.events_log_subscription
     OCM_EVENTS_LOG_TYPES        = join(",", var.events_log_types)
     OCM_WEBHOOKS_SUBSCRIPTION   = local.service_bus_names.webhooks_subscription
+    OCM_ANALYTICS_SUBSCRIPTION  = local.service_bus_names.analytics_subscription
+    OCM_ANALYTICS_ENABLED       = true
     OCM_WEBHOOK_QUEUE           = local.service_bus_names.webhook_queue
 
     OCM_WEBHOOK_TIMEOUT_SECONDS       = 15

@@ -31,7 +31,7 @@ from shared.adapters.azure.provision import (
     provision_service_bus,
     sql_filter,
 )
-from shared.bootstrap import events_log_subscription, webhooks_subscription
+from shared.bootstrap import topic_subscriptions
 from shared.config import Settings
 from shared.containers import CONTAINERS
 
@@ -82,7 +82,7 @@ def service_bus_layout(settings: Settings) -> ServiceBusLayout:
         settings.OCM_WEBHOOK_QUEUE,
     )
     topic = settings.OCM_EVENTS_TOPIC
-    subscriptions = (events_log_subscription(settings), webhooks_subscription(settings))
+    subscriptions = topic_subscriptions(settings)[topic]
     return ServiceBusLayout(
         queues=tuple(QueueSpec(name, lock, deliveries) for name in queues),
         topics=(topic,),

@@ -33,6 +33,8 @@ log = logging.getLogger("ocm.runtime")
 
 CONCURRENCY = 16
 """Messages handled at once per trigger, as host.json's maxConcurrentCalls."""
+BATCH = 256
+"""Messages a batch trigger is given at once at most (host.json maxMessageBatchSize)."""
 IDLE_WAIT = 1.0
 SHUTDOWN_GRACE = 10.0
 HTTP_FIRST_MAX_WAIT = 0.2
@@ -112,7 +114,9 @@ class LocalRuntime:
             await self._defer()
             try:
                 batch = await self.queue.receive(
-                    trigger.target, max_messages=CONCURRENCY, lock_seconds=lock_seconds
+                    trigger.target,
+                    max_messages=BATCH if trigger.many else CONCURRENCY,
+                    lock_seconds=lock_seconds,
                 )
             except Exception:  # e.g. the file is locked by another process: keep going
                 log.exception("%s could not receive; retrying in %ss", trigger.name, IDLE_WAIT)
@@ -125,6 +129,9 @@ class LocalRuntime:
                 for msg in batch:
                     await _settle(self.queue.abandon(trigger.target, msg))
                 return
+            if trigger.many:
+                await self._handle_batch(trigger, batch)
+                continue
             # A batch finishes together: a message accepted meanwhile waits for the
             # slowest of it, so keep handlers short (they never call out for long).
             await asyncio.gather(*(self._handle(trigger, m) for m in batch))
@@ -148,6 +155,18 @@ class LocalRuntime:
             await _settle(self.queue.abandon(trigger.target, msg))
         else:
             await _settle(self.queue.complete(trigger.target, msg))
+
+    async def _handle_batch(self, trigger: Trigger, batch: list[ReceivedMessage]) -> None:
+        """One call with the whole batch: completed together, or abandoned together."""
+        try:
+            await call(trigger.function, [to_functions_message(m) for m in batch])
+        except Exception:
+            log.exception("%s failed on a batch of %d; abandoning", trigger.name, len(batch))
+            settle = self.queue.abandon
+        else:
+            settle = self.queue.complete
+        for msg in batch:
+            await _settle(settle(trigger.target, msg))
 
     async def _tick(self, trigger: Trigger) -> None:
         schedule = croniter(trigger.target, datetime.now(UTC), second_at_beginning=True)

@@ -39,6 +39,8 @@ class Trigger:
     kind: str  # "queue" or "timer"
     target: str  # queue entity or NCRONTAB schedule
     function: Callable[..., Any]
+    many: bool = False
+    """Given a list of messages at a time (``cardinality="many"``)."""
 
 
 @functools.cache
@@ -62,7 +64,9 @@ def discover(app: FunctionRegister, settings: Settings) -> list[Trigger]:
                 entity = f"{data['topicName']}/subscriptions/{data['subscriptionName']}"
             else:
                 entity = data["queueName"]
-            triggers.append(Trigger(name, "queue", resolve(entity, settings), user_fn))
+            many = str(data.get("cardinality") or "").lower().endswith("many")
+            target = resolve(entity, settings)
+            triggers.append(Trigger(name, "queue", target, user_fn, many=many))
         elif data["type"] == "timerTrigger":
             schedule = resolve(data["schedule"], settings)
             triggers.append(Trigger(name, "timer", schedule, user_fn))

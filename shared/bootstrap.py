@@ -15,6 +15,7 @@ from shared import telemetry
 from shared.config import Settings, get_settings
 from shared.containers import CONTAINERS
 from shared.domain.channels import Catalog
+from shared.domain.facts import ANALYTICS
 from shared.http_client import LazyClient
 from shared.ports import (
     Callbacks,
@@ -110,6 +111,7 @@ def topic_subscriptions(settings: Settings) -> dict[str, list[Subscription]]:
         settings.OCM_EVENTS_TOPIC: [
             events_log_subscription(settings),
             webhooks_subscription(settings),
+            *([analytics_subscription(settings)] if settings.OCM_ANALYTICS_ENABLED else []),
         ]
     }
 
@@ -118,6 +120,12 @@ def webhooks_subscription(settings: Settings) -> Subscription:
     """Events of tenants with webhooks only (the outbox marks them; infra's SQL filter
     ``[webhooks] = '1'`` is the same rule in Service Bus)."""
     return Subscription(settings.OCM_WEBHOOKS_SUBSCRIPTION, only=("webhooks", ("1",)))
+
+
+def analytics_subscription(settings: Settings) -> Subscription:
+    """Message events analytics counts (the outbox marks them; infra's SQL filter
+    ``[analytics] = '1'`` is the same rule in Service Bus)."""
+    return Subscription(settings.OCM_ANALYTICS_SUBSCRIPTION, only=(ANALYTICS, ("1",)))
 
 
 def events_log_subscription(settings: Settings) -> Subscription:

@@ -43,6 +43,12 @@ class Settings(BaseSettings):
         default="ocm-webhooks",
         description="The events topic's subscription that fans events out to webhooks.",
     )
+    OCM_ANALYTICS_SUBSCRIPTION: str = "ocm-analytics"
+    OCM_ANALYTICS_ENABLED: bool = Field(
+        default=True,
+        description="Count message events into the analytics rollups (off: no event is "
+        "published for analytics, and the rollups stay as they are).",
+    )
     OCM_WEBHOOK_QUEUE: str = Field(
         default="ocm-webhook-deliveries", description="One message per webhook delivery attempt."
     )

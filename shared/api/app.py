@@ -13,6 +13,7 @@ from shared.api import errors
 from shared.api.direct import DirectRoutes, direct_routes
 from shared.api.limits import RequestBoundary
 from shared.api.routers import (
+    analytics,
     apps,
     audit,
     callbacks,
@@ -83,6 +84,7 @@ def create_app(
         webhooks.router,
         webhook_deliveries.router,
         event_types.router,
+        analytics.router,
     )
     for router in (*routers, meta.router):
         app.include_router(router)

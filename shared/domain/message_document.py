@@ -74,7 +74,10 @@ class MessageDocument(TypedDict, total=False):
     status: Required[str]
     channel: str
     channel_id: str
+    channel_type: str
     provider: str
+    app_id: str
+    """The application (credential) that sent it: an analytics dimension."""
     receiver: Party | None
     sender: Party | None
     content: dict[str, Any]
@@ -103,6 +106,9 @@ class MessageDocument(TypedDict, total=False):
     events: list[TimelineEntry]
     pending_events: list[str]
     events_at: str | None
+    fresh_events: list[str]
+    """Events of the last write that only analytics takes: published once after it,
+    unmarked (``events.publish.guaranteed``)."""
     # the dispatch job's outbox, and dispatch's own state
     dispatch: DispatchSlot
     outbox_at: str | None
@@ -116,6 +122,8 @@ class MessageDocument(TypedDict, total=False):
     fallback: dict[str, Any]
     fallback_after: float
     fallback_id: str
+    fallback_step: int
+    """0 for a client's message, n for the n-th fallback after it."""
     fallback_error: ErrorInfo
     # the store's own
     _etag: str
@@ -129,6 +137,10 @@ INTERNAL_FIELDS = frozenset(
         "outbox_at",
         "events_at",
         "pending_events",
+        "fresh_events",
+        "app_id",
+        "channel_type",
+        "fallback_step",
         "claim",
         "receipt_ids",
         "traceparent",

@@ -29,6 +29,7 @@ SCOPES: dict[str, str] = {
     "update:app": "change applications, rotate and revoke their keys",
     "delete:app": "delete applications",
     "read:audit": "read the tenant's audit log",
+    "read:analytics": "read the analytics: message counts, latency and cost",
     "read:user": "read and list the tenant's users",
     "manage:user": "invite users, change their roles (up to one's own), disable them",
     "read:tenant": "list the tenant's child tenants",
@@ -57,6 +58,7 @@ _VIEWER = frozenset(
         "read:template",
         "read:opt_out",
         "read:webhook",
+        "read:analytics",
     }
 )
 _DEVELOPER = _VIEWER | {

@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import timedelta
 from typing import Any, Protocol
 
@@ -96,16 +96,35 @@ async def subscription_trigger(
     """Run ``work``; when throttled, wait the advised delay and run it again, for
     ``WAIT_IN_PLACE`` seconds at most, then let the host redeliver."""
     body = msg.get_body()
+    await _in_place(msg.message_id, lambda: work(body), rng)
+
+
+async def batch_trigger(
+    msgs: Sequence[Received],
+    work: Callable[[list[bytes]], Awaitable[object]],
+    *,
+    rng: random.Random | None = None,
+) -> None:
+    """``subscription_trigger`` for a trigger given a batch (``cardinality="many"``):
+    the batch is worked, waited on and redelivered as one."""
+    bodies = [m.get_body() for m in msgs]
+    label = f"a batch of {len(bodies)} from {msgs[0].message_id}" if msgs else "an empty batch"
+    await _in_place(label, lambda: work(bodies), rng)
+
+
+async def _in_place(
+    label: str, attempt: Callable[[], Awaitable[object]], rng: random.Random | None
+) -> None:
     waited = 0.0
     while True:
         try:
-            await work(body)
+            await attempt()
             return
         except Throttled as exc:
             pause = min(max(exc.retry_after, 0.1), WAIT_IN_PLACE - waited)
             if pause <= 0:
                 raise
-            log.warning("%s throttled (%s); trying again in %.1f s", msg.message_id, exc, pause)
+            log.warning("%s throttled (%s); trying again in %.1f s", label, exc, pause)
             await asyncio.sleep(pause * (1 + 0.1 * (rng or random).random()))
             waited += pause
 

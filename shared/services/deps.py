@@ -51,11 +51,12 @@ class Deps:
     """The settings' limits, read once (identity.limits.platform_limits)."""
     failed_sources: dict[str, Any] = field(default_factory=dict)
     """Failed authentications per source address on this instance (identity.failures)."""
-    event_routes: weakref.WeakKeyDictionary[Queue, dict[Route, dict[str, str | int] | None]] = (
-        field(default_factory=weakref.WeakKeyDictionary)
-    )
+    event_routes: weakref.WeakKeyDictionary[
+        Queue, dict[Route, tuple[dict[str, str | int] | None, bool]]
+    ] = field(default_factory=weakref.WeakKeyDictionary)
     """Per queue: whether an event reaches a subscriber of its events topic, by tenant,
-    type and webhook interest, with its properties if so (events.publish.route)."""
+    type and webhook interest, with its properties if so, and whether one other than
+    analytics takes it (events.publish.route, guaranteed)."""
     closers: list[Callable[[], None]] = field(default_factory=list)
     """Releases resources (files, connections) when the platform stops."""
     async_closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)

@@ -18,10 +18,10 @@ import pytest
 from shared.adapters.azure.cosmos import CosmosDocumentStore
 from shared.adapters.embedded.sqlite_store import SqliteDocumentStore
 from shared.containers import ROLLUPS
+from shared.domain.facts import Fact
 from shared.domain.models import Document
 from shared.ports import Query, Write
 from shared.services.analytics import histogram, rollup
-from shared.services.analytics.facts import Fact
 from tests.fakes import FakeDocumentStore
 
 Store = FakeDocumentStore | SqliteDocumentStore | CosmosDocumentStore

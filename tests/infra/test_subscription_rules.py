@@ -36,9 +36,10 @@ def terraform_takes(rule: dict[str, Any], properties: dict[str, str]) -> bool:
 
 
 CASES = [
-    {"type": t, **({"webhooks": "1"} if marked else {})}
+    {"type": t, **({"webhooks": "1"} if hooked else {}), **({"analytics": "1"} if counted else {})}
     for t in EVENT_TYPES
-    for marked in (False, True)
+    for hooked in (False, True)
+    for counted in (False, True)
 ]
 
 

@@ -134,6 +134,7 @@ def test_with_the_service_bus_emulator_init_lists_what_its_config_must_declare(
     for queue in ("ocm-outbound", "ocm-provider-events", "ocm-webhook-deliveries"):
         assert f"  queue {queue}\n" in out
     assert "  subscription ocm-events/ocm-webhooks, rule: [webhooks] = '1'" in out
+    assert "  subscription ocm-events/ocm-analytics, rule: [analytics] = '1'" in out
 
 
 async def test_a_container_partitioned_otherwise_is_reported_not_altered(
@@ -350,19 +351,20 @@ async def test_init_creates_the_missing_entities_once() -> None:
             "event-types": "[type] IN ('message.failed', 'message.expired')"
         },
         ("ocm-events", "ocm-webhooks"): {"event-types": "[webhooks] = '1'"},
+        ("ocm-events", "ocm-analytics"): {"event-types": "[analytics] = '1'"},
     }
     assert "  created  queue ocm-outbound" in first
     assert "  removed  rule ocm-events/ocm-webhooks/$Default (takes every event)" in first
     assert (
-        first[-1] == "8 created, 0 already existed."
-    )  # 3 queues, a topic, 2 subscriptions, 2 rules
+        first[-1] == "10 created, 0 already existed."
+    )  # 3 queues, a topic, 3 subscriptions, 3 rules
 
     calls = len(namespace.calls)
     second: list[str] = []
     assert await azure_init.run(settings(), admin=namespace, out=second.append) == 0  # type: ignore[arg-type]
     assert len(namespace.calls) == calls  # nothing changed
     assert not [line for line in second if line.lstrip().startswith(("created", "removed"))]
-    assert second[-1] == "0 created, 8 already existed."
+    assert second[-1] == "0 created, 10 already existed."
 
 
 async def test_a_default_rule_left_behind_is_removed_on_the_next_run() -> None:

@@ -112,6 +112,8 @@ def test_every_queue_topic_and_timer_trigger_is_discovered() -> None:
         ("log_dead_event", "queue", "ocm-events/subscriptions/ocm-events-log/$DeadLetterQueue"),
         ("fan_out_event", "queue", "ocm-events/subscriptions/ocm-webhooks"),
         ("keep_dead_fan_out", "queue", "ocm-events/subscriptions/ocm-webhooks/$DeadLetterQueue"),
+        ("count_events", "queue", "ocm-events/subscriptions/ocm-analytics"),
+        ("note_dead_event", "queue", "ocm-events/subscriptions/ocm-analytics/$DeadLetterQueue"),
         ("deliver_webhook", "queue", "ocm-webhook-deliveries"),
         ("fail_dead_webhook", "queue", "ocm-webhook-deliveries/$DeadLetterQueue"),
         ("outbox_sweep", "timer", "*/30 * * * * *"),

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from shared.domain import facts
 from shared.domain.timeline import event_payload
-from shared.services.analytics import facts
 
 
 def message(**more: Any) -> dict[str, Any]:
@@ -82,7 +82,7 @@ def test_an_event_carries_the_same_fact() -> None:
     doc = message()
     for entry in doc["events"]:
         event = event_payload(doc, entry)
-        event["data"]["analytics"] = facts.event_fields(doc, "sms")
+        event["analytics"] = facts.event_fields(doc, "sms")
         from_event = facts.fact_from_event(event)
         from_store = facts.fact_of(doc, entry, "sms")
         assert from_event == from_store
@@ -140,7 +140,7 @@ def test_dimensions_of_email_inbound_and_errors() -> None:
 def test_events_analytics_does_not_count() -> None:
     doc = message()
     retrying = event_payload(doc, doc["events"][2])
-    retrying["data"]["analytics"] = facts.event_fields(doc)
+    retrying["analytics"] = facts.event_fields(doc)
     assert facts.fact_from_event(retrying) is None
     sent = event_payload(doc, doc["events"][1])  # no analytics fields: not counted
     assert facts.fact_from_event(sent) is None

@@ -36,7 +36,9 @@ async def send_message(request: Request, caller: Sender) -> JsonResponse:
     body, size = await read_json(request)
 
     async def accept() -> tuple[int, object]:
-        return 202, await intake.accept_message(caller.deps, caller.tenant_id, body, size=size)
+        return 202, await intake.accept_message(
+            caller.deps, caller.tenant_id, body, size=size, app_id=caller.principal.app_id
+        )
 
     return await idempotent(caller, request, body, accept)
 
@@ -68,7 +70,9 @@ async def send_batch(request: Request, caller: Sender) -> JsonResponse:
         )
 
     async def accept() -> tuple[int, object]:
-        result = await intake.accept_batch(caller.deps, caller.tenant_id, items, context)
+        result = await intake.accept_batch(
+            caller.deps, caller.tenant_id, items, context, app_id=caller.principal.app_id
+        )
         return 202, {"batch_id": result.batch_id, "items": result.items}
 
     return await idempotent(caller, request, body, accept)

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from shared.containers import ROLLUPS
+from shared.domain.facts import Fact
 from shared.domain.models import Document
 from shared.ports import (
     MAX_TRANSACTION_WRITES,
@@ -36,7 +37,6 @@ from shared.ports import (
     Write,
 )
 from shared.services.analytics import histogram
-from shared.services.analytics.facts import Fact
 
 MAX_VALUES = 50
 """Distinct values a bucket keeps per dimension (and for tags); the rest: ``other``."""
@@ -53,6 +53,8 @@ MAX_ROUNDS = 50
 class Applied:
     counted: int
     duplicates: int
+    facts: tuple[Fact, ...] = ()
+    """The facts counted now (not those counted before)."""
 
 
 def hour_id(tenant_id: str, day: str, hour: str) -> str:
@@ -126,14 +128,19 @@ async def apply(store: DocumentStore, facts: Iterable[Fact]) -> Applied:
     except ExceptionGroup as failed:
         raise failed.exceptions[0] from None
     results = [task.result() for task in tasks]
-    return Applied(sum(r.counted for r in results), sum(r.duplicates for r in results))
+    return Applied(
+        sum(r.counted for r in results),
+        sum(r.duplicates for r in results),
+        tuple(f for r in results for f in r.facts),
+    )
 
 
 async def _apply_partition(
     store: DocumentStore, tenant_id: str, day: str, facts: Sequence[Fact]
 ) -> Applied:
     pending = sorted(facts, key=lambda f: (f.at, f.key))
-    counted = duplicates = 0
+    counted: list[Fact] = []
+    duplicates = 0
     retries = 0
     while pending:
         if retries > MAX_ROUNDS:
@@ -156,9 +163,9 @@ async def _apply_partition(
                 retries += 1
                 continue  # a bucket moved on (another consumer): read it again
             raise
-        counted += len(chunk)
+        counted.extend(chunk)
         pending = pending[len(chunk) :]
-    return Applied(counted, duplicates)
+    return Applied(len(counted), duplicates, tuple(counted))
 
 
 async def _counted(store: DocumentStore, tenant_id: str, chunk: Sequence[Fact]) -> set[str]:

@@ -15,6 +15,7 @@ from typing import Any
 
 import orjson
 
+from shared.domain.facts import ANALYTICS, TRANSITION_OF
 from shared.domain.ids import new_id
 from shared.domain.messages import to_utc_text
 from shared.ports import OutgoingMessage
@@ -30,6 +31,20 @@ def route(
 ) -> Properties | None:
     """The event's topic properties if a subscription of the topic takes it, else None
     (``webhooks``: the patterns the tenant's webhooks take, ``interest``)."""
+    return _routed(deps, tenant_id, event_type, webhooks)[0]
+
+
+def guaranteed(deps: Deps, tenant_id: str, event_type: str, webhooks: frozenset[str]) -> bool:
+    """Whether a subscription other than analytics takes the event. Those events go
+    through the document's events outbox (marked, swept until published); an event
+    only analytics takes is published after the write without a mark, so it costs no
+    outbox clear, and the hourly reconciliation counts what a crash lost."""
+    return _routed(deps, tenant_id, event_type, webhooks)[1]
+
+
+def _routed(
+    deps: Deps, tenant_id: str, event_type: str, webhooks: frozenset[str]
+) -> tuple[Properties | None, bool]:
     key = (tenant_id, event_type, wants(webhooks, event_type))
     routes = deps.event_routes.setdefault(deps.queue, {})
     if key not in routes:
@@ -37,7 +52,11 @@ def route(
             routes.clear()
         properties = event_properties(tenant_id, event_type, webhooks)
         topic = deps.settings.OCM_EVENTS_TOPIC
-        routes[key] = properties if deps.queue.reaches_anyone(topic, properties) else None
+        others = deps.queue.reaches_anyone(topic, properties)
+        if event_type in TRANSITION_OF:
+            properties[ANALYTICS] = "1"
+        reached = others or deps.queue.reaches_anyone(topic, properties)
+        routes[key] = (properties if reached else None, others)
     return routes[key]
 
 

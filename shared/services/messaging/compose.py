@@ -167,6 +167,7 @@ def build_message(
         "status": first,
         "channel": channel["name"],
         "channel_id": channel["id"],
+        "channel_type": channel["type"],
         "provider": channel["provider"],
         "receiver": _party(receiver),
         "sender": _party(sender),

@@ -89,6 +89,9 @@ async def _create(deps: Deps, primary: MessageDocument, child_id: str) -> None:
     )
     doc["parent_id"] = primary["id"]
     doc["tags"] = doc.get("tags") or primary.get("tags") or []
+    doc["fallback_step"] = primary.get("fallback_step", 0) + 1
+    if "app_id" in primary:
+        doc["app_id"] = primary["app_id"]
     await intake.reserve(deps, tenant_id, 1)
     try:
         await repository.create(deps, doc)

@@ -86,8 +86,9 @@ def _json_size(value: Any, field: str, depth: int | None = None) -> int:
 
 
 async def accept_message(
-    deps: Deps, tenant_id: str, raw: Any, *, size: int | None = None
+    deps: Deps, tenant_id: str, raw: Any, *, size: int | None = None, app_id: str | None = None
 ) -> Document:
+    """Accept one message (``app_id``: the sending application, for analytics)."""
     with telemetry.span("accept", tenant_id=tenant_id) as span:
         msg = parse_message(raw, size=size)
         doc = await make_message(
@@ -100,6 +101,8 @@ async def accept_message(
             traceparent=telemetry.traceparent(),
         )
         span.set_attribute("ocm.message_id", doc["id"])
+        if app_id is not None:
+            doc["app_id"] = app_id
         await reserve(deps, tenant_id, 1)
         await repository.create(deps, doc)
         await outbox.hand_off(deps, [doc], clear=False, best_effort=True)
@@ -113,7 +116,12 @@ class BatchResult:
 
 
 async def accept_batch(
-    deps: Deps, tenant_id: str, messages: list[Any], context: dict[str, Any]
+    deps: Deps,
+    tenant_id: str,
+    messages: list[Any],
+    context: dict[str, Any],
+    *,
+    app_id: str | None = None,
 ) -> BatchResult:
     """Each item is accepted or refused on its own; accepted ones are written together."""
     if len(messages) > MAX_BATCH:
@@ -131,7 +139,7 @@ async def accept_batch(
     batch_id = new_id("bat", now)
     with telemetry.span("accept_batch", tenant_id=tenant_id, batch_id=batch_id):
         return await _accept_batch(
-            deps, tenant_id, messages, context, shared_context, now, batch_id
+            deps, tenant_id, messages, context, shared_context, now, batch_id, app_id
         )
 
 
@@ -143,6 +151,7 @@ async def _accept_batch(
     shared_context: int,
     now: datetime,
     batch_id: str,
+    app_id: str | None,
 ) -> BatchResult:
     channels = ChannelCache(deps, tenant_id)
     items: list[dict[str, Any]] = []
@@ -167,6 +176,8 @@ async def _accept_batch(
                 {"index": index, "id": None, "status": "rejected", "error": _item_error(exc)}
             )
             continue
+        if app_id is not None:
+            doc["app_id"] = app_id
         docs.append(doc)
         items.append({"index": index, "id": doc["id"], "status": doc["status"], "error": None})
     if docs:

@@ -15,6 +15,7 @@ from typing import Any
 
 from shared import telemetry
 from shared.containers import MESSAGES
+from shared.domain.facts import ANALYTICS, TRANSITION_OF, event_fields
 from shared.domain.jobs import DispatchJob, is_fallback
 from shared.domain.message_document import MessageDocument
 from shared.domain.messages import to_utc_text
@@ -66,15 +67,23 @@ async def _publish(deps: Deps, docs: Sequence[MessageDocument]) -> None:
     webhooks = {t: await interest(deps, t) for t in tenants}
     events = []
     for doc in docs:
-        pending = set(doc.get("pending_events") or ())
+        pending = {*(doc.get("pending_events") or ()), *(doc.get("fresh_events") or ())}
+        if not pending:
+            continue
         tenant_id = doc["tenant_id"]
+        fields: dict[str, Any] | None = None
         for entry in doc.get("events", ()):
             if entry.get("id") not in pending:
                 continue
             # Built only for an event someone receives: the intake path's hot loop.
             properties = publish.route(deps, tenant_id, entry["type"], webhooks[tenant_id])
-            if properties is not None:
-                events.append(publish.message(event_payload(doc, entry), properties))
+            if properties is None:
+                continue
+            event = event_payload(doc, entry)
+            if entry["type"] in TRANSITION_OF:
+                fields = fields or event_fields(doc)
+                event[ANALYTICS] = fields
+            events.append(publish.message(event, properties))
     await publish.send(deps, events)
 
 

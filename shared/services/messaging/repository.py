@@ -40,17 +40,25 @@ async def replace(deps: Deps, doc: MessageDocument, etag: str | None = None) -> 
 def forget_unreceived_events(
     deps: Deps, doc: MessageDocument, webhooks: frozenset[str] = frozenset()
 ) -> None:
-    """Drop the pending events of a document that no subscriber would receive (an
-    events topic with only a failures log, say), so it is written without an events
-    outbox mark — one index entry fewer, and no clear to write after the hand-off."""
+    """Drop the pending events of a document that no subscriber but analytics would
+    receive (an events topic with only a failures log, say), so it is written without
+    an events outbox mark — one index entry fewer, and no clear to write after the
+    hand-off. Those analytics takes are kept in ``fresh_events``: the hand-off after
+    this write publishes them once, unmarked (``publish.guaranteed``)."""
     pending = doc.get("pending_events")
     if not pending:
         return
     types = {e.get("id"): e["type"] for e in doc.get("events", ())}
     tenant_id = doc["tenant_id"]
-    kept = [
-        eid for eid in pending if publish.route(deps, tenant_id, types[eid], webhooks) is not None
-    ]
+    kept: list[str] = []
+    fresh: list[str] = []
+    for eid in pending:
+        if publish.guaranteed(deps, tenant_id, types[eid], webhooks):
+            kept.append(eid)
+        elif publish.route(deps, tenant_id, types[eid], webhooks) is not None:
+            fresh.append(eid)
+    if fresh:
+        doc["fresh_events"] = fresh
     if len(kept) < len(pending):
         doc["pending_events"] = kept
         if not kept:
@@ -81,6 +89,7 @@ async def received_only(deps: Deps, tenant_id: str, change: Change[T]) -> Change
     webhooks = await interest(deps, tenant_id)
 
     async def changed(doc: MessageDocument) -> T | Keep[T]:
+        doc.pop("fresh_events", None)  # the previous write's, published after it
         outcome = await change(doc)
         if not isinstance(outcome, Keep):
             forget_unreceived_events(deps, doc, webhooks)

@@ -19,6 +19,7 @@ from typing import Any
 import orjson
 
 from shared.containers import EVENTS, WEBHOOK_DELIVERIES
+from shared.domain.facts import ANALYTICS
 from shared.domain.messages import to_utc_text
 from shared.domain.models import Document
 from shared.domain.webhooks import delivery_id, matches, payload
@@ -33,6 +34,7 @@ log = logging.getLogger(__name__)
 async def fan_out(deps: Deps, body: bytes) -> str:
     """Handle one event from the webhooks subscription."""
     event: dict[str, Any] = orjson.loads(body)
+    event.pop(ANALYTICS, None)  # the analytics consumer's, never a webhook's
     tenant_id = event["tenant_id"]
     await _keep(deps, event)
     created = 0

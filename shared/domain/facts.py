@@ -55,6 +55,9 @@ LATENCIES = {
     "delivered": ("sent_to_delivered", "accept_to_delivered"),
     "read": ("accept_to_read",),
 }
+ANALYTICS = "analytics"
+"""The events topic's application property (``"1"``) on the events analytics counts,
+and the member of such an event that carries its analytics fields."""
 MAX_TAGS = 20
 """Tags counted per message: all the send API takes (MessageCreate.tags)."""
 
@@ -96,6 +99,23 @@ class Fact:
 
 def dimensions(doc: Mapping[str, Any], channel_type: str | None = None) -> dict[str, str]:
     """A message's dimensions (those it has; a missing one is simply absent)."""
+    found = _cheap_dimensions(doc, channel_type)
+    country = country_of(far_number(doc))
+    if country is not None:
+        found["country"] = country
+    return found
+
+
+def far_number(doc: Mapping[str, Any]) -> str | None:
+    """The other party's phone number (the receiver's, or an inbound sender's)."""
+    inbound = doc.get("direction") == "inbound"
+    far = _address(doc.get("sender") if inbound else doc.get("receiver"))
+    return far if far and far.startswith("+") else None
+
+
+def _cheap_dimensions(doc: Mapping[str, Any], channel_type: str | None) -> dict[str, str]:
+    """Every dimension but the country (parsing a number costs ~20 µs: the event
+    carries the number and its consumer finds the country, off the intake path)."""
     inbound = doc.get("direction") == "inbound"
     far = _address(doc.get("sender") if inbound else doc.get("receiver"))
     near = _address(doc.get("receiver") if inbound else doc.get("sender"))
@@ -109,7 +129,6 @@ def dimensions(doc: Mapping[str, Any], channel_type: str | None = None) -> dict[
         "app": doc.get("app_id"),
         "template": template.get("name") if isinstance(template, Mapping) else template,
         "sender": near,
-        "country": country_of(far),
         "domain": domain_of(far),
         "error": error.get("code") if isinstance(error, Mapping) else None,
         "fallback_step": str(doc.get("fallback_step", 0)),
@@ -174,22 +193,27 @@ def fact_of(
 
 
 def event_fields(doc: Mapping[str, Any], channel_type: str | None = None) -> dict[str, Any]:
-    """What a message event carries for analytics (``data["analytics"]``): the
-    dimensions and the times the latencies start from."""
+    """What a message event carries for analytics (its ``analytics`` member, which
+    only the analytics consumer sees): the dimensions but the country, the number
+    the country comes from, and the times the latencies start from."""
     sent = next((e for e in doc.get("events") or [] if e.get("type") == "message.sent"), None)
-    return {
-        "dimensions": dimensions(doc, channel_type),
+    fields = {
+        "dimensions": _cheap_dimensions(doc, channel_type),
         "accepted_at": doc.get("created_at"),
         "sent_at": sent["at"] if sent else None,
     }
+    number = far_number(doc)
+    if number is not None:
+        fields["number"] = number
+    return fields
 
 
 def fact_from_event(event: Mapping[str, Any]) -> Fact | None:
     """The fact an event stands for (None for events analytics does not count, or
     that carry no analytics fields)."""
-    data = event.get("data") or {}
-    fields = data.get("analytics")
-    if not isinstance(fields, Mapping):
+    fields = event.get(ANALYTICS)
+    data = event.get("data")
+    if not isinstance(fields, Mapping) or not isinstance(data, Mapping):
         return None
     message = {"id": data.get("message_id"), "tenant_id": event.get("tenant_id"), **data}
     return _fact(message, event.get("type"), event.get("timestamp"), fields)
@@ -206,7 +230,10 @@ def _fact(
     accepted = fields.get("accepted_at")
     sent = fields.get("sent_at")
     accepted_at = _at(accepted) if accepted else None
-    dims = fields.get("dimensions") or {}
+    dims = dict(fields.get("dimensions") or {})
+    country = country_of(fields.get("number"))
+    if country is not None:
+        dims["country"] = country
     return Fact(
         tenant_id=str(message["tenant_id"]),
         message_id=str(message["id"]),

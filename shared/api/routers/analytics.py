@@ -1,0 +1,139 @@
+"""/api/v1/analytics: counts of messages per interval and latency percentiles, read
+from the rollups (docs/analytics.md). ``Accept: text/csv`` answers any query as CSV."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterable, Iterator
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import StreamingResponse
+
+from shared.api.deps import Caller, scoped
+from shared.api.responses import JsonResponse
+from shared.api.schemas import problems
+from shared.services.analytics import query
+from shared.services.analytics.histogram import THRESHOLDS
+
+router = APIRouter(prefix="/api/v1/analytics", tags=["analytics"])
+
+Reader = Annotated[Caller, scoped("read:analytics")]
+From = Annotated[
+    datetime | None, Query(alias="from", description="Start (default: 24 hours before `to`).")
+]
+To = Annotated[datetime | None, Query(alias="to", description="End, exclusive (default: now).")]
+GroupBy = Annotated[
+    str | None, Query(description="One dimension: " + ", ".join(query.GROUPS), max_length=32)
+]
+Only = Annotated[
+    str | None,
+    Query(
+        alias="filter",
+        max_length=512,
+        description="`<dimension>:<value>[|<value>…]`, on the `group_by` dimension or alone.",
+    ),
+]
+CSV = {"text/csv": {"schema": {"type": "string"}}}
+
+
+def _wants_csv(request: Request) -> bool:
+    return "text/csv" in (request.headers.get("accept") or "")
+
+
+def _csv(rows: Iterable[list[Any]], name: str) -> StreamingResponse:
+    def lines() -> Iterator[str]:
+        out = io.StringIO()
+        writer = csv.writer(out)
+        for row in rows:
+            writer.writerow(["" if v is None else v for v in row])
+            yield out.getvalue()
+            out.seek(0)
+            out.truncate()
+
+    return StreamingResponse(
+        lines(),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{name}.csv"'},
+    )
+
+
+@router.get(
+    "/messages",
+    summary="Messages per interval: accepted, sent, delivered, failed, …",
+    description="Counts of each transition per `interval` in the time zone `tz`, over the "
+    "group values of one dimension if `group_by` is given; every interval of the window "
+    "is present. Each transition counts once per message, in the hour it happened.",
+    responses={200: {"content": CSV}, **problems(401, 403, 422)},
+)
+async def message_counts(
+    request: Request,
+    caller: Reader,
+    start: From = None,
+    end: To = None,
+    interval: Annotated[str, Query(description="hour, day, week or month")] = "hour",
+    tz: Annotated[str, Query(max_length=64, description="An IANA zone")] = "UTC",
+    group_by: GroupBy = None,
+    only: Only = None,
+    metrics: Annotated[str | None, Query(max_length=256)] = None,
+) -> Any:
+    result = await query.messages(
+        caller.deps,
+        caller.tenant_id,
+        start=start,
+        end=end,
+        interval=interval,
+        tz=tz,
+        group_by=group_by,
+        filter_=only,
+        metrics=metrics,
+    )
+    if not _wants_csv(request):
+        return JsonResponse(result)
+    names = result["metrics"]
+    rows: list[list[Any]] = [["start", "group", *names]]
+    for line in result["series"]:
+        rows.extend([p["start"], line["group"], *(p[m] for m in names)] for p in line["points"])
+    return _csv(rows, "messages")
+
+
+@router.get(
+    "/latency",
+    summary="Latency percentiles and the share within N seconds",
+    description="p50/p90/p95/p99 (within 5 %) and the exact share of messages whose step "
+    "took at most 1, 5, 10, 30, 60, 300 and 3600 s, per channel, provider or country.",
+    responses={200: {"content": CSV}, **problems(401, 403, 422)},
+)
+async def latency(
+    request: Request,
+    caller: Reader,
+    start: From = None,
+    end: To = None,
+    metric: Annotated[str, Query(description=", ".join(query.LATENCY_METRICS))] = (
+        "accept_to_delivered"
+    ),
+    group_by: Annotated[str | None, Query(description="channel, provider or country")] = None,
+    only: Only = None,
+) -> Any:
+    result = await query.latency(
+        caller.deps,
+        caller.tenant_id,
+        start=start,
+        end=end,
+        metric=metric,
+        group_by=group_by,
+        filter_=only,
+    )
+    if not _wants_csv(request):
+        return JsonResponse(result)
+    within = [str(s) for s in THRESHOLDS]
+    percentiles = [f"p{p}" for p in query.PERCENTILES]
+    rows: list[list[Any]] = [
+        ["group", "count", "mean", *percentiles, *(f"within_{s}s" for s in within)]
+    ]
+    for g in result["groups"]:
+        shares = [g["within"][s] for s in within]
+        rows.append([g["group"], g["count"], g["mean"], *(g[p] for p in percentiles), *shares])
+    return _csv(rows, "latency")

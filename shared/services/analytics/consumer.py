@@ -1,0 +1,53 @@
+"""The analytics subscription's consumer: a batch of message events counted into the
+rollups exactly once (``rollup.apply``), whatever the batch holds.
+
+An event that cannot be read, or that analytics does not count, is skipped with a
+warning rather than failing its batch: redelivering it could never succeed, and it
+would take the rest of the batch with it to the dead-letter queue. The hourly
+reconciliation recounts each closed hour from the message store either way.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+import orjson
+
+from shared import telemetry
+from shared.domain.facts import Fact, fact_from_event
+from shared.services.analytics import metrics, rollup
+from shared.services.deps import Deps
+
+log = logging.getLogger(__name__)
+
+
+def facts(bodies: Sequence[bytes]) -> tuple[list[Fact], int]:
+    """The facts of a batch of event bodies, and how many bodies were skipped."""
+    found: list[Fact] = []
+    skipped = 0
+    for body in bodies:
+        try:
+            event = orjson.loads(body)
+            fact = fact_from_event(event) if isinstance(event, dict) else None
+        except (orjson.JSONDecodeError, ValueError, TypeError, KeyError):
+            fact = None
+        if fact is None:
+            skipped += 1
+            continue
+        found.append(fact)
+    if skipped:
+        log.warning(
+            "analytics skipped %d of %d events (unreadable or not counted)", skipped, len(bodies)
+        )
+    return found, skipped
+
+
+async def count(deps: Deps, bodies: Sequence[bytes]) -> rollup.Applied:
+    """Count a batch of events; raises (the batch is redelivered) only when the store
+    fails, and then counts nothing twice on the redelivery."""
+    found, _ = facts(bodies)
+    with telemetry.span("analytics.count", events=len(bodies)):
+        applied = await rollup.apply(deps.store, found)
+    metrics.record(applied.facts)
+    return applied

@@ -1,0 +1,287 @@
+"""Reading the rollups: counts per interval (hour, day, week, month in the tenant's
+time zone) and latency percentiles, from the hour buckets ``rollup`` writes.
+
+A bucket counts each dimension on its own (its ``by`` maps one dimension's values to
+their counts), not their combinations: a query groups by one dimension, and may keep
+only some values of that same dimension (``filter``). Intervals are made of whole UTC
+hours: in a zone whose offset is not whole hours, an hour straddling local midnight
+counts in the day it starts in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from shared.containers import ROLLUPS
+from shared.domain.errors import FieldError, ValidationFailed
+from shared.domain.facts import DIMENSIONS, LATENCIES, TRANSITIONS
+from shared.domain.models import Document
+from shared.ports import Filter, Query
+from shared.services.analytics import histogram
+from shared.services.analytics.rollup import LATENCY_BY
+from shared.services.deps import Deps
+
+INTERVALS = ("hour", "day", "week", "month")
+HOUR_RETENTION_DAYS = 90
+"""Hour buckets are kept (and queryable) this long."""
+GROUPS = (*DIMENSIONS, "tag")
+METRICS = tuple(t for t in TRANSITIONS)
+LATENCY_METRICS = tuple(dict.fromkeys(m for ms in LATENCIES.values() for m in ms))
+PERCENTILES = (50, 90, 95, 99)
+PAGE = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    start: datetime
+    """UTC, on the hour."""
+    end: datetime
+    """UTC, on the hour, exclusive."""
+    interval: str
+    tz: ZoneInfo
+
+    def hours(self) -> Iterator[datetime]:
+        at = self.start
+        while at < self.end:
+            yield at
+            at += timedelta(hours=1)
+
+    def interval_of(self, hour: datetime) -> str:
+        """The start of the interval an hour (UTC) falls in, in the window's zone."""
+        local = hour.astimezone(self.tz)
+        if self.interval == "hour":
+            start = local.replace(minute=0, second=0, microsecond=0)
+        else:
+            day = local.date()
+            if self.interval == "week":
+                day -= timedelta(days=day.weekday())
+            elif self.interval == "month":
+                day = day.replace(day=1)
+            start = datetime(day.year, day.month, day.day, tzinfo=self.tz)
+        return start.isoformat()
+
+
+def _invalid(field: str, detail: str, message: str, code: str = "VALIDATION_FAILED") -> None:
+    raise ValidationFailed(message, code=code, errors=[FieldError(field, detail)])
+
+
+def window(
+    now: datetime, start: datetime | None, end: datetime | None, interval: str, tz: str
+) -> Window:
+    """The query's window, checked: at most ``HOUR_RETENTION_DAYS`` back (422 with
+    the allowed window beyond), ``from`` before ``to`` (default: the last 24 hours)."""
+    try:
+        zone = ZoneInfo(tz)
+    except (ZoneInfoNotFoundError, ValueError):
+        _invalid("tz", "an IANA time zone name, such as Europe/Paris", "Unknown time zone")
+    if interval not in INTERVALS:
+        _invalid("interval", f"one of {', '.join(INTERVALS)}", "Unknown interval")
+    end = _aware(end, zone) if end is not None else now
+    start = _aware(start, zone) if start is not None else end - timedelta(days=1)
+    first = _floor_hour(start)
+    last = _floor_hour(end) + (timedelta(hours=1) if end != _floor_hour(end) else timedelta())
+    if first >= last:
+        _invalid("from", "must be before to", "The window is empty")
+    allowed = _floor_hour(now - timedelta(days=HOUR_RETENTION_DAYS))
+    if first < allowed:
+        _invalid(
+            "from",
+            f"at or after {allowed.isoformat()} (hour buckets are kept {HOUR_RETENTION_DAYS} days)",
+            "The window reaches past what analytics keeps",
+            code="ANALYTICS_BEYOND_RETENTION",
+        )
+    return Window(first, last, interval, zone)
+
+
+def _aware(at: datetime, zone: ZoneInfo) -> datetime:
+    return (at if at.tzinfo is not None else at.replace(tzinfo=zone)).astimezone(UTC)
+
+
+def _floor_hour(at: datetime) -> datetime:
+    return at.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+
+
+def selection(
+    group_by: str | None, filter_: str | None, choices: Sequence[str]
+) -> tuple[str | None, tuple[str, ...]]:
+    """``group_by`` and the values ``filter`` keeps (``<dimension>:<v>[|<v>…]``, on the
+    group_by dimension, or alone)."""
+    if group_by is not None and group_by not in choices:
+        _invalid("group_by", f"one of {', '.join(choices)}", "Unknown dimension")
+    if not filter_:
+        return group_by, ()
+    dimension, sep, values = filter_.partition(":")
+    kept = tuple(v for v in values.split("|") if v)
+    if not sep or not kept or dimension not in choices:
+        _invalid("filter", "<dimension>:<value>[|<value>...]", "The filter is not valid")
+    if group_by is not None and dimension != group_by:
+        _invalid(
+            "filter",
+            f"on the group_by dimension ({group_by}): buckets count each dimension on its own",
+            "A filter must be on the dimension the query groups by",
+            code="ANALYTICS_FILTER_NOT_GROUPED",
+        )
+    return dimension, kept
+
+
+def metric_names(metrics: str | None) -> tuple[str, ...]:
+    if not metrics:
+        return METRICS
+    names = tuple(dict.fromkeys(m.strip() for m in metrics.split(",") if m.strip()))
+    unknown = [m for m in names if m not in METRICS]
+    if unknown or not names:
+        _invalid("metrics", f"some of {', '.join(METRICS)}", "Unknown metric")
+    return names
+
+
+async def buckets(deps: Deps, tenant_id: str, span: Window) -> list[Document]:
+    """The tenant's hour buckets in the window (a prefix query on the tenant)."""
+    where = (
+        Filter("kind", "eq", "hour"),
+        Filter("hour", "gte", span.start.strftime("%Y-%m-%dT%H")),
+        Filter("hour", "lt", span.end.strftime("%Y-%m-%dT%H")),
+    )
+    found: list[Document] = []
+    cursor: str | None = None
+    while True:
+        page = await deps.store.query(
+            ROLLUPS, Query(tenant_id, where, order_by="hour", limit=PAGE, cursor=cursor)
+        )
+        found.extend(page.items)
+        cursor = page.next_cursor
+        if cursor is None:
+            return found
+
+
+def _hour(bucket: Mapping[str, Any]) -> datetime:
+    return datetime.strptime(bucket["hour"], "%Y-%m-%dT%H").replace(tzinfo=UTC)
+
+
+def _groups(
+    bucket: Mapping[str, Any], group_by: str | None, kept: Sequence[str]
+) -> Iterable[tuple[str | None, Mapping[str, int]]]:
+    """(group value, counts per transition) of one bucket."""
+    if group_by is None:
+        yield None, bucket.get("counts") or {}
+        return
+    values = bucket.get("tags") if group_by == "tag" else (bucket.get("by") or {}).get(group_by)
+    for value, counts in (values or {}).items():
+        if not kept or value in kept:
+            yield value, counts
+
+
+def series(
+    found: Iterable[Mapping[str, Any]],
+    span: Window,
+    group_by: str | None,
+    kept: Sequence[str],
+    metrics: Sequence[str],
+    grouped: bool,
+) -> dict[str, Any]:
+    """Counts per interval and group, every interval present (zeros where none)."""
+    starts = list(dict.fromkeys(span.interval_of(h) for h in span.hours()))
+    table: dict[str | None, dict[str, dict[str, int]]] = {}
+    for bucket in found:
+        start = span.interval_of(_hour(bucket))
+        for value, counts in _groups(bucket, group_by, kept):
+            key = value if grouped else None
+            row = table.setdefault(key, {}).setdefault(start, dict.fromkeys(metrics, 0))
+            for metric in metrics:
+                row[metric] += int(counts.get(metric, 0))
+    if not table and not grouped:
+        table[None] = {}
+    out = []
+    for value in sorted(table, key=lambda v: (v is None, v or "")):
+        rows = table[value]
+        counted = [rows.get(s) or dict.fromkeys(metrics, 0) for s in starts]
+        totals = {m: sum(c[m] for c in counted) for m in metrics}
+        points = [{"start": s, **c} for s, c in zip(starts, counted, strict=True)]
+        out.append({"group": value, "points": points, "totals": totals})
+    return {
+        "from": span.start.isoformat(),
+        "to": span.end.isoformat(),
+        "interval": span.interval,
+        "tz": span.tz.key,
+        "group_by": group_by if grouped else None,
+        "metrics": list(metrics),
+        "series": out,
+    }
+
+
+async def messages(
+    deps: Deps,
+    tenant_id: str,
+    *,
+    start: datetime | None,
+    end: datetime | None,
+    interval: str = "hour",
+    tz: str = "UTC",
+    group_by: str | None = None,
+    filter_: str | None = None,
+    metrics: str | None = None,
+) -> dict[str, Any]:
+    span = window(deps.clock.now(), start, end, interval, tz)
+    names = metric_names(metrics)
+    dimension, kept = selection(group_by, filter_, GROUPS)
+    found = await buckets(deps, tenant_id, span)
+    return series(found, span, dimension, kept, names, grouped=group_by is not None)
+
+
+def _latency_of(
+    bucket: Mapping[str, Any], metric: str, group_by: str | None, kept: Sequence[str]
+) -> Iterable[tuple[str | None, Mapping[str, Any]]]:
+    if group_by is None:
+        found = (bucket.get("latency") or {}).get(metric)
+        if found:
+            yield None, found
+        return
+    for value, by_metric in ((bucket.get("latency_by") or {}).get(group_by) or {}).items():
+        if (not kept or value in kept) and metric in by_metric:
+            yield value, by_metric[metric]
+
+
+async def latency(
+    deps: Deps,
+    tenant_id: str,
+    *,
+    start: datetime | None,
+    end: datetime | None,
+    metric: str = "accept_to_delivered",
+    group_by: str | None = None,
+    filter_: str | None = None,
+) -> dict[str, Any]:
+    """Percentiles (±5 %: the histograms' bins) and the exact share within each of
+    ``histogram.THRESHOLDS`` seconds, per group, over the window."""
+    span = window(deps.clock.now(), start, end, "hour", "UTC")
+    if metric not in LATENCY_METRICS:
+        _invalid("metric", f"one of {', '.join(LATENCY_METRICS)}", "Unknown latency metric")
+    grouped = group_by is not None
+    # A filter alone reads the filtered dimension's histograms as one group.
+    grouped_by, only = selection(group_by, filter_, LATENCY_BY)
+    parts: dict[str | None, list[Mapping[str, Any]]] = {}
+    for bucket in await buckets(deps, tenant_id, span):
+        for value, found in _latency_of(bucket, metric, grouped_by, only):
+            parts.setdefault(value if grouped else None, []).append(found)
+    rows = []
+    for value in sorted(parts, key=lambda v: (v is None, v or "")):
+        total = histogram.merged(parts[value])
+        rows.append(
+            {
+                "group": value,
+                "count": total["n"],
+                "mean": round(total["sum"] / total["n"], 3) if total["n"] else None,
+                **{f"p{p}": histogram.quantile(total, p / 100) for p in PERCENTILES},
+                "within": {str(s): histogram.share_within(total, s) for s in histogram.THRESHOLDS},
+            }
+        )
+    return {
+        "from": span.start.isoformat(),
+        "to": span.end.isoformat(),
+        "metric": metric,
+        "group_by": group_by,
+        "groups": rows,
+    }
