@@ -77,7 +77,7 @@ locals {
       unique_key_paths      = []
       indexing_mode         = "consistent"
       included_paths = [
-        "/tenant_id/?", "/id/?", "/created_at/?", "/status/?", "/channel_id/?",
+        "/tenant_id/?", "/id/?", "/created_at/?", "/updated_at/?", "/status/?", "/channel_id/?",
         "/outbox_at/?", "/events_at/?", "/provider_message_id/?",
       ]
       excluded_paths = local.cosmos_excluded_paths

@@ -90,8 +90,9 @@ locals {
     OCM_WEBHOOK_SECRET_GRACE_SECONDS  = 86400
     OCM_EVENT_RETENTION_DAYS          = 30
 
-    OCM_OUTBOX_SWEEP_SCHEDULE = "*/30 * * * * *"
-    OCM_HOUSEKEEPING_SCHEDULE = "0 */10 * * * *"
+    OCM_OUTBOX_SWEEP_SCHEDULE        = "*/30 * * * * *"
+    OCM_HOUSEKEEPING_SCHEDULE        = "0 */10 * * * *"
+    OCM_ANALYTICS_RECONCILE_SCHEDULE = "0 15 * * * *"
 
     OCM_MAX_ATTEMPTS             = 5
     OCM_RETRY_BASE_SECONDS       = 2

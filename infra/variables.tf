@@ -56,7 +56,7 @@ variable "log_retention_days" {
 variable "events_log_types" {
   description = "Event types the events topic's log subscription receives; [\"*\"] for all. Becomes the subscription's SQL filter and OCM_EVENTS_LOG_TYPES."
   type        = list(string)
-  default     = ["message.failed", "message.expired"]
+  default     = ["message.failed", "message.expired", "analytics.drift"]
 
   validation {
     condition     = length(var.events_log_types) > 0 && alltrue([for t in var.events_log_types : can(regex("^(\\*|[a-z]+(\\.[a-z_]+)+)$", t))])

@@ -80,13 +80,14 @@ class Settings(BaseSettings):
         description="How long events (for replay) and webhook delivery records are kept.",
     )
     OCM_EVENTS_LOG_TYPES: str = Field(
-        default="message.failed,message.expired",
+        default="message.failed,message.expired,analytics.drift",
         description="Event types the log subscription receives (comma-separated; * for "
         "all). In Azure this is the subscription's SQL filter rule.",
     )
 
     OCM_OUTBOX_SWEEP_SCHEDULE: str = "*/30 * * * * *"
     OCM_HOUSEKEEPING_SCHEDULE: str = "0 */10 * * * *"
+    OCM_ANALYTICS_RECONCILE_SCHEDULE: str = "0 15 * * * *"
 
     OCM_MAX_ATTEMPTS: int = Field(default=5, ge=1, le=50)
     OCM_RETRY_BASE_SECONDS: float = Field(default=2.0, gt=0)

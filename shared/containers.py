@@ -38,7 +38,8 @@ CONTAINERS: tuple[ContainerSpec, ...] = (
     ),
     ContainerSpec(
         MESSAGES,
-        indexed=("created_at", "status", "channel_id"),
+        # updated_at: the analytics reconciliation finds an hour's messages by it.
+        indexed=("created_at", "updated_at", "status", "channel_id"),
         sparse=("provider_message_id",),
         swept=("outbox_at", "events_at"),
         ordered=("created_at", "outbox_at", "events_at"),

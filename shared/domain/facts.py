@@ -115,22 +115,25 @@ def far_number(doc: Mapping[str, Any]) -> str | None:
 
 def _cheap_dimensions(doc: Mapping[str, Any], channel_type: str | None) -> dict[str, str]:
     """Every dimension but the country (parsing a number costs ~20 µs: the event
-    carries the number and its consumer finds the country, off the intake path)."""
+    carries the number and its consumer finds the country, off the intake path) and
+    the error (each failure's own, ``_fact``). A message keeps the dimensions it was
+    accepted with: after a failover, its channel, provider and sender are still the
+    ones the client chose (``origin_*``), so every transition of a message counts
+    under the same values, from its events and from the store alike."""
     inbound = doc.get("direction") == "inbound"
     far = _address(doc.get("sender") if inbound else doc.get("receiver"))
-    near = _address(doc.get("receiver") if inbound else doc.get("sender"))
+    sender = doc["origin_sender"] if "origin_sender" in doc else doc.get("sender")
+    near = _address(doc.get("receiver") if inbound else sender)
     template = doc.get("template")
-    error = doc.get("error")
     found = {
-        "channel": doc.get("channel"),
+        "channel": doc.get("origin_channel") or doc.get("channel"),
         "channel_type": channel_type or doc.get("channel_type"),
-        "provider": doc.get("provider"),
+        "provider": doc.get("origin_provider") or doc.get("provider"),
         "direction": doc.get("direction"),
         "app": doc.get("app_id"),
         "template": template.get("name") if isinstance(template, Mapping) else template,
         "sender": near,
         "domain": domain_of(far),
-        "error": error.get("code") if isinstance(error, Mapping) else None,
         "fallback_step": str(doc.get("fallback_step", 0)),
     }
     return {k: str(v) for k, v in found.items() if v not in (None, "")}
@@ -181,7 +184,8 @@ def facts_of(doc: Document, channel_type: str | None = None) -> list[Fact]:
     return [
         fact
         for entry in doc.get("events") or []
-        if (fact := _fact(doc, entry.get("type"), entry.get("at"), fields)) is not None
+        if (fact := _fact(doc, entry.get("type"), entry.get("at"), fields, entry.get("error")))
+        is not None
     ]
 
 
@@ -189,7 +193,8 @@ def fact_of(
     doc: Mapping[str, Any], entry: Mapping[str, Any], channel_type: str | None = None
 ) -> Fact | None:
     """The fact of one timeline entry (None for entries analytics does not count)."""
-    return _fact(doc, entry.get("type"), entry.get("at"), event_fields(doc, channel_type))
+    fields = event_fields(doc, channel_type)
+    return _fact(doc, entry.get("type"), entry.get("at"), fields, entry.get("error"))
 
 
 def event_fields(doc: Mapping[str, Any], channel_type: str | None = None) -> dict[str, Any]:
@@ -216,14 +221,15 @@ def fact_from_event(event: Mapping[str, Any]) -> Fact | None:
     if not isinstance(fields, Mapping) or not isinstance(data, Mapping):
         return None
     message = {"id": data.get("message_id"), "tenant_id": event.get("tenant_id"), **data}
-    return _fact(message, event.get("type"), event.get("timestamp"), fields)
+    return _fact(message, event.get("type"), event.get("timestamp"), fields, data.get("error"))
 
 
 def _fact(
-    message: Mapping[str, Any], event_type: Any, at: Any, fields: Mapping[str, Any]
+    message: Mapping[str, Any], event_type: Any, at: Any, fields: Mapping[str, Any], error: Any
 ) -> Fact | None:
     """The one reading of a fact: a message's id, tenant and tags, the transition's
-    event type and time, and the analytics fields (``event_fields``)."""
+    event type, time and error (its timeline entry's), and the analytics fields
+    (``event_fields``)."""
     transition = TRANSITION_OF.get(str(event_type))
     if transition is None:
         return None
@@ -234,6 +240,8 @@ def _fact(
     country = country_of(fields.get("number"))
     if country is not None:
         dims["country"] = country
+    if isinstance(error, Mapping) and error.get("code"):
+        dims["error"] = error["code"]
     return Fact(
         tenant_id=str(message["tenant_id"]),
         message_id=str(message["id"]),

@@ -118,6 +118,8 @@ class MessageDocument(TypedDict, total=False):
     channel_failures: int
     channels_tried: list[str]
     origin_channel: str
+    origin_provider: str
+    origin_sender: Party | None
     # fallback
     fallback: dict[str, Any]
     fallback_after: float

@@ -348,7 +348,7 @@ async def test_init_creates_the_missing_entities_once() -> None:
         assert properties["dead_lettering_on_filter_evaluation_exceptions"] is True
     assert namespace.rules == {
         ("ocm-events", "ocm-events-log"): {
-            "event-types": "[type] IN ('message.failed', 'message.expired')"
+            "event-types": "[type] IN ('message.failed', 'message.expired', 'analytics.drift')"
         },
         ("ocm-events", "ocm-webhooks"): {"event-types": "[webhooks] = '1'"},
         ("ocm-events", "ocm-analytics"): {"event-types": "[analytics] = '1'"},

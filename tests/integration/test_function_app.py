@@ -118,6 +118,7 @@ def test_every_queue_topic_and_timer_trigger_is_discovered() -> None:
         ("fail_dead_webhook", "queue", "ocm-webhook-deliveries/$DeadLetterQueue"),
         ("outbox_sweep", "timer", "*/30 * * * * *"),
         ("housekeeping_sweep", "timer", "0 */10 * * * *"),
+        ("analytics_reconcile", "timer", "0 15 * * * *"),
     }
 
 

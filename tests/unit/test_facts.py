@@ -122,7 +122,7 @@ def test_dimensions_of_email_inbound_and_errors() -> None:
     )
     dims = facts.dimensions(email)
     assert dims["domain"] == "example.com" and "country" not in dims
-    assert dims["error"] == "PROVIDER_REJECTED"
+    assert "error" not in dims  # each failure's own error, not the message's last
     assert dims["template"] == "welcome" and dims["app"] == "app_1"
     assert dims["fallback_step"] == "1"
     inbound = message(
@@ -135,6 +135,37 @@ def test_dimensions_of_email_inbound_and_errors() -> None:
     assert facts.country_of("not a number") is None
     assert facts.country_of("+999123") is None
     assert facts.domain_of("nobody") is None
+
+
+def test_a_failure_counts_its_own_error_and_a_failover_keeps_the_chosen_channel() -> None:
+    retried_error = {"code": "TIMEOUT", "reason": "slow", "permanent": False}
+    doc = message(
+        channel="backup",
+        provider="vonage",
+        sender={"type": "phone", "address": "+15005550007"},
+        origin_channel="sms",
+        origin_provider="twilio",
+        origin_sender={"type": "phone", "address": "+15005550006"},
+        error=retried_error,  # the earlier attempt's, still on the document
+    )
+    doc["events"].append(
+        {
+            "id": "evt_1_9",
+            "type": "message.failed",
+            "status": "failed",
+            "at": "2030-01-01T10:00:09.000Z",
+            "error": {"code": "30003", "reason": "unreachable", "permanent": True},
+        }
+    )
+    by_key = {f.transition: f for f in facts.facts_of(doc)}
+    assert "error" not in by_key["sent"].dims
+    assert by_key["failed"].dims["error"] == "30003"
+    for fact in by_key.values():
+        assert fact.dims["channel"] == "sms" and fact.dims["provider"] == "twilio"
+        assert fact.dims["sender"] == "+15005550006"
+    event = event_payload(doc, doc["events"][-1])
+    event["analytics"] = facts.event_fields(doc)
+    assert facts.fact_from_event(event) == by_key["failed"]
 
 
 def test_events_analytics_does_not_count() -> None:

@@ -4,8 +4,8 @@ each 10% wider than the one before, so a percentile read from the bins is within
 from either edge). "Within N seconds" is counted exactly beside the bins, for the
 thresholds a dashboard asks about (THRESHOLDS).
 
-A histogram is plain JSON, as a rollup bucket stores it: ``{"n": count, "sum":
-seconds, "bins": {"<index>": count}, "within": {"<seconds>": count}}``. Bin -1 holds
+A histogram is plain JSON, as a rollup bucket stores it: ``{"n": count, "ms":
+total milliseconds, "bins": {"<index>": count}, "within": {"<seconds>": count}}``. Bin -1 holds
 what is faster than 10 ms, bin BINS what is slower than 72 h.
 """
 
@@ -28,7 +28,7 @@ Histogram = dict[str, Any]
 
 
 def empty() -> Histogram:
-    return {"n": 0, "sum": 0.0, "bins": {}, "within": {}}
+    return {"n": 0, "ms": 0, "bins": {}, "within": {}}
 
 
 def bin_of(seconds: float) -> int:
@@ -53,7 +53,9 @@ def add(histogram: Histogram, seconds: float, count: int = 1) -> None:
     """Count ``count`` durations of ``seconds`` (negative ones count as 0)."""
     seconds = max(0.0, seconds)
     histogram["n"] = histogram.get("n", 0) + count
-    histogram["sum"] = histogram.get("sum", 0.0) + seconds * count
+    # Whole milliseconds: integer sums do not depend on the order of the additions,
+    # so a bucket recounted in another order (reconciliation) is equal, bit for bit.
+    histogram["ms"] = histogram.get("ms", 0) + round(seconds * 1000) * count
     bins = histogram.setdefault("bins", {})
     key = str(bin_of(seconds))
     bins[key] = bins.get(key, 0) + count
@@ -68,7 +70,7 @@ def merged(histograms: Iterable[Mapping[str, Any]]) -> Histogram:
     total = empty()
     for histogram in histograms:
         total["n"] += histogram.get("n", 0)
-        total["sum"] += histogram.get("sum", 0.0)
+        total["ms"] += histogram.get("ms", 0)
         for part in ("bins", "within"):
             into = total[part]
             for key, count in histogram.get(part, {}).items():

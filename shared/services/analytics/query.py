@@ -273,7 +273,7 @@ async def latency(
             {
                 "group": value,
                 "count": total["n"],
-                "mean": round(total["sum"] / total["n"], 3) if total["n"] else None,
+                "mean": round(total["ms"] / total["n"] / 1000, 3) if total["n"] else None,
                 **{f"p{p}": histogram.quantile(total, p / 100) for p in PERCENTILES},
                 "within": {str(s): histogram.share_within(total, s) for s in histogram.THRESHOLDS},
             }

@@ -67,6 +67,16 @@ def marker_id(fact: Fact) -> str:
     return f"{fact.day}|{fact.tenant_id}|m|{fact.key}"
 
 
+def marker(fact: Fact) -> Document:
+    """The document saying a fact was counted (kept MARKER_TTL seconds)."""
+    return {
+        "id": marker_id(fact),
+        "tenant_id": fact.tenant_id,
+        "partition": fact.day,
+        "ttl": MARKER_TTL,
+    }
+
+
 def new_bucket(tenant_id: str, day: str, hour: str) -> Document:
     return {
         "id": hour_id(tenant_id, day, hour),
@@ -202,18 +212,7 @@ async def _writes(
     buckets = {hour: doc or new_bucket(tenant_id, day, hour) for hour, doc in stored.items()}
     for fact in chunk:
         count(buckets[fact.hour], fact)
-    writes = [
-        Write(
-            "create",
-            {
-                "id": marker_id(fact),
-                "tenant_id": tenant_id,
-                "partition": day,
-                "ttl": MARKER_TTL,
-            },
-        )
-        for fact in chunk
-    ]
+    writes = [Write("create", marker(fact)) for fact in chunk]
     for hour, doc in stored.items():
         bucket = buckets[hour]
         writes.append(

@@ -121,6 +121,8 @@ def fail_over(doc: MessageDocument, backup: Document, now: datetime, reason: str
     """Move the message to ``backup``, sending as its default sender."""
     tried = doc.setdefault("channels_tried", [doc["channel"]])
     doc.setdefault("origin_channel", doc["channel"])
+    doc.setdefault("origin_provider", doc["provider"])  # analytics counts it under these
+    doc.setdefault("origin_sender", doc.get("sender"))
     moved = {"from": doc["channel"], "to": backup["name"], "reason": reason}
     tried.append(backup["name"])
     doc["channel"], doc["channel_id"] = backup["name"], backup["id"]
