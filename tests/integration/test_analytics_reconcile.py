@@ -18,7 +18,7 @@ from shared import bootstrap
 from shared.api.app import create_app
 from shared.config import Settings
 from shared.domain.facts import facts_of
-from shared.services.analytics import consumer, metrics, reconcile
+from shared.services.analytics import consumer, metrics, query, reconcile
 from shared.services.deps import Deps
 from shared.services.onboarding import signup
 from tests.fakes import FakeClock
@@ -74,6 +74,8 @@ async def test_closed_hours_are_recounted_once_and_lost_events_restored(deps: De
         assert len(events) == 3
         await consumer.count(deps, events[:1])  # two events lost on the way
         assert await accepted_count(api, key) == 1
+        early = await api.get("/api/v1/analytics/outcomes", headers=key)
+        assert early.json()["unreconciled"] == ["2030-03-01T09"]
 
         # The hour is not closed yet: nothing is recounted.
         deps.clock.set(START.replace(minute=59))
@@ -83,6 +85,15 @@ async def test_closed_hours_are_recounted_once_and_lost_events_restored(deps: De
         deps.clock.set(START + timedelta(hours=1))  # 10:20: 09:00-10:00 closed 20 min ago
         assert await reconcile.run(deps) == reconcile.Reconciled(1, 1, 2)
         assert await accepted_count(api, key) == 3
+        found = await api.get(
+            "/api/v1/analytics/outcomes",
+            params={"from": "2030-03-01T00:00:00Z", "to": "2030-03-02T00:00:00Z"},
+            headers=key,
+        )
+        assert found.status_code == 200, found.text
+        (line,) = found.json()["series"]
+        assert line["totals"] == {**dict.fromkeys(query.COHORT, 0), "accepted": 3, "pending": 3}
+        assert found.json()["unreconciled"] == []
         assert await reconcile.run(deps) == reconcile.Reconciled(0, 0, 0)  # never twice
 
         # A lost event that turns up after the repair is not counted again.

@@ -15,6 +15,7 @@ from fastapi.responses import StreamingResponse
 from shared.api.deps import Caller, scoped
 from shared.api.responses import JsonResponse
 from shared.api.schemas import problems
+from shared.services.analytics import latency as latencies
 from shared.services.analytics import query
 from shared.services.analytics.histogram import THRESHOLDS
 
@@ -100,6 +101,37 @@ async def message_counts(
 
 
 @router.get(
+    "/outcomes",
+    summary="What became of the messages accepted in each interval",
+    description="Per interval of acceptance: how many were accepted, sent, delivered, "
+    "read, failed, expired, cancelled, or are still pending, as each hour's "
+    "reconciliation (shortly after the hour closes) found them; delivered + failed + "
+    "expired + cancelled + pending = accepted. Hours not reconciled yet are listed in "
+    "`unreconciled`.",
+    responses={200: {"content": CSV}, **problems(401, 403, 422)},
+)
+async def outcomes(
+    request: Request,
+    caller: Reader,
+    start: From = None,
+    end: To = None,
+    interval: Annotated[str, Query(description="hour, day, week or month")] = "day",
+    tz: Annotated[str, Query(max_length=64, description="An IANA zone")] = "UTC",
+) -> Any:
+    result = await query.outcomes(
+        caller.deps, caller.tenant_id, start=start, end=end, interval=interval, tz=tz
+    )
+    if not _wants_csv(request):
+        return JsonResponse(result)
+    names = result["metrics"]
+    (line,) = result["series"]
+    return _csv(
+        [["start", *names], *([p["start"], *(p[m] for m in names)] for p in line["points"])],
+        "outcomes",
+    )
+
+
+@router.get(
     "/latency",
     summary="Latency percentiles and the share within N seconds",
     description="p50/p90/p95/p99 (within 5 %) and the exact share of messages whose step "
@@ -111,13 +143,13 @@ async def latency(
     caller: Reader,
     start: From = None,
     end: To = None,
-    metric: Annotated[str, Query(description=", ".join(query.LATENCY_METRICS))] = (
+    metric: Annotated[str, Query(description=", ".join(latencies.METRICS))] = (
         "accept_to_delivered"
     ),
     group_by: Annotated[str | None, Query(description="channel, provider or country")] = None,
     only: Only = None,
 ) -> Any:
-    result = await query.latency(
+    result = await latencies.latency(
         caller.deps,
         caller.tenant_id,
         start=start,
@@ -129,7 +161,7 @@ async def latency(
     if not _wants_csv(request):
         return JsonResponse(result)
     within = [str(s) for s in THRESHOLDS]
-    percentiles = [f"p{p}" for p in query.PERCENTILES]
+    percentiles = [f"p{p}" for p in latencies.PERCENTILES]
     rows: list[list[Any]] = [
         ["group", "count", "mean", *percentiles, *(f"within_{s}s" for s in within)]
     ]

@@ -18,11 +18,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from shared.containers import ROLLUPS
 from shared.domain.errors import FieldError, ValidationFailed
-from shared.domain.facts import DIMENSIONS, LATENCIES, TRANSITIONS
+from shared.domain.facts import DIMENSIONS, TRANSITIONS
 from shared.domain.models import Document
 from shared.ports import Filter, Query
-from shared.services.analytics import histogram
-from shared.services.analytics.rollup import LATENCY_BY
 from shared.services.deps import Deps
 
 INTERVALS = ("hour", "day", "week", "month")
@@ -30,8 +28,6 @@ HOUR_RETENTION_DAYS = 90
 """Hour buckets are kept (and queryable) this long."""
 GROUPS = (*DIMENSIONS, "tag")
 METRICS = tuple(t for t in TRANSITIONS)
-LATENCY_METRICS = tuple(dict.fromkeys(m for ms in LATENCIES.values() for m in ms))
-PERCENTILES = (50, 90, 95, 99)
 PAGE = 1000
 
 
@@ -65,7 +61,7 @@ class Window:
         return start.isoformat()
 
 
-def _invalid(field: str, detail: str, message: str, code: str = "VALIDATION_FAILED") -> None:
+def invalid(field: str, detail: str, message: str, code: str = "VALIDATION_FAILED") -> None:
     raise ValidationFailed(message, code=code, errors=[FieldError(field, detail)])
 
 
@@ -77,18 +73,18 @@ def window(
     try:
         zone = ZoneInfo(tz)
     except (ZoneInfoNotFoundError, ValueError):
-        _invalid("tz", "an IANA time zone name, such as Europe/Paris", "Unknown time zone")
+        invalid("tz", "an IANA time zone name, such as Europe/Paris", "Unknown time zone")
     if interval not in INTERVALS:
-        _invalid("interval", f"one of {', '.join(INTERVALS)}", "Unknown interval")
+        invalid("interval", f"one of {', '.join(INTERVALS)}", "Unknown interval")
     end = _aware(end, zone) if end is not None else now
     start = _aware(start, zone) if start is not None else end - timedelta(days=1)
     first = _floor_hour(start)
     last = _floor_hour(end) + (timedelta(hours=1) if end != _floor_hour(end) else timedelta())
     if first >= last:
-        _invalid("from", "must be before to", "The window is empty")
+        invalid("from", "must be before to", "The window is empty")
     allowed = _floor_hour(now - timedelta(days=HOUR_RETENTION_DAYS))
     if first < allowed:
-        _invalid(
+        invalid(
             "from",
             f"at or after {allowed.isoformat()} (hour buckets are kept {HOUR_RETENTION_DAYS} days)",
             "The window reaches past what analytics keeps",
@@ -111,15 +107,15 @@ def selection(
     """``group_by`` and the values ``filter`` keeps (``<dimension>:<v>[|<v>…]``, on the
     group_by dimension, or alone)."""
     if group_by is not None and group_by not in choices:
-        _invalid("group_by", f"one of {', '.join(choices)}", "Unknown dimension")
+        invalid("group_by", f"one of {', '.join(choices)}", "Unknown dimension")
     if not filter_:
         return group_by, ()
     dimension, sep, values = filter_.partition(":")
     kept = tuple(v for v in values.split("|") if v)
     if not sep or not kept or dimension not in choices:
-        _invalid("filter", "<dimension>:<value>[|<value>...]", "The filter is not valid")
+        invalid("filter", "<dimension>:<value>[|<value>...]", "The filter is not valid")
     if group_by is not None and dimension != group_by:
-        _invalid(
+        invalid(
             "filter",
             f"on the group_by dimension ({group_by}): buckets count each dimension on its own",
             "A filter must be on the dimension the query groups by",
@@ -134,7 +130,7 @@ def metric_names(metrics: str | None) -> tuple[str, ...]:
     names = tuple(dict.fromkeys(m.strip() for m in metrics.split(",") if m.strip()))
     unknown = [m for m in names if m not in METRICS]
     if unknown or not names:
-        _invalid("metrics", f"some of {', '.join(METRICS)}", "Unknown metric")
+        invalid("metrics", f"some of {', '.join(METRICS)}", "Unknown metric")
     return names
 
 
@@ -231,57 +227,26 @@ async def messages(
     return series(found, span, dimension, kept, names, grouped=group_by is not None)
 
 
-def _latency_of(
-    bucket: Mapping[str, Any], metric: str, group_by: str | None, kept: Sequence[str]
-) -> Iterable[tuple[str | None, Mapping[str, Any]]]:
-    if group_by is None:
-        found = (bucket.get("latency") or {}).get(metric)
-        if found:
-            yield None, found
-        return
-    for value, by_metric in ((bucket.get("latency_by") or {}).get(group_by) or {}).items():
-        if (not kept or value in kept) and metric in by_metric:
-            yield value, by_metric[metric]
+COHORT = ("accepted", "sent", "delivered", "read", "failed", "expired", "cancelled", "pending")
 
 
-async def latency(
+async def outcomes(
     deps: Deps,
     tenant_id: str,
     *,
     start: datetime | None,
     end: datetime | None,
-    metric: str = "accept_to_delivered",
-    group_by: str | None = None,
-    filter_: str | None = None,
+    interval: str = "day",
+    tz: str = "UTC",
 ) -> dict[str, Any]:
-    """Percentiles (±5 %: the histograms' bins) and the exact share within each of
-    ``histogram.THRESHOLDS`` seconds, per group, over the window."""
-    span = window(deps.clock.now(), start, end, "hour", "UTC")
-    if metric not in LATENCY_METRICS:
-        _invalid("metric", f"one of {', '.join(LATENCY_METRICS)}", "Unknown latency metric")
-    grouped = group_by is not None
-    # A filter alone reads the filtered dimension's histograms as one group.
-    grouped_by, only = selection(group_by, filter_, LATENCY_BY)
-    parts: dict[str | None, list[Mapping[str, Any]]] = {}
-    for bucket in await buckets(deps, tenant_id, span):
-        for value, found in _latency_of(bucket, metric, grouped_by, only):
-            parts.setdefault(value if grouped else None, []).append(found)
-    rows = []
-    for value in sorted(parts, key=lambda v: (v is None, v or "")):
-        total = histogram.merged(parts[value])
-        rows.append(
-            {
-                "group": value,
-                "count": total["n"],
-                "mean": round(total["ms"] / total["n"] / 1000, 3) if total["n"] else None,
-                **{f"p{p}": histogram.quantile(total, p / 100) for p in PERCENTILES},
-                "within": {str(s): histogram.share_within(total, s) for s in histogram.THRESHOLDS},
-            }
-        )
-    return {
-        "from": span.start.isoformat(),
-        "to": span.end.isoformat(),
-        "metric": metric,
-        "group_by": group_by,
-        "groups": rows,
-    }
+    """What became of the messages accepted in each interval, as each hour's
+    reconciliation found it (``reconcile.cohort_of``); hours not reconciled yet
+    (the open ones) are listed in ``unreconciled``."""
+    span = window(deps.clock.now(), start, end, interval, tz)
+    found = await buckets(deps, tenant_id, span)
+    cohorts = [{"hour": b["hour"], "counts": b["cohort"]} for b in found if b.get("cohort")]
+    result = series(cohorts, span, None, (), COHORT, grouped=False)
+    result["unreconciled"] = sorted(
+        b["hour"] for b in found if not b.get("cohort") and (b.get("counts") or {}).get("accepted")
+    )
+    return result

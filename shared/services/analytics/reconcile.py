@@ -73,21 +73,57 @@ def _state_id(tenant_id: str) -> str:
     return f"state|{tenant_id}|reconciled"
 
 
-async def true_facts(deps: Deps, tenant_id: str, hour: datetime) -> list[Fact]:
-    """The tenant's facts in ``hour`` (UTC, on the hour), from the message store."""
+TERMINAL = ("delivered", "failed", "expired", "cancelled")
+"""A message's outcome: the first of these on its timeline (``read`` counts as delivered)."""
+
+
+def outcome(facts: Sequence[Fact]) -> str:
+    """What became of a message, from its facts: a TERMINAL transition or pending."""
+    for fact in sorted(facts, key=lambda f: f.at):
+        if fact.transition in TERMINAL or fact.transition == "read":
+            return "delivered" if fact.transition == "read" else fact.transition
+    return "pending"
+
+
+def cohort_of(messages: Sequence[Sequence[Fact]], as_of: datetime) -> dict[str, Any]:
+    """The hour's cohort (the outbound messages accepted in it) as it stands: how many
+    were sent, delivered, read, and what became of each, so that delivered + failed +
+    expired + cancelled + pending = accepted, and accepted ≥ sent ≥ delivered ≥ read."""
+    cohort: dict[str, Any] = dict.fromkeys(("accepted", "sent", "read", *TERMINAL, "pending"), 0)
+    for facts in messages:
+        reached = {f.transition for f in facts}
+        cohort["accepted"] += 1
+        cohort["sent"] += 1 if reached & {"sent", "delivered", "read"} else 0
+        cohort["read"] += 1 if "read" in reached else 0
+        cohort[outcome(facts)] += 1
+    cohort["as_of"] = to_utc_text(as_of)
+    return cohort
+
+
+async def true_facts(
+    deps: Deps, tenant_id: str, hour: datetime
+) -> tuple[list[Fact], list[list[Fact]]]:
+    """The tenant's facts in ``hour`` (UTC, on the hour), and the facts of each
+    outbound message accepted in it, from the message store."""
     where = (
         Filter("updated_at", "gte", to_utc_text(hour)),
         Filter("created_at", "lt", to_utc_text(hour + timedelta(hours=1))),
     )
     wanted = hour_text(hour)
     found: list[Fact] = []
+    cohort: list[list[Fact]] = []
     cursor: str | None = None
     while True:
         page = await deps.store.query(MESSAGES, Query(tenant_id, where, limit=PAGE, cursor=cursor))
-        found.extend(f for doc in page.items for f in facts_of(doc) if f.hour == wanted)
+        for doc in page.items:
+            facts = facts_of(doc)
+            found.extend(f for f in facts if f.hour == wanted)
+            accepted = [f for f in facts if f.transition == "accepted"]
+            if accepted and accepted[0].hour == wanted:
+                cohort.append(facts)
         cursor = page.next_cursor
         if cursor is None:
-            return found
+            return found, cohort
 
 
 def differences(stored: Mapping[str, Any] | None, true: Mapping[str, Any]) -> list[str]:
@@ -165,14 +201,19 @@ async def reconcile_hour(deps: Deps, tenant_id: str, hour: datetime) -> int:
     bucket_id = rollup.hour_id(tenant_id, day, hour_text(hour))
     for _ in range(TRIES):
         stored = await deps.store.read(ROLLUPS, tenant_id, bucket_id)
-        facts = await true_facts(deps, tenant_id, hour)
+        facts, accepted = await true_facts(deps, tenant_id, hour)
         true = rollup.new_bucket(tenant_id, day, hour_text(hour))
         for fact in facts:
             rollup.count(true, fact)
         drift = drift_of(stored, true)
+        if accepted:
+            true["cohort"] = cohort_of(accepted, deps.clock.now())
         if not drift:
-            return 0
-        await _mark(deps, facts)
+            if stored is None or not accepted:
+                return 0
+            true = {**stored, "cohort": true["cohort"]}  # the counts were right
+        else:
+            await _mark(deps, facts)
         try:
             if stored is None:
                 await deps.store.create(ROLLUPS, true)
@@ -180,7 +221,8 @@ async def reconcile_hour(deps: Deps, tenant_id: str, hour: datetime) -> int:
                 await deps.store.replace(ROLLUPS, true, etag=stored["_etag"])
         except (Conflict, PreconditionFailed):
             continue  # a consumer counted into the hour meanwhile: recount
-        await _report(deps, tenant_id, hour, drift, stored, true)
+        if drift:
+            await _report(deps, tenant_id, hour, drift, stored, true)
         return drift
     raise PreconditionFailed(f"the hour {hour_text(hour)} of {tenant_id} keeps changing")
 
