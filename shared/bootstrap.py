@@ -6,6 +6,7 @@ Nothing here runs at import time; the first ``get_deps()`` builds the platform.
 from __future__ import annotations
 
 import contextlib
+import logging
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -209,6 +210,11 @@ def set_deps(deps: Deps | None) -> None:
 
 
 async def close(deps: Deps) -> None:
+    for flush in deps.before_close:
+        try:
+            await flush()
+        except Exception:  # what it held is recounted by the reconciliation
+            logging.getLogger(__name__).exception("a flush before closing failed")
     for sender in deps.senders.values():
         await sender.close()
     for closer in deps.closers:

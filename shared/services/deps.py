@@ -57,6 +57,10 @@ class Deps:
     """Per queue: whether an event reaches a subscriber of its events topic, by tenant,
     type and webhook interest, with its properties if so, and whether one other than
     analytics takes it (events.publish.route, guaranteed)."""
+    buffers: dict[str, Any] = field(default_factory=dict)
+    """What this instance gathers before sending it on (events.facts_out)."""
+    before_close: list[Callable[[], Awaitable[object]]] = field(default_factory=list)
+    """Run first when the platform stops (a buffer's last flush)."""
     closers: list[Callable[[], None]] = field(default_factory=list)
     """Releases resources (files, connections) when the platform stops."""
     async_closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)

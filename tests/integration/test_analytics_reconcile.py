@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
+import orjson
 import pytest
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
@@ -20,6 +21,7 @@ from shared.config import Settings
 from shared.domain.facts import facts_of
 from shared.services.analytics import consumer, metrics, query, reconcile
 from shared.services.deps import Deps
+from shared.services.events import facts_out
 from shared.services.onboarding import signup
 from tests.fakes import FakeClock
 
@@ -70,7 +72,9 @@ async def test_closed_hours_are_recounted_once_and_lost_events_restored(deps: De
         body = {"channel": "s", "receiver": PHONE, "content": {"type": "text", "text": "x"}}
         for _ in range(3):
             assert (await api.post("/api/v1/messages", json=body, headers=key)).status_code == 202
-        events = await drain(deps, deps.settings.OCM_ANALYTICS_SUBSCRIPTION)
+        assert await facts_out.flush(deps) == 3  # gathered in one topic message
+        (gathered,) = await drain(deps, deps.settings.OCM_ANALYTICS_SUBSCRIPTION)
+        events = [orjson.dumps(e) for e in facts_out.events_of(orjson.loads(gathered))]
         assert len(events) == 3
         await consumer.count(deps, events[:1])  # two events lost on the way
         assert await accepted_count(api, key) == 1

@@ -18,6 +18,7 @@ from shared import telemetry
 from shared.domain.facts import Fact, fact_from_event
 from shared.services.analytics import metrics, rollup
 from shared.services.deps import Deps
+from shared.services.events import facts_out
 
 log = logging.getLogger(__name__)
 
@@ -29,13 +30,19 @@ def facts(bodies: Sequence[bytes]) -> tuple[list[Fact], int]:
     for body in bodies:
         try:
             event = orjson.loads(body)
-            fact = fact_from_event(event) if isinstance(event, dict) else None
-        except (orjson.JSONDecodeError, ValueError, TypeError, KeyError):
-            fact = None
-        if fact is None:
-            skipped += 1
-            continue
-        found.append(fact)
+        except orjson.JSONDecodeError:
+            event = None
+        # One event, or the many an analytics.facts message gathers.
+        events = (facts_out.events_of(event) or [event]) if isinstance(event, dict) else [None]
+        for one in events:
+            try:
+                fact = fact_from_event(one) if isinstance(one, dict) else None
+            except (ValueError, TypeError, KeyError):
+                fact = None
+            if fact is None:
+                skipped += 1
+            else:
+                found.append(fact)
     if skipped:
         log.warning(
             "analytics skipped %d of %d events (unreadable or not counted)", skipped, len(bodies)

@@ -23,7 +23,7 @@ from shared.domain.status import PENDING
 from shared.domain.timeline import event_payload
 from shared.ports import SYSTEM, Filter, MessageTooLarge, OutgoingMessage, Query
 from shared.services.deps import Deps
-from shared.services.events import publish
+from shared.services.events import facts_out, publish
 from shared.services.events.interest import interest
 from shared.services.messaging import repository
 
@@ -63,17 +63,21 @@ def mark_published(doc: MessageDocument) -> None:
 
 
 async def _publish(deps: Deps, docs: Sequence[MessageDocument]) -> None:
+    """Pending events go out one topic message each; fresh ones (analytics only) are
+    gathered into few (``facts_out``)."""
     tenants = {d["tenant_id"] for d in docs}
     webhooks = {t: await interest(deps, t) for t in tenants}
     events = []
+    gathered = []
     for doc in docs:
-        pending = {*(doc.get("pending_events") or ()), *(doc.get("fresh_events") or ())}
-        if not pending:
+        pending = set(doc.get("pending_events") or ())
+        fresh = set(doc.get("fresh_events") or ())
+        if not pending and not fresh:
             continue
         tenant_id = doc["tenant_id"]
         fields: dict[str, Any] | None = None
         for entry in doc.get("events", ()):
-            if entry.get("id") not in pending:
+            if entry.get("id") not in pending and entry.get("id") not in fresh:
                 continue
             # Built only for an event someone receives: the intake path's hot loop.
             properties = publish.route(deps, tenant_id, entry["type"], webhooks[tenant_id])
@@ -83,8 +87,12 @@ async def _publish(deps: Deps, docs: Sequence[MessageDocument]) -> None:
             if entry["type"] in TRANSITION_OF:
                 fields = fields or event_fields(doc)
                 event[ANALYTICS] = fields
-            events.append(publish.message(event, properties))
+            if entry["id"] in pending:
+                events.append(publish.message(event, properties))
+            else:
+                gathered.append(event)
     await publish.send(deps, events)
+    await facts_out.add(deps, gathered)
 
 
 def _has_job(doc: MessageDocument) -> bool:
