@@ -37,7 +37,7 @@ COSMOS_AUTOSCALE_PER_100_RUS_HOUR = 0.012
 AUTOSCALE_FLOOR = 0.10
 SERVICE_BUS_PREMIUM_PER_UNIT_HOUR = 0.928
 PROVISIONED_DEFAULTS: Mapping[str, Any] = {
-    "hot_max": {"messages": 8000, "counters": 1000},
+    "hot_max": {"messages": 8000, "counters": 1000, "rollups": 6000},
     "shared_max": 1000,
     "messaging_units": 1,
 }

@@ -57,6 +57,7 @@ output "scale" {
     cosmos_request_units_per_second = {
       messages   = local.cosmos_messages_request_units_per_second
       counters   = local.cosmos_counters_request_units_per_second
+      rollups    = local.cosmos_rollups_request_units_per_second
       "(shared)" = local.cosmos_shared_request_units_per_second
     }
   }

@@ -9,31 +9,34 @@ locals {
   serverless = var.scale_tier == "serverless"
 
   # What one delivered message costs, as `python -m bench.cost` counts it
-  # (docs/cost.md, "Operations per delivered message", the "after" column of
-  # issue 14; single sends, a tenant without webhooks). Update these when the
-  # counts there change.
+  # (docs/cost.md, "Operations per delivered message" and "Analytics"; single
+  # sends, a tenant without webhooks, analytics on). Update these when the counts
+  # there change.
   cost_per_message = {
     # Request units: ESTIMATES. bench.cost has not been run against a real account
     # (the local Cosmos server charges 1 RU for everything); docs/cost.md prices
     # each counted operation with Learn's charge for its size (bench/pricing.py):
-    # ~25.8 RU in all, rounded up here.
-    cosmos_request_units_total = 25.9
+    # ~41.6 RU in all, rounded up here.
+    cosmos_request_units_total = 41.8
     # ...of which, by the same arithmetic, on messages the create, 3 replaces and
-    # 2 point reads of the 1.4 KB document (~23.9), on counters the rate-limit
-    # writes (0.2 per message, ~1.0). The rest (~1.0, the channel's point read)
-    # falls on the other containers.
+    # 2 point reads of the 1.5 KB document (~24.5), on counters the rate-limit
+    # writes (0.2 per message, ~0.9), on rollups analytics' 3 markers and its
+    # share of a bucket's read and replace (~15.1). The rest (~1.0, the channel's
+    # point read) falls on the other containers.
     cosmos_request_units = {
-      messages = 23.9
+      messages = 24.6
       counters = 1.0
+      rollups  = 15.2
     }
     # Billed Service Bus operations: 2 sends (the job, the receipt), 2 receives,
-    # 2 completes.
-    service_bus_operations = 6
+    # 2 completes, and analytics' share of a gathered analytics.facts message
+    # (one per ~200 facts: 0.015 each of send, receive and complete).
+    service_bus_operations = 6.05
     # Sends to the events topic, each evaluated against every subscription's
-    # filter rule: none for a delivered message of a tenant without webhooks (only
-    # message.failed and .expired reach a subscription). A tenant with webhooks
-    # adds one per event its webhooks take.
-    topic_sends = 0
+    # filter rule: analytics' share of one (0.015) for a delivered message of a
+    # tenant without webhooks. A tenant with webhooks adds one per event its
+    # webhooks take.
+    topic_sends = 0.015
   }
 
   # Published limits.
@@ -83,6 +86,10 @@ locals {
     var.scale_tier == "serverless" ? local.cosmos_serverless_container_request_units
     : lookup(var.cosmos_autoscale_max_throughput, "counters", 0)
   )
+  cosmos_rollups_request_units_per_second = (
+    var.scale_tier == "serverless" ? local.cosmos_serverless_container_request_units
+    : lookup(var.cosmos_autoscale_max_throughput, "rollups", 0)
+  )
   # What the rest shares: the database's budget (serverless: as if it all fell on
   # one container), per delivered message the request units not on a hot one.
   cosmos_shared_request_units_per_second = (
@@ -92,6 +99,7 @@ locals {
   cosmos_shared_request_units_per_message = local.cost_per_message.cosmos_request_units_total - sum([
     local.cosmos_messages_request_units_per_second > 0 ? local.cost_per_message.cosmos_request_units.messages : 0,
     local.cosmos_counters_request_units_per_second > 0 ? local.cost_per_message.cosmos_request_units.counters : 0,
+    local.cosmos_rollups_request_units_per_second > 0 ? local.cost_per_message.cosmos_request_units.rollups : 0,
   ])
 
   # Delivered messages per second each store sustains; the least of them is the
@@ -115,12 +123,18 @@ locals {
       ? local.cosmos_counters_request_units_per_second / local.cost_per_message.cosmos_request_units.counters
       : local.cosmos_shared_ceiling
     )
+    "cosmos rollups" = (
+      local.cosmos_rollups_request_units_per_second > 0
+      ? local.cosmos_rollups_request_units_per_second / local.cost_per_message.cosmos_request_units.rollups
+      : local.cosmos_shared_ceiling
+    )
     "cosmos (shared)" = local.cosmos_shared_ceiling
     "service bus"     = local.service_bus_ceiling
   }
   ceiling_messages_per_second = min(
     local.store_ceilings["cosmos messages"],
     local.store_ceilings["cosmos counters"],
+    local.store_ceilings["cosmos rollups"],
     local.store_ceilings["cosmos (shared)"],
     local.store_ceilings["service bus"],
   )

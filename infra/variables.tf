@@ -84,7 +84,7 @@ variable "scale_tier" {
 variable "cosmos_hot_containers" {
   description = "Containers with autoscale throughput of their own when scale_tier = \"provisioned\" (the others share the database's). Fixed when a container is created: Cosmos DB gives a container in a shared-throughput database dedicated throughput only at creation."
   type        = list(string)
-  default     = ["messages", "counters"]
+  default     = ["messages", "counters", "rollups"]
 
   validation {
     condition     = alltrue([for name in var.cosmos_hot_containers : contains(keys(local.cosmos_containers), name)])
@@ -103,6 +103,7 @@ variable "cosmos_autoscale_max_throughput" {
   default = {
     messages = 8000
     counters = 1000
+    rollups  = 6000
   }
 
   validation {

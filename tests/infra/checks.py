@@ -17,7 +17,7 @@ from pydantic.fields import FieldInfo
 
 from shared.adapters.azure.cosmos_layout import CosmosContainer
 from shared.config import Settings
-from shared.containers import COUNTERS, MESSAGES
+from shared.containers import COUNTERS, MESSAGES, ROLLUPS
 from tests.infra.deployment import FILTERED_PROPERTY, Deployment, Trigger, app_setting
 from tests.infra.hcl import Computed
 
@@ -315,7 +315,7 @@ def _terraform_container_facts(container: Mapping[str, Any]) -> dict[str, Any]:
 
 # What the code writes for every delivered message: these need throughput of their
 # own on provisioned throughput (shared/containers.py).
-HOT_CONTAINERS = (MESSAGES, COUNTERS)
+HOT_CONTAINERS = (MESSAGES, COUNTERS, ROLLUPS)
 MAX_CONCURRENT_CALLS = "AzureFunctionsJobHost__extensions__serviceBus__maxConcurrentCalls"
 # Published limits, kept here apart from infra/scale.tf's copies of them.
 # Learn "Azure Cosmos DB serverless account performance".

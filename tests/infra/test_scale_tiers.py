@@ -50,16 +50,18 @@ def test_the_host_setting_overrides_host_json_by_its_documented_name(
         (
             "serverless",
             {
-                # Cosmos DB: 5,000 RU/s per container / 23.9 RU on messages; Service
-                # Bus Standard: 1,000 credits/s / 6 operations (no topic sends).
+                # Cosmos DB: 5,000 RU/s per container / 24.6 RU on messages, 15.2
+                # on rollups; Service Bus Standard: 1,000 credits/s / (6.05
+                # operations + 0.015 topic sends x 3 subscriptions' filters).
                 "store_ceilings_messages_per_second": {
-                    "cosmos messages": 209,
+                    "cosmos messages": 203,
                     "cosmos counters": 5000,
+                    "cosmos rollups": 328,
                     "cosmos (shared)": 5000,
-                    "service bus": 166,
+                    "service bus": 164,
                 },
-                "ceiling_messages_per_second": 166,
-                "dispatch_concurrency": 83,
+                "ceiling_messages_per_second": 164,
+                "dispatch_concurrency": 82,
                 "function_maximum_instance_count": 16,
                 "service_bus_max_concurrent_calls": 5,
             },
@@ -67,15 +69,17 @@ def test_the_host_setting_overrides_host_json_by_its_documented_name(
         (
             "provisioned",
             {
-                # messages 8,000 RU/s / 23.9; Premium 1 unit x 2,000 operations/s / 6.
+                # messages 8,000 RU/s / 24.6; rollups 6,000 / 15.2; Premium 1 unit x
+                # 2,000 operations/s / 6.095.
                 "store_ceilings_messages_per_second": {
-                    "cosmos messages": 334,
+                    "cosmos messages": 325,
                     "cosmos counters": 1000,
+                    "cosmos rollups": 394,
                     "cosmos (shared)": 1000,
-                    "service bus": 333,
+                    "service bus": 328,
                 },
-                "ceiling_messages_per_second": 333,
-                "dispatch_concurrency": 166,
+                "ceiling_messages_per_second": 325,
+                "dispatch_concurrency": 162,
                 "function_maximum_instance_count": 16,
                 "service_bus_max_concurrent_calls": 10,
             },
@@ -93,7 +97,11 @@ def test_more_messaging_units_and_request_units_raise_the_ceiling() -> None:
         variables={
             "scale_tier": "provisioned",
             "servicebus_messaging_units": 4,
-            "cosmos_autoscale_max_throughput": {"messages": 30000, "counters": 1000},
+            "cosmos_autoscale_max_throughput": {
+                "messages": 30000,
+                "counters": 1000,
+                "rollups": 30000,
+            },
         }
     )
     scale = deployment.outputs["scale"]
