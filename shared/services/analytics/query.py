@@ -24,8 +24,15 @@ from shared.ports import Filter, Query
 from shared.services.deps import Deps
 
 INTERVALS = ("hour", "day", "week", "month")
-HOUR_RETENTION_DAYS = 90
-"""Hour buckets are kept (and queryable) this long."""
+RETENTION_DAYS = {
+    "hour": (90, "hour"),
+    "day": (396, "day"),
+    "week": (396, "day"),
+    "month": (3650, "month"),
+}
+"""How far back each interval reaches, and the buckets it is then read from: hours
+are kept 90 days, days 13 months, months until the tenant is deleted (the window
+of a month query is bounded at ten years)."""
 GROUPS = (*DIMENSIONS, "tag")
 METRICS = tuple(t for t in TRANSITIONS)
 PAGE = 1000
@@ -68,8 +75,9 @@ def invalid(field: str, detail: str, message: str, code: str = "VALIDATION_FAILE
 def window(
     now: datetime, start: datetime | None, end: datetime | None, interval: str, tz: str
 ) -> Window:
-    """The query's window, checked: at most ``HOUR_RETENTION_DAYS`` back (422 with
-    the allowed window beyond), ``from`` before ``to`` (default: the last 24 hours)."""
+    """The query's window, checked: no further back than its interval's buckets are
+    kept (``RETENTION_DAYS``; 422 with the allowed window beyond), ``from`` before
+    ``to`` (default: the last 24 hours)."""
     try:
         zone = ZoneInfo(tz)
     except (ZoneInfoNotFoundError, ValueError):
@@ -82,11 +90,13 @@ def window(
     last = _floor_hour(end) + (timedelta(hours=1) if end != _floor_hour(end) else timedelta())
     if first >= last:
         invalid("from", "must be before to", "The window is empty")
-    allowed = _floor_hour(now - timedelta(days=HOUR_RETENTION_DAYS))
+    kept, finest = RETENTION_DAYS[interval]
+    allowed = _floor_hour(now - timedelta(days=kept))
     if first < allowed:
         invalid(
             "from",
-            f"at or after {allowed.isoformat()} (hour buckets are kept {HOUR_RETENTION_DAYS} days)",
+            f"at or after {allowed.isoformat()} ({finest} buckets are kept {kept} days; "
+            "a coarser interval reaches further)",
             "The window reaches past what analytics keeps",
             code="ANALYTICS_BEYOND_RETENTION",
         )
@@ -135,9 +145,40 @@ def metric_names(metrics: str | None) -> tuple[str, ...]:
 
 
 async def buckets(deps: Deps, tenant_id: str, span: Window) -> list[Document]:
-    """The tenant's hour buckets in the window (a prefix query on the tenant)."""
+    """The buckets that count the window once (a prefix query on the tenant): a
+    month or a day bucket where the window covers its whole month or day and the
+    zone is UTC (their bounds are UTC's), else the hours, while they are kept."""
+    kinds = ["hour"] if span.interval == "hour" else ["hour", "day", "month"]
+    found = await stored_buckets(deps, tenant_id, span, kinds)
+    if span.interval == "hour":
+        return found
+    utc = span.tz.utcoffset(span.start) == timedelta(0) and span.tz.key in ("UTC", "Etc/UTC")
+    whole: set[str] = set()  # days counted by a coarser bucket
+    chosen: list[Document] = []
+    for bucket in sorted(found, key=lambda b: ("month", "day", "hour").index(b["kind"])):
+        start = _hour(bucket)
+        if bucket["kind"] == "hour":
+            if start.date().isoformat() not in whole:
+                chosen.append(bucket)
+            continue
+        end = (
+            (start + timedelta(days=32)).replace(day=1)
+            if bucket["kind"] == "month"
+            else (start + timedelta(days=1))
+        )
+        days = {(start + timedelta(days=d)).date().isoformat() for d in range((end - start).days)}
+        hours_kept = start >= deps.clock.now() - timedelta(days=RETENTION_DAYS["hour"][0] - 1)
+        if span.start <= start and end <= span.end and not days & whole and (utc or not hours_kept):
+            chosen.append(bucket)
+            whole |= days
+    return chosen
+
+
+async def stored_buckets(
+    deps: Deps, tenant_id: str, span: Window, kinds: Sequence[str]
+) -> list[Document]:
     where = (
-        Filter("kind", "eq", "hour"),
+        Filter("kind", "in", list(kinds)),
         Filter("hour", "gte", span.start.strftime("%Y-%m-%dT%H")),
         Filter("hour", "lt", span.end.strftime("%Y-%m-%dT%H")),
     )

@@ -41,7 +41,7 @@ from shared.ports import (
     Query,
     Write,
 )
-from shared.services.analytics import rollup
+from shared.services.analytics import compact, rollup
 from shared.services.deps import Deps
 from shared.services.events.publish import publish_platform_event
 
@@ -268,12 +268,15 @@ async def reconcile_tenant(deps: Deps, tenant_id: str) -> Reconciled:
         hour += timedelta(hours=1)
     if hours:
         mark = {
+            **(state or {}),
             "id": _state_id(tenant_id),
             "tenant_id": tenant_id,
             "partition": "state",
             "kind": "state",
             "through": to_utc_text(last),
         }
+        mark = await compact.compact(deps, tenant_id, mark, last)
+        mark.pop("_etag", None)
         await deps.store.upsert(ROLLUPS, mark)
     return Reconciled(hours, repaired, drift)
 

@@ -45,6 +45,8 @@ LATENCY_BY = ("channel", "provider", "country")
 MARKER_TTL = 35 * 24 * 3600
 """Seconds a marker is kept: past any redelivery (minutes: 10 deliveries under a
 one-minute lock) and any replay (the event log keeps events 30 days)."""
+HOUR_TTL = 90 * 86_400
+"""Seconds an hour bucket is kept after its last write (compaction keeps its day)."""
 MAX_ROUNDS = 50
 """Failed transactions a partition may retry before giving up (the message is redelivered)."""
 
@@ -84,6 +86,7 @@ def new_bucket(tenant_id: str, day: str, hour: str) -> Document:
         "partition": day,
         "kind": "hour",
         "hour": hour,
+        "ttl": HOUR_TTL,
         "counts": {},
         "by": {},
         "tags": {},

@@ -1,0 +1,155 @@
+"""Compaction and retention: reconciled hours rolled into days, days into months.
+
+Once every hour of a UTC day is reconciled, its hour buckets are merged into one
+day bucket (``<day>|<tenant>|d|<day>``, in the day's own partition); once every day
+of a month is, the days into a month bucket (``<month>-01|<tenant>|mo|<month>``).
+Merging adds counts and histograms and, per dimension, keeps the MAX_VALUES values
+with the largest totals (the true top N of the period; the rest as ``other``).
+
+Retention is each bucket's ``ttl``, from its last write: hours HOUR_TTL (90 days),
+days DAY_TTL (13 months), months kept until the tenant is deleted. Queries choose
+the finest buckets a window's age allows (``query``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from shared.containers import ROLLUPS
+from shared.domain.models import Document
+from shared.ports import Conflict, Filter, Query
+from shared.services.analytics import histogram
+from shared.services.analytics.rollup import MAX_VALUES, OTHER
+from shared.services.deps import Deps
+
+DAY_TTL = 396 * 86_400
+PARTS = ("counts", "by", "tags", "latency", "latency_by", "cohort")
+
+
+def day_id(tenant_id: str, day: str) -> str:
+    return f"{day}|{tenant_id}|d|{day}"
+
+
+def month_id(tenant_id: str, month: str) -> str:
+    return f"{month}-01|{tenant_id}|mo|{month}"
+
+
+def _add_counts(into: dict[str, Any], counts: Mapping[str, Any]) -> None:
+    for key, value in counts.items():
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            into[key] = into.get(key, 0) + value
+
+
+def _top(values: dict[str, dict[str, int]]) -> dict[str, dict[str, int]]:
+    """The MAX_VALUES values with the largest totals; the others added to ``other``."""
+    if len(values) <= MAX_VALUES:
+        return values
+    ranked = sorted((v for v in values if v != OTHER), key=lambda v: (-sum(values[v].values()), v))
+    kept = {v: values[v] for v in ranked[:MAX_VALUES]}
+    rest = dict(values.get(OTHER) or {})
+    for value in ranked[MAX_VALUES:]:
+        _add_counts(rest, values[value])
+    kept[OTHER] = rest
+    return kept
+
+
+def merged(buckets: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    """The parts of many buckets as one."""
+    total: dict[str, Any] = {p: {} for p in PARTS}
+    latency: dict[str, list[Mapping[str, Any]]] = {}
+    latency_by: dict[str, dict[str, dict[str, list[Mapping[str, Any]]]]] = {}
+    for bucket in buckets:
+        _add_counts(total["counts"], bucket.get("counts") or {})
+        _add_counts(total["cohort"], bucket.get("cohort") or {})
+        for dimension, values in (bucket.get("by") or {}).items():
+            into = total["by"].setdefault(dimension, {})
+            for value, counts in values.items():
+                _add_counts(into.setdefault(value, {}), counts)
+        for tag, counts in (bucket.get("tags") or {}).items():
+            _add_counts(total["tags"].setdefault(tag, {}), counts)
+        for metric, found in (bucket.get("latency") or {}).items():
+            latency.setdefault(metric, []).append(found)
+        for dimension, values in (bucket.get("latency_by") or {}).items():
+            for value, metrics in values.items():
+                for metric, found in metrics.items():
+                    per = latency_by.setdefault(dimension, {}).setdefault(value, {})
+                    per.setdefault(metric, []).append(found)
+    total["by"] = {d: _top(v) for d, v in total["by"].items()}
+    total["tags"] = _top(total["tags"])
+    total["latency"] = {m: histogram.merged(h) for m, h in latency.items()}
+    total["latency_by"] = {
+        d: {v: {m: histogram.merged(h) for m, h in ms.items()} for v, ms in values.items()}
+        for d, values in latency_by.items()
+    }
+    if not total["cohort"]:
+        del total["cohort"]
+    return total
+
+
+async def _kind(deps: Deps, tenant_id: str, kind: str, first: str, end: str) -> list[Document]:
+    where = (Filter("kind", "eq", kind), Filter("hour", "gte", first), Filter("hour", "lt", end))
+    page = await deps.store.query(ROLLUPS, Query(tenant_id, where, order_by="hour", limit=1000))
+    return page.items
+
+
+async def _write(deps: Deps, doc: Document) -> None:
+    try:
+        await deps.store.create(ROLLUPS, doc)
+    except Conflict:  # compacted before (a run that stopped before its state mark)
+        await deps.store.upsert(ROLLUPS, doc)
+
+
+async def compact_day(deps: Deps, tenant_id: str, day: date) -> bool:
+    """The day's hour buckets as one day bucket (False: the day had none)."""
+    text = day.isoformat()
+    hours = await _kind(deps, tenant_id, "hour", f"{text}T00", f"{text}T24")
+    if not hours:
+        return False
+    doc = {
+        "id": day_id(tenant_id, text),
+        "tenant_id": tenant_id,
+        "partition": text,
+        "kind": "day",
+        "hour": f"{text}T00",
+        "ttl": DAY_TTL,
+        **merged(hours),
+    }
+    await _write(deps, doc)
+    return True
+
+
+async def compact_month(deps: Deps, tenant_id: str, month: str) -> bool:
+    """The month's day buckets as one month bucket (``month``: ``2026-12``)."""
+    first = date.fromisoformat(f"{month}-01")
+    following = (first + timedelta(days=32)).replace(day=1)
+    days = await _kind(deps, tenant_id, "day", f"{month}-01T00", f"{following.isoformat()}T00")
+    if not days:
+        return False
+    doc = {
+        "id": month_id(tenant_id, month),
+        "tenant_id": tenant_id,
+        "partition": f"{month}-01",
+        "kind": "month",
+        "hour": f"{month}-01T00",
+        **merged(days),
+    }
+    await _write(deps, doc)
+    return True
+
+
+async def compact(deps: Deps, tenant_id: str, state: Document, through: datetime) -> Document:
+    """Days (and months) whose hours are all reconciled (``through``: the last
+    reconciled hour) and not compacted yet; returns the state to keep."""
+    last_day = (through + timedelta(hours=1)).date() - timedelta(days=1)
+    done = state.get("compacted_through")
+    day = date.fromisoformat(done) + timedelta(days=1) if done else last_day
+    changed = dict(state)
+    while day <= last_day:
+        await compact_day(deps, tenant_id, day)
+        if (day + timedelta(days=1)).month != day.month:
+            await compact_month(deps, tenant_id, day.strftime("%Y-%m"))
+        changed["compacted_through"] = day.isoformat()
+        day += timedelta(days=1)
+    return changed
