@@ -148,19 +148,14 @@ async def buckets(deps: Deps, tenant_id: str, span: Window) -> list[Document]:
     """The buckets that count the window once (a prefix query on the tenant): a
     month or a day bucket where the window covers its whole month or day and the
     zone is UTC (their bounds are UTC's), else the hours, while they are kept."""
-    kinds = ["hour"] if span.interval == "hour" else ["hour", "day", "month"]
-    found = await stored_buckets(deps, tenant_id, span, kinds)
     if span.interval == "hour":
-        return found
+        return await stored_buckets(deps, tenant_id, span, ["hour"])
     utc = span.tz.utcoffset(span.start) == timedelta(0) and span.tz.key in ("UTC", "Etc/UTC")
     whole: set[str] = set()  # days counted by a coarser bucket
     chosen: list[Document] = []
-    for bucket in sorted(found, key=lambda b: ("month", "day", "hour").index(b["kind"])):
+    coarse = await stored_buckets(deps, tenant_id, span, ["day", "month"])
+    for bucket in sorted(coarse, key=lambda b: b["kind"] != "month"):
         start = _hour(bucket)
-        if bucket["kind"] == "hour":
-            if start.date().isoformat() not in whole:
-                chosen.append(bucket)
-            continue
         end = (
             (start + timedelta(days=32)).replace(day=1)
             if bucket["kind"] == "month"
@@ -171,6 +166,16 @@ async def buckets(deps: Deps, tenant_id: str, span: Window) -> list[Document]:
         if span.start <= start and end <= span.end and not days & whole and (utc or not hours_kept):
             chosen.append(bucket)
             whole |= days
+    # The hours of the days no coarser bucket counts: from the first of them on
+    # (compaction leaves the last day or so; a zone other than UTC, all kept hours).
+    days_in = (span.start + timedelta(days=d) for d in range((span.end - span.start).days + 1))
+    open_days = [d for d in days_in if d.date().isoformat() not in whole and d < span.end]
+    if open_days:
+        first = max(span.start, open_days[0].replace(hour=0))
+        rest = Window(first, span.end, span.interval, span.tz)
+        for bucket in await stored_buckets(deps, tenant_id, rest, ["hour"]):
+            if _hour(bucket).date().isoformat() not in whole:
+                chosen.append(bucket)
     return chosen
 
 
