@@ -13,6 +13,7 @@ from typing import Any
 import orjson
 from pydantic import ValidationError
 
+from ocm_cli import analytics_cli
 from shared import bootstrap
 from shared.config import Settings
 from shared.domain.errors import OcmError, ValidationFailed
@@ -183,6 +184,7 @@ def _parser() -> argparse.ArgumentParser:
     reset.add_argument("--json", action="store_true", help="print JSON")
     reset.add_argument("--data-dir")
     sub.add_parser("secret-key", help="print a new key for OCM_SECRET_KEY")
+    analytics_cli.add_parser(sub)
     azure = sub.add_parser("azure", help="the azure backend (OCM_BACKEND=azure)")
     asub = azure.add_subparsers(dest="azure_command", required=True)
     init = asub.add_parser(
@@ -221,6 +223,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if args.command == "azure":
             return _azure_init(settings)
+        if args.command == "analytics":
+            return asyncio.run(analytics_cli.run(settings, args))
         if args.command == "user":
             return asyncio.run(_reset_password(settings, args.email, args.json))
         if args.tenant_command == "create":

@@ -30,6 +30,7 @@ SCOPES: dict[str, str] = {
     "delete:app": "delete applications",
     "read:audit": "read the tenant's audit log",
     "read:analytics": "read the analytics: message counts, latency and cost",
+    "manage:analytics": "save and delete analytics reports",
     "read:user": "read and list the tenant's users",
     "manage:user": "invite users, change their roles (up to one's own), disable them",
     "read:tenant": "list the tenant's child tenants",
@@ -71,6 +72,7 @@ _DEVELOPER = _VIEWER | {
     "update:template",
     "create:webhook",
     "update:webhook",
+    "manage:analytics",
 }
 _ADMIN = _DEVELOPER | {
     "delete:channel",

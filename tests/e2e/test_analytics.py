@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -15,7 +16,7 @@ from typing import Any
 import pytest
 
 from shared.domain.facts import TRANSITION_OF
-from tests.e2e.conftest import Client, Server, serving
+from tests.e2e.conftest import Client, Server, ocm, serving
 
 
 @pytest.fixture(scope="module")
@@ -163,3 +164,46 @@ def test_a_bad_query_is_a_422_problem(server: Server, params: dict[str, str], co
     assert response.status_code == 422, response.text
     assert response.headers["content-type"] == "application/problem+json"
     assert response.json()["code"] == code
+
+
+def test_an_operator_reads_a_tenants_counts_in_the_terminal(server: Server) -> None:
+    client = server.tenant("terminal")
+    client.channel("sandbox")
+    ids = [client.send()["id"] for _ in range(4)]
+    ids.append(client.send(options={"sandbox": {"send": "fail"}})["id"])
+    wait_for_counts(client, truth(client, ids))
+    shown = ocm("analytics", client.tenant_id, "--by", "channel", env=server.env)
+    assert shown.returncode == 0, shown.stderr
+    header, row = shown.stdout.splitlines()[1:3]
+    assert header.split()[:4] == ["channel", "accepted", "sent", "delivered"]
+    cells = row.split()
+    assert cells[0] == "sandbox" and cells[1:4] == ["5", "4", "4"]
+    assert "80.0%" in cells
+    as_json = ocm("analytics", client.tenant_id, "--json", env=server.env)
+    assert json.loads(as_json.stdout)["messages"]["series"][0]["totals"]["failed"] == 1
+
+
+def test_a_saved_report_is_run_by_name_as_json_and_csv(server: Server) -> None:
+    client = server.tenant("reports")
+    client.channel("sandbox")
+    wait_for_counts(client, truth(client, [client.send(tags=["otp"])["id"] for _ in range(3)]))
+    body = {"name": "weekly by tag", "days": 7, "interval": "day", "group_by": "tag"}
+    made = client.post("/api/v1/analytics/reports", json=body)
+    assert made.status_code == 201, made.text
+    report = made.json()
+    assert report["id"].startswith("rpt_") and report["name"] == "weekly by tag"
+    assert client.post("/api/v1/analytics/reports", json=body).json()["code"] == "REPORT_EXISTS"
+    bad = client.post("/api/v1/analytics/reports", json={**body, "name": "x", "tz": "Nowhere/At"})
+    assert bad.status_code == 422
+    listed = client.get("/api/v1/analytics/reports").json()["items"]
+    assert [r["id"] for r in listed] == [report["id"]]
+    ran = client.get(f"/api/v1/analytics/reports/{report['id']}")
+    assert ran.status_code == 200
+    assert ran.json()["series"][0]["group"] == "otp"
+    assert ran.json()["series"][0]["totals"]["accepted"] == 3
+    as_csv = client.get(f"/api/v1/analytics/reports/{report['id']}", headers={"Accept": "text/csv"})
+    assert as_csv.text.splitlines()[0].startswith("start,group,accepted")
+    other = server.tenant("reports-other")
+    assert other.get(f"/api/v1/analytics/reports/{report['id']}").status_code == 404
+    assert client.request("DELETE", f"/api/v1/analytics/reports/{report['id']}").status_code == 204
+    assert client.get(f"/api/v1/analytics/reports/{report['id']}").status_code == 404

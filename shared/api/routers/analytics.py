@@ -9,14 +9,14 @@ from collections.abc import Iterable, Iterator
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
 from shared.api.deps import Caller, scoped
 from shared.api.responses import JsonResponse
 from shared.api.schemas import problems
 from shared.services.analytics import latency as latencies
-from shared.services.analytics import query
+from shared.services.analytics import query, reports
 from shared.services.analytics.histogram import THRESHOLDS
 
 router = APIRouter(prefix="/api/v1/analytics", tags=["analytics"])
@@ -169,3 +169,70 @@ async def latency(
         shares = [g["within"][s] for s in within]
         rows.append([g["group"], g["count"], g["mean"], *(g[p] for p in percentiles), *shares])
     return _csv(rows, "latency")
+
+
+Manager = Annotated[Caller, scoped("manage:analytics")]
+
+
+@router.post(
+    "/reports",
+    status_code=201,
+    summary="Save a report: a named analytics query over the last N days",
+    description="`kind` is `messages`, `outcomes` or `latency`; the other fields are that "
+    "query's parameters, and `days` its window, ending when it is run. The report is run "
+    "once to check it: a query the API would refuse is refused here too.",
+    responses={201: {"content": {"application/json": {}}}, **problems(401, 403, 409, 422)},
+)
+async def create_report(spec: reports.ReportCreate, caller: Manager) -> JsonResponse:
+    doc = await reports.create_report(caller.deps, caller.tenant_id, spec)
+    await caller.audit("analytics.report.create", type="report", id=doc["report_id"])
+    return JsonResponse(reports.public(doc), status_code=201)
+
+
+@router.get(
+    "/reports",
+    summary="The tenant's saved reports, by name",
+    responses={200: {"content": {"application/json": {}}}, **problems(401, 403)},
+)
+async def list_reports(caller: Reader) -> JsonResponse:
+    found = await reports.list_reports(caller.deps, caller.tenant_id)
+    return JsonResponse({"items": [reports.public(d) for d in found], "next_cursor": None})
+
+
+@router.get(
+    "/reports/{report_id}",
+    summary="Run a saved report over its window ending now",
+    description="The same answer as its query (JSON, or CSV with `Accept: text/csv`), with "
+    "the report's definition under `report`.",
+    responses={200: {"content": CSV}, **problems(401, 403, 404, 422)},
+)
+async def run_report(request: Request, report_id: str, caller: Reader) -> Any:
+    doc = await reports.get_report(caller.deps, caller.tenant_id, report_id)
+    spec = reports.spec_of(doc)
+    result = await reports.run_report(caller.deps, caller.tenant_id, spec)
+    if not _wants_csv(request):
+        return JsonResponse({**result, "report": reports.public(doc)})
+    if spec.kind == "latency":
+        rows: list[list[Any]] = [["group", "count", "mean", "p50", "p90", "p95", "p99"]]
+        rows.extend(
+            [g["group"], g["count"], g["mean"], g["p50"], g["p90"], g["p95"], g["p99"]]
+            for g in result["groups"]
+        )
+    else:
+        names = result["metrics"]
+        rows = [["start", "group", *names]]
+        for line in result["series"]:
+            rows.extend([p["start"], line["group"], *(p[m] for m in names)] for p in line["points"])
+    return _csv(rows, spec.name.replace(" ", "_"))
+
+
+@router.delete(
+    "/reports/{report_id}",
+    status_code=204,
+    summary="Delete a saved report",
+    responses={**problems(401, 403, 404)},
+)
+async def delete_report(report_id: str, caller: Manager) -> Response:
+    await reports.delete_report(caller.deps, caller.tenant_id, report_id)
+    await caller.audit("analytics.report.delete", type="report", id=report_id)
+    return Response(status_code=204)
