@@ -70,3 +70,41 @@ async def test_a_tenant_not_active_yet_cannot_act(api: httpx.AsyncClient, deps: 
         assert refused.status_code == 403 and refused.json()["code"] == code
     await tenants.set_status(deps, created.tenant["id"], "active")
     assert (await api.get("/api/v1/channels", headers=key)).status_code == 200
+
+
+async def test_a_parent_reads_a_childs_analytics_and_the_child_never_the_parents(
+    api: httpx.AsyncClient, deps: Deps
+) -> None:
+    from shared.services.analytics import consumer
+    from shared.services.events import facts_out
+
+    parent = await signup.create_tenant(deps, "holding")
+    p_key = {"X-API-Key": parent.api_key}
+    made = await api.post("/api/v1/tenants", json={"name": "brand"}, headers=p_key)
+    child_id, c_key = made.json()["tenant_id"], {"X-API-Key": made.json()["api_key"]}
+    in_child = {**p_key, "OCM-Tenant": child_id}
+    body = {"name": "s", "type": "sandbox"}
+    assert (await api.post("/api/v1/channels", json=body, headers=c_key)).status_code == 201
+    message = {
+        "channel": "s",
+        "receiver": {"type": "phone", "address": "+4791234567"},
+        "content": {"type": "text", "text": "hi"},
+    }
+    for _ in range(2):
+        assert (await api.post("/api/v1/messages", json=message, headers=c_key)).status_code == 202
+    await facts_out.flush(deps)
+    entity = (
+        f"{deps.settings.OCM_EVENTS_TOPIC}/subscriptions/{deps.settings.OCM_ANALYTICS_SUBSCRIPTION}"
+    )
+    received = await deps.queue.receive(entity, max_messages=10)
+    await consumer.count(deps, [m.body for m in received])
+
+    def accepted(answer: httpx.Response) -> int:
+        assert answer.status_code == 200, answer.text
+        return sum(s["totals"]["accepted"] for s in answer.json()["series"])
+
+    path = "/api/v1/analytics/messages"
+    assert accepted(await api.get(path, headers=in_child)) == 2
+    assert accepted(await api.get(path, headers=p_key)) == 0  # its own, not its children's
+    refused = await api.get(path, headers={**c_key, "OCM-Tenant": parent.tenant["id"]})
+    assert refused.status_code in (403, 404)
