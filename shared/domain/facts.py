@@ -72,6 +72,8 @@ class Fact:
     tags: tuple[str, ...] = ()
     accepted_at: datetime | None = None
     sent_at: datetime | None = None
+    segments: int = 0
+    """An SMS's segments (on its ``sent``: what the provider bills)."""
 
     @property
     def key(self) -> str:
@@ -210,6 +212,8 @@ def event_fields(doc: Mapping[str, Any], channel_type: str | None = None) -> dic
     number = far_number(doc)
     if number is not None:
         fields["number"] = number
+    if doc.get("segments"):
+        fields["segments"] = doc["segments"]
     return fields
 
 
@@ -251,4 +255,5 @@ def _fact(
         tags=_tags(message),
         accepted_at=accepted_at,
         sent_at=_at(sent) if sent else None,
+        segments=int(fields.get("segments") or 0) if transition == "sent" else 0,
     )

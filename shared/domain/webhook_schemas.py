@@ -34,6 +34,8 @@ DESCRIPTIONS: dict[str, str] = {
     "webhook.endpoint.disabled": "OCM disabled one of the tenant's webhook endpoints "
     "(failing too long, or it answered 410 Gone).",
     "webhook.test": "Sent by POST /api/v1/webhooks/{id}/test, to that endpoint only.",
+    "usage.threshold_reached": "One of the tenant's usage thresholds was reached in the "
+    "current day or month (once per threshold and period).",
 }
 
 
@@ -118,6 +120,14 @@ class TestEventData(BaseModel):
     webhook_id: str = Field(description="The subscription being tested.")
 
 
+class UsageEventData(BaseModel):
+    metric: str = Field(description="accepted, sent, delivered, failed or segments")
+    period: str = Field(description="day or month (UTC)")
+    period_start: datetime
+    limit: int
+    value: int = Field(description="The period's count when the threshold was seen reached.")
+
+
 DATA_MODELS: dict[str, type[BaseModel]] = {
     "message.retrying": RetryingEventData,
     "message.fallback": FallbackEventData,
@@ -125,6 +135,7 @@ DATA_MODELS: dict[str, type[BaseModel]] = {
     "webhook.endpoint.failing": EndpointEventData,
     "webhook.endpoint.disabled": EndpointEventData,
     "webhook.test": TestEventData,
+    "usage.threshold_reached": UsageEventData,
 }
 
 

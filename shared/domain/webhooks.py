@@ -52,7 +52,8 @@ from shared.domain.status import EventType
 
 MESSAGE_EVENTS: tuple[str, ...] = get_args(EventType)
 ENDPOINT_EVENTS = ("webhook.endpoint.failing", "webhook.endpoint.disabled", "webhook.test")
-EVENT_TYPES: tuple[str, ...] = MESSAGE_EVENTS + ENDPOINT_EVENTS
+USAGE_EVENTS = ("usage.threshold_reached",)
+EVENT_TYPES: tuple[str, ...] = MESSAGE_EVENTS + ENDPOINT_EVENTS + USAGE_EVENTS
 
 DEFAULT_SCHEDULE: tuple[int, ...] = (
     5,

@@ -19,7 +19,7 @@ from shared import bootstrap
 from shared.api.app import create_app
 from shared.config import Settings
 from shared.domain.facts import facts_of
-from shared.services.analytics import consumer, metrics, query, reconcile
+from shared.services.analytics import consumer, metrics, outcomes, reconcile
 from shared.services.deps import Deps
 from shared.services.events import facts_out
 from shared.services.onboarding import signup
@@ -96,7 +96,7 @@ async def test_closed_hours_are_recounted_once_and_lost_events_restored(deps: De
         )
         assert found.status_code == 200, found.text
         (line,) = found.json()["series"]
-        assert line["totals"] == {**dict.fromkeys(query.COHORT, 0), "accepted": 3, "pending": 3}
+        assert line["totals"] == {**dict.fromkeys(outcomes.COHORT, 0), "accepted": 3, "pending": 3}
         assert found.json()["unreconciled"] == []
         assert await reconcile.run(deps) == reconcile.Reconciled(0, 0, 0)  # never twice
 

@@ -188,3 +188,24 @@ def test_every_tag_the_send_api_takes_is_counted() -> None:
     assert limits == [facts.MAX_TAGS]
     doc = message(tags=[f"t{i}" for i in range(facts.MAX_TAGS)])
     assert len(facts.facts_of(doc)[0].tags) == facts.MAX_TAGS
+
+
+def test_an_sms_counts_its_segments_once_on_its_sent() -> None:
+    from shared.services.analytics import compact, reconcile, rollup
+
+    doc = message(segments=3)
+    found = facts.facts_of(doc)
+    assert [(f.transition, f.segments) for f in found] == [
+        ("accepted", 0),
+        ("sent", 3),
+        ("delivered", 0),
+    ]
+    event = event_payload(doc, doc["events"][1])
+    event["analytics"] = facts.event_fields(doc)
+    assert facts.fact_from_event(event) == found[1]
+    bucket = rollup.new_bucket("tn_a", found[0].day, found[0].hour)
+    for fact in found:
+        rollup.count(bucket, fact)
+    assert bucket["usage"] == {"segments": 3}
+    assert compact.merged([bucket, bucket])["usage"] == {"segments": 6}
+    assert reconcile.differences({**bucket, "usage": {"segments": 2}}, bucket) == ["usage"]

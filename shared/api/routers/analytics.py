@@ -16,7 +16,8 @@ from shared.api.deps import Caller, scoped
 from shared.api.responses import JsonResponse
 from shared.api.schemas import problems
 from shared.services.analytics import latency as latencies
-from shared.services.analytics import query, reports
+from shared.services.analytics import outcomes as outcomes_of
+from shared.services.analytics import query, reports, thresholds
 from shared.services.analytics.histogram import THRESHOLDS
 
 router = APIRouter(prefix="/api/v1/analytics", tags=["analytics"])
@@ -118,7 +119,7 @@ async def outcomes(
     interval: Annotated[str, Query(description="hour, day, week or month")] = "day",
     tz: Annotated[str, Query(max_length=64, description="An IANA zone")] = "UTC",
 ) -> Any:
-    result = await query.outcomes(
+    result = await outcomes_of.outcomes(
         caller.deps, caller.tenant_id, start=start, end=end, interval=interval, tz=tz
     )
     if not _wants_csv(request):
@@ -236,3 +237,27 @@ async def delete_report(report_id: str, caller: Manager) -> Response:
     await reports.delete_report(caller.deps, caller.tenant_id, report_id)
     await caller.audit("analytics.report.delete", type="report", id=report_id)
     return Response(status_code=204)
+
+
+@router.get(
+    "/thresholds",
+    summary="The tenant's usage thresholds",
+    responses={200: {"content": {"application/json": {}}}, **problems(401, 403)},
+)
+async def get_thresholds(caller: Reader) -> JsonResponse:
+    found = await thresholds.get(caller.deps, caller.tenant_id)
+    return JsonResponse(found.model_dump())
+
+
+@router.put(
+    "/thresholds",
+    summary="Set the tenant's usage thresholds (all of them)",
+    description="Each `{metric, period, limit}`: when the period's count (UTC day or "
+    "month) reaches `limit`, one `usage.threshold_reached` event goes to the webhooks that "
+    "take it. At most 20.",
+    responses={200: {"content": {"application/json": {}}}, **problems(401, 403, 422)},
+)
+async def put_thresholds(wanted: thresholds.Thresholds, caller: Manager) -> JsonResponse:
+    saved = await thresholds.put(caller.deps, caller.tenant_id, wanted)
+    await caller.audit("analytics.thresholds.set", type="thresholds", count=len(saved.thresholds))
+    return JsonResponse(saved.model_dump())

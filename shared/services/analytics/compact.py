@@ -25,7 +25,7 @@ from shared.services.analytics.rollup import MAX_VALUES, OTHER
 from shared.services.deps import Deps
 
 DAY_TTL = 396 * 86_400
-PARTS = ("counts", "by", "tags", "latency", "latency_by", "cohort")
+PARTS = ("counts", "usage", "by", "tags", "latency", "latency_by", "cohort")
 
 
 def day_id(tenant_id: str, day: str) -> str:
@@ -63,6 +63,7 @@ def merged(buckets: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
     for bucket in buckets:
         _add_counts(total["counts"], bucket.get("counts") or {})
         _add_counts(total["cohort"], bucket.get("cohort") or {})
+        _add_counts(total["usage"], bucket.get("usage") or {})
         for dimension, values in (bucket.get("by") or {}).items():
             into = total["by"].setdefault(dimension, {})
             for value, counts in values.items():
@@ -83,8 +84,9 @@ def merged(buckets: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
         d: {v: {m: histogram.merged(h) for m, h in ms.items()} for v, ms in values.items()}
         for d, values in latency_by.items()
     }
-    if not total["cohort"]:
-        del total["cohort"]
+    for part in ("cohort", "usage"):
+        if not total[part]:
+            del total[part]
     return total
 
 

@@ -16,7 +16,7 @@ import orjson
 
 from shared import telemetry
 from shared.domain.facts import Fact, fact_from_event
-from shared.services.analytics import metrics, rollup
+from shared.services.analytics import metrics, rollup, thresholds
 from shared.services.deps import Deps
 from shared.services.events import facts_out
 
@@ -57,4 +57,9 @@ async def count(deps: Deps, bodies: Sequence[bytes]) -> rollup.Applied:
     with telemetry.span("analytics.count", events=len(bodies)):
         applied = await rollup.apply(deps.store, found)
     metrics.record(applied.facts)
+    if applied.facts:
+        try:
+            await thresholds.check(deps, (f.tenant_id for f in applied.facts))
+        except Exception:  # counted already: a failed check is tried with the next batch
+            log.exception("usage thresholds could not be checked")
     return applied

@@ -34,7 +34,8 @@ RETENTION_DAYS = {
 are kept 90 days, days 13 months, months until the tenant is deleted (the window
 of a month query is bounded at ten years)."""
 GROUPS = (*DIMENSIONS, "tag")
-METRICS = tuple(t for t in TRANSITIONS)
+METRICS = (*TRANSITIONS, "segments")
+"""The transitions, and ``segments`` (SMS segments sent; not per dimension value)."""
 PAGE = 1000
 
 
@@ -208,7 +209,7 @@ def _groups(
 ) -> Iterable[tuple[str | None, Mapping[str, int]]]:
     """(group value, counts per transition) of one bucket."""
     if group_by is None:
-        yield None, bucket.get("counts") or {}
+        yield None, {**(bucket.get("counts") or {}), **(bucket.get("usage") or {})}
         return
     values = bucket.get("tags") if group_by == "tag" else (bucket.get("by") or {}).get(group_by)
     for value, counts in (values or {}).items():
@@ -269,30 +270,13 @@ async def messages(
     span = window(deps.clock.now(), start, end, interval, tz)
     names = metric_names(metrics)
     dimension, kept = selection(group_by, filter_, GROUPS)
+    if dimension is not None and "segments" in names:
+        if metrics:
+            invalid(
+                "metrics",
+                "segments is counted per bucket, not per value of a dimension",
+                "segments cannot be grouped or filtered",
+            )
+        names = tuple(n for n in names if n != "segments")
     found = await buckets(deps, tenant_id, span)
     return series(found, span, dimension, kept, names, grouped=group_by is not None)
-
-
-COHORT = ("accepted", "sent", "delivered", "read", "failed", "expired", "cancelled", "pending")
-
-
-async def outcomes(
-    deps: Deps,
-    tenant_id: str,
-    *,
-    start: datetime | None,
-    end: datetime | None,
-    interval: str = "day",
-    tz: str = "UTC",
-) -> dict[str, Any]:
-    """What became of the messages accepted in each interval, as each hour's
-    reconciliation found it (``reconcile.cohort_of``); hours not reconciled yet
-    (the open ones) are listed in ``unreconciled``."""
-    span = window(deps.clock.now(), start, end, interval, tz)
-    found = await buckets(deps, tenant_id, span)
-    cohorts = [{"hour": b["hour"], "counts": b["cohort"]} for b in found if b.get("cohort")]
-    result = series(cohorts, span, None, (), COHORT, grouped=False)
-    result["unreconciled"] = sorted(
-        b["hour"] for b in found if not b.get("cohort") and (b.get("counts") or {}).get("accepted")
-    )
-    return result

@@ -131,7 +131,7 @@ def differences(stored: Mapping[str, Any] | None, true: Mapping[str, Any]) -> li
     keeps ``other`` is compared by its totals only: which values a bucket keeps by
     name depends on the order it saw them in (the first MAX_VALUES), not on the truth."""
     a, b = stored or {}, true
-    found = [p for p in ("counts", "latency") if (a.get(p) or {}) != (b.get(p) or {})]
+    found = [p for p in ("counts", "usage", "latency") if (a.get(p) or {}) != (b.get(p) or {})]
     for part in ("by", "latency_by"):
         left, right = a.get(part) or {}, b.get(part) or {}
         for dimension in sorted({*left, *right}):

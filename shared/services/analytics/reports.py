@@ -16,6 +16,7 @@ from shared.domain.messages import to_utc_text
 from shared.domain.models import Document
 from shared.ports import Conflict, Filter, Query
 from shared.services.analytics import latency, query
+from shared.services.analytics import outcomes as outcomes_of
 from shared.services.deps import Deps
 
 MAX_REPORTS = 100
@@ -58,7 +59,7 @@ async def run_report(deps: Deps, tenant_id: str, spec: ReportCreate) -> dict[str
             filter_=spec.filter,
         )
     if spec.kind == "outcomes":
-        return await query.outcomes(
+        return await outcomes_of.outcomes(
             deps, tenant_id, start=start, end=end, interval=spec.interval, tz=spec.tz
         )
     return await query.messages(

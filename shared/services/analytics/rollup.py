@@ -99,6 +99,9 @@ def count(bucket: Document, fact: Fact) -> None:
     """Add one fact to a bucket."""
     transition = fact.transition
     bucket["counts"][transition] = bucket["counts"].get(transition, 0) + 1
+    if fact.segments:
+        usage = bucket.setdefault("usage", {})
+        usage["segments"] = usage.get("segments", 0) + fact.segments
     for dimension, value in fact.dims.items():
         by_value = bucket["by"].setdefault(dimension, {})
         _add(by_value, _kept(by_value, value), transition)
