@@ -67,6 +67,8 @@ CREATES = {
     ("post", "/api/v1/opt-outs"),
     ("post", "/api/v1/templates"),
     ("post", "/api/v1/webhooks"),
+    ("post", "/api/v1/analytics/reports"),
+    ("put", "/api/v1/analytics/thresholds"),
 }
 
 
@@ -126,7 +128,9 @@ async def test_tenant_b_never_reaches_tenant_a(api: httpx.AsyncClient, deps: Dep
         )
     ).json()["webhook"]
     delivery = (await call(api, a, "POST", f"/api/v1/webhooks/{webhook['id']}/test")).json()
+    report = (await call(api, a, "POST", "/api/v1/analytics/reports", {"name": "a-report"})).json()
     values = {
+        "report_id": report["id"],
         "webhook_id": webhook["id"],
         "delivery_id": delivery["delivery_id"],
         "terminal_id": terminal["id"],
@@ -152,6 +156,7 @@ async def test_tenant_b_never_reaches_tenant_a(api: httpx.AsyncClient, deps: Dep
         template["id"],
         webhook["id"],
         delivery["delivery_id"],
+        report["id"],
     }
 
     spec = (await api.get("/api/openapi.json")).json()
