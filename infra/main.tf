@@ -82,6 +82,7 @@ locals {
     OCM_WEBHOOKS_SUBSCRIPTION   = local.service_bus_names.webhooks_subscription
     OCM_ANALYTICS_SUBSCRIPTION  = local.service_bus_names.analytics_subscription
     OCM_ANALYTICS_ENABLED       = true
+    OCM_COST_PER_MILLION_USD    = 17.55
     OCM_WEBHOOK_QUEUE           = local.service_bus_names.webhook_queue
 
     OCM_WEBHOOK_TIMEOUT_SECONDS       = 15

@@ -44,10 +44,12 @@ class Settings(BaseSettings):
         description="The events topic's subscription that fans events out to webhooks.",
     )
     OCM_ANALYTICS_SUBSCRIPTION: str = "ocm-analytics"
-    OCM_ANALYTICS_ENABLED: bool = Field(
-        default=True,
-        description="Count message events into the analytics rollups (off: no event is "
-        "published for analytics, and the rollups stay as they are).",
+    OCM_ANALYTICS_ENABLED: bool = True  # off: nothing is published for analytics
+    OCM_COST_PER_MILLION_USD: float = Field(
+        default=17.55,
+        ge=0,
+        description="What the platform costs per million messages "
+        "(docs/cost.md's model): analytics' cost_usd figure.",
     )
     OCM_WEBHOOK_QUEUE: str = Field(
         default="ocm-webhook-deliveries", description="One message per webhook delivery attempt."

@@ -91,7 +91,9 @@ CONTAINERS: tuple[ContainerSpec, ...] = (
     # a fact's marker and its bucket are written in one transaction.
     ContainerSpec(
         ROLLUPS,
-        indexed=("kind", "hour"),
+        # Sparse: the markers (most of the container) carry neither, so no index
+        # entry is written for them (the embedded store's partial indexes).
+        sparse=("kind", "hour"),
         ordered=("hour",),
         partition_key=("tenant_id", "partition"),
     ),

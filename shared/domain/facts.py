@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import phonenumbers
@@ -74,20 +74,18 @@ class Fact:
     sent_at: datetime | None = None
     segments: int = 0
     """An SMS's segments (on its ``sent``: what the provider bills)."""
+    key: str = field(init=False, compare=False)
+    """What makes the fact itself: counted once per message and transition."""
+    day: str = field(init=False, compare=False)
+    hour: str = field(init=False, compare=False)
+    """The fact's hour bucket, ``2026-12-07T13`` (UTC, as ``at`` is)."""
 
-    @property
-    def key(self) -> str:
-        """What makes the fact itself: counted once per message and transition."""
-        return f"{self.message_id}:{self.transition}"
-
-    @property
-    def day(self) -> str:
-        return self.at.date().isoformat()
-
-    @property
-    def hour(self) -> str:
-        """The fact's hour bucket, ``2026-12-07T13``."""
-        return self.at.strftime("%Y-%m-%dT%H")
+    def __post_init__(self) -> None:
+        # Read many times per fact by the rollups: made once.
+        stamp = self.at.astimezone(UTC).isoformat()
+        object.__setattr__(self, "key", f"{self.message_id}:{self.transition}")
+        object.__setattr__(self, "day", stamp[:10])
+        object.__setattr__(self, "hour", stamp[:13])
 
     def latencies(self) -> dict[str, float]:
         """The step durations this transition ends, in seconds."""

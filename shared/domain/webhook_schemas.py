@@ -121,11 +121,11 @@ class TestEventData(BaseModel):
 
 
 class UsageEventData(BaseModel):
-    metric: str = Field(description="accepted, sent, delivered, failed or segments")
+    metric: str = Field(description="accepted, sent, delivered, failed, segments or cost_usd")
     period: str = Field(description="day or month (UTC)")
     period_start: datetime
-    limit: int
-    value: int = Field(description="The period's count when the threshold was seen reached.")
+    limit: float
+    value: float = Field(description="The period's figure when it was seen reached.")
 
 
 DATA_MODELS: dict[str, type[BaseModel]] = {

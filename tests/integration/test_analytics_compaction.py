@@ -146,3 +146,40 @@ async def test_days_and_months_are_compacted_and_long_windows_read_them(deps: De
         )
         == january
     )
+
+
+async def test_a_tenants_own_retention_sets_each_buckets_ttl_and_the_reach_of_queries(
+    deps: Deps,
+) -> None:
+    from shared.containers import ROLLUPS
+    from shared.services.analytics import retention
+
+    assert isinstance(deps.clock, FakeClock)
+    tenant = (await signup.create_tenant(deps, "brief")).tenant["id"]
+    short = retention.Retention(hour_days=7, day_days=30, month_days=400)
+    await retention.put(deps, tenant, short)
+    doc = message(tenant, 1, FIRST + timedelta(hours=1), "c1")
+    await deps.store.upsert(MESSAGES, doc)
+    await rollup.apply(deps.store, facts_of(doc), {tenant: short.hour_days * 86_400})
+    hour = await deps.store.read(
+        ROLLUPS, tenant, rollup.hour_id(tenant, "2030-01-30", "2030-01-30T01")
+    )
+    assert hour is not None and hour["ttl"] == 7 * 86_400
+    for moment in (
+        FIRST + timedelta(minutes=20),
+        FIRST + timedelta(hours=12),
+        FIRST + timedelta(days=1, hours=1),
+    ):
+        deps.clock.set(moment)
+        await reconcile.run(deps)
+    day = await deps.store.read(ROLLUPS, tenant, compact.day_id(tenant, "2030-01-30"))
+    assert day is not None and day["ttl"] == 30 * 86_400
+    deps.clock.set(FIRST + timedelta(days=10))
+    with pytest.raises(ValidationFailed) as refused:
+        await totals(deps, tenant, FIRST, FIRST + timedelta(days=1), interval="hour")
+    assert "kept 7 days" in refused.value.errors[0].message
+    assert await totals(deps, tenant, FIRST, FIRST + timedelta(days=1), interval="day") == {
+        "accepted": 1,
+        "sent": 1,
+        "delivered": 1,
+    }

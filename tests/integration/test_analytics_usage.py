@@ -84,3 +84,45 @@ async def test_a_threshold_reached_is_announced_once_per_period(deps: Deps) -> N
         await send_and_count(2)  # past it: not announced again this day
         assert [e for e in await drain(deps, log) if e["type"] == "usage.threshold_reached"] == []
     assert thresholds.period_start(deps.clock.now(), "month").day == 1
+
+
+async def test_cost_is_the_models_price_per_accepted_message_and_a_spend_threshold_fires(
+    deps: Deps,
+) -> None:
+    from shared.services.analytics import query
+
+    tenant = await signup.create_tenant(deps, "spender")
+    key = {"X-API-Key": tenant.api_key}
+    transport = httpx.ASGITransport(app=create_app(lambda: deps))
+    async with httpx.AsyncClient(transport=transport, base_url="http://ocm") as api:
+        await api.post("/api/v1/channels", json={"name": "s", "type": "sandbox"}, headers=key)
+        limit = {"metric": "cost_usd", "period": "month", "limit": 0.00005}
+        await api.put("/api/v1/analytics/thresholds", json={"thresholds": [limit]}, headers=key)
+        body = {"channel": "s", "receiver": PHONE, "content": {"type": "text", "text": "x"}}
+        for _ in range(3):
+            assert (await api.post("/api/v1/messages", json=body, headers=key)).status_code == 202
+        await facts_out.flush(deps)
+        gathered = await drain(deps, deps.settings.OCM_ANALYTICS_SUBSCRIPTION)
+        await consumer.count(deps, [orjson.dumps(e) for e in gathered])
+        found = await api.get(
+            "/api/v1/analytics/messages",
+            params={"metrics": "cost_usd", "interval": "day"},
+            headers=key,
+        )
+        (line,) = found.json()["series"]
+        assert line["totals"] == {"cost_usd": round(3 * 17.55 / 1e6, 6)}
+        grouped = await query.messages(
+            deps,
+            tenant.tenant["id"],
+            start=None,
+            end=None,
+            group_by="channel",
+            metrics="accepted,cost_usd",
+        )
+        assert grouped["series"][0]["totals"]["accepted"] == 3
+    reached = [
+        e
+        for e in await drain(deps, deps.settings.OCM_EVENTS_LOG_SUBSCRIPTION)
+        if e["type"] == "usage.threshold_reached"
+    ]
+    assert [(e["data"]["metric"], e["data"]["period"]) for e in reached] == [("cost_usd", "month")]

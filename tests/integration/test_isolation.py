@@ -69,6 +69,7 @@ CREATES = {
     ("post", "/api/v1/webhooks"),
     ("post", "/api/v1/analytics/reports"),
     ("put", "/api/v1/analytics/thresholds"),
+    ("put", "/api/v1/analytics/retention"),
 }
 
 

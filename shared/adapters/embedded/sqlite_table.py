@@ -131,17 +131,69 @@ def write_all(
     now: float,
 ) -> None:
     """A transaction's writes in turn, ``(kind, etag)`` for each row; the first
-    that fails raises BatchFailed (the caller's savepoint undoes the others)."""
-    for index, (row, (kind, etag)) in enumerate(zip(rows, kinds, strict=True)):
-        try:
-            if kind == "create":
-                if rows_written(conn, INSERT, [(*row, now)]) != 1:
-                    raise Conflict(f"{row[0]}/{row[1]} exists")
-            elif kind == "upsert":
-                if rows_written(conn, UPSERT, [(*row, now)]) != 1:
-                    raise Conflict(f"{row[0]}/{row[1]} belongs to another tenant")
+    that fails raises BatchFailed (the caller's savepoint undoes the others). A run
+    of creates goes in one statement once one query has found none of its ids live
+    (analytics writes up to 99 markers per transaction)."""
+    index = 0
+    while index < len(rows):
+        run = index
+        while run < len(rows) and kinds[run][0] == "create":
+            run += 1
+        if run - index > 1:
+            creates = rows[index:run]
+            live = _live_ids(conn, creates[0][0], [r[1] for r in creates], now)
+            taken = next((i for i, r in enumerate(creates) if r[1] in live), None)
+            if taken is not None:
+                raise BatchFailed(index + taken, Conflict(f"{creates[taken][1]} exists"))
+            conn.execute("SAVEPOINT creates")
+            try:
+                rows_written(conn, INSERT, [(*row, now) for row in creates])
+            except StoreError:  # a unique field taken: find which, one at a time
+                conn.execute("ROLLBACK TO creates")
+                conn.execute("RELEASE creates")
+                for offset, row in enumerate(creates):
+                    _write_one(conn, row, kinds[index + offset], index + offset, now)
             else:
-                live_body(conn, row[0], row[2], row[1], etag, now)
-                rows_written(conn, UPDATE, [(row[3], row[4], row[5], row[0], row[1])])
-        except StoreError as exc:
-            raise BatchFailed(index, exc) from exc
+                conn.execute("RELEASE creates")
+            index = run
+            continue
+        _write_one(conn, rows[index], kinds[index], index, now)
+        index += 1
+
+
+def _live_ids(conn: sqlite3.Connection, container: str, ids: Sequence[str], now: float) -> set[str]:
+    found: set[str] = set()
+    for start in range(0, len(ids), _CHUNK):
+        chunk = ids[start : start + _CHUNK]
+        found.update(
+            doc_id
+            for (doc_id,) in conn.execute(
+                "SELECT id FROM documents WHERE container = ? "  # noqa: S608
+                f"AND id IN ({', '.join('?' * len(chunk))}) "
+                "AND (expires_at IS NULL OR expires_at > ?)",
+                (container, *chunk, now),
+            )
+        )
+    return found
+
+
+def _write_one(
+    conn: sqlite3.Connection,
+    row: tuple[str, str, str, str, float | None, str],
+    kind_etag: tuple[str, str | None],
+    index: int,
+    now: float,
+) -> None:
+    kind, etag = kind_etag
+    try:
+        if kind == "create":
+            if rows_written(conn, INSERT, [(*row, now)]) != 1:
+                raise Conflict(f"{row[0]}/{row[1]} exists")
+        elif kind == "upsert":
+            if rows_written(conn, UPSERT, [(*row, now)]) != 1:
+                raise Conflict(f"{row[0]}/{row[1]} belongs to another tenant")
+        else:
+            live_body(conn, row[0], row[2], row[1], etag, now)
+            rows_written(conn, UPDATE, [(row[3], row[4], row[5], row[0], row[1])])
+    except StoreError as exc:
+        raise BatchFailed(index, exc) from exc

@@ -17,7 +17,7 @@ from shared.api.responses import JsonResponse
 from shared.api.schemas import problems
 from shared.services.analytics import latency as latencies
 from shared.services.analytics import outcomes as outcomes_of
-from shared.services.analytics import query, reports, thresholds
+from shared.services.analytics import query, reports, retention, thresholds
 from shared.services.analytics.histogram import THRESHOLDS
 
 router = APIRouter(prefix="/api/v1/analytics", tags=["analytics"])
@@ -260,4 +260,27 @@ async def get_thresholds(caller: Reader) -> JsonResponse:
 async def put_thresholds(wanted: thresholds.Thresholds, caller: Manager) -> JsonResponse:
     saved = await thresholds.put(caller.deps, caller.tenant_id, wanted)
     await caller.audit("analytics.thresholds.set", type="thresholds", count=len(saved.thresholds))
+    return JsonResponse(saved.model_dump())
+
+
+@router.get(
+    "/retention",
+    summary="How long the tenant's analytics are kept",
+    responses={200: {"content": {"application/json": {}}}, **problems(401, 403)},
+)
+async def get_retention(caller: Reader) -> JsonResponse:
+    return JsonResponse((await retention.of(caller.deps, caller.tenant_id)).model_dump())
+
+
+@router.put(
+    "/retention",
+    summary="Set how long the tenant's hour, day and month buckets are kept",
+    description="Days after each bucket's last write (`month_days: null`: for good). It "
+    "applies to buckets as they are next written, and at once to how far back queries "
+    "reach.",
+    responses={200: {"content": {"application/json": {}}}, **problems(401, 403, 422)},
+)
+async def put_retention(wanted: retention.Retention, caller: Manager) -> JsonResponse:
+    saved = await retention.put(caller.deps, caller.tenant_id, wanted)
+    await caller.audit("analytics.retention.set", type="retention", **saved.model_dump())
     return JsonResponse(saved.model_dump())

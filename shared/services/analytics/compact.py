@@ -6,9 +6,9 @@ of a month is, the days into a month bucket (``<month>-01|<tenant>|mo|<month>``)
 Merging adds counts and histograms and, per dimension, keeps the MAX_VALUES values
 with the largest totals (the true top N of the period; the rest as ``other``).
 
-Retention is each bucket's ``ttl``, from its last write: hours HOUR_TTL (90 days),
-days DAY_TTL (13 months), months kept until the tenant is deleted. Queries choose
-the finest buckets a window's age allows (``query``).
+Retention is each bucket's ``ttl``, from its last write, the tenant's
+(``retention``): by default hours 90 days, days 13 months, months until the tenant
+is deleted. Queries choose the finest buckets a window's age allows (``query``).
 """
 
 from __future__ import annotations
@@ -20,11 +20,10 @@ from typing import Any
 from shared.containers import ROLLUPS
 from shared.domain.models import Document
 from shared.ports import Conflict, Filter, Query
-from shared.services.analytics import histogram
+from shared.services.analytics import histogram, retention
 from shared.services.analytics.rollup import MAX_VALUES, OTHER
 from shared.services.deps import Deps
 
-DAY_TTL = 396 * 86_400
 PARTS = ("counts", "usage", "by", "tags", "latency", "latency_by", "cohort")
 
 
@@ -109,13 +108,14 @@ async def compact_day(deps: Deps, tenant_id: str, day: date) -> bool:
     hours = await _kind(deps, tenant_id, "hour", f"{text}T00", f"{text}T24")
     if not hours:
         return False
+    kept = await retention.of(deps, tenant_id)
     doc = {
         "id": day_id(tenant_id, text),
         "tenant_id": tenant_id,
         "partition": text,
         "kind": "day",
         "hour": f"{text}T00",
-        "ttl": DAY_TTL,
+        "ttl": kept.ttl("day"),
         **merged(hours),
     }
     await _write(deps, doc)
@@ -137,6 +137,9 @@ async def compact_month(deps: Deps, tenant_id: str, month: str) -> bool:
         "hour": f"{month}-01T00",
         **merged(days),
     }
+    ttl = (await retention.of(deps, tenant_id)).ttl("month")
+    if ttl is not None:
+        doc["ttl"] = ttl
     await _write(deps, doc)
     return True
 

@@ -16,7 +16,7 @@ import orjson
 
 from shared import telemetry
 from shared.domain.facts import Fact, fact_from_event
-from shared.services.analytics import metrics, rollup, thresholds
+from shared.services.analytics import metrics, retention, rollup, thresholds
 from shared.services.deps import Deps
 from shared.services.events import facts_out
 
@@ -54,8 +54,11 @@ async def count(deps: Deps, bodies: Sequence[bytes]) -> rollup.Applied:
     """Count a batch of events; raises (the batch is redelivered) only when the store
     fails, and then counts nothing twice on the redelivery."""
     found, _ = facts(bodies)
+    ttls = {}
+    for tenant_id in {f.tenant_id for f in found}:
+        ttls[tenant_id] = (await retention.of(deps, tenant_id)).hour_days * 86_400
     with telemetry.span("analytics.count", events=len(bodies)):
-        applied = await rollup.apply(deps.store, found)
+        applied = await rollup.apply(deps.store, found, ttls)
     metrics.record(applied.facts)
     if applied.facts:
         try:

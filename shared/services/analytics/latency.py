@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from shared.domain.facts import LATENCIES
-from shared.services.analytics import histogram
+from shared.services.analytics import histogram, retention
 from shared.services.analytics.query import buckets, invalid, selection, window
 from shared.services.analytics.rollup import LATENCY_BY
 from shared.services.deps import Deps
@@ -42,7 +42,8 @@ async def latency(
 ) -> dict[str, Any]:
     """Percentiles (±5 %: the histograms' bins) and the exact share within each of
     ``histogram.THRESHOLDS`` seconds, per group, over the window."""
-    span = window(deps.clock.now(), start, end, "hour", "UTC")
+    kept = await retention.of(deps, tenant_id)
+    span = window(deps.clock.now(), start, end, "hour", "UTC", kept)
     if metric not in METRICS:
         invalid("metric", f"one of {', '.join(METRICS)}", "Unknown latency metric")
     grouped = group_by is not None

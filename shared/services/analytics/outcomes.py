@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from shared.services.analytics import retention
 from shared.services.analytics.query import buckets, series, window
 from shared.services.deps import Deps
 
@@ -24,7 +25,8 @@ async def outcomes(
     """What became of the messages accepted in each interval, as each hour's
     reconciliation found it (``reconcile.cohort_of``); hours not reconciled yet
     (the open ones) are listed in ``unreconciled``."""
-    span = window(deps.clock.now(), start, end, interval, tz)
+    kept = await retention.of(deps, tenant_id)
+    span = window(deps.clock.now(), start, end, interval, tz, kept)
     found = await buckets(deps, tenant_id, span)
     cohorts = [{"hour": b["hour"], "counts": b["cohort"]} for b in found if b.get("cohort")]
     result = series(cohorts, span, None, (), COHORT, grouped=False)

@@ -21,21 +21,16 @@ from shared.domain.errors import FieldError, ValidationFailed
 from shared.domain.facts import DIMENSIONS, TRANSITIONS
 from shared.domain.models import Document
 from shared.ports import Filter, Query
+from shared.services.analytics import retention
+from shared.services.analytics.retention import DEFAULT, Retention
 from shared.services.deps import Deps
 
 INTERVALS = ("hour", "day", "week", "month")
-RETENTION_DAYS = {
-    "hour": (90, "hour"),
-    "day": (396, "day"),
-    "week": (396, "day"),
-    "month": (3650, "month"),
-}
-"""How far back each interval reaches, and the buckets it is then read from: hours
-are kept 90 days, days 13 months, months until the tenant is deleted (the window
-of a month query is bounded at ten years)."""
 GROUPS = (*DIMENSIONS, "tag")
-METRICS = (*TRANSITIONS, "segments")
-"""The transitions, and ``segments`` (SMS segments sent; not per dimension value)."""
+METRICS = (*TRANSITIONS, "segments", "cost_usd")
+"""The transitions, ``segments`` (SMS segments sent; not per dimension value) and
+``cost_usd`` (accepted x OCM_COST_PER_MILLION_USD: docs/cost.md's model, an estimate);
+a query without ``metrics`` asks for the transitions."""
 PAGE = 1000
 
 
@@ -47,6 +42,8 @@ class Window:
     """UTC, on the hour, exclusive."""
     interval: str
     tz: ZoneInfo
+    kept: Retention = DEFAULT
+    """The tenant's retention: how far back each kind of bucket reaches."""
 
     def hours(self) -> Iterator[datetime]:
         at = self.start
@@ -74,10 +71,15 @@ def invalid(field: str, detail: str, message: str, code: str = "VALIDATION_FAILE
 
 
 def window(
-    now: datetime, start: datetime | None, end: datetime | None, interval: str, tz: str
+    now: datetime,
+    start: datetime | None,
+    end: datetime | None,
+    interval: str,
+    tz: str,
+    kept: Retention = DEFAULT,
 ) -> Window:
     """The query's window, checked: no further back than its interval's buckets are
-    kept (``RETENTION_DAYS``; 422 with the allowed window beyond), ``from`` before
+    kept (the tenant's ``Retention``; 422 with the allowed window beyond), ``from`` before
     ``to`` (default: the last 24 hours)."""
     try:
         zone = ZoneInfo(tz)
@@ -91,17 +93,17 @@ def window(
     last = _floor_hour(end) + (timedelta(hours=1) if end != _floor_hour(end) else timedelta())
     if first >= last:
         invalid("from", "must be before to", "The window is empty")
-    kept, finest = RETENTION_DAYS[interval]
-    allowed = _floor_hour(now - timedelta(days=kept))
+    days, finest = kept.reach(interval)
+    allowed = _floor_hour(now - timedelta(days=days))
     if first < allowed:
         invalid(
             "from",
-            f"at or after {allowed.isoformat()} ({finest} buckets are kept {kept} days; "
+            f"at or after {allowed.isoformat()} ({finest} buckets are kept {days} days; "
             "a coarser interval reaches further)",
             "The window reaches past what analytics keeps",
             code="ANALYTICS_BEYOND_RETENTION",
         )
-    return Window(first, last, interval, zone)
+    return Window(first, last, interval, zone, kept)
 
 
 def _aware(at: datetime, zone: ZoneInfo) -> datetime:
@@ -137,7 +139,7 @@ def selection(
 
 def metric_names(metrics: str | None) -> tuple[str, ...]:
     if not metrics:
-        return METRICS
+        return TRANSITIONS
     names = tuple(dict.fromkeys(m.strip() for m in metrics.split(",") if m.strip()))
     unknown = [m for m in names if m not in METRICS]
     if unknown or not names:
@@ -163,7 +165,7 @@ async def buckets(deps: Deps, tenant_id: str, span: Window) -> list[Document]:
             else (start + timedelta(days=1))
         )
         days = {(start + timedelta(days=d)).date().isoformat() for d in range((end - start).days)}
-        hours_kept = start >= deps.clock.now() - timedelta(days=RETENTION_DAYS["hour"][0] - 1)
+        hours_kept = start >= deps.clock.now() - timedelta(days=span.kept.hour_days - 1)
         if span.start <= start and end <= span.end and not days & whole and (utc or not hours_kept):
             chosen.append(bucket)
             whole |= days
@@ -267,16 +269,25 @@ async def messages(
     filter_: str | None = None,
     metrics: str | None = None,
 ) -> dict[str, Any]:
-    span = window(deps.clock.now(), start, end, interval, tz)
+    span = window(deps.clock.now(), start, end, interval, tz, await retention.of(deps, tenant_id))
     names = metric_names(metrics)
     dimension, kept = selection(group_by, filter_, GROUPS)
     if dimension is not None and "segments" in names:
-        if metrics:
-            invalid(
-                "metrics",
-                "segments is counted per bucket, not per value of a dimension",
-                "segments cannot be grouped or filtered",
-            )
-        names = tuple(n for n in names if n != "segments")
+        invalid(
+            "metrics",
+            "segments is counted per bucket, not per value of a dimension",
+            "segments cannot be grouped or filtered",
+        )
     found = await buckets(deps, tenant_id, span)
-    return series(found, span, dimension, kept, names, grouped=group_by is not None)
+    if "cost_usd" not in names:
+        return series(found, span, dimension, kept, names, grouped=group_by is not None)
+    read = tuple(dict.fromkeys(n for n in (*names, "accepted") if n != "cost_usd"))
+    result = series(found, span, dimension, kept, read, grouped=group_by is not None)
+    rate = deps.settings.OCM_COST_PER_MILLION_USD / 1e6
+    for line in result["series"]:
+        for counts in (*line["points"], line["totals"]):
+            counts["cost_usd"] = round(counts["accepted"] * rate, 6)
+            if "accepted" not in names:
+                del counts["accepted"]
+    result["metrics"] = list(names)
+    return result

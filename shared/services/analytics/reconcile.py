@@ -41,7 +41,7 @@ from shared.ports import (
     Query,
     Write,
 )
-from shared.services.analytics import compact, rollup
+from shared.services.analytics import compact, retention, rollup
 from shared.services.deps import Deps
 from shared.services.events.publish import publish_platform_event
 
@@ -203,15 +203,15 @@ async def reconcile_hour(deps: Deps, tenant_id: str, hour: datetime) -> int:
         stored = await deps.store.read(ROLLUPS, tenant_id, bucket_id)
         facts, accepted = await true_facts(deps, tenant_id, hour)
         true = rollup.new_bucket(tenant_id, day, hour_text(hour))
-        for fact in facts:
-            rollup.count(true, fact)
+        true["ttl"] = (await retention.of(deps, tenant_id)).hour_days * 86_400
+        rollup.count_all(true, facts)
         drift = drift_of(stored, true)
         if accepted:
             true["cohort"] = cohort_of(accepted, deps.clock.now())
         if not drift:
             if stored is None or not accepted:
                 return 0
-            true = {**stored, "cohort": true["cohort"]}  # the counts were right
+            true = {**stored, "cohort": true["cohort"], "ttl": true["ttl"]}  # counts right
         else:
             await _mark(deps, facts)
         try:

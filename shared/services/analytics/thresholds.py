@@ -35,9 +35,9 @@ MAX_THRESHOLDS = 20
 class Threshold(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    metric: Literal["accepted", "sent", "delivered", "failed", "segments"]
+    metric: Literal["accepted", "sent", "delivered", "failed", "segments", "cost_usd"]
     period: Literal["day", "month"]
-    limit: int = Field(ge=1, le=10**12)
+    limit: float = Field(gt=0, le=10**12, description="A count, or USD for cost_usd")
 
     @property
     def key(self) -> str:
@@ -77,18 +77,18 @@ def period_start(now: datetime, period: str) -> datetime:
     return day if period == "day" else day.replace(day=1)
 
 
-async def _reached(deps: Deps, tenant_id: str, threshold: Threshold, now: datetime) -> int | None:
+async def _reached(deps: Deps, tenant_id: str, threshold: Threshold, now: datetime) -> float | None:
     start = period_start(now, threshold.period)
     interval = "day" if threshold.period == "day" else "month"
     found = await query.messages(
         deps, tenant_id, start=start, end=now, interval=interval, metrics=threshold.metric
     )
-    value = sum(int(line["totals"].get(threshold.metric, 0)) for line in found["series"])
+    value = sum(line["totals"].get(threshold.metric, 0) for line in found["series"])
     return value if value >= threshold.limit else None
 
 
 async def _announce(
-    deps: Deps, tenant_id: str, threshold: Threshold, now: datetime, value: int
+    deps: Deps, tenant_id: str, threshold: Threshold, now: datetime, value: float
 ) -> bool:
     """Publish the event unless its period's mark exists, then mark: a crash between
     the two publishes again under the same event id (duplicate detection drops it)."""

@@ -83,14 +83,15 @@ async def _publish(deps: Deps, docs: Sequence[MessageDocument]) -> None:
             properties = publish.route(deps, tenant_id, entry["type"], webhooks[tenant_id])
             if properties is None:
                 continue
-            event = event_payload(doc, entry)
             if entry["type"] in TRANSITION_OF:
                 fields = fields or event_fields(doc)
+            if entry["id"] not in pending:  # analytics' alone: gathered, in its short form
+                gathered.append(facts_out.record(doc, entry, fields or {}))
+                continue
+            event = event_payload(doc, entry)
+            if fields is not None and entry["type"] in TRANSITION_OF:
                 event[ANALYTICS] = fields
-            if entry["id"] in pending:
-                events.append(publish.message(event, properties))
-            else:
-                gathered.append(event)
+            events.append(publish.message(event, properties))
     await publish.send(deps, events)
     await facts_out.add(deps, gathered)
 
