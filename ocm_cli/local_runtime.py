@@ -35,6 +35,10 @@ CONCURRENCY = 16
 """Messages handled at once per trigger, as host.json's maxConcurrentCalls."""
 BATCH = 256
 """Messages a batch trigger is given at once at most (host.json maxMessageBatchSize)."""
+BATCH_WAIT = 1.0
+"""After a batch that was not full, a batch trigger waits this long for more (the
+Functions host's maxBatchWaitTime, ~1 s): analytics then counts more facts per
+transaction, off the sending path's CPU, and stays well within its 5 s freshness."""
 IDLE_WAIT = 1.0
 SHUTDOWN_GRACE = 10.0
 HTTP_FIRST_MAX_WAIT = 0.2
@@ -131,6 +135,9 @@ class LocalRuntime:
                 return
             if trigger.many:
                 await self._handle_batch(trigger, batch)
+                if len(batch) < BATCH:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self.stopping.wait(), timeout=BATCH_WAIT)
                 continue
             # A batch finishes together: a message accepted meanwhile waits for the
             # slowest of it, so keep handlers short (they never call out for long).

@@ -14,6 +14,7 @@ never count differently: an event carries the fields ``event_fields`` gives it.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -139,8 +140,10 @@ def _cheap_dimensions(doc: Mapping[str, Any], channel_type: str | None) -> dict[
     return {k: str(v) for k, v in found.items() if v not in (None, "")}
 
 
+@functools.lru_cache(maxsize=65_536)
 def country_of(address: str | None) -> str | None:
-    """ISO 3166 alpha-2 of an E.164 number (None for anything else)."""
+    """ISO 3166 alpha-2 of an E.164 number (None for anything else). Cached: parsing
+    costs ~20 µs, and a tenant's numbers repeat (its users, its own numbers)."""
     if not address or not address.startswith("+"):
         return None
     try:
