@@ -227,6 +227,13 @@ async def serve(app: FunctionRegister, asgi: Any, deps: Deps, *, host: str, port
     message being handled is abandoned or redelivered after its lock expires.
     """
     runtime = LocalRuntime(app, deps)
+    side = None
+    batch_triggers = tuple(t.name for t in runtime.triggers if t.many)
+    if batch_triggers and deps.settings.OCM_BACKEND == "embedded":
+        from ocm_cli import apart
+
+        runtime.triggers = [t for t in runtime.triggers if not t.many]
+        side = apart.start(deps.settings, batch_triggers)
     _tune_garbage_collection()
     config = uvicorn.Config(
         runtime.counting(asgi),
@@ -258,3 +265,7 @@ async def serve(app: FunctionRegister, asgi: Any, deps: Deps, *, host: str, port
     finally:
         runtime.stopping.set()
         await consumers
+        if side is not None:
+            from ocm_cli import apart
+
+            await asyncio.to_thread(apart.stop, side)

@@ -207,3 +207,27 @@ def test_a_saved_report_is_run_by_name_as_json_and_csv(server: Server) -> None:
     assert other.get(f"/api/v1/analytics/reports/{report['id']}").status_code == 404
     assert client.request("DELETE", f"/api/v1/analytics/reports/{report['id']}").status_code == 204
     assert client.get(f"/api/v1/analytics/reports/{report['id']}").status_code == 404
+
+
+def test_the_batch_triggers_run_in_a_process_of_their_own_that_stops_with_serve(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    import os
+    import re
+
+    servers = serving(tmp_path_factory, "apart")
+    srv = next(servers)
+    client = srv.tenant("apart")
+    client.channel("sandbox")
+    wait_for_counts(client, truth(client, [client.send()["id"]]))  # counted over there
+    found = re.search(r"batch triggers \(count_events\) run in process (\d+)", srv.log())
+    assert found, srv.log()
+    child = int(found.group(1))
+    assert child != srv.process.pid if srv.process else False
+    os.kill(child, 0)  # alive
+    assert srv.stop() == 0
+    with pytest.raises(ProcessLookupError):
+        for _ in range(50):
+            os.kill(child, 0)
+            time.sleep(0.1)
+    next(servers, None)
