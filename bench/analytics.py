@@ -123,16 +123,7 @@ async def build_year(data_dir: Path, messages: int, now: datetime) -> tuple[str,
         await deps.store.create_many(ROLLUPS, [b for b in hours.values() if b["hour"] >= kept_from])
         days = []
         for day, parts in sorted(by_day.items()):
-            days.append(
-                {
-                    "id": compact.day_id(tenant, day),
-                    "tenant_id": tenant,
-                    "partition": day,
-                    "kind": "day",
-                    "hour": f"{day}T00",
-                    **compact.merged(parts),
-                }
-            )
+            days.append(compact.day_bucket(tenant, day, parts))
         await deps.store.create_many(ROLLUPS, days)
         months: dict[str, list[dict[str, Any]]] = {}
         for day in days[:-1]:
@@ -141,14 +132,7 @@ async def build_year(data_dir: Path, messages: int, now: datetime) -> tuple[str,
         await deps.store.create_many(
             ROLLUPS,
             [
-                {
-                    "id": compact.month_id(tenant, month),
-                    "tenant_id": tenant,
-                    "partition": f"{month}-01",
-                    "kind": "month",
-                    "hour": f"{month}-01T00",
-                    **compact.merged(parts),
-                }
+                compact.month_bucket(tenant, month, parts)
                 for month, parts in months.items()
                 if month != this_month
             ],

@@ -45,6 +45,29 @@ def _wants_csv(request: Request) -> bool:
     return "text/csv" in (request.headers.get("accept") or "")
 
 
+def _rows(kind: str, result: dict[str, Any]) -> list[list[Any]]:
+    """A query's answer as CSV rows: one per point (``messages``, ``outcomes``) or per
+    group (``latency``), the header first."""
+    if kind == "latency":
+        within = [str(s) for s in THRESHOLDS]
+        percentiles = [f"p{p}" for p in latencies.PERCENTILES]
+        rows: list[list[Any]] = [
+            ["group", "count", "mean", *percentiles, *(f"within_{s}s" for s in within)]
+        ]
+        for g in result["groups"]:
+            shares = [g["within"][s] for s in within]
+            rows.append([g["group"], g["count"], g["mean"], *(g[p] for p in percentiles), *shares])
+        return rows
+    names = result["metrics"]
+    if kind == "outcomes":  # one series: no group column
+        (line,) = result["series"]
+        return [["start", *names], *([p["start"], *(p[m] for m in names)] for p in line["points"])]
+    rows = [["start", "group", *names]]
+    for line in result["series"]:
+        rows.extend([p["start"], line["group"], *(p[m] for m in names)] for p in line["points"])
+    return rows
+
+
 def _csv(rows: Iterable[list[Any]], name: str) -> StreamingResponse:
     def lines() -> Iterator[str]:
         out = io.StringIO()
@@ -94,11 +117,7 @@ async def message_counts(
     )
     if not _wants_csv(request):
         return JsonResponse(result)
-    names = result["metrics"]
-    rows: list[list[Any]] = [["start", "group", *names]]
-    for line in result["series"]:
-        rows.extend([p["start"], line["group"], *(p[m] for m in names)] for p in line["points"])
-    return _csv(rows, "messages")
+    return _csv(_rows("messages", result), "messages")
 
 
 @router.get(
@@ -124,12 +143,7 @@ async def outcomes(
     )
     if not _wants_csv(request):
         return JsonResponse(result)
-    names = result["metrics"]
-    (line,) = result["series"]
-    return _csv(
-        [["start", *names], *([p["start"], *(p[m] for m in names)] for p in line["points"])],
-        "outcomes",
-    )
+    return _csv(_rows("outcomes", result), "outcomes")
 
 
 @router.get(
@@ -161,15 +175,7 @@ async def latency(
     )
     if not _wants_csv(request):
         return JsonResponse(result)
-    within = [str(s) for s in THRESHOLDS]
-    percentiles = [f"p{p}" for p in latencies.PERCENTILES]
-    rows: list[list[Any]] = [
-        ["group", "count", "mean", *percentiles, *(f"within_{s}s" for s in within)]
-    ]
-    for g in result["groups"]:
-        shares = [g["within"][s] for s in within]
-        rows.append([g["group"], g["count"], g["mean"], *(g[p] for p in percentiles), *shares])
-    return _csv(rows, "latency")
+    return _csv(_rows("latency", result), "latency")
 
 
 Manager = Annotated[Caller, scoped("manage:analytics")]
@@ -213,18 +219,7 @@ async def run_report(request: Request, report_id: str, caller: Reader) -> Any:
     result = await reports.run_report(caller.deps, caller.tenant_id, spec)
     if not _wants_csv(request):
         return JsonResponse({**result, "report": reports.public(doc)})
-    if spec.kind == "latency":
-        rows: list[list[Any]] = [["group", "count", "mean", "p50", "p90", "p95", "p99"]]
-        rows.extend(
-            [g["group"], g["count"], g["mean"], g["p50"], g["p90"], g["p95"], g["p99"]]
-            for g in result["groups"]
-        )
-    else:
-        names = result["metrics"]
-        rows = [["start", "group", *names]]
-        for line in result["series"]:
-            rows.extend([p["start"], line["group"], *(p[m] for m in names)] for p in line["points"])
-    return _csv(rows, spec.name.replace(" ", "_"))
+    return _csv(_rows(spec.kind, result), spec.name.replace(" ", "_"))
 
 
 @router.delete(

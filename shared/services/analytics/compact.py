@@ -19,7 +19,7 @@ from typing import Any
 
 from shared.containers import ROLLUPS
 from shared.domain.models import Document
-from shared.ports import Conflict, Filter, Query
+from shared.ports import Filter, Query
 from shared.services.analytics import histogram, retention
 from shared.services.analytics.rollup import MAX_VALUES, OTHER
 from shared.services.deps import Deps
@@ -95,11 +95,28 @@ async def _kind(deps: Deps, tenant_id: str, kind: str, first: str, end: str) -> 
     return page.items
 
 
-async def _write(deps: Deps, doc: Document) -> None:
-    try:
-        await deps.store.create(ROLLUPS, doc)
-    except Conflict:  # compacted before (a run that stopped before its state mark)
-        await deps.store.upsert(ROLLUPS, doc)
+def day_bucket(tenant_id: str, day: str, hours: Iterable[Mapping[str, Any]]) -> Document:
+    """The day bucket of ``day`` (``2026-12-07``) made of its hour buckets."""
+    return {
+        "id": day_id(tenant_id, day),
+        "tenant_id": tenant_id,
+        "partition": day,
+        "kind": "day",
+        "hour": f"{day}T00",
+        **merged(hours),
+    }
+
+
+def month_bucket(tenant_id: str, month: str, days: Iterable[Mapping[str, Any]]) -> Document:
+    """The month bucket of ``month`` (``2026-12``) made of its day buckets."""
+    return {
+        "id": month_id(tenant_id, month),
+        "tenant_id": tenant_id,
+        "partition": f"{month}-01",
+        "kind": "month",
+        "hour": f"{month}-01T00",
+        **merged(days),
+    }
 
 
 async def compact_day(deps: Deps, tenant_id: str, day: date) -> bool:
@@ -108,17 +125,10 @@ async def compact_day(deps: Deps, tenant_id: str, day: date) -> bool:
     hours = await _kind(deps, tenant_id, "hour", f"{text}T00", f"{text}T24")
     if not hours:
         return False
-    kept = await retention.of(deps, tenant_id)
-    doc = {
-        "id": day_id(tenant_id, text),
-        "tenant_id": tenant_id,
-        "partition": text,
-        "kind": "day",
-        "hour": f"{text}T00",
-        "ttl": kept.ttl("day"),
-        **merged(hours),
-    }
-    await _write(deps, doc)
+    doc = day_bucket(tenant_id, text, hours)
+    doc["ttl"] = (await retention.of(deps, tenant_id)).ttl("day")
+    # An upsert: a run that stopped before its state mark compacts the day again.
+    await deps.store.upsert(ROLLUPS, doc)
     return True
 
 
@@ -129,18 +139,11 @@ async def compact_month(deps: Deps, tenant_id: str, month: str) -> bool:
     days = await _kind(deps, tenant_id, "day", f"{month}-01T00", f"{following.isoformat()}T00")
     if not days:
         return False
-    doc = {
-        "id": month_id(tenant_id, month),
-        "tenant_id": tenant_id,
-        "partition": f"{month}-01",
-        "kind": "month",
-        "hour": f"{month}-01T00",
-        **merged(days),
-    }
+    doc = month_bucket(tenant_id, month, days)
     ttl = (await retention.of(deps, tenant_id)).ttl("month")
     if ttl is not None:
         doc["ttl"] = ttl
-    await _write(deps, doc)
+    await deps.store.upsert(ROLLUPS, doc)
     return True
 
 

@@ -173,8 +173,8 @@ async def _mark(deps: Deps, facts: Sequence[Fact]) -> None:
     for start in range(0, len(facts), MAX_TRANSACTION_WRITES):
         chunk = facts[start : start + MAX_TRANSACTION_WRITES]
         for _ in range(TRIES):
-            seen = await _marked(deps, chunk)
-            missing = [f for f in chunk if rollup.marker_id(f) not in seen]
+            seen = await rollup.already_counted(deps.store, chunk)
+            missing = [f for f in chunk if f.key not in seen]
             if not missing:
                 break
             writes = [Write("create", rollup.marker(f)) for f in missing]
@@ -184,15 +184,6 @@ async def _mark(deps: Deps, facts: Sequence[Fact]) -> None:
             except BatchFailed as failed:
                 if not isinstance(failed.cause, Conflict):
                     raise  # a marker made meanwhile (a consumer): look again
-
-
-async def _marked(deps: Deps, facts: Sequence[Fact]) -> set[str]:
-    ids = [rollup.marker_id(f) for f in facts]
-    page = await deps.store.query(
-        ROLLUPS,
-        Query(facts[0].tenant_id, where=(Filter("id", "in", ids),), limit=len(ids)),
-    )
-    return {d["id"] for d in page.items}
 
 
 async def reconcile_hour(deps: Deps, tenant_id: str, hour: datetime) -> int:

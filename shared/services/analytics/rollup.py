@@ -197,7 +197,7 @@ async def _apply_partition(
             if failed.index < len(chunk) and isinstance(failed.cause, Conflict):
                 # A marker exists: that fact was counted already. Look up which of the
                 # chunk's were (one query), drop those, and try the rest again.
-                seen = await _counted(store, tenant_id, chunk) | {chunk[failed.index].key}
+                seen = await already_counted(store, chunk) | {chunk[failed.index].key}
                 before = len(pending)
                 pending = [f for f in pending if f.key not in seen]
                 duplicates += before - len(pending)
@@ -212,11 +212,11 @@ async def _apply_partition(
     return Applied(len(counted), duplicates, tuple(counted))
 
 
-async def _counted(store: DocumentStore, tenant_id: str, chunk: Sequence[Fact]) -> set[str]:
-    """The keys of the chunk's facts whose markers exist."""
+async def already_counted(store: DocumentStore, chunk: Sequence[Fact]) -> set[str]:
+    """The keys of the chunk's facts (one tenant's, at most 100) whose markers exist."""
     ids = [marker_id(f) for f in chunk]
     page = await store.query(
-        ROLLUPS, Query(scope=tenant_id, where=(Filter("id", "in", ids),), limit=len(ids))
+        ROLLUPS, Query(scope=chunk[0].tenant_id, where=(Filter("id", "in", ids),), limit=len(ids))
     )
     return {doc["id"].split("|", 3)[3] for doc in page.items}
 

@@ -77,14 +77,23 @@ def period_start(now: datetime, period: str) -> datetime:
     return day if period == "day" else day.replace(day=1)
 
 
-async def _reached(deps: Deps, tenant_id: str, threshold: Threshold, now: datetime) -> float | None:
-    start = period_start(now, threshold.period)
-    interval = "day" if threshold.period == "day" else "month"
+async def _totals(
+    deps: Deps, tenant_id: str, period: str, metrics: Iterable[str], now: datetime
+) -> dict[str, float]:
+    """The current period's figure of each metric (one query for all of them)."""
     found = await query.messages(
-        deps, tenant_id, start=start, end=now, interval=interval, metrics=threshold.metric
+        deps,
+        tenant_id,
+        start=period_start(now, period),
+        end=now,
+        interval=period,
+        metrics=",".join(dict.fromkeys(metrics)),
     )
-    value = sum(line["totals"].get(threshold.metric, 0) for line in found["series"])
-    return value if value >= threshold.limit else None
+    totals: dict[str, float] = {}
+    for line in found["series"]:
+        for metric, value in line["totals"].items():
+            totals[metric] = totals.get(metric, 0) + value
+    return totals
 
 
 async def _announce(
@@ -130,9 +139,14 @@ async def check(deps: Deps, tenants: Iterable[str]) -> int:
             return {"thresholds": [t.model_dump() for t in (await get(deps, tenant)).thresholds]}
 
         cached = await deps.lookups.get(("thresholds", tenant_id), load)
-        for raw in (cached or {}).get("thresholds") or []:
-            threshold = Threshold.model_validate(raw)
-            value = await _reached(deps, tenant_id, threshold, now)
-            if value is not None and await _announce(deps, tenant_id, threshold, now, value):
-                announced += 1
+        wanted = [Threshold.model_validate(raw) for raw in (cached or {}).get("thresholds") or []]
+        for period in {t.period for t in wanted}:
+            of_period = [t for t in wanted if t.period == period]
+            totals = await _totals(deps, tenant_id, period, (t.metric for t in of_period), now)
+            for threshold in of_period:
+                value = totals.get(threshold.metric, 0)
+                if value >= threshold.limit and await _announce(
+                    deps, tenant_id, threshold, now, value
+                ):
+                    announced += 1
     return announced
