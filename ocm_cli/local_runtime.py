@@ -24,6 +24,7 @@ from azure.functions.decorators.function_app import FunctionRegister
 from azure.functions.timer import TimerRequest
 from croniter import croniter
 
+from ocm_cli import apart
 from ocm_cli.http_protocol import bounded_protocol
 from ocm_cli.triggers import Trigger, call, discover, to_functions_message
 from shared.ports import Queue, ReceivedMessage
@@ -230,8 +231,6 @@ async def serve(app: FunctionRegister, asgi: Any, deps: Deps, *, host: str, port
     side = None
     batch_triggers = tuple(t.name for t in runtime.triggers if t.many)
     if batch_triggers and deps.settings.OCM_BACKEND == "embedded":
-        from ocm_cli import apart
-
         runtime.triggers = [t for t in runtime.triggers if not t.many]
         side = apart.start(deps.settings, batch_triggers)
     _tune_garbage_collection()
@@ -266,6 +265,4 @@ async def serve(app: FunctionRegister, asgi: Any, deps: Deps, *, host: str, port
         runtime.stopping.set()
         await consumers
         if side is not None:
-            from ocm_cli import apart
-
             await asyncio.to_thread(apart.stop, side)

@@ -97,25 +97,25 @@ async def _kind(deps: Deps, tenant_id: str, kind: str, first: str, end: str) -> 
 
 def day_bucket(tenant_id: str, day: str, hours: Iterable[Mapping[str, Any]]) -> Document:
     """The day bucket of ``day`` (``2026-12-07``) made of its hour buckets."""
-    return {
-        "id": day_id(tenant_id, day),
-        "tenant_id": tenant_id,
-        "partition": day,
-        "kind": "day",
-        "hour": f"{day}T00",
-        **merged(hours),
-    }
+    return _bucket(day_id(tenant_id, day), tenant_id, "day", day, hours)
 
 
 def month_bucket(tenant_id: str, month: str, days: Iterable[Mapping[str, Any]]) -> Document:
     """The month bucket of ``month`` (``2026-12``) made of its day buckets."""
+    return _bucket(month_id(tenant_id, month), tenant_id, "month", f"{month}-01", days)
+
+
+def _bucket(
+    doc_id: str, tenant_id: str, kind: str, first_day: str, parts: Iterable[Mapping[str, Any]]
+) -> Document:
+    """A bucket of ``kind`` starting on ``first_day`` (its partition), ``parts`` merged."""
     return {
-        "id": month_id(tenant_id, month),
+        "id": doc_id,
         "tenant_id": tenant_id,
-        "partition": f"{month}-01",
-        "kind": "month",
-        "hour": f"{month}-01T00",
-        **merged(days),
+        "partition": first_day,
+        "kind": kind,
+        "hour": f"{first_day}T00",
+        **merged(parts),
     }
 
 
